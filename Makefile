@@ -1,0 +1,35 @@
+# The two commands: `make run` (set up + start the app) and `make test` (set up + lint + every test).
+# Without make, run the same steps by hand: see README.md, "Without make".
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint browser bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/galaxy-lab serve
+
+browser:
+	bash scripts/ensure-chromium.sh
+
+lint: install
+	$(BIN)/ruff check .
+
+test: install browser lint
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python benchmarks/bench_data.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

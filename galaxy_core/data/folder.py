@@ -1,0 +1,198 @@
+"""A folder of class subfolders, with or without train/ val/ test/ split folders above them.
+
+    root/<class>/<image>             split here with a seed, stratified by class
+    root/<split>/<class>/<image>     the split folders are used; a missing val/ or test/ is carved from train/
+
+Files that cannot be used are skipped and reported by name with the reason; a dataset that has no
+images, fewer than two classes, or a class without images is an error that says which.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from galaxy_core.data.cache import cached_dataset
+from galaxy_core.data.dataset import (
+    SPLIT_NAMES,
+    Dataset,
+    DatasetError,
+    ProgressCallback,
+    SkippedFile,
+    Split,
+    stratified_split,
+)
+from galaxy_core.data.images import SUPPORTED_EXTENSIONS, ImageDecodeError, PreprocessOptions, load_image_file
+
+SPLIT_FOLDER_NAMES = {
+    "train": {"train", "training"},
+    "val": {"val", "valid", "validation"},
+    "test": {"test", "testing"},
+}
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    relative_path: str
+    split: str | None  # None: the folder has no split folders
+    label: int
+
+
+def _visible_subdirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _split_folders(root: Path) -> dict[str, Path]:
+    found = {}
+    for folder in _visible_subdirs(root):
+        for split, names in SPLIT_FOLDER_NAMES.items():
+            if folder.name.lower() in names:
+                if split in found:
+                    raise DatasetError(f"{root} has two folders for the {split} split: {found[split].name}, {folder.name}")
+                found[split] = folder
+    return found
+
+
+def _scan(root: Path) -> tuple[tuple[str, ...], list[_Candidate], list[SkippedFile], str]:
+    """Class names, image candidates, files skipped for their type, and a signature of the listing."""
+    if not root.exists():
+        raise DatasetError(f"dataset folder {root} does not exist")
+    if not root.is_dir():
+        raise DatasetError(f"{root} is a file; a folder dataset needs a folder of class folders")
+    split_folders = _split_folders(root)
+    if split_folders and "train" not in split_folders:
+        raise DatasetError(f"{root} has {sorted(split_folders)} split folders but no train/ folder")
+    top_folders = {split: folder for split, folder in split_folders.items()} or {None: root}
+    class_source = top_folders.get("train", root)
+    class_names = tuple(p.name for p in _visible_subdirs(class_source))
+    if len(class_names) < 2:
+        raise DatasetError(
+            f"{class_source} must hold one folder per class (at least 2); found {list(class_names) or 'none'}"
+        )
+    candidates: list[_Candidate] = []
+    skipped: list[SkippedFile] = []
+    signature = hashlib.sha256()
+    for split, top in top_folders.items():
+        for class_folder in _visible_subdirs(top):
+            if class_folder.name not in class_names:
+                raise DatasetError(
+                    f"{class_folder} is a class that {class_source} does not have; classes: {list(class_names)}"
+                )
+            label = class_names.index(class_folder.name)
+            with os.scandir(class_folder) as entries:
+                for entry in sorted(entries, key=lambda e: e.name):
+                    if entry.name.startswith(".") or not entry.is_file():
+                        continue
+                    relative = Path(entry.path).relative_to(root).as_posix()
+                    stat = entry.stat()
+                    signature.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+                    if Path(entry.name).suffix.lower() in SUPPORTED_EXTENSIONS:
+                        candidates.append(_Candidate(relative, split, label))
+                    else:
+                        skipped.append(SkippedFile(relative, "not a supported image type (jpg, jpeg, png, tif, bmp)"))
+    if not candidates:
+        raise DatasetError(f"no images (jpg, jpeg, png, tif, bmp) found in the class folders of {root}")
+    return class_names, candidates, skipped, signature.hexdigest()
+
+
+def _decode_all(
+    root: Path, candidates: list[_Candidate], options: PreprocessOptions, progress: ProgressCallback | None
+) -> tuple[list, list[SkippedFile]]:
+    """Decode in threads (PIL releases the GIL while decoding and resizing): (results, failures)."""
+
+    def decode(candidate: _Candidate):
+        try:
+            return load_image_file(root / candidate.relative_path, options)
+        except ImageDecodeError as error:
+            return SkippedFile(candidate.relative_path, str(error))
+
+    results, failures = [], []
+    total = len(candidates)
+    step = max(1, total // 50)
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
+        for done, result in enumerate(pool.map(decode, candidates, chunksize=32), start=1):
+            if isinstance(result, SkippedFile):
+                failures.append(result)
+                results.append(None)
+            else:
+                results.append(result)
+            if progress and (done % step == 0 or done == total):
+                progress(done, total, f"decoding {root.name}: {done:,}/{total:,} images")
+    return results, failures
+
+
+def _build(
+    root: Path,
+    class_names: tuple[str, ...],
+    candidates: list[_Candidate],
+    skipped: list[SkippedFile],
+    options: PreprocessOptions,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    progress: ProgressCallback | None,
+) -> Dataset:
+    results, failures = _decode_all(root, candidates, options, progress)
+    kept = [(c, r) for c, r in zip(candidates, results, strict=True) if r is not None]
+    if not kept:
+        raise DatasetError(f"none of the {len(candidates)} image files in {root} could be read")
+    images = np.stack([r[0] for _, r in kept])
+    labels = np.array([c.label for c, _ in kept], dtype=np.int32)
+    source_ids = np.array([c.relative_path for c, _ in kept])
+    sizes = np.array([r[1] for _, r in kept], dtype=np.int32)
+    # Without split folders every image starts in the training pool, and val/test are carved from it.
+    in_split = np.array([c.split or "train" for c, _ in kept])
+    pool = np.flatnonzero(in_split == "train")
+    empty = [class_names[i] for i in range(len(class_names)) if not np.any(labels[pool] == i)]
+    if empty:
+        raise DatasetError(f"class folder(s) {empty} in {root} have no readable training images")
+    indices = {name: np.flatnonzero(in_split == name) for name in SPLIT_NAMES}
+    carve = (val_fraction if not len(indices["val"]) else 0.0, test_fraction if not len(indices["test"]) else 0.0)
+    train, val, test = stratified_split(labels[pool], carve, seed)
+    indices["train"] = pool[train]
+    if carve[0]:
+        indices["val"] = pool[val]
+    if carve[1]:
+        indices["test"] = pool[test]
+    splits = {name: Split(images[i], labels[i], source_ids[i], sizes[i]) for name, i in indices.items()}
+    return Dataset(
+        name=root.name,
+        class_names=class_names,
+        splits=splits,
+        preprocess=options,
+        skipped=tuple(skipped + failures),
+        root=str(root),
+        description=f"image folder {root}",
+    )
+
+
+def load_folder(
+    path: str | Path,
+    options: PreprocessOptions,
+    *,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+    cache_dir: Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> Dataset:
+    """Load a folder dataset (see the module docstring); cached by folder listing + options."""
+    root = Path(path).resolve()
+    class_names, candidates, skipped, signature = _scan(root)
+    key = {
+        "source": "folder",
+        "root": str(root),
+        "listing": signature,
+        "preprocess": options,
+        "split": [val_fraction, test_fraction, seed],
+    }
+    return cached_dataset(
+        cache_dir,
+        key,
+        lambda: _build(root, class_names, candidates, skipped, options, val_fraction, test_fraction, seed, progress),
+    )

@@ -1,0 +1,104 @@
+"""Streamlit pieces shared by the pages: settings, the active dataset, image grids. No page logic here."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import numpy as np
+import streamlit as st
+
+from galaxy_core.data import Dataset, DatasetChoice, create_dataset, discover_datasets
+from galaxy_core.settings import Settings, SettingsError, load_settings
+
+ACTIVE_DATASET_KEY = "active_dataset_spec"
+DEFAULT_SPEC = {"name": "synthetic", "image_size": 64, "crop_fraction": 1.0, "channels": 3}
+MAX_DATASETS_IN_MEMORY = 3
+
+
+def get_settings() -> Settings:
+    """The lab's settings, or a clear error and a stopped page when they are unusable."""
+    try:
+        return load_settings()
+    except SettingsError as error:
+        st.error(f"The lab's settings cannot be used: {error}")
+        st.stop()
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def dataset_choices(_settings: Settings, settings_key: str) -> list[DatasetChoice]:
+    """Datasets found in the data roots (re-scanned every 30 s; `settings_key` keys the cache)."""
+    return discover_datasets(_settings)
+
+
+@st.cache_resource(show_spinner=False)
+def _loaded_datasets() -> tuple[OrderedDict, threading.Lock]:
+    """Datasets in memory for every session of this server: the few most recently used, read-only.
+
+    A plain LRU rather than st.cache_data, because a first load reports progress to the page, and
+    Streamlit's caches cannot replay elements drawn from inside a cached function onto outside blocks.
+    """
+    return OrderedDict(), threading.Lock()
+
+
+def load_dataset(spec: dict, settings: Settings) -> Dataset:
+    """The dataset for `spec`, with a progress bar while it is decoded for the first time."""
+    key = (tuple(sorted(spec.items())), str(settings.cache_dir))
+    loaded, lock = _loaded_datasets()
+    with lock:
+        if key in loaded:
+            loaded.move_to_end(key)
+            return loaded[key]
+    bar = st.empty()
+
+    def progress(done: int, total: int, message: str) -> None:
+        bar.progress(min(1.0, done / total) if total else 0.0, text=message)
+
+    try:
+        dataset = create_dataset(**spec, cache_dir=settings.cache_dir, progress=progress)
+    finally:
+        bar.empty()
+    for split in dataset.splits.values():
+        split.images.flags.writeable = False
+    with lock:
+        loaded[key] = dataset
+        while len(loaded) > MAX_DATASETS_IN_MEMORY:
+            loaded.popitem(last=False)
+    return dataset
+
+
+def active_dataset_spec() -> dict:
+    if ACTIVE_DATASET_KEY not in st.session_state:
+        st.session_state[ACTIVE_DATASET_KEY] = dict(DEFAULT_SPEC)
+    return st.session_state[ACTIVE_DATASET_KEY]
+
+
+def describe_spec(spec: dict) -> str:
+    """A short human label for a dataset spec: 'gz1-3class, 64 px, RGB, crop 0.4'."""
+    name = spec["name"] if spec["name"] != "folder" else spec["path"].rstrip("/").rsplit("/", 1)[-1]
+    if spec["name"] == "galaxy10":
+        name = spec["path"].rsplit("/", 1)[-1]
+    channels = "grayscale" if spec.get("channels") == 1 else "RGB"
+    text = f"{name}, {spec.get('image_size', 64)} px, {channels}"
+    if spec.get("crop_fraction", 1.0) != 1.0:
+        text += f", crop {spec['crop_fraction']}"
+    return text
+
+
+def sidebar_status() -> None:
+    with st.sidebar:
+        st.caption("Active dataset")
+        st.markdown(f"**{describe_spec(active_dataset_spec())}**")
+
+
+def enlarge(image: np.ndarray, size: int = 128) -> np.ndarray:
+    """Nearest-neighbour upscale for display, so that small images stay sharp; (H, W, 1) becomes (H, W)."""
+    factor = max(1, size // image.shape[0])
+    enlarged = image.repeat(factor, axis=0).repeat(factor, axis=1)
+    return enlarged[..., 0] if enlarged.shape[-1] == 1 else enlarged
+
+
+def image_grid(images: np.ndarray, captions: list[str], columns: int = 6, size: int = 128) -> None:
+    for start in range(0, len(images), columns):
+        for column, index in zip(st.columns(columns), range(start, min(start + columns, len(images))), strict=False):
+            column.image(enlarge(images[index], size), caption=captions[index], width="stretch")
