@@ -1,9 +1,9 @@
 """`galaxy-lab`: the lab's operations from a terminal.
 
-    galaxy-lab serve                  start the web app
-    galaxy-lab datasets               list the datasets the lab can offer
-    galaxy-lab data-info DATASET      load a dataset (cached) and print its splits, classes and skipped files
-    galaxy-lab download VARIANT       fetch a Galaxy10 file (resumable, checksummed)
+galaxy-lab serve                  start the web app
+galaxy-lab datasets               list the datasets the lab can offer
+galaxy-lab data-info DATASET      load a dataset (cached) and print its splits, classes and skipped files
+galaxy-lab download VARIANT       fetch a Galaxy10 file (resumable, checksummed)
 """
 
 from __future__ import annotations
@@ -30,8 +30,11 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     """The dataset options shared by every subcommand that loads a dataset."""
     parser.add_argument("dataset", help="synthetic, galaxy10-sdss, galaxy10-decals, a folder, or an .h5 file")
     parser.add_argument("--image-size", type=int, help="side of the square input in pixels (default 64)")
-    parser.add_argument("--crop-fraction", type=float,
-                        help="centre crop as a fraction of the shorter side, before resizing (default 1.0)")
+    parser.add_argument(
+        "--crop-fraction",
+        type=float,
+        help="centre crop as a fraction of the shorter side, before resizing (default 1.0)",
+    )
     parser.add_argument("--grayscale", action="store_true", help="one channel instead of RGB")
     parser.add_argument("--num-images", type=int, help="synthetic only: how many galaxies (default 3000)")
     parser.add_argument("--difficulty", choices=["easy", "normal", "hard"], help="synthetic only")
@@ -62,8 +65,15 @@ def _serve(args, settings) -> int:
     if not APP_FILE.is_file():
         print(f"error: {APP_FILE} not found; run from a checkout of Galaxy CNN Lab", file=sys.stderr)
         return 2
-    command = [sys.executable, "-m", "streamlit", "run", str(APP_FILE),
-               f"--server.maxUploadSize={settings.upload_limit_mb}", f"--server.port={args.port}"]
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP_FILE),
+        f"--server.maxUploadSize={settings.upload_limit_mb}",
+        f"--server.port={args.port}",
+    ]
     if args.headless:
         command.append("--server.headless=true")
     return subprocess.call(command)
@@ -117,8 +127,9 @@ def _data_info(args, settings) -> int:
 def _download(args, settings) -> int:
     from galaxy_core.data import download_galaxy10
 
-    path = download_galaxy10(args.variant, args.dest or settings.download_dir, url=args.url, sha256=args.sha256,
-                             progress=_terminal_progress)
+    path = download_galaxy10(
+        args.variant, args.dest or settings.download_dir, url=args.url, sha256=args.sha256, progress=_terminal_progress
+    )
     print(f"\n{path}")
     return 0
 

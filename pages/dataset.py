@@ -39,6 +39,12 @@ def identity(spec: dict) -> tuple:
     return spec["name"], spec.get("path")
 
 
+def activate(spec: dict) -> None:
+    """Make `spec` the lab's active dataset and rerun, so that the sidebar, drawn before the page, shows it."""
+    st.session_state[ACTIVE_DATASET_KEY] = spec
+    st.rerun()
+
+
 def dataset_picker_ui(settings) -> dict:
     """The dataset and preprocessing the user chose; also becomes the lab's active dataset."""
     active = active_dataset_spec()
@@ -46,14 +52,23 @@ def dataset_picker_ui(settings) -> dict:
     labels = [c.label for c in choices] + [OTHER_FOLDER]
     known = [identity(c.spec) for c in choices]
     index = known.index(identity(active)) if identity(active) in known else len(labels) - 1
-    label = st.selectbox("Dataset", labels, index=index,
-                         help="Synthetic galaxies are built in; folders and Galaxy10 files come from the data roots.")
+    label = st.selectbox(
+        "Dataset",
+        labels,
+        index=index,
+        help="Synthetic galaxies are built in; folders and Galaxy10 files come from the data roots.",
+    )
     if label == OTHER_FOLDER:
-        typed = st.text_input("Folder inside a data root", value=active.get("path", ""),
-                              placeholder="gz1-3class or /full/path/inside/a/data/root")
+        typed = st.text_input(
+            "Folder inside a data root",
+            value=active.get("path", ""),
+            placeholder="gz1-3class or /full/path/inside/a/data/root",
+        )
         if not typed:
-            st.info("Type the path of a folder of class folders inside one of the data roots: "
-                    + ", ".join(f"`{root}`" for root in settings.data_roots or ["(none configured)"]))
+            st.info(
+                "Type the path of a folder of class folders inside one of the data roots: "
+                + ", ".join(f"`{root}`" for root in settings.data_roots or ["(none configured)"])
+            )
             st.stop()
         try:
             base = {"name": "folder", "path": str(resolve_in_data_roots(typed, settings.data_roots))}
@@ -63,31 +78,43 @@ def dataset_picker_ui(settings) -> dict:
     else:
         base = choices[labels.index(label)].spec
     if identity(base) != identity(active):
-        active = {**DEFAULT_SPEC, **base}
-        st.session_state[ACTIVE_DATASET_KEY] = active
+        activate({**DEFAULT_SPEC, **base})
 
     with st.form(key=f"preprocess-{identity(active)}"):
         size_col, crop_col, channel_col = st.columns(3)
         image_size = size_col.selectbox(
-            "Image size (px)", IMAGE_SIZES,
-            index=IMAGE_SIZES.index(active["image_size"]) if active["image_size"] in IMAGE_SIZES else 3)
-        crop = crop_col.slider("Centre crop (fraction of the side)", 0.1, 1.0, float(active["crop_fraction"]), 0.05,
-                               help="Real survey cutouts show the galaxy in the middle; cropping keeps its detail.")
-        channels = channel_col.radio("Colour", [3, 1], index=[3, 1].index(active["channels"]), horizontal=True,
-                                     format_func=lambda c: "RGB" if c == 3 else "Grayscale")
+            "Image size (px)",
+            IMAGE_SIZES,
+            index=IMAGE_SIZES.index(active["image_size"]) if active["image_size"] in IMAGE_SIZES else 3,
+        )
+        crop = crop_col.slider(
+            "Centre crop (fraction of the side)",
+            0.1,
+            1.0,
+            float(active["crop_fraction"]),
+            0.05,
+            help="Real survey cutouts show the galaxy in the middle; cropping keeps its detail.",
+        )
+        channels = channel_col.radio(
+            "Colour",
+            [3, 1],
+            index=[3, 1].index(active["channels"]),
+            horizontal=True,
+            format_func=lambda c: "RGB" if c == 3 else "Grayscale",
+        )
         extra = {}
         if active["name"] == "synthetic":
             count_col, difficulty_col, seed_col = st.columns(3)
             extra["num_images"] = count_col.number_input("Galaxies", 30, 20000, active.get("num_images", 3000), 300)
             extra["difficulty"] = difficulty_col.selectbox(
-                "Difficulty", ["easy", "normal", "hard"],
+                "Difficulty",
+                ["easy", "normal", "hard"],
                 index=["easy", "normal", "hard"].index(active.get("difficulty", "normal")),
-                help="Harder: more noise, a wider blur and lower resolution.")
+                help="Harder: more noise, a wider blur and lower resolution.",
+            )
             extra["seed"] = seed_col.number_input("Seed", 0, 10**6, active.get("seed", 0))
         if st.form_submit_button("Load"):
-            active = {**base, "image_size": image_size, "crop_fraction": round(crop, 2), "channels": channels,
-                      **extra}
-            st.session_state[ACTIVE_DATASET_KEY] = active
+            activate({**base, "image_size": image_size, "crop_fraction": round(crop, 2), "channels": channels, **extra})
     return active
 
 
@@ -104,8 +131,15 @@ def overview_ui(dataset: Dataset) -> None:
         for name, count in zip(dataset.class_names, counts[split], strict=True)
     ]
     table = pd.DataFrame(rows)
-    figure = px.bar(table, x="class", y="images", color="split", barmode="group", text=table["share"].map("{:.0%}".format),
-                    title="Images per class and split (labels: share of the split)")
+    figure = px.bar(
+        table,
+        x="class",
+        y="images",
+        color="split",
+        barmode="group",
+        text=table["share"].map("{:.0%}".format),
+        title="Images per class and split (labels: share of the split)",
+    )
     st.plotly_chart(figure)
     train = counts["train"]
     majority = int(np.argmax(train))
@@ -119,8 +153,7 @@ def overview_ui(dataset: Dataset) -> None:
         )
     if dataset.skipped:
         with st.expander(f"{len(dataset.skipped)} file(s) were skipped", icon=":material/warning:"):
-            st.dataframe(pd.DataFrame([{"file": s.path, "reason": s.reason} for s in dataset.skipped]),
-                         hide_index=True)
+            st.dataframe(pd.DataFrame([{"file": s.path, "reason": s.reason} for s in dataset.skipped]), hide_index=True)
     st.caption(dataset.description)
 
 
@@ -128,8 +161,7 @@ def browse_ui(dataset: Dataset) -> None:
     """A paged grid of one class, and a closer look at one image (remembered for the augmentation tab)."""
     split_col, class_col, page_col = st.columns(3)
     split_name = split_col.selectbox("Split", SPLIT_NAMES)
-    class_index = class_col.selectbox("Class", range(dataset.num_classes),
-                                      format_func=lambda i: dataset.class_names[i])
+    class_index = class_col.selectbox("Class", range(dataset.num_classes), format_func=lambda i: dataset.class_names[i])
     split = dataset.splits[split_name]
     members = np.flatnonzero(split.labels == class_index)
     if not len(members):
@@ -137,7 +169,7 @@ def browse_ui(dataset: Dataset) -> None:
         return
     pages = (len(members) + PAGE_SIZE - 1) // PAGE_SIZE
     page = page_col.number_input(f"Page (of {pages})", 1, pages, 1)
-    shown = members[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
+    shown = members[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     image_grid(split.images[shown], [f"#{i}" for i in shown])
     chosen = st.selectbox("Look closer at", shown, format_func=lambda i: f"#{i}  {split.source_ids[i]}")
     closer_ui(dataset, split_name, int(chosen))
@@ -173,8 +205,10 @@ def closer_ui(dataset: Dataset, split_name: str, index: int) -> None:
 
 
 def augmentation_ui(dataset: Dataset) -> None:
-    st.markdown("The random transforms applied to each training batch. Galaxies have no preferred orientation, "
-                "so flips and rotations keep the label. The image is the one chosen under Browse.")
+    st.markdown(
+        "The random transforms applied to each training batch. Galaxies have no preferred orientation, "
+        "so flips and rotations keep the label. The image is the one chosen under Browse."
+    )
     image = selected_image(dataset)
     defaults = AugmentOptions()
     columns = st.columns(5)
@@ -191,8 +225,10 @@ def augmentation_ui(dataset: Dataset) -> None:
 
 
 def grayscale_ui(dataset: Dataset) -> None:
-    st.markdown("The student's open question: do the classes differ in **shape** or in **colour**? "
-                "Compare the same galaxies in RGB and in grayscale, then train one network on each.")
+    st.markdown(
+        "The student's open question: do the classes differ in **shape** or in **colour**? "
+        "Compare the same galaxies in RGB and in grayscale, then train one network on each."
+    )
     split = dataset.splits["train"]
     if dataset.preprocess.channels == 1:
         st.info("This dataset is loaded in grayscale; choose RGB above to compare.")
@@ -203,8 +239,11 @@ def grayscale_ui(dataset: Dataset) -> None:
             continue
         st.markdown(f"**{name}**")
         gray = np.repeat(to_grayscale(split.images[picks]), 3, axis=-1)
-        image_grid(np.concatenate([split.images[picks], gray]),
-                   [f"#{i} RGB" for i in picks] + [f"#{i} gray" for i in picks], columns=len(picks) * 2)
+        image_grid(
+            np.concatenate([split.images[picks], gray]),
+            [f"#{i} RGB" for i in picks] + [f"#{i} gray" for i in picks],
+            columns=len(picks) * 2,
+        )
 
 
 def statistics_ui(dataset: Dataset) -> None:
@@ -220,14 +259,26 @@ def statistics_ui(dataset: Dataset) -> None:
     image_grid(np.stack(means), captions, columns=max(6, len(means)))
 
     choice = st.selectbox("Pixel histogram of", ["all classes", *dataset.class_names])
-    images = split.images if choice == "all classes" else split.images[split.labels == dataset.class_names.index(choice)]
+    images = (
+        split.images if choice == "all classes" else split.images[split.labels == dataset.class_names.index(choice)]
+    )
     channel_names = ["red", "green", "blue"] if images.shape[-1] == 3 else ["gray"]
     counts = {name: np.bincount(images[..., c].ravel(), minlength=256) for c, name in enumerate(channel_names)}
-    table = pd.DataFrame(counts).rename_axis("pixel value").reset_index().melt(
-        id_vars="pixel value", var_name="channel", value_name="pixels")
-    figure = px.line(table, x="pixel value", y="pixels", color="channel", log_y=True,
-                     color_discrete_map={"red": "#d62728", "green": "#2ca02c", "blue": "#1f77b4", "gray": "#555"},
-                     title="Per-channel pixel values (log scale: the dark sky dominates)")
+    table = (
+        pd.DataFrame(counts)
+        .rename_axis("pixel value")
+        .reset_index()
+        .melt(id_vars="pixel value", var_name="channel", value_name="pixels")
+    )
+    figure = px.line(
+        table,
+        x="pixel value",
+        y="pixels",
+        color="channel",
+        log_y=True,
+        color_discrete_map={"red": "#d62728", "green": "#2ca02c", "blue": "#1f77b4", "gray": "#555"},
+        title="Per-channel pixel values (log scale: the dark sky dominates)",
+    )
     st.plotly_chart(figure)
 
 
@@ -242,7 +293,8 @@ except (DatasetError, ValueError, OSError) as error:
 
 # Lazy tabs: only the open one runs, so TensorFlow loads only when the augmentation preview is opened.
 overview, browse, augmentation, grayscale, statistics = st.tabs(
-    ["Overview", "Browse", "Augmentation", "RGB vs grayscale", "Statistics"], key="dataset_tab", on_change="rerun")
+    ["Overview", "Browse", "Augmentation", "RGB vs grayscale", "Statistics"], key="dataset_tab", on_change="rerun"
+)
 if overview.open:
     with overview:
         overview_ui(dataset)

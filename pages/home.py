@@ -29,9 +29,11 @@ with right:
 
 with st.expander("Settings in force"):
     st.markdown(f"Read from: `{settings.source}`")
-    roots = "\n".join(
-        f"- `{root}`" + ("" if root.is_dir() else " (missing)") for root in settings.data_roots
-    ) or "- none: only the synthetic dataset is offered"
+    roots = (
+        "\n".join(f"- `{root}`" + ("" if root.is_dir() else " (missing)") for root in settings.data_roots)
+        or "- none: only the synthetic dataset is offered"
+    )
     st.markdown(f"Data roots:\n{roots}")
-    st.markdown(f"Cache: `{settings.cache_dir}`  \nRuns: `{settings.runs_dir}`  \n"
-                f"Upload limit: {settings.upload_limit_mb} MB")
+    st.markdown(
+        f"Cache: `{settings.cache_dir}`  \nRuns: `{settings.runs_dir}`  \nUpload limit: {settings.upload_limit_mb} MB"
+    )

@@ -54,7 +54,7 @@ def _save(dataset: Dataset, path: Path) -> None:
     try:
         with os.fdopen(handle, "wb") as file:
             np.savez(file, **arrays)
-        os.replace(temp_name, path)
+        Path(temp_name).replace(path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise

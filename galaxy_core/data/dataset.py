@@ -39,8 +39,7 @@ class Split:
         return np.bincount(self.labels, minlength=num_classes)
 
     def take(self, indices: np.ndarray) -> Split:
-        return Split(self.images[indices], self.labels[indices], self.source_ids[indices],
-                     self.original_sizes[indices])
+        return Split(self.images[indices], self.labels[indices], self.source_ids[indices], self.original_sizes[indices])
 
 
 @dataclass(frozen=True)
@@ -95,6 +94,6 @@ def stratified_split(
             n_val = max(n_val, 1) if val_fraction > 0 else 0
             n_test = max(n_test, 1) if test_fraction > 0 else 0
         parts[1].append(members[:n_val])
-        parts[2].append(members[n_val:n_val + n_test])
-        parts[0].append(members[n_val + n_test:])
+        parts[2].append(members[n_val : n_val + n_test])
+        parts[0].append(members[n_val + n_test :])
     return tuple(np.sort(np.concatenate(part)).astype(np.int64) for part in parts)

@@ -28,6 +28,7 @@ from galaxy_core.data.dataset import (
     stratified_split,
 )
 from galaxy_core.data.images import SUPPORTED_EXTENSIONS, ImageDecodeError, PreprocessOptions, load_image_file
+from galaxy_core.data.jpeg import decode_jpegs
 
 SPLIT_FOLDER_NAMES = {
     "train": {"train", "training"},
@@ -53,7 +54,9 @@ def _split_folders(root: Path) -> dict[str, Path]:
         for split, names in SPLIT_FOLDER_NAMES.items():
             if folder.name.lower() in names:
                 if split in found:
-                    raise DatasetError(f"{root} has two folders for the {split} split: {found[split].name}, {folder.name}")
+                    raise DatasetError(
+                        f"{root} has two folders for the {split} split: {found[split].name}, {folder.name}"
+                    )
                 found[split] = folder
     return found
 
@@ -67,7 +70,7 @@ def _scan(root: Path) -> tuple[tuple[str, ...], list[_Candidate], list[SkippedFi
     split_folders = _split_folders(root)
     if split_folders and "train" not in split_folders:
         raise DatasetError(f"{root} has {sorted(split_folders)} split folders but no train/ folder")
-    top_folders = {split: folder for split, folder in split_folders.items()} or {None: root}
+    top_folders = dict(split_folders) or {None: root}
     class_source = top_folders.get("train", root)
     class_names = tuple(p.name for p in _visible_subdirs(class_source))
     if len(class_names) < 2:
@@ -80,18 +83,17 @@ def _scan(root: Path) -> tuple[tuple[str, ...], list[_Candidate], list[SkippedFi
     for split, top in top_folders.items():
         for class_folder in _visible_subdirs(top):
             if class_folder.name not in class_names:
-                raise DatasetError(
-                    f"{class_folder} is a class that {class_source} does not have; classes: {list(class_names)}"
-                )
+                raise DatasetError(f"{class_folder} is a class that {class_source} does not have: {list(class_names)}")
             label = class_names.index(class_folder.name)
+            prefix = class_folder.relative_to(root).as_posix() + "/"
             with os.scandir(class_folder) as entries:
                 for entry in sorted(entries, key=lambda e: e.name):
                     if entry.name.startswith(".") or not entry.is_file():
                         continue
-                    relative = Path(entry.path).relative_to(root).as_posix()
+                    relative = prefix + entry.name
                     stat = entry.stat()
                     signature.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-                    if Path(entry.name).suffix.lower() in SUPPORTED_EXTENSIONS:
+                    if entry.name.lower().endswith(SUPPORTED_EXTENSIONS):
                         candidates.append(_Candidate(relative, split, label))
                     else:
                         skipped.append(SkippedFile(relative, "not a supported image type (jpg, jpeg, png, tif, bmp)"))
@@ -102,28 +104,43 @@ def _scan(root: Path) -> tuple[tuple[str, ...], list[_Candidate], list[SkippedFi
 
 def _decode_all(
     root: Path, candidates: list[_Candidate], options: PreprocessOptions, progress: ProgressCallback | None
-) -> tuple[list, list[SkippedFile]]:
-    """Decode in threads (PIL releases the GIL while decoding and resizing): (results, failures)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[SkippedFile]]:
+    """(images, original sizes, decoded mask, failures) in candidate order.
 
-    def decode(candidate: _Candidate):
+    JPEG files go through the fast cropped decoder; the other files, and the JPEG files it could not read, through
+    PIL, which says why a file is unusable. PIL runs in threads: it releases the GIL while decoding and resizing.
+    """
+    jpegs = np.array(
+        [i for i, c in enumerate(candidates) if c.relative_path.lower().endswith((".jpg", ".jpeg"))], dtype=np.int64
+    )
+    size = options.image_size
+    images = np.zeros((len(candidates), size, size, options.channels), dtype=np.uint8)
+    sizes = np.zeros((len(candidates), 2), dtype=np.int32)
+    decoded = np.zeros(len(candidates), dtype=bool)
+    if len(jpegs):
+        # Plain strings: pathlib costs more than the decoding here, across thousands of files.
+        paths = [f"{root}{os.sep}{candidates[i].relative_path}" for i in jpegs]
+        images[jpegs], sizes[jpegs], decoded[jpegs] = decode_jpegs(paths, options, progress)
+    remaining = np.flatnonzero(~decoded)
+
+    def decode(index: int):
         try:
-            return load_image_file(root / candidate.relative_path, options)
+            return load_image_file(root / candidates[index].relative_path, options)
         except ImageDecodeError as error:
-            return SkippedFile(candidate.relative_path, str(error))
+            return SkippedFile(candidates[index].relative_path, str(error))
 
-    results, failures = [], []
-    total = len(candidates)
-    step = max(1, total // 50)
+    failures = []
+    step = max(1, len(remaining) // 50)
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
-        for done, result in enumerate(pool.map(decode, candidates, chunksize=32), start=1):
+        for done, (index, result) in enumerate(zip(remaining, pool.map(decode, remaining), strict=True), start=1):
             if isinstance(result, SkippedFile):
                 failures.append(result)
-                results.append(None)
             else:
-                results.append(result)
-            if progress and (done % step == 0 or done == total):
-                progress(done, total, f"decoding {root.name}: {done:,}/{total:,} images")
-    return results, failures
+                images[index], sizes[index] = result
+                decoded[index] = True
+            if progress and (done % step == 0 or done == len(remaining)):
+                progress(done, len(remaining), f"decoding {root.name}: {done:,}/{len(remaining):,} other images")
+    return images, sizes, decoded, failures
 
 
 def _build(
@@ -137,22 +154,19 @@ def _build(
     seed: int,
     progress: ProgressCallback | None,
 ) -> Dataset:
-    results, failures = _decode_all(root, candidates, options, progress)
-    kept = [(c, r) for c, r in zip(candidates, results, strict=True) if r is not None]
-    if not kept:
+    images, sizes, decoded, failures = _decode_all(root, candidates, options, progress)
+    if not decoded.any():
         raise DatasetError(f"none of the {len(candidates)} image files in {root} could be read")
-    images = np.stack([r[0] for _, r in kept])
-    labels = np.array([c.label for c, _ in kept], dtype=np.int32)
-    source_ids = np.array([c.relative_path for c, _ in kept])
-    sizes = np.array([r[1] for _, r in kept], dtype=np.int32)
+    labels = np.array([c.label for c in candidates], dtype=np.int32)
+    source_ids = np.array([c.relative_path for c in candidates])
     # Without split folders every image starts in the training pool, and val/test are carved from it.
-    in_split = np.array([c.split or "train" for c, _ in kept])
-    pool = np.flatnonzero(in_split == "train")
-    empty = [class_names[i] for i in range(len(class_names)) if not np.any(labels[pool] == i)]
+    in_split = np.array([c.split or "train" for c in candidates])
+    pool = np.flatnonzero((in_split == "train") & decoded)
+    empty = [name for label, name in enumerate(class_names) if not np.any(labels[pool] == label)]
     if empty:
         raise DatasetError(f"class folder(s) {empty} in {root} have no readable training images")
-    indices = {name: np.flatnonzero(in_split == name) for name in SPLIT_NAMES}
-    carve = (val_fraction if not len(indices["val"]) else 0.0, test_fraction if not len(indices["test"]) else 0.0)
+    indices = {name: np.flatnonzero((in_split == name) & decoded) for name in SPLIT_NAMES}
+    carve = (0.0 if len(indices["val"]) else val_fraction, 0.0 if len(indices["test"]) else test_fraction)
     train, val, test = stratified_split(labels[pool], carve, seed)
     indices["train"] = pool[train]
     if carve[0]:

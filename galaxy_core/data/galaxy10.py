@@ -38,9 +38,15 @@ VARIANTS = {
         sha256="969a6b1cefcc36e09fffa86febd2f699a4aa19b837ba0427f01b0bc6ded458af",
         image_size=69,
         class_names=(
-            "Disk, Face-on, No Spiral", "Smooth, Completely round", "Smooth, in-between round",
-            "Smooth, Cigar shaped", "Disk, Edge-on, Rounded Bulge", "Disk, Edge-on, Boxy Bulge",
-            "Disk, Edge-on, No Bulge", "Disk, Face-on, Tight Spiral", "Disk, Face-on, Medium Spiral",
+            "Disk, Face-on, No Spiral",
+            "Smooth, Completely round",
+            "Smooth, in-between round",
+            "Smooth, Cigar shaped",
+            "Disk, Edge-on, Rounded Bulge",
+            "Disk, Edge-on, Boxy Bulge",
+            "Disk, Edge-on, No Bulge",
+            "Disk, Face-on, Tight Spiral",
+            "Disk, Face-on, Medium Spiral",
             "Disk, Face-on, Loose Spiral",
         ),
         credit="Galaxy10 SDSS (Leung & Bovy); images SDSS, labels Galaxy Zoo 2",
@@ -52,8 +58,15 @@ VARIANTS = {
         sha256="19aefc477c41bb7f77ff07599a6b82a038dc042f889a111b0d4d98bb755c1571",
         image_size=256,
         class_names=(
-            "Disturbed", "Merging", "Round Smooth", "In-between Round Smooth", "Cigar Shaped Smooth",
-            "Barred Spiral", "Unbarred Tight Spiral", "Unbarred Loose Spiral", "Edge-on without Bulge",
+            "Disturbed",
+            "Merging",
+            "Round Smooth",
+            "In-between Round Smooth",
+            "Cigar Shaped Smooth",
+            "Barred Spiral",
+            "Unbarred Tight Spiral",
+            "Unbarred Loose Spiral",
+            "Edge-on without Bulge",
             "Edge-on with Bulge",
         ),
         credit="Galaxy10 DECaLS (Leung); images DESI Legacy Surveys, labels Galaxy Zoo DECaLS",
@@ -84,7 +97,9 @@ def _read_labels_and_shape(path: Path) -> tuple[np.ndarray, tuple[int, ...]]:
         with h5py.File(path, "r") as file:
             missing = {"images", "ans"} - set(file.keys())
             if missing:
-                raise DatasetError(f"{path.name} lacks the HDF5 key(s) {sorted(missing)}; Galaxy10 files hold 'images' and 'ans'")
+                raise DatasetError(
+                    f"{path.name} lacks the HDF5 key(s) {sorted(missing)}; Galaxy10 files hold 'images' and 'ans'"
+                )
             return np.asarray(file["ans"], dtype=np.int64), tuple(file["images"].shape)
     except OSError as error:
         raise DatasetError(f"{path} is not a readable HDF5 file ({error})") from error
@@ -97,14 +112,16 @@ def _build(path: Path, variant: Galaxy10Variant, options, val_fraction, test_fra
     if len(shape) != 4 or shape[-1] != 3 or shape[0] != len(labels):
         raise DatasetError(f"{path.name}: expected images (N, H, W, 3) matching {len(labels)} labels, got {shape}")
     if labels.min() < 0 or labels.max() >= len(variant.class_names):
-        raise DatasetError(f"{path.name}: labels must be 0-{len(variant.class_names) - 1}, got {labels.min()}-{labels.max()}")
+        raise DatasetError(
+            f"{path.name}: labels must be 0-{len(variant.class_names) - 1}, got {labels.min()}-{labels.max()}"
+        )
     count = shape[0]
     size = options.image_size
     images = np.empty((count, size, size, options.channels), dtype=np.uint8)
     with h5py.File(path, "r") as file:
         for start in range(0, count, CHUNK_IMAGES):
-            chunk = np.asarray(file["images"][start:start + CHUNK_IMAGES], dtype=np.uint8)
-            images[start:start + len(chunk)] = preprocess_array(chunk, options)
+            chunk = np.asarray(file["images"][start : start + CHUNK_IMAGES], dtype=np.uint8)
+            images[start : start + len(chunk)] = preprocess_array(chunk, options)
             if progress:
                 done = start + len(chunk)
                 progress(done, count, f"reading {path.name}: {done:,}/{count:,} images")
@@ -144,9 +161,7 @@ def load_galaxy10(
         _, shape = _read_labels_and_shape(path)
         matches = [v for v in VARIANTS.values() if len(shape) == 4 and shape[1] == v.image_size]
         if not matches:
-            raise DatasetError(
-                f"{path.name} holds {shape} images; Galaxy10 SDSS has 69 px and DECaLS 256 px images"
-            )
+            raise DatasetError(f"{path.name} holds {shape} images; Galaxy10 SDSS has 69 px and DECaLS 256 px images")
         chosen = matches[0]
     else:
         chosen = variant_for(variant)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from galaxy_core.data.augment import AugmentOptions, apply_layers, build_augmentation_layers
+from galaxy_core.data.augment import AugmentOptions, augment_batch
 
 
 def make_tf_dataset(
@@ -14,22 +14,32 @@ def make_tf_dataset(
     batch_size: int,
     augment: AugmentOptions | None = None,
     shuffle: bool = False,
-    seed: int | None = None,
+    seed: int = 0,
 ):
     """Batches of (float32 images in 0-255, int32 labels); models rescale inside themselves.
 
-    Augmentation runs on whole batches in the input pipeline, in parallel with the model's step.
+    Augmentation runs on whole batches in the input pipeline, in parallel with the model's step; each batch
+    draws a fresh seed from a seeded stream that changes every epoch, so runs are reproducible for a seed.
     """
     import tensorflow as tf
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    dataset = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
+    # Shuffle and batch indices, then gather whole batches: one op per batch instead of one per image.
+    all_images, all_labels = tf.constant(images), tf.constant(labels.astype(np.int32))
+    dataset = tf.data.Dataset.range(len(images))
     if shuffle:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y),
-                                            num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size).map(
+        lambda indices: (tf.gather(all_images, indices), tf.gather(all_labels, indices)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
     if augment is not None and augment.enabled:
-        layers = build_augmentation_layers(augment, seed)
-        dataset = dataset.map(lambda x, y: (apply_layers(layers, x), y), num_parallel_calls=tf.data.AUTOTUNE)
+        batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        dataset = tf.data.Dataset.zip(dataset, batch_seeds).map(
+            lambda batch, batch_seed: (augment_batch(batch[0], augment, batch_seed), batch[1]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    else:
+        dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -86,14 +86,18 @@ def discover_datasets(settings: Settings) -> list[DatasetChoice]:
         for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
             if _looks_like_folder_dataset(folder):
                 defaults = dict(settings.dataset_defaults.get(folder.name, {}))
-                choices.append(DatasetChoice(f"{folder.name} (folder)", {"name": "folder", "path": str(folder),
-                                                                          **defaults}))
+                choices.append(
+                    DatasetChoice(f"{folder.name} (folder)", {"name": "folder", "path": str(folder), **defaults})
+                )
     for variant in VARIANTS.values():
         for folder in (*settings.data_roots, settings.download_dir):
             path = folder / variant.file_name
             if path.is_file():
-                choices.append(DatasetChoice(f"Galaxy10 {variant.key.upper()} ({path.name})",
-                                             {"name": "galaxy10", "path": str(path)}))
+                choices.append(
+                    DatasetChoice(
+                        f"Galaxy10 {variant.key.upper()} ({path.name})", {"name": "galaxy10", "path": str(path)}
+                    )
+                )
                 break
     return choices
 

@@ -84,8 +84,9 @@ def _spiral(rng, u, v, scale, arm_range):
     disk = np.exp(-radius / scale)
     smooth_disk = _unit(disk * (1 - contrast))
     arm_light = _unit(disk * contrast * arm_profile + 1e-12)
-    bulge = _unit(_sersic(np.hypot(u, v / max(inclination, 0.7)), scale * rng.uniform(0.15, 0.4),
-                          rng.uniform(1.5, 4.0)))
+    bulge = _unit(
+        _sersic(np.hypot(u, v / max(inclination, 0.7)), scale * rng.uniform(0.15, 0.4), rng.uniform(1.5, 4.0))
+    )
     bulge_fraction = rng.uniform(0.08, 0.45)
     arm_fraction = (1 - bulge_fraction) * rng.uniform(0.4, 0.7)
     image = (
@@ -112,9 +113,9 @@ def _edge(rng, u, v, scale):
     bulge_radius = (np.abs(u) ** boxiness + np.abs(v / bulge_axis_ratio) ** boxiness) ** (1 / boxiness)
     bulge = _unit(_sersic(bulge_radius, length * rng.uniform(0.15, 0.4), rng.uniform(1.0, 4.0)))
     bulge_fraction = rng.uniform(0.0, 0.45)
-    image = (1 - bulge_fraction) * disk[..., None] * _jitter(rng, WHITE) + bulge_fraction * bulge[
-        ..., None
-    ] * _jitter(rng, RED)
+    image = (1 - bulge_fraction) * disk[..., None] * _jitter(rng, WHITE) + bulge_fraction * bulge[..., None] * _jitter(
+        rng, RED
+    )
     if rng.random() < 0.5:
         offset = thickness * rng.uniform(-0.4, 0.4)
         width = thickness * rng.uniform(0.3, 0.6)
@@ -153,7 +154,7 @@ def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
 def render_galaxy(kind: str, rng: np.random.Generator, size: int, difficulty: Difficulty) -> np.ndarray:
     """One galaxy of class `kind` as a uint8 RGB image of shape (size, size, 3)."""
     grid = max(16, round(size * difficulty.resolution))
-    y, x = (np.mgrid[0:grid, 0:grid].astype(np.float32) + 0.5 - grid / 2)
+    y, x = np.mgrid[0:grid, 0:grid].astype(np.float32) + 0.5 - grid / 2
     x -= rng.normal(0, 0.03 * grid)
     y -= rng.normal(0, 0.03 * grid)
     position_angle = rng.uniform(0, math.pi)

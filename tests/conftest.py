@@ -1,0 +1,68 @@
+"""Shared fixtures: isolated settings, small image folders written on the fly, the real GZ1 folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+GZ1_PATH = REPO_ROOT.parent / "shared" / "data" / "gz1-3class"
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path_factory, monkeypatch) -> dict[str, Path]:
+    """Every test gets its own cache, runs and data folders, and no settings file from the checkout."""
+    base = tmp_path_factory.mktemp("lab")
+    folders = {name: base / name for name in ("cache", "runs", "data")}
+    for folder in folders.values():
+        folder.mkdir()
+    settings_file = base / "galaxy-lab.toml"
+    settings_file.write_text("")
+    monkeypatch.setenv("GALAXY_LAB_SETTINGS", str(settings_file))
+    monkeypatch.setenv("GALAXY_LAB_CACHE_DIR", str(folders["cache"]))
+    monkeypatch.setenv("GALAXY_LAB_RUNS_DIR", str(folders["runs"]))
+    monkeypatch.setenv("GALAXY_LAB_DATA_ROOTS", str(folders["data"]))
+    monkeypatch.delenv("GALAXY_LAB_UPLOAD_LIMIT_MB", raising=False)
+    return folders
+
+
+def galaxy_like_image(rng: np.random.Generator, label: int, size: int = 24) -> np.ndarray:
+    """A small RGB image whose brightness pattern depends on the label, so splits can be told apart."""
+    pixels = rng.integers(0, 40, (size, size, 3), dtype=np.uint8)
+    pixels[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] += np.uint8(60 * (label + 1))
+    return pixels
+
+
+def write_image_folder(
+    root: Path, classes: dict[str, int], *, splits: tuple[str, ...] = (), extension: str = ".png", seed: int = 0
+) -> Path:
+    """Write `count` images per class, under split folders when `splits` is given."""
+    rng = np.random.default_rng(seed)
+    for split in splits or ("",):
+        for label, (name, count) in enumerate(classes.items()):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for index in range(count):
+                Image.fromarray(galaxy_like_image(rng, label)).save(folder / f"{name}_{index:03d}{extension}")
+    return root
+
+
+@pytest.fixture
+def gz1_path() -> Path:
+    if not GZ1_PATH.is_dir():
+        pytest.skip(f"the real GZ1 data is not at {GZ1_PATH} (it is beside the repository in CI)")
+    return GZ1_PATH
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Mark a failed test so fixtures (the browser's screenshot) can react in their teardown."""
+    outcome = yield
+    if outcome.get_result().failed:
+        item.stash["failed"] = True

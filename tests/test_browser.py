@@ -1,0 +1,127 @@
+"""The app as a person uses it: a real Streamlit server driven by Debian's Chromium through Playwright.
+
+A failing test leaves a screenshot in test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT, write_image_folder
+
+pytestmark = pytest.mark.browser
+CHROMIUM = os.environ.get("GALAXY_LAB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+# The flags a sandboxed, offline machine needs (no background calls to Google's services).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    base = tmp_path_factory.mktemp("browser")
+    write_image_folder(base / "data" / "classroom", {"edge": 12, "smooth": 30, "spiral": 10})
+    env = {
+        **os.environ,
+        "GALAXY_LAB_SETTINGS": str(base / "none.toml"),
+        "GALAXY_LAB_DATA_ROOTS": str(base / "data"),
+        "GALAXY_LAB_CACHE_DIR": str(base / "cache"),
+        "GALAXY_LAB_RUNS_DIR": str(base / "runs"),
+    }
+    (base / "none.toml").write_text("")
+    port = free_port()
+    log = base / "server.log"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(REPO_ROOT / "app.py"),
+            f"--server.port={port}",
+            "--server.headless=true",
+            "--server.address=127.0.0.1",
+        ],
+        cwd=base,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        server.kill()
+        pytest.fail(f"the app did not start: {log.read_text(errors='replace')[-2000:]}")
+    yield url
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+@pytest.fixture
+def page(request):
+    from playwright.sync_api import expect, sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}; `make test` installs Debian's chromium package")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        # First loads render or decode a dataset and import TensorFlow: be patient, not flaky.
+        tab.set_default_timeout(60_000)
+        expect.set_options(timeout=60_000)
+        yield tab
+        if request.node.stash.get("failed", False):
+            ARTIFACTS.mkdir(exist_ok=True)
+            tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        browser.close()
+
+
+def test_home_then_browse_synthetic_and_real_folder(app_url, page):
+    from playwright.sync_api import expect
+
+    page.goto(app_url)
+    expect(page.get_by_role("heading", name="Galaxy CNN Lab")).to_be_visible()
+    expect(page.get_by_text("synthetic, 64 px, RGB").first).to_be_visible()
+
+    page.get_by_role("link", name="Browse the dataset").click()
+    expect(page.get_by_role("heading", name="Dataset")).to_be_visible()
+    expect(page.get_by_text("2,400")).to_be_visible()  # synthetic training images
+    page.get_by_role("tab", name="Browse").click()
+    expect(page.get_by_text("Look closer at")).to_be_visible()
+    expect(page.locator("[data-testid='stImage'] img")).to_have_count(25)  # 24 in the grid + the closer look
+
+    page.get_by_role("combobox", name="Dataset", exact=True).click()
+    page.get_by_role("option", name="classroom (folder)").click()
+    expect(page.get_by_test_id("stSidebar").get_by_text("classroom, 64 px, RGB")).to_be_visible()
+    page.get_by_role("tab", name="Overview").click()
+    expect(page.get_by_text("The classes are imbalanced")).to_be_visible()

@@ -1,0 +1,117 @@
+"""Every page runs under Streamlit's AppTest without an exception and shows what it must."""
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import REPO_ROOT, write_image_folder
+
+TIMEOUT = 120
+SMALL_SYNTHETIC = {"name": "synthetic", "image_size": 32, "crop_fraction": 1.0, "channels": 3, "num_images": 60}
+
+
+def dataset_page(spec=None, tab=None) -> AppTest:
+    at = AppTest.from_file(str(REPO_ROOT / "pages" / "dataset.py"), default_timeout=TIMEOUT)
+    if spec is not None:
+        at.session_state["active_dataset_spec"] = spec
+    if tab is not None:
+        at.session_state["dataset_tab"] = tab
+    return at.run()
+
+
+def test_home_says_what_the_lab_is_and_where_to_go():
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert at.title[0].value == "Galaxy CNN Lab"
+    assert any("synthetic, 64 px, RGB" in m.value for m in at.markdown)
+    assert any("synthetic, 64 px, RGB" in m.value for m in at.sidebar.markdown)
+
+
+def test_home_reports_unusable_settings(monkeypatch):
+    monkeypatch.setenv("GALAXY_LAB_UPLOAD_LIMIT_MB", "none")
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert "settings cannot be used" in at.error[0].value
+
+
+def test_dataset_page_opens_on_the_default_synthetic_set():
+    at = dataset_page()
+    assert not at.exception
+    assert [m.value for m in at.metric] == ["3", "64 x 64 x 3", "2,400", "300", "300"]
+    assert len(at.get("plotly_chart")) == 1
+    assert not at.warning  # balanced classes: no imbalance warning
+
+
+def test_browse_tab_shows_a_grid_and_a_closer_look():
+    at = dataset_page(SMALL_SYNTHETIC, "Browse")
+    assert not at.exception
+    assert len(at.get("image")) == 16 + 1  # 16 training edge-on galaxies and the enlarged one
+    assert any("synthetic-0-" in m.value and "original size" in m.value for m in at.markdown)
+    class_selector = next(s for s in at.selectbox if s.label == "Class")
+    class_selector.select(2).run()  # spiral
+    assert not at.exception
+    closer = next(s for s in at.selectbox if s.label == "Look closer at")
+    assert "**class** spiral" in next(m.value for m in at.markdown if "Source id" in m.value)
+    assert len(closer.options) == 16
+
+
+def test_augmentation_tab_shows_the_original_and_eleven_variants():
+    at = dataset_page(SMALL_SYNTHETIC, "Augmentation")
+    assert not at.exception
+    assert len(at.get("image")) == 12
+    at.checkbox[0].uncheck().run()
+    assert not at.exception
+
+
+def test_grayscale_tab_compares_rgb_and_gray():
+    at = dataset_page(SMALL_SYNTHETIC, "RGB vs grayscale")
+    assert not at.exception
+    assert len(at.get("image")) == 3 * 12
+    gray = dataset_page({**SMALL_SYNTHETIC, "channels": 1}, "RGB vs grayscale")
+    assert "already" not in str(gray.info) and "loaded in grayscale" in gray.info[0].value
+
+
+def test_statistics_tab_shows_mean_images_and_histograms():
+    at = dataset_page(SMALL_SYNTHETIC, "Statistics")
+    assert not at.exception
+    assert len(at.get("image")) == 3
+    assert len(at.get("plotly_chart")) == 1
+    at.selectbox[-1].select("spiral").run()
+    assert not at.exception
+
+
+def test_load_form_applies_new_preprocessing():
+    at = dataset_page(SMALL_SYNTHETIC)
+    at.selectbox[1].select(48)
+    at.radio[0].set_value(1)
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.metric[1].value == "48 x 48 x 1"
+    assert at.session_state["active_dataset_spec"]["channels"] == 1
+
+
+def test_folder_in_a_data_root_with_skipped_files_and_imbalance(isolated_settings):
+    root = write_image_folder(isolated_settings["data"] / "mine", {"big": 40, "small": 6})
+    (root / "small" / "broken.png").write_bytes(b"")
+    at = dataset_page()
+    at.selectbox[0].select("mine (folder)").run()
+    assert not at.exception
+    assert "big** is 89%" in at.warning[0].value  # 32 of 36 training images
+    assert at.expander[0].label == "1 file(s) were skipped"
+
+
+@pytest.mark.parametrize("typed", ["../../etc", "/etc", "mine/../.."])
+def test_typed_paths_outside_the_data_roots_are_refused(typed):
+    at = dataset_page()
+    at.selectbox[0].select("Another folder in a data root…").run()
+    at.text_input[0].input(typed).run()
+    assert not at.exception
+    assert "outside the data roots" in at.error[0].value
+
+
+def test_a_folder_that_cannot_be_a_dataset_is_explained(isolated_settings):
+    (isolated_settings["data"] / "empty" / "a").mkdir(parents=True)
+    (isolated_settings["data"] / "empty" / "b").mkdir()
+    at = dataset_page()
+    at.selectbox[0].select("empty (folder)").run()
+    assert not at.exception
+    assert "no images" in at.error[0].value

@@ -1,0 +1,89 @@
+import pytest
+
+from galaxy_core.data import (
+    DatasetError,
+    create_dataset,
+    discover_datasets,
+    list_dataset_sources,
+    resolve_in_data_roots,
+    spec_from_name,
+)
+from galaxy_core.settings import load_settings
+from tests.conftest import write_image_folder
+from tests.test_galaxy10 import write_galaxy10
+
+
+def test_sources_and_unknown_names():
+    assert list_dataset_sources() == ["folder", "galaxy10", "synthetic"]
+    with pytest.raises(ValueError, match=r"unknown dataset source 'mnist'; known sources: \['folder'"):
+        create_dataset("mnist")
+
+
+def test_unknown_options_are_named_and_unset_ones_dropped():
+    with pytest.raises(ValueError, match=r"does not take \['colour'\]; it takes \['num_images'"):
+        create_dataset("synthetic", colour="red")
+    dataset = create_dataset("synthetic", num_images=30, image_size=16, difficulty=None)
+    assert dataset.spec == {
+        "name": "synthetic",
+        "image_size": 16,
+        "crop_fraction": 1.0,
+        "channels": 3,
+        "num_images": 30,
+    }
+
+
+def test_spec_recreates_the_same_dataset():
+    dataset = create_dataset("synthetic", num_images=30, image_size=16, seed=2)
+    again = create_dataset(**dataset.spec)
+    assert (again.splits["train"].images == dataset.splits["train"].images).all()
+
+
+def test_discovery_offers_folders_galaxy10_and_defaults(isolated_settings, tmp_path, monkeypatch):
+    data = isolated_settings["data"]
+    write_image_folder(data / "gz-like", {"a": 2, "b": 2}, splits=("train",))
+    write_image_folder(data / "flat", {"x": 2, "y": 2})
+    (data / "not-a-dataset").mkdir()
+    write_galaxy10(data / "Galaxy10.h5", count=10)
+    settings_file = tmp_path / "lab.toml"
+    settings_file.write_text("[dataset_defaults.gz-like]\ncrop_fraction = 0.4\n")
+    monkeypatch.setenv("GALAXY_LAB_SETTINGS", str(settings_file))
+    choices = discover_datasets(load_settings())
+    labels = [c.label for c in choices]
+    assert labels == [
+        "synthetic (built in, offline)",
+        "flat (folder)",
+        "gz-like (folder)",
+        "Galaxy10 SDSS (Galaxy10.h5)",
+    ]
+    assert choices[2].spec == {"name": "folder", "path": str(data / "gz-like"), "crop_fraction": 0.4}
+    assert create_dataset(**choices[2].spec, image_size=16).preprocess.crop_fraction == 0.4
+
+
+def test_paths_are_confined_to_the_data_roots(isolated_settings, tmp_path):
+    root = isolated_settings["data"]
+    write_image_folder(root / "mine", {"a": 2, "b": 2})
+    outside = write_image_folder(tmp_path / "secret", {"a": 2, "b": 2})
+    (root / "link-out").symlink_to(outside)
+    roots = (root,)
+    assert resolve_in_data_roots("mine", roots) == root / "mine"
+    assert resolve_in_data_roots(str(root / "mine"), roots) == root / "mine"
+    for escape in ["../secret", "mine/../../secret", str(outside), "link-out", "/etc"]:
+        with pytest.raises(DatasetError, match="outside the data roots"):
+            resolve_in_data_roots(escape, roots)
+    with pytest.raises(DatasetError, match="does not exist"):
+        resolve_in_data_roots("missing", roots)
+    with pytest.raises(DatasetError, match="no data roots are configured"):
+        resolve_in_data_roots("mine", ())
+
+
+def test_names_typed_in_a_terminal(isolated_settings, tmp_path):
+    settings = load_settings()
+    write_image_folder(isolated_settings["data"] / "mine", {"a": 2, "b": 2})
+    assert spec_from_name("synthetic", settings) == {"name": "synthetic"}
+    assert spec_from_name("mine", settings) == {"name": "folder", "path": str(isolated_settings["data"] / "mine")}
+    h5 = write_galaxy10(tmp_path / "any.h5", count=10)
+    assert spec_from_name(str(h5), settings) == {"name": "galaxy10", "path": str(h5)}
+    with pytest.raises(DatasetError, match="galaxy-lab download decals"):
+        spec_from_name("galaxy10-decals", settings)
+    with pytest.raises(DatasetError, match="is neither 'synthetic'"):
+        spec_from_name("nothing-here", settings)
