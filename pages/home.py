@@ -1,39 +1,5 @@
-"""Home: what the lab is, which dataset is active, where to go next."""
+"""Entry for /home: a session starting on this URL runs this file alone; it hands over to the router."""
 
-import streamlit as st
+from pages.lab.widgets import run_router
 
-from pages.widgets import active_dataset_spec, describe_spec, get_settings
-
-settings = get_settings()
-
-st.title("Galaxy CNN Lab")
-st.markdown(
-    "A classroom lab for convolutional neural networks on real galaxy images. Browse galaxies, train a "
-    "network in the background, watch it learn, and see what it learned: which galaxies it confuses and "
-    "where in the image it looks."
-)
-st.markdown(
-    "The three classes come from Galaxy Zoo: **edge** (a disk seen edge-on), **smooth** (an elliptical) and "
-    "**spiral**. The built-in synthetic galaxies work offline; real SDSS galaxies are read from the data "
-    "folders in the settings."
-)
-
-left, right = st.columns(2)
-with left:
-    st.subheader("Active dataset")
-    st.markdown(f"**{describe_spec(active_dataset_spec())}**")
-    st.caption("Change it on the Dataset page; every page uses it.")
-with right:
-    st.subheader("Where to go next")
-    st.page_link("pages/dataset.py", label="Browse the dataset", icon=":material/photo_library:")
-
-with st.expander("Settings in force"):
-    st.markdown(f"Read from: `{settings.source}`")
-    roots = (
-        "\n".join(f"- `{root}`" + ("" if root.is_dir() else " (missing)") for root in settings.data_roots)
-        or "- none: only the synthetic dataset is offered"
-    )
-    st.markdown(f"Data roots:\n{roots}")
-    st.markdown(
-        f"Cache: `{settings.cache_dir}`  \nRuns: `{settings.runs_dir}`  \nUpload limit: {settings.upload_limit_mb} MB"
-    )
+run_router()

@@ -5,17 +5,30 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import REPO_ROOT, write_image_folder
 
+PAGES = REPO_ROOT / "pages" / "lab"
+
 TIMEOUT = 120
 SMALL_SYNTHETIC = {"name": "synthetic", "image_size": 32, "crop_fraction": 1.0, "channels": 3, "num_images": 60}
 
 
 def dataset_page(spec=None, tab=None) -> AppTest:
-    at = AppTest.from_file(str(REPO_ROOT / "pages" / "dataset.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(str(PAGES / "dataset.py"), default_timeout=TIMEOUT)
     if spec is not None:
         at.session_state["active_dataset_spec"] = spec
     if tab is not None:
         at.session_state["dataset_tab"] = tab
     return at.run()
+
+
+def test_every_page_url_has_an_entry_that_hands_over_to_the_router():
+    # A session starting on /name runs pages/name.py alone (see app.py): each must exist and only call the router.
+    router = (REPO_ROOT / "app.py").read_text()
+    pages = sorted(p.stem for p in PAGES.glob("*.py") if p.stem != "widgets")
+    assert pages and all(f'"pages/lab/{page}.py"' in router for page in pages)
+    entries = sorted(p.stem for p in (REPO_ROOT / "pages").glob("*.py"))
+    assert entries == pages
+    for page in pages:
+        assert "run_router()" in (REPO_ROOT / "pages" / f"{page}.py").read_text()
 
 
 def test_home_says_what_the_lab_is_and_where_to_go():
@@ -115,3 +128,50 @@ def test_a_folder_that_cannot_be_a_dataset_is_explained(isolated_settings):
     at.selectbox[0].select("empty (folder)").run()
     assert not at.exception
     assert "no images" in at.error[0].value
+
+
+def architecture_page(tab=None, model=None) -> AppTest:
+    at = AppTest.from_file(str(PAGES / "architecture.py"), default_timeout=TIMEOUT)
+    if tab is not None:
+        at.session_state["architecture_tab"] = tab
+    if model is not None:
+        at.session_state["architecture_model"] = model
+    return at.run()
+
+
+def test_architecture_overview_shows_sizes_and_costs():
+    at = architecture_page()
+    assert not at.exception
+    assert [m.label for m in at.metric] == ["Parameters", "Trainable", "Weights in memory", "Multiply-adds / image"]
+    assert at.metric[0].value == "4,353,475"  # the Tutorial at 50 px
+    assert any("Test accuracy in the report**: 76.50%" in m.value for m in at.markdown)
+
+
+def test_architecture_layers_diagram_and_explanations():
+    layers = architecture_page("Layers", "practice1")
+    assert not layers.exception
+    table = layers.dataframe[0].value
+    assert list(table["name"])[:3] == ["image", "preprocess", "block1_conv1"]
+    assert table["parameters"].sum() == 140_707
+    diagram = architecture_page("Diagram", "resnet_small")
+    assert '"stage1_block1_b_bn" -> "stage1_block1_add"' in diagram.get("graphviz_chart")[0].proto.spec
+    explained = architecture_page("What the layers do", "resnet_small")
+    text = " ".join(m.value for m in explained.markdown)
+    assert "**Add**" in text and "**Conv2D**" in text and "**Loss**" in text
+
+
+def test_architecture_compare_two_models():
+    at = architecture_page("Compare")
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert len(table) == 2 and table["parameters"].iloc[0] == 4_353_475
+
+
+def test_custom_cnn_knobs_and_a_clear_error_for_impossible_settings():
+    at = architecture_page(model="custom_cnn")
+    assert not at.exception
+    before = at.metric[0].value
+    at.slider(key="architecture_blocks").set_value(4).run()
+    assert not at.exception and at.metric[0].value != before
+    at.number_input(key="architecture_size_custom_cnn").set_value(8).run()
+    assert "needs at least 16 px" in at.error[0].value

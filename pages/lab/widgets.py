@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import runpy
 import threading
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -11,9 +13,16 @@ import streamlit as st
 from galaxy_core.data import Dataset, DatasetChoice, create_dataset, discover_datasets
 from galaxy_core.settings import Settings, SettingsError, load_settings
 
+ROUTER = Path(__file__).resolve().parents[2] / "app.py"
 ACTIVE_DATASET_KEY = "active_dataset_spec"
 DEFAULT_SPEC = {"name": "synthetic", "image_size": 64, "crop_fraction": 1.0, "channels": 3}
 MAX_DATASETS_IN_MEMORY = 3
+
+
+def run_router() -> None:
+    """Run app.py. Streamlit runs a script found directly in pages/ by itself when a session starts on its URL
+    (/dataset, say); the scripts there call this so that every URL still goes through the router."""
+    runpy.run_path(str(ROUTER))
 
 
 def get_settings() -> Settings:

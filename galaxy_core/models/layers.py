@@ -1,0 +1,65 @@
+"""Pieces every builder shares: pixel preprocessing inside the model and the classifier head.
+
+Models take raw 0-255 pixels, so a saved model needs nothing but the image. The one custom layer is registered
+with Keras, so `.keras` files load in safe mode once `galaxy_core.models` is imported.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+# ImageNet channel means in BGR order, as the "caffe" preprocessing of VGG16 subtracts them.
+IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
+PREPROCESS_MODES = {
+    "unit": "divide by 255 (pixels in [0, 1])",
+    "symmetric": "scale to [-1, 1]",
+    "caffe": "ImageNet 'caffe' preprocessing: RGB to BGR, subtract the ImageNet channel means",
+    "raw": "none (0-255 pixels; the network normalises them itself)",
+}
+
+
+@keras.saving.register_keras_serializable(package="galaxy_core")
+class ImagePreprocess(keras.layers.Layer):
+    """Maps raw 0-255 pixels to what a network expects; optionally repeats a gray channel into RGB."""
+
+    def __init__(self, mode: str = "unit", to_rgb: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in PREPROCESS_MODES:
+            raise ValueError(f"preprocess mode must be one of {sorted(PREPROCESS_MODES)}, got {mode!r}")
+        self.mode = mode
+        self.to_rgb = to_rgb
+
+    def call(self, inputs):
+        x = keras.ops.cast(inputs, self.compute_dtype)
+        if self.to_rgb:
+            x = keras.ops.repeat(x, 3, axis=-1)
+        if self.mode == "unit":
+            return x / 255.0
+        if self.mode == "symmetric":
+            return x / 127.5 - 1.0
+        if self.mode == "caffe":
+            mean = keras.ops.convert_to_tensor(np.array(IMAGENET_BGR_MEAN), dtype=self.compute_dtype)
+            return keras.ops.flip(x, axis=-1) - mean
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 3) if self.to_rgb else tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode, "to_rgb": self.to_rgb}
+
+
+def classifier(x, num_classes: int, classifier_activation: str | None):
+    """Dense logits (layer "logits"), then the activation (layer "probabilities") unless logits are asked for.
+
+    Both run in float32, so that mixed precision on a GPU never rounds the outputs.
+    """
+    logits = keras.layers.Dense(num_classes, name="logits", dtype="float32")(x)
+    if classifier_activation is None:
+        return logits
+    return keras.layers.Activation(classifier_activation, name="probabilities", dtype="float32")(logits)
+
+
+def preprocess(inputs, mode: str, to_rgb: bool = False):
+    return ImagePreprocess(mode=mode, to_rgb=to_rgb, name="preprocess")(inputs)

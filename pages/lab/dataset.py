@@ -1,0 +1,312 @@
+"""Dataset: choose a dataset and its preprocessing, then look at it from every side."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from galaxy_core.data import (
+    SPLIT_NAMES,
+    AugmentOptions,
+    Dataset,
+    DatasetError,
+    augment_images,
+    open_image,
+    resolve_in_data_roots,
+    to_grayscale,
+)
+from galaxy_core.data.images import ImageDecodeError
+from pages.lab.widgets import (
+    ACTIVE_DATASET_KEY,
+    DEFAULT_SPEC,
+    active_dataset_spec,
+    dataset_choices,
+    enlarge,
+    get_settings,
+    image_grid,
+    load_dataset,
+)
+
+IMAGE_SIZES = [32, 48, 50, 64, 69, 96, 128, 160, 224]
+PAGE_SIZE = 24
+OTHER_FOLDER = "Another folder in a data root…"
+SELECTED_IMAGE_KEY = "dataset_selected_image"
+
+
+def identity(spec: dict) -> tuple:
+    return spec["name"], spec.get("path")
+
+
+def activate(spec: dict) -> None:
+    """Make `spec` the lab's active dataset and rerun, so that the sidebar, drawn before the page, shows it."""
+    st.session_state[ACTIVE_DATASET_KEY] = spec
+    st.rerun()
+
+
+def dataset_picker_ui(settings) -> dict:
+    """The dataset and preprocessing the user chose; also becomes the lab's active dataset."""
+    active = active_dataset_spec()
+    choices = dataset_choices(settings, repr(settings))
+    labels = [c.label for c in choices] + [OTHER_FOLDER]
+    known = [identity(c.spec) for c in choices]
+    index = known.index(identity(active)) if identity(active) in known else len(labels) - 1
+    label = st.selectbox(
+        "Dataset",
+        labels,
+        index=index,
+        help="Synthetic galaxies are built in; folders and Galaxy10 files come from the data roots.",
+    )
+    if label == OTHER_FOLDER:
+        typed = st.text_input(
+            "Folder inside a data root",
+            value=active.get("path", ""),
+            placeholder="gz1-3class or /full/path/inside/a/data/root",
+        )
+        if not typed:
+            st.info(
+                "Type the path of a folder of class folders inside one of the data roots: "
+                + ", ".join(f"`{root}`" for root in settings.data_roots or ["(none configured)"])
+            )
+            st.stop()
+        try:
+            base = {"name": "folder", "path": str(resolve_in_data_roots(typed, settings.data_roots))}
+        except DatasetError as error:
+            st.error(str(error))
+            st.stop()
+    else:
+        base = choices[labels.index(label)].spec
+    if identity(base) != identity(active):
+        activate({**DEFAULT_SPEC, **base})
+
+    with st.form(key=f"preprocess-{identity(active)}"):
+        size_col, crop_col, channel_col = st.columns(3)
+        image_size = size_col.selectbox(
+            "Image size (px)",
+            IMAGE_SIZES,
+            index=IMAGE_SIZES.index(active["image_size"]) if active["image_size"] in IMAGE_SIZES else 3,
+        )
+        crop = crop_col.slider(
+            "Centre crop (fraction of the side)",
+            0.1,
+            1.0,
+            float(active["crop_fraction"]),
+            0.05,
+            help="Real survey cutouts show the galaxy in the middle; cropping keeps its detail.",
+        )
+        channels = channel_col.radio(
+            "Colour",
+            [3, 1],
+            index=[3, 1].index(active["channels"]),
+            horizontal=True,
+            format_func=lambda c: "RGB" if c == 3 else "Grayscale",
+        )
+        extra = {}
+        if active["name"] == "synthetic":
+            count_col, difficulty_col, seed_col = st.columns(3)
+            extra["num_images"] = count_col.number_input("Galaxies", 30, 20000, active.get("num_images", 3000), 300)
+            extra["difficulty"] = difficulty_col.selectbox(
+                "Difficulty",
+                ["easy", "normal", "hard"],
+                index=["easy", "normal", "hard"].index(active.get("difficulty", "normal")),
+                help="Harder: more noise, a wider blur and lower resolution.",
+            )
+            extra["seed"] = seed_col.number_input("Seed", 0, 10**6, active.get("seed", 0))
+        if st.form_submit_button("Load"):
+            activate({**base, "image_size": image_size, "crop_fraction": round(crop, 2), "channels": channels, **extra})
+    return active
+
+
+def overview_ui(dataset: Dataset) -> None:
+    counts = dataset.class_counts()
+    columns = st.columns(5)
+    columns[0].metric("Classes", dataset.num_classes)
+    columns[1].metric("Image", " x ".join(map(str, dataset.splits["train"].images.shape[1:])))
+    for column, split in zip(columns[2:], SPLIT_NAMES, strict=True):
+        column.metric(split.capitalize(), f"{int(counts[split].sum()):,}")
+    rows = [
+        {"split": split, "class": name, "images": int(count), "share": count / max(1, counts[split].sum())}
+        for split in SPLIT_NAMES
+        for name, count in zip(dataset.class_names, counts[split], strict=True)
+    ]
+    table = pd.DataFrame(rows)
+    figure = px.bar(
+        table,
+        x="class",
+        y="images",
+        color="split",
+        barmode="group",
+        text=table["share"].map("{:.0%}".format),
+        title="Images per class and split (labels: share of the split)",
+    )
+    st.plotly_chart(figure)
+    train = counts["train"]
+    majority = int(np.argmax(train))
+    share = train[majority] / train.sum()
+    if share > 1.5 / dataset.num_classes:
+        st.warning(
+            f"The classes are imbalanced: **{dataset.class_names[majority]}** is {share:.0%} of the training images. "
+            f"A network that always answers {dataset.class_names[majority]} scores {share:.0%} accuracy but only "
+            f"{1 / dataset.num_classes:.0%} balanced accuracy (the mean of the per-class recalls), so judge models "
+            "by balanced accuracy and per-class recall."
+        )
+    if dataset.skipped:
+        with st.expander(f"{len(dataset.skipped)} file(s) were skipped", icon=":material/warning:"):
+            st.dataframe(pd.DataFrame([{"file": s.path, "reason": s.reason} for s in dataset.skipped]), hide_index=True)
+    st.caption(dataset.description)
+
+
+def browse_ui(dataset: Dataset) -> None:
+    """A paged grid of one class, and a closer look at one image (remembered for the augmentation tab)."""
+    split_col, class_col, page_col = st.columns(3)
+    split_name = split_col.selectbox("Split", SPLIT_NAMES)
+    class_index = class_col.selectbox("Class", range(dataset.num_classes), format_func=lambda i: dataset.class_names[i])
+    split = dataset.splits[split_name]
+    members = np.flatnonzero(split.labels == class_index)
+    if not len(members):
+        st.info(f"The {split_name} split has no {dataset.class_names[class_index]} images.")
+        return
+    pages = (len(members) + PAGE_SIZE - 1) // PAGE_SIZE
+    page = page_col.number_input(f"Page (of {pages})", 1, pages, 1)
+    shown = members[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    image_grid(split.images[shown], [f"#{i}" for i in shown])
+    chosen = st.selectbox("Look closer at", shown, format_func=lambda i: f"#{i}  {split.source_ids[i]}")
+    closer_ui(dataset, split_name, int(chosen))
+    st.session_state[SELECTED_IMAGE_KEY] = (identity(dataset.spec), split_name, int(chosen))
+
+
+def selected_image(dataset: Dataset) -> np.ndarray:
+    """The image last looked at closely in this dataset, else the first training image."""
+    remembered = st.session_state.get(SELECTED_IMAGE_KEY)
+    if remembered and remembered[0] == identity(dataset.spec):
+        _, split_name, index = remembered
+        if index < len(dataset.splits[split_name]):
+            return dataset.splits[split_name].images[index]
+    return dataset.splits["train"].images[0]
+
+
+def closer_ui(dataset: Dataset, split_name: str, index: int) -> None:
+    split = dataset.splits[split_name]
+    width, height = split.original_sizes[index]
+    left, right = st.columns(2)
+    left.image(enlarge(split.images[index], 320), caption="What the network sees", width="content")
+    source = Path(dataset.root) / str(split.source_ids[index]) if dataset.root else None
+    if source is not None and source.is_file():
+        try:
+            original, _ = open_image(source)
+            right.image(original, caption=f"Original file, {width} x {height} px", width="content")
+        except ImageDecodeError as error:
+            right.warning(f"The original file cannot be shown: {error}")
+    st.markdown(
+        f"**Source id** `{split.source_ids[index]}` · **class** {dataset.class_names[split.labels[index]]} · "
+        f"**split** {split_name} · **original size** {width} x {height} px"
+    )
+
+
+def augmentation_ui(dataset: Dataset) -> None:
+    st.markdown(
+        "The random transforms applied to each training batch. Galaxies have no preferred orientation, "
+        "so flips and rotations keep the label. The image is the one chosen under Browse."
+    )
+    image = selected_image(dataset)
+    defaults = AugmentOptions()
+    columns = st.columns(5)
+    options = AugmentOptions(
+        flip=columns[0].checkbox("Flips", defaults.flip),
+        rotate=columns[1].checkbox("Rotations", defaults.rotate),
+        zoom=columns[2].slider("Zoom ±", 0.0, 0.5, defaults.zoom, 0.05),
+        brightness=columns[3].slider("Brightness ±", 0.0, 0.5, defaults.brightness, 0.05),
+    )
+    seed = columns[4].number_input("Seed", 0, 10**6, 0)
+    with st.spinner("Loading TensorFlow for the augmentation layers…"):
+        augmented = augment_images(np.repeat(image[None], 11, axis=0), options, seed=int(seed))
+    image_grid(np.concatenate([image[None], augmented]), ["original"] + [f"random {i}" for i in range(1, 12)])
+
+
+def grayscale_ui(dataset: Dataset) -> None:
+    st.markdown(
+        "The student's open question: do the classes differ in **shape** or in **colour**? "
+        "Compare the same galaxies in RGB and in grayscale, then train one network on each."
+    )
+    split = dataset.splits["train"]
+    if dataset.preprocess.channels == 1:
+        st.info("This dataset is loaded in grayscale; choose RGB above to compare.")
+        return
+    for class_index, name in enumerate(dataset.class_names):
+        picks = np.flatnonzero(split.labels == class_index)[:6]
+        if not len(picks):
+            continue
+        st.markdown(f"**{name}**")
+        gray = np.repeat(to_grayscale(split.images[picks]), 3, axis=-1)
+        image_grid(
+            np.concatenate([split.images[picks], gray]),
+            [f"#{i} RGB" for i in picks] + [f"#{i} gray" for i in picks],
+            columns=len(picks) * 2,
+        )
+
+
+def statistics_ui(dataset: Dataset) -> None:
+    split = dataset.splits["train"]
+    st.markdown("**Mean image per class** (training split, each stretched to full brightness)")
+    means, captions = [], []
+    for class_index, name in enumerate(dataset.class_names):
+        members = split.images[split.labels == class_index]
+        if len(members):
+            mean = members.mean(axis=0)
+            means.append((255 * mean / max(mean.max(), 1)).astype(np.uint8))
+            captions.append(f"{name} ({len(members):,})")
+    image_grid(np.stack(means), captions, columns=max(6, len(means)))
+
+    choice = st.selectbox("Pixel histogram of", ["all classes", *dataset.class_names])
+    images = (
+        split.images if choice == "all classes" else split.images[split.labels == dataset.class_names.index(choice)]
+    )
+    channel_names = ["red", "green", "blue"] if images.shape[-1] == 3 else ["gray"]
+    counts = {name: np.bincount(images[..., c].ravel(), minlength=256) for c, name in enumerate(channel_names)}
+    table = (
+        pd.DataFrame(counts)
+        .rename_axis("pixel value")
+        .reset_index()
+        .melt(id_vars="pixel value", var_name="channel", value_name="pixels")
+    )
+    figure = px.line(
+        table,
+        x="pixel value",
+        y="pixels",
+        color="channel",
+        log_y=True,
+        color_discrete_map={"red": "#d62728", "green": "#2ca02c", "blue": "#1f77b4", "gray": "#555"},
+        title="Per-channel pixel values (log scale: the dark sky dominates)",
+    )
+    st.plotly_chart(figure)
+
+
+settings = get_settings()
+st.title("Dataset")
+spec = dataset_picker_ui(settings)
+try:
+    dataset = load_dataset(spec, settings)
+except (DatasetError, ValueError, OSError) as error:
+    st.error(f"This dataset cannot be loaded: {error}")
+    st.stop()
+
+# Lazy tabs: only the open one runs, so TensorFlow loads only when the augmentation preview is opened.
+overview, browse, augmentation, grayscale, statistics = st.tabs(
+    ["Overview", "Browse", "Augmentation", "RGB vs grayscale", "Statistics"], key="dataset_tab", on_change="rerun"
+)
+if overview.open:
+    with overview:
+        overview_ui(dataset)
+if browse.open:
+    with browse:
+        browse_ui(dataset)
+if augmentation.open:
+    with augmentation:
+        augmentation_ui(dataset)
+if grayscale.open:
+    with grayscale:
+        grayscale_ui(dataset)
+if statistics.open:
+    with statistics:
+        statistics_ui(dataset)
