@@ -17,6 +17,7 @@ navigation = st.navigation(
             st.Page("pages/lab/home.py", title="Home", icon=":material/home:", default=True),
             st.Page("pages/lab/dataset.py", title="Dataset", icon=":material/photo_library:"),
             st.Page("pages/lab/architecture.py", title="Architecture", icon=":material/account_tree:"),
+            st.Page("pages/lab/train.py", title="Train", icon=":material/model_training:"),
         ],
     }
 )

@@ -4,6 +4,9 @@ galaxy-lab serve                  start the web app
 galaxy-lab datasets               list the datasets the lab can offer
 galaxy-lab data-info DATASET      load a dataset (cached) and print its splits, classes and skipped files
 galaxy-lab download VARIANT       fetch a Galaxy10 file (resumable, checksummed)
+galaxy-lab train [--dataset D]    train a model in this terminal, into a run folder; prints the run id last
+galaxy-lab runs [--json]          list the runs
+galaxy-lab stop RUN               stop a queued or running run
 """
 
 from __future__ import annotations
@@ -26,9 +29,15 @@ def _terminal_progress(done: int, total: int, message: str) -> None:
     print(f"\r{percent}{message}", end=end, file=sys.stderr, flush=True)
 
 
-def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+DATASET_HELP = "synthetic, galaxy10-sdss, galaxy10-decals, a folder, an .h5 file, or a folder name in a data root"
+
+
+def add_dataset_arguments(parser: argparse.ArgumentParser, positional: bool = True) -> None:
     """The dataset options shared by every subcommand that loads a dataset."""
-    parser.add_argument("dataset", help="synthetic, galaxy10-sdss, galaxy10-decals, a folder, or an .h5 file")
+    if positional:
+        parser.add_argument("dataset", help=DATASET_HELP)
+    else:
+        parser.add_argument("--dataset", default="synthetic", help=DATASET_HELP + " (default synthetic)")
     parser.add_argument("--image-size", type=int, help="side of the square input in pixels (default 64)")
     parser.add_argument(
         "--crop-fraction",
@@ -38,7 +47,7 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grayscale", action="store_true", help="one channel instead of RGB")
     parser.add_argument("--num-images", type=int, help="synthetic only: how many galaxies (default 3000)")
     parser.add_argument("--difficulty", choices=["easy", "normal", "hard"], help="synthetic only")
-    parser.add_argument("--seed", type=int, help="seed for rendering and for splitting (default 0)")
+    parser.add_argument("--data-seed", type=int, help="seed for rendering and for splitting (default 0)")
     parser.add_argument("--val-fraction", type=float, help="share carved for validation where none exists")
     parser.add_argument("--test-fraction", type=float, help="share carved for testing where none exists")
 
@@ -53,7 +62,7 @@ def dataset_spec_from_args(args: argparse.Namespace, settings) -> dict:
         "channels": 1 if args.grayscale else None,
         "num_images": args.num_images,
         "difficulty": args.difficulty,
-        "seed": args.seed,
+        "seed": args.data_seed,
         "val_fraction": args.val_fraction,
         "test_fraction": args.test_fraction,
     }
@@ -134,6 +143,117 @@ def _download(args, settings) -> int:
     return 0
 
 
+def _print_record(record: dict) -> None:
+    if record["kind"] == "batch":
+        print(
+            f"\r  epoch {record['epoch'] + 1} step {record['step']}: loss {record['loss']:.4f} "
+            f"accuracy {record['accuracy']:.3f}",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
+    figures = "  ".join(
+        f"{key} {record[key]:.4f}"
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy", "val_balanced_accuracy")
+        if key in record
+    )
+    print(
+        f"\repoch {record['epoch']}: {figures}  {record['images_per_second']:.0f} img/s  "
+        f"ETA {record['eta_seconds'] / 60:.1f} min",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _train(args, settings) -> int:
+    from galaxy_core.data.augment import AugmentOptions
+    from galaxy_core.training import RunStore
+    from galaxy_core.training.config import recommended_config
+    from galaxy_core.training.worker import train_run
+
+    overrides = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "optimizer": args.optimizer,
+        "schedule": args.schedule,
+        "monitor": args.monitor,
+        "patience": args.patience,
+        "seed": args.seed,
+        "early_stopping": False if args.no_early_stopping else None,
+        "class_weighting": False if args.no_class_weights else None,
+        "augment": AugmentOptions(flip=False, rotate=False, zoom=0.0, brightness=0.0) if args.no_augment else None,
+    }
+    dataset = dataset_spec_from_args(args, settings)
+    dataset.setdefault("image_size", 64)
+    options = json.loads(args.model_options) if args.model_options else {}
+    config = recommended_config(
+        dataset, args.model, model_options=options, **{k: v for k, v in overrides.items() if v is not None}
+    )
+    run = RunStore(args.runs_dir or settings.runs_dir).create(config.to_dict(), config.model)
+    print(f"run {run.id} in {run.path.parent}", file=sys.stderr)
+    state = train_run(run, on_record=_print_record)
+    status = run.status()
+    if state == "failed":
+        print(f"error: the run failed: {status.get('error')}", file=sys.stderr)
+    elif "test_balanced_accuracy" in status:
+        print(
+            f"{state}: test accuracy {status['test_accuracy']:.4f}, balanced accuracy "
+            f"{status['test_balanced_accuracy']:.4f}",
+            file=sys.stderr,
+        )
+    print(run.id)
+    return 0 if state in ("finished", "stopped") else 1
+
+
+def _best(metrics: list[dict], key: str) -> float | None:
+    values = [m[key] for m in metrics if m.get("kind") == "epoch" and key in m]
+    return max(values) if values else None
+
+
+def _runs(args, settings) -> int:
+    from galaxy_core.training import RunStore
+
+    rows = []
+    for run, config, status in RunStore(args.runs_dir or settings.runs_dir).runs():
+        metrics = run.metrics()
+        rows.append(
+            {
+                "id": run.id,
+                "state": status["state"],
+                "model": config.get("model"),
+                "dataset": config.get("dataset", {}).get("path", config.get("dataset", {}).get("name")),
+                "epochs": sum(1 for m in metrics if m.get("kind") == "epoch"),
+                "best_val_balanced_accuracy": _best(metrics, "val_balanced_accuracy"),
+                "test_balanced_accuracy": status.get("test_balanced_accuracy"),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'run':44s} {'state':11s} {'model':16s} {'epochs':>6s} {'val bal':>8s} {'test bal':>8s}")
+    for row in rows:
+
+        def fmt(value):
+            return f"{value:8.4f}" if isinstance(value, float) else f"{'-':>8s}"
+
+        print(
+            f"{row['id']:44s} {row['state']:11s} {row['model'] or '?':16s} {row['epochs']:6d} "
+            f"{fmt(row['best_val_balanced_accuracy'])} {fmt(row['test_balanced_accuracy'])}"
+        )
+    return 0
+
+
+def _stop(args, settings) -> int:
+    from galaxy_core.training import JobManager
+
+    manager = JobManager(args.runs_dir or settings.runs_dir, max_concurrent=settings.max_concurrent_runs)
+    status = manager.stop(args.run_id)
+    print(f"{args.run_id}: {status['state']}" + (" (stop requested)" if status["state"] == "running" else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="galaxy-lab", description="Galaxy CNN Lab from a terminal.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -158,6 +278,41 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--url", help="another address for the same file (a mirror)")
     download.add_argument("--sha256", help="the expected checksum when --url serves another file")
     download.set_defaults(run=_download)
+
+    runs_dir = argparse.ArgumentParser(add_help=False)
+    runs_dir.add_argument("--runs-dir", type=Path, help="runs folder (default: GALAXY_LAB_RUNS_DIR or settings)")
+
+    from galaxy_core.training.config import DEFAULT_MODEL, DEFAULT_SETTINGS, MONITORS, OPTIMIZERS, SCHEDULES
+
+    train = commands.add_parser(
+        "train",
+        parents=[runs_dir],
+        help="train a model here, into a new run folder",
+        description="Defaults are the recommended default model and settings.",
+    )
+    add_dataset_arguments(train, positional=False)
+    train.add_argument("--model", default=DEFAULT_MODEL, help=f"registered model name (default {DEFAULT_MODEL})")
+    train.add_argument("--model-options", help="builder options as JSON, e.g. '{\"blocks\": 4}'")
+    train.add_argument("--epochs", type=int, help=f"maximum epochs (default {DEFAULT_SETTINGS['epochs']})")
+    train.add_argument("--batch-size", type=int, help="images per step (default: the model's recipe)")
+    train.add_argument("--learning-rate", type=float, help="initial learning rate (default: the model's recipe)")
+    train.add_argument("--optimizer", choices=OPTIMIZERS)
+    train.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule (default cosine)")
+    train.add_argument("--monitor", choices=MONITORS, help="what early stopping and the best checkpoint watch")
+    train.add_argument("--patience", type=int, help="epochs without improvement before stopping (default 10)")
+    train.add_argument("--no-early-stopping", action="store_true")
+    train.add_argument("--no-class-weights", action="store_true", help="do not reweight imbalanced classes")
+    train.add_argument("--no-augment", action="store_true", help="no flips, rotations, zoom or brightness")
+    train.add_argument("--seed", type=int, help="training seed: same seed and config, same curve (default 0)")
+    train.set_defaults(run=_train)
+
+    runs = commands.add_parser("runs", parents=[runs_dir], help="list the training runs")
+    runs.add_argument("--json", action="store_true")
+    runs.set_defaults(run=_runs)
+
+    stop = commands.add_parser("stop", parents=[runs_dir], help="stop a queued or running run")
+    stop.add_argument("run_id", metavar="RUN", help="run id (see galaxy-lab runs)")
+    stop.set_defaults(run=_stop)
     return parser
 
 
@@ -166,8 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         return args.run(args, settings)
-    except (SettingsError, ValueError, OSError, RuntimeError) as error:
-        # DatasetError, DownloadError and bad options all land here with a message meant for the user.
+    except (SettingsError, ValueError, OSError, RuntimeError, LookupError) as error:
+        # DatasetError, DownloadError, RunNotFoundError and bad options land here with a message for the user.
         print(f"error: {error}", file=sys.stderr)
         return 2
 

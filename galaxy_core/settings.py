@@ -6,6 +6,7 @@
 | cache_dir          | GALAXY_LAB_CACHE_DIR           | $XDG_CACHE_HOME/galaxy-lab      |
 | runs_dir           | GALAXY_LAB_RUNS_DIR            | ./runs                          |
 | upload_limit_mb    | GALAXY_LAB_UPLOAD_LIMIT_MB     | 50                              |
+| max_concurrent_runs| GALAXY_LAB_MAX_CONCURRENT_RUNS | 1 (training runs at once)       |
 | dataset_defaults   | (file only)                    | none                            |
 
 The settings file is $GALAXY_LAB_SETTINGS, else `galaxy-lab.toml` in the working directory when present.
@@ -23,7 +24,7 @@ from pathlib import Path
 
 SETTINGS_FILE_NAME = "galaxy-lab.toml"
 ENV_PREFIX = "GALAXY_LAB_"
-KNOWN_KEYS = {"data_roots", "cache_dir", "runs_dir", "upload_limit_mb", "dataset_defaults"}
+KNOWN_KEYS = {"data_roots", "cache_dir", "runs_dir", "upload_limit_mb", "max_concurrent_runs", "dataset_defaults"}
 
 
 class SettingsError(ValueError):
@@ -36,6 +37,7 @@ class Settings:
     cache_dir: Path = field(default_factory=lambda: _default_cache_dir(os.environ))
     runs_dir: Path = Path("runs")
     upload_limit_mb: int = 50
+    max_concurrent_runs: int = 1
     # Default dataset options per folder name, e.g. {"gz1-3class": {"crop_fraction": 0.4}}.
     dataset_defaults: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     source: str = "built-in defaults"
@@ -74,14 +76,14 @@ def _read_file(path: Path) -> dict:
     return values
 
 
-def _upload_limit(value: object, where: str) -> int:
+def _positive_int(name: str, value: object, where: str) -> int:
     try:
-        limit = int(value)
+        number = int(value)
     except (TypeError, ValueError):
-        limit = 0
-    if limit < 1:
-        raise SettingsError(f"upload_limit_mb from {where} must be a whole number >= 1, got {value!r}")
-    return limit
+        number = 0
+    if number < 1:
+        raise SettingsError(f"{name} from {where} must be a whole number >= 1, got {value!r}")
+    return number
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -96,7 +98,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     data_roots = [base / Path(p).expanduser() for p in values.get("data_roots", [])]
     cache_dir = base / Path(values["cache_dir"]).expanduser() if "cache_dir" in values else None
     runs_dir = base / Path(values.get("runs_dir", "runs")).expanduser()
-    upload_limit = _upload_limit(values.get("upload_limit_mb", 50), str(file_path))
+    upload_limit = _positive_int("upload_limit_mb", values.get("upload_limit_mb", 50), str(file_path))
+    concurrent = _positive_int("max_concurrent_runs", values.get("max_concurrent_runs", 1), str(file_path))
 
     if environ.get(ENV_PREFIX + "DATA_ROOTS"):
         data_roots = [Path(p).expanduser() for p in environ[ENV_PREFIX + "DATA_ROOTS"].split(os.pathsep) if p]
@@ -105,13 +108,20 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if environ.get(ENV_PREFIX + "RUNS_DIR"):
         runs_dir = Path(environ[ENV_PREFIX + "RUNS_DIR"]).expanduser()
     if environ.get(ENV_PREFIX + "UPLOAD_LIMIT_MB"):
-        upload_limit = _upload_limit(environ[ENV_PREFIX + "UPLOAD_LIMIT_MB"], ENV_PREFIX + "UPLOAD_LIMIT_MB")
+        upload_limit = _positive_int(
+            "upload_limit_mb", environ[ENV_PREFIX + "UPLOAD_LIMIT_MB"], ENV_PREFIX + "UPLOAD_LIMIT_MB"
+        )
+    if environ.get(ENV_PREFIX + "MAX_CONCURRENT_RUNS"):
+        concurrent = _positive_int(
+            "max_concurrent_runs", environ[ENV_PREFIX + "MAX_CONCURRENT_RUNS"], ENV_PREFIX + "MAX_CONCURRENT_RUNS"
+        )
 
     return Settings(
         data_roots=tuple(p.resolve() for p in data_roots),
         cache_dir=(cache_dir or _default_cache_dir(environ)).resolve(),
         runs_dir=runs_dir.resolve(),
         upload_limit_mb=upload_limit,
+        max_concurrent_runs=concurrent,
         dataset_defaults=dict(values.get("dataset_defaults", {})),
         source=str(file_path) if file_path else "built-in defaults",
     )

@@ -48,5 +48,56 @@ def test_help_documents_every_subcommand(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in ("serve", "datasets", "data-info", "download"):
+    for command in ("serve", "datasets", "data-info", "download", "train", "runs", "stop"):
         assert command in out
+
+
+TINY_TRAIN = [
+    "train",
+    "--dataset",
+    "synthetic",
+    "--num-images",
+    "60",
+    "--image-size",
+    "16",
+    "--epochs",
+    "2",
+    "--model",
+    "custom_cnn",
+    "--model-options",
+    '{"blocks": 1, "filters": 4}',
+]
+
+
+def test_train_prints_progress_and_the_run_id_last(tmp_path, capsys):
+    assert main([*TINY_TRAIN, "--runs-dir", str(tmp_path / "runs")]) == 0
+    captured = capsys.readouterr()
+    run_id = captured.out.strip().splitlines()[-1]
+    assert (tmp_path / "runs" / run_id / "final.keras").is_file()
+    assert "epoch 2:" in captured.err and "val_balanced_accuracy" in captured.err
+    assert main(["runs", "--json", "--runs-dir", str(tmp_path / "runs")]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["id"], r["state"], r["epochs"]) for r in rows] == [(run_id, "finished", 2)]
+    assert main(["stop", run_id, "--runs-dir", str(tmp_path / "runs")]) == 0
+    assert capsys.readouterr().out.strip() == f"{run_id}: finished"
+
+
+def test_runs_dir_comes_from_the_environment_too(isolated_settings, capsys):
+    assert main([*TINY_TRAIN, "--epochs", "1"]) == 0
+    run_id = capsys.readouterr().out.strip().splitlines()[-1]
+    assert (isolated_settings["runs"] / run_id).is_dir()
+    assert main(["runs"]) == 0 and run_id in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["stop", "no-such-run"], "no run 'no-such-run'"),
+        (["stop", "../etc"], "is not a run id"),
+        (["train", "--model", "lenet"], "unknown model 'lenet'"),
+        (["train", "--epochs", "0"], "epochs must be 1-500"),
+    ],
+)
+def test_run_errors_are_clear(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err

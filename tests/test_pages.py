@@ -1,5 +1,7 @@
 """Every page runs under Streamlit's AppTest without an exception and shows what it must."""
 
+import time
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -175,3 +177,43 @@ def test_custom_cnn_knobs_and_a_clear_error_for_impossible_settings():
     assert not at.exception and at.metric[0].value != before
     at.number_input(key="architecture_size_custom_cnn").set_value(8).run()
     assert "needs at least 16 px" in at.error[0].value
+
+
+def test_train_page_queues_a_run_that_trains_in_the_background(isolated_settings):
+    at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=TIMEOUT)
+    at.session_state["active_dataset_spec"] = {
+        "name": "synthetic",
+        "image_size": 16,
+        "crop_fraction": 1.0,
+        "channels": 3,
+        "num_images": 60,
+    }
+    at.run()
+    assert not at.exception
+    assert "No runs yet" in at.info[0].value
+    at.selectbox(key="train_model").select("custom_cnn").run()
+    at.number_input[0].set_value(1)  # epochs
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.success[0].value.startswith("Queued run ")
+    runs = [path for path in isolated_settings["runs"].iterdir() if path.is_dir()]
+    assert len(runs) == 1 and (runs[0] / "config.json").is_file()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and '"finished"' not in (runs[0] / "status.json").read_text():
+        time.sleep(0.5)
+    at.run()
+    assert not at.exception
+    assert any(": finished · custom_cnn" in m.value for m in at.markdown)
+    assert [m.label for m in at.metric] == ["Test accuracy", "Test balanced accuracy", "Best val balanced accuracy"]
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_train_page_shows_a_failed_run_with_its_reason(isolated_settings):
+    from galaxy_core.training import RunStore
+    from tests.test_training import tiny_config
+
+    run = RunStore(isolated_settings["runs"]).create(tiny_config().to_dict(), "custom_cnn")
+    run.set_status("failed", error="ValueError: something broke", traceback="Traceback ...")
+    at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert "The run failed: ValueError: something broke" in at.error[0].value

@@ -9,15 +9,9 @@ from galaxy_core.models import create_model, list_models, model_info
 from galaxy_core.models.custom import HEADS, POOLING
 from galaxy_core.models.glossary import TRAINING_EXPLANATIONS, explain_layer_types
 from galaxy_core.models.summary import count_macs, graph_dot, layer_table, parameter_counts, size_bytes
-from pages.lab.widgets import active_dataset_spec
+from pages.lab.widgets import active_dataset_spec, model_label
 
-FAMILY_LABELS = {"seed": "Report", "modern": "Modern", "custom": "Custom"}
 LARGE_GRAPH = 80
-
-
-def model_label(name: str) -> str:
-    info = model_info(name)
-    return f"{FAMILY_LABELS[info.family]}: {info.title}"
 
 
 @st.cache_resource(max_entries=6, show_spinner="Building the model…")

@@ -27,6 +27,7 @@ with right:
     st.subheader("Where to go next")
     st.page_link("pages/lab/dataset.py", label="Browse the dataset", icon=":material/photo_library:")
     st.page_link("pages/lab/architecture.py", label="Look inside a network", icon=":material/account_tree:")
+    st.page_link("pages/lab/train.py", label="Train a network and watch it learn", icon=":material/model_training:")
 
 with st.expander("Settings in force"):
     st.markdown(f"Read from: `{settings.source}`")

@@ -14,6 +14,7 @@ from galaxy_core.data import Dataset, DatasetChoice, create_dataset, discover_da
 from galaxy_core.settings import Settings, SettingsError, load_settings
 
 ROUTER = Path(__file__).resolve().parents[2] / "app.py"
+FAMILY_LABELS = {"seed": "Report", "modern": "Modern", "custom": "Custom"}
 ACTIVE_DATASET_KEY = "active_dataset_spec"
 DEFAULT_SPEC = {"name": "synthetic", "image_size": 64, "crop_fraction": 1.0, "channels": 3}
 MAX_DATASETS_IN_MEMORY = 3
@@ -111,3 +112,11 @@ def image_grid(images: np.ndarray, captions: list[str], columns: int = 6, size: 
     for start in range(0, len(images), columns):
         for column, index in zip(st.columns(columns), range(start, min(start + columns, len(images))), strict=False):
             column.image(enlarge(images[index], size), caption=captions[index], width="stretch")
+
+
+def model_label(name: str) -> str:
+    """'Report: Practice 1 ...' / 'Modern: Small ResNet': a model's family and title, for menus."""
+    from galaxy_core.models import model_info
+
+    info = model_info(name)
+    return f"{FAMILY_LABELS[info.family]}: {info.title}"

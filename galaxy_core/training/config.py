@@ -1,0 +1,100 @@
+"""What a training run is asked to do: one frozen, JSON-ready config, validated before any work starts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from galaxy_core.data.augment import AugmentOptions
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+SCHEDULES = ("constant", "cosine")
+MONITORS = ("val_loss", "val_balanced_accuracy", "val_accuracy")
+MAX_EPOCHS = 500
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    dataset: dict  # arguments for galaxy_core.data.create_dataset, preprocessing included
+    model: str
+    model_options: dict = field(default_factory=dict)
+    augment: AugmentOptions = field(default_factory=AugmentOptions)
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    schedule: str = "cosine"
+    batch_size: int = 32
+    epochs: int = 20
+    early_stopping: bool = True
+    monitor: str = "val_loss"
+    patience: int = 10
+    class_weighting: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if "name" not in self.dataset:
+            problems.append("dataset must name its source, e.g. {'name': 'synthetic'}")
+        from galaxy_core.models import model_info  # deferred: the model zoo imports Keras
+
+        model_info(self.model)  # raises for an unknown model, naming the known ones
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if not 0 < self.learning_rate <= 1:
+            problems.append(f"learning_rate must be in (0, 1], got {self.learning_rate}")
+        if self.schedule not in SCHEDULES:
+            problems.append(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not 1 <= self.batch_size <= 1024:
+            problems.append(f"batch_size must be 1-1024, got {self.batch_size}")
+        if not 1 <= self.epochs <= MAX_EPOCHS:
+            problems.append(f"epochs must be 1-{MAX_EPOCHS}, got {self.epochs}")
+        if self.monitor not in MONITORS:
+            problems.append(f"monitor must be one of {MONITORS}, got {self.monitor!r}")
+        if self.patience < 1:
+            problems.append(f"patience must be >= 1, got {self.patience}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        size = int(self.dataset.get("image_size", 64))
+        return (size, size, int(self.dataset.get("channels", 3)))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training settings {unknown}; known: {sorted(known)}")
+        values = dict(values)
+        if isinstance(values.get("augment"), dict):
+            values["augment"] = AugmentOptions(**values["augment"])
+        return cls(**values)
+
+
+# The recommended default: the best validation balanced accuracy on gz1-3class within a CPU budget
+# (benchmarks/select_default.py; README, "The default model").
+DEFAULT_MODEL = "resnet_small"
+DEFAULT_SETTINGS = {
+    "optimizer": "adam",
+    "learning_rate": 2e-3,
+    "schedule": "cosine",
+    "batch_size": 64,
+    "epochs": 30,
+    "early_stopping": True,
+    "monitor": "val_balanced_accuracy",
+    "patience": 10,
+    "class_weighting": True,
+}
+
+
+def recommended_config(dataset: dict, model: str | None = None, **overrides) -> TrainConfig:
+    """The recommended settings for `dataset`; another model takes its own recipe's optimizer, rate and batch."""
+    from galaxy_core.models import model_info
+
+    settings = dict(DEFAULT_SETTINGS)
+    if model is not None and model != DEFAULT_MODEL:
+        recipe = model_info(model).recipe
+        settings.update(optimizer=recipe.optimizer, learning_rate=recipe.learning_rate, batch_size=recipe.batch_size)
+    return TrainConfig(dataset=dataset, model=model or DEFAULT_MODEL, **{**settings, **overrides})

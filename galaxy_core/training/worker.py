@@ -1,0 +1,212 @@
+"""The training worker: one process per run, `python -m galaxy_core.training.worker RUN_DIR`.
+
+It reads the run's config, trains, and writes everything to the run folder: status, metrics, log, checkpoints,
+TensorBoard events and the final test evaluation. It never touches Streamlit; the app only reads the folder.
+A crash ends the run as "failed" with its traceback; what was written before stays.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from galaxy_core.data import create_dataset
+from galaxy_core.settings import load_settings
+from galaxy_core.training.config import TrainConfig
+from galaxy_core.training.store import Run
+
+# Called with each metrics record, for a terminal's progress line.
+RecordCallback = Callable[[dict], None]
+
+
+def _optimizer(config: TrainConfig, learning_rate: float, total_steps: int):
+    import keras
+
+    if config.schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, total_steps))
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
+    if config.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate)
+    return keras.optimizers.Adam(learning_rate)
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
+    """Weights that make every class count as much in the loss: total / (classes x class count)."""
+    counts = np.bincount(labels, minlength=num_classes)
+    return {index: float(len(labels) / (num_classes * count)) for index, count in enumerate(counts) if count}
+
+
+def _fit(model, run, config, dataset, *, epochs: int, initial_epoch: int, learning_rate: float, on_record):
+    """One fit phase; returns the metrics callback (it knows whether a stop was requested)."""
+    import keras
+
+    from galaxy_core.data.pipeline import make_tf_dataset
+    from galaxy_core.training.callback import RunMetrics
+
+    train, val = dataset.splits["train"], dataset.splits["val"]
+    steps = math.ceil(len(train) / config.batch_size)
+    model.compile(
+        optimizer=_optimizer(config, learning_rate, steps * (epochs - initial_epoch)),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    metrics = RunMetrics(
+        run,
+        val.images,
+        val.labels,
+        dataset.num_classes,
+        len(train),
+        epochs,
+        config.batch_size,
+        epoch_offset=initial_epoch,
+        on_record=on_record,
+    )
+    monitor = config.monitor if len(val) else "loss"
+    mode = "min" if monitor.endswith("loss") else "max"
+    callbacks = [
+        metrics,
+        keras.callbacks.ModelCheckpoint(run.best_model_path, monitor=monitor, mode=mode, save_best_only=True),
+        keras.callbacks.TensorBoard(run.tensorboard_dir, write_graph=False, profile_batch=0),
+    ]
+    if config.early_stopping:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=monitor, mode=mode, patience=config.patience, restore_best_weights=True
+            )
+        )
+    model.fit(
+        make_tf_dataset(
+            train.images,
+            train.labels,
+            batch_size=config.batch_size,
+            augment=config.augment,
+            shuffle=True,
+            seed=config.seed,
+        ),
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        class_weight=class_weights(train.labels, dataset.num_classes) if config.class_weighting else None,
+        callbacks=callbacks,
+        shuffle=False,  # the pipeline shuffles, with the run's seed
+        verbose=0,
+    )
+    return metrics
+
+
+def _evaluate(model, run: Run, dataset) -> dict | None:
+    """Test-split predictions and metrics, saved for the evaluation pages; None without a test split."""
+    from galaxy_core.evaluation import summarize
+
+    test = dataset.splits["test"]
+    if not len(test):
+        return None
+    probabilities = model.predict(test.images, batch_size=256, verbose=0).astype(np.float32)
+    np.savez(run.predictions_path, probabilities=probabilities, labels=test.labels, source_ids=test.source_ids)
+    summary = summarize(test.labels, probabilities.argmax(axis=1), list(dataset.class_names))
+    run.evaluation_path.write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def train_run(run: Run, on_record: RecordCallback | None = None) -> str:
+    """Train the run in this process; returns its final state. Never raises for a failed run."""
+    try:
+        config = TrainConfig.from_dict({k: v for k, v in run.config().items() if k != "created"})
+        run.set_status("running", pid=os.getpid(), started=time.time())
+        return _train(run, config, on_record)
+    except Exception as error:  # the run's record of what went wrong, for the user
+        run.log(traceback.format_exc())
+        run.set_status("failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
+        return "failed"
+
+
+def _train(run: Run, config: TrainConfig, on_record: RecordCallback | None) -> str:
+    import keras
+
+    from galaxy_core.models import create_model, model_info
+    from galaxy_core.training.device import configure_device
+
+    device = configure_device()
+    run.set_status("running", device=device.describe())
+    run.log(f"device: {device.describe()}")
+    dataset = create_dataset(**config.dataset, cache_dir=load_settings().cache_dir)
+    sizes = {name: len(split) for name, split in dataset.splits.items()}
+    run.log(f"dataset {dataset.name}: {sizes}, classes {list(dataset.class_names)}")
+    keras.utils.set_random_seed(config.seed)
+    model = create_model(
+        config.model, dataset.splits["train"].images.shape[1:], dataset.num_classes, **config.model_options
+    )
+    weights = getattr(model, "weights_source", None)
+    run.set_status(
+        "running",
+        class_names=list(dataset.class_names),
+        parameters=model.count_params(),
+        weights_source=weights,
+        dataset_sizes=sizes,
+    )
+    run.log(f"model {config.model}: {model.count_params():,} parameters" + (f"; {weights}" if weights else ""))
+    metrics = _fit(
+        model,
+        run,
+        config,
+        dataset,
+        epochs=config.epochs,
+        initial_epoch=0,
+        learning_rate=config.learning_rate,
+        on_record=on_record,
+    )
+    recipe = model_info(config.model).recipe
+    if recipe.fine_tune_prefix and recipe.fine_tune_epochs and not metrics.stopped_by_request:
+        for layer in model.layers:
+            if layer.name.startswith(recipe.fine_tune_prefix):
+                layer.trainable = True
+        done = len(metrics.epoch_seconds)
+        run.log(f"fine-tuning {recipe.fine_tune_prefix}* at {recipe.fine_tune_learning_rate:g}")
+        metrics = _fit(
+            model,
+            run,
+            config,
+            dataset,
+            epochs=done + recipe.fine_tune_epochs,
+            initial_epoch=done,
+            learning_rate=recipe.fine_tune_learning_rate,
+            on_record=on_record,
+        )
+    model.save(run.final_model_path)
+    best = keras.saving.load_model(run.best_model_path) if run.best_model_path.exists() else model
+    summary = _evaluate(best, run, dataset)
+    state = "stopped" if metrics.stopped_by_request else "finished"
+    figures = (
+        {"test_accuracy": summary["accuracy"], "test_balanced_accuracy": summary["balanced_accuracy"]}
+        if summary
+        else {}
+    )
+    run.log(f"{state}: " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items()))
+    run.set_status(state, finished=time.time(), **figures)
+    return state
+
+
+def main(argv: list[str] | None = None) -> int:
+    from galaxy_core.training.manager import JobManager
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m galaxy_core.training.worker RUN_DIR", file=sys.stderr)
+        return 2
+    run_dir = Path(args[0])
+    state = train_run(Run(run_dir))
+    # Hand the freed slot to the next queued run, even if nobody has the app open.
+    JobManager(run_dir.parent, max_concurrent=load_settings().max_concurrent_runs).schedule()
+    return 0 if state in ("finished", "stopped") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

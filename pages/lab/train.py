@@ -1,0 +1,289 @@
+"""Train: queue a run on the active dataset, and watch the runs learn (they train in background processes)."""
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from galaxy_core.data.augment import AugmentOptions
+from galaxy_core.models import list_models, model_info
+from galaxy_core.training import ACTIVE_STATES, JobManager, RunNotFoundError, RunStore, TrainConfig
+from galaxy_core.training.config import DEFAULT_MODEL, MONITORS, OPTIMIZERS, SCHEDULES, recommended_config
+from pages.lab.widgets import active_dataset_spec, describe_spec, get_settings, model_label
+
+SELECTED_RUN_KEY = "train_selected_run"
+REFRESH_SECONDS = 2
+
+
+def new_run_ui(dataset: dict) -> TrainConfig | None:
+    """The training form; returns a config when the user presses Train."""
+    names = list_models()
+    model = st.selectbox(
+        "Model",
+        names,
+        index=names.index(DEFAULT_MODEL),
+        format_func=model_label,
+        key="train_model",
+        help=f"The recommended default is {model_label(DEFAULT_MODEL)}.",
+    )
+    info = model_info(model)
+    defaults = recommended_config(dataset, model)
+    size = dataset.get("image_size", 64)
+    if size < info.min_input_size:
+        st.warning(
+            f"{info.title} needs images of at least {info.min_input_size} px; the active dataset has {size} "
+            "px. Choose a larger image size on the Dataset page."
+        )
+    with st.form(f"train_form_{model}"):
+        left, middle, right = st.columns(3)
+        epochs = left.number_input("Epochs (at most)", 1, 500, defaults.epochs)
+        batch_size = left.select_slider("Batch size", [8, 16, 32, 64, 128, 256], defaults.batch_size)
+        learning_rate = middle.select_slider(
+            "Learning rate",
+            [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2],
+            defaults.learning_rate,
+            format_func=lambda v: f"{v:g}",
+        )
+        optimizer = middle.selectbox("Optimizer", OPTIMIZERS, OPTIMIZERS.index(defaults.optimizer))
+        schedule = middle.selectbox("Learning-rate schedule", SCHEDULES, SCHEDULES.index(defaults.schedule))
+        early_stopping = right.toggle("Early stopping", defaults.early_stopping)
+        monitor = right.selectbox(
+            "Watch",
+            MONITORS,
+            MONITORS.index(defaults.monitor),
+            help="Early stopping and the best checkpoint follow this validation figure.",
+        )
+        patience = right.number_input("Patience (epochs)", 1, 100, defaults.patience)
+        st.markdown("**Augmentation** (random, every batch) and **imbalance**")
+        aug = st.columns(5)
+        augment = AugmentOptions(
+            flip=aug[0].checkbox("Flips", True),
+            rotate=aug[1].checkbox("Rotations", True),
+            zoom=aug[2].slider("Zoom ±", 0.0, 0.5, 0.1, 0.05),
+            brightness=aug[3].slider("Brightness ±", 0.0, 0.5, 0.1, 0.05),
+        )
+        class_weighting = aug[4].toggle(
+            "Class weights",
+            defaults.class_weighting,
+            help="Weigh rare classes up so that each class counts as much in the loss.",
+        )
+        seed = st.number_input("Seed", 0, 10**6, 0, help="The same seed and settings reproduce the same curve.")
+        if not st.form_submit_button("Train", type="primary"):
+            return None
+    return TrainConfig(
+        dataset=dataset,
+        model=model,
+        augment=augment,
+        optimizer=optimizer,
+        learning_rate=float(learning_rate),
+        schedule=schedule,
+        batch_size=int(batch_size),
+        epochs=int(epochs),
+        early_stopping=early_stopping,
+        monitor=monitor,
+        patience=int(patience),
+        class_weighting=class_weighting,
+        seed=int(seed),
+    )
+
+
+def epoch_records(metrics: list[dict]) -> list[dict]:
+    return [m for m in metrics if m.get("kind") == "epoch"]
+
+
+def runs_table_ui(store: RunStore) -> str | None:
+    """The runs, newest first; returns the id of the run chosen in the table (default: the newest)."""
+    rows = []
+    for run, config, status in store.runs():
+        epochs = epoch_records(run.metrics())
+        last = epochs[-1] if epochs else {}
+        rows.append(
+            {
+                "run": run.id,
+                "state": status["state"],
+                "model": config.get("model"),
+                "dataset": describe_spec(config.get("dataset", {"name": "?"})),
+                "epochs": f"{len(epochs)}/{config.get('epochs', '?')}",
+                "val balanced acc": max((e.get("val_balanced_accuracy", 0.0) for e in epochs), default=None),
+                "test balanced acc": status.get("test_balanced_accuracy"),
+                "time left": f"{last['eta_seconds'] / 60:.1f} min" if status["state"] == "running" and last else "",
+            }
+        )
+    if not rows:
+        st.info("No runs yet: choose a model above and press Train.")
+        return None
+    table = pd.DataFrame(rows)
+    event = st.dataframe(
+        table,
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
+        key="runs_table",
+        column_config={
+            "val balanced acc": st.column_config.NumberColumn(format="%.3f"),
+            "test balanced acc": st.column_config.NumberColumn(format="%.3f"),
+        },
+    )
+    selected = event.selection.rows if event is not None else []
+    if selected:
+        st.session_state[SELECTED_RUN_KEY] = table["run"].iloc[selected[0]]
+    chosen = st.session_state.get(SELECTED_RUN_KEY)
+    return chosen if chosen in set(table["run"]) else table["run"].iloc[0]
+
+
+def curves_figure(metrics: list[dict], by_batch: bool) -> go.Figure:
+    """Loss and accuracy, train against validation; by epoch, or by batch for the training side."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
+    epochs = epoch_records(metrics)
+    if by_batch:
+        batches = [m for m in metrics if m.get("kind") == "batch"]
+        steps_per_epoch = max((b["step"] for b in batches), default=1) / max(1, len(epochs) or 1)
+        x_train = [b["step"] / steps_per_epoch for b in batches]
+        figure.add_scatter(
+            x=x_train,
+            y=[b["loss"] for b in batches],
+            name="train loss (batches)",
+            row=1,
+            col=1,
+            line={"color": "#1f77b4"},
+        )
+        figure.add_scatter(
+            x=x_train,
+            y=[b["accuracy"] for b in batches],
+            name="train accuracy (batches)",
+            row=1,
+            col=2,
+            line={"color": "#1f77b4"},
+        )
+    else:
+        x = [e["epoch"] for e in epochs]
+        figure.add_scatter(
+            x=x,
+            y=[e["loss"] for e in epochs],
+            name="train loss",
+            row=1,
+            col=1,
+            mode="lines+markers",
+            line={"color": "#1f77b4"},
+        )
+        figure.add_scatter(
+            x=x,
+            y=[e["accuracy"] for e in epochs],
+            name="train accuracy",
+            row=1,
+            col=2,
+            mode="lines+markers",
+            line={"color": "#1f77b4"},
+        )
+    x = [e["epoch"] for e in epochs]
+    figure.add_scatter(
+        x=x,
+        y=[e.get("val_loss") for e in epochs],
+        name="val loss",
+        row=1,
+        col=1,
+        mode="lines+markers",
+        line={"color": "#ff7f0e"},
+    )
+    figure.add_scatter(
+        x=x,
+        y=[e.get("val_accuracy") for e in epochs],
+        name="val accuracy",
+        row=1,
+        col=2,
+        mode="lines+markers",
+        line={"color": "#ff7f0e"},
+    )
+    figure.add_scatter(
+        x=x,
+        y=[e.get("val_balanced_accuracy") for e in epochs],
+        name="val balanced accuracy",
+        row=1,
+        col=2,
+        mode="lines+markers",
+        line={"color": "#2ca02c", "dash": "dot"},
+    )
+    figure.update_xaxes(title_text="epoch")
+    figure.update_yaxes(range=[0, 1.02], row=1, col=2)
+    figure.update_layout(height=380, margin={"t": 40, "b": 40}, legend={"orientation": "h", "y": -0.25})
+    return figure
+
+
+def run_view(store: RunStore, manager: JobManager, run_id: str) -> None:
+    """The selected run: state, live curves, stop, log; refreshed every 2 s while it is queued or running."""
+    manager.schedule()  # keeps the queue moving and marks vanished workers, even if no worker is left to do it
+    try:
+        run = store.get(run_id)
+        status, config = run.status(), run.config()
+    except (RunNotFoundError, OSError, ValueError) as error:
+        st.warning(f"Run {run_id} cannot be read: {error}")
+        return
+    metrics = run.metrics()
+    epochs = epoch_records(metrics)
+    state = status["state"]
+    seen = st.session_state.setdefault("train_seen_states", {})
+    if seen.get(run.id) in ACTIVE_STATES and state not in ACTIVE_STATES:
+        seen[run.id] = state
+        st.rerun(scope="app")  # it just ended: refresh the table and stop polling
+    seen[run.id] = state
+    head = st.columns([3, 1])
+    head[0].markdown(
+        f"**{run.id}**: {state} · {config['model']} on {describe_spec(config['dataset'])}"
+        + (f" · {status['device']}" if status.get("device") else "")
+    )
+    if state in ACTIVE_STATES and head[1].button("Stop", key=f"stop_{run.id}", icon=":material/stop_circle:"):
+        manager.stop(run.id)
+        st.toast("Stop requested: the run ends after its current batch.")
+    if state == "queued":
+        st.info("Queued: it starts when a training slot is free.")
+    if state == "running" and epochs:
+        last = epochs[-1]
+        st.progress(
+            min(1.0, last["epoch"] / config["epochs"]),
+            text=f"epoch {last['epoch']} of at most {config['epochs']} · {last['images_per_second']:.0f} "
+            f"images/s · about {last['eta_seconds'] / 60:.1f} min left",
+        )
+    if state == "failed":
+        st.error(f"The run failed: {status.get('error', 'unknown error')}")
+    if state == "interrupted":
+        st.warning(status.get("message", "The run was interrupted."))
+    if "test_balanced_accuracy" in status:
+        cols = st.columns(3)
+        cols[0].metric("Test accuracy", f"{status['test_accuracy']:.1%}")
+        cols[1].metric("Test balanced accuracy", f"{status['test_balanced_accuracy']:.1%}")
+        cols[2].metric(
+            "Best val balanced accuracy",
+            f"{max(e.get('val_balanced_accuracy', 0) for e in epochs):.1%}" if epochs else "-",
+        )
+    if metrics:
+        by_batch = st.toggle("Training curve by batch", key=f"by_batch_{run.id}")
+        st.plotly_chart(curves_figure(metrics, by_batch), key=f"curves_{run.id}")
+    with st.expander("Log"):
+        st.code(run.log_tail(40) or "(empty)", language=None)
+        if status.get("traceback"):
+            st.code(status["traceback"], language="python")
+
+
+settings = get_settings()
+store = RunStore(settings.runs_dir)
+manager = JobManager(settings.runs_dir, max_concurrent=settings.max_concurrent_runs)
+st.title("Train")
+dataset = active_dataset_spec()
+st.caption(
+    f"On the active dataset: **{describe_spec(dataset)}** (change it on the Dataset page). Runs train in "
+    "background processes: leave this page or close the browser, they go on."
+)
+with st.expander("New run", expanded=not store.runs()):
+    try:
+        config = new_run_ui(dataset)
+    except ValueError as error:
+        st.error(f"These settings cannot train: {error}")
+        config = None
+    if config is not None:
+        run = manager.submit(config)
+        st.session_state[SELECTED_RUN_KEY] = run.id
+        st.success(f"Queued run {run.id}.")
+chosen = runs_table_ui(store)
+if chosen:
+    active = store.get(chosen).status()["state"] in ACTIVE_STATES
+    st.fragment(run_every=REFRESH_SECONDS if active else None)(run_view)(store, manager, chosen)
