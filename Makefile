@@ -28,8 +28,12 @@ lint: install
 test: install browser lint
 	$(BIN)/python -m pytest
 
+# All benchmarks (about half an hour on 2 cores); docs/benchmarks.md records their latest output.
 bench: install
 	$(BIN)/python benchmarks/bench_data.py
+	$(BIN)/python benchmarks/bench_models.py
+	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/bench_accuracy.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

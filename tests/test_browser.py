@@ -137,3 +137,21 @@ def test_a_deep_link_goes_through_the_router(app_url, page):
     expect(sidebar.get_by_role("link", name="Train")).to_be_visible()
     expect(sidebar.get_by_text("widgets")).to_have_count(0)  # not Streamlit's old pages/ menu
     expect(page.get_by_text("Page not found")).to_have_count(0)
+
+
+def test_train_a_run_and_watch_its_curve(app_url, page):
+    from playwright.sync_api import expect
+
+    page.goto(f"{app_url}/train")
+    expect(page.get_by_role("heading", name="Train")).to_be_visible()
+    page.get_by_role("combobox", name="Model", exact=True).click()
+    page.get_by_role("option", name="Custom: Custom CNN").click()
+    epochs = page.get_by_role("spinbutton", name="Epochs (at most)")
+    epochs.fill("2")
+    epochs.press("Enter")
+    page.get_by_role("button", name="Train").click()
+    expect(page.get_by_text("Queued run")).to_be_visible()
+    # The fragment refreshes the run every 2 s: the curve appears while it trains, the figures when it ends.
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=120_000)
+    expect(page.get_by_text("Test balanced accuracy")).to_be_visible(timeout=180_000)
+    expect(page.get_by_text(": finished ·")).to_be_visible()

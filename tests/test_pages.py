@@ -217,3 +217,18 @@ def test_train_page_shows_a_failed_run_with_its_reason(isolated_settings):
     at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=TIMEOUT).run()
     assert not at.exception
     assert "The run failed: ValueError: something broke" in at.error[0].value
+
+
+def test_train_page_explains_a_model_too_big_for_the_images():
+    at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=TIMEOUT)
+    at.session_state["active_dataset_spec"] = {
+        "name": "synthetic",
+        "image_size": 32,
+        "crop_fraction": 1.0,
+        "channels": 3,
+    }
+    at.run()
+    at.selectbox(key="train_model").select("practice3").run()
+    assert not at.exception
+    assert "needs images of at least 50 px" in at.warning[0].value
+    assert not at.button  # no Train button for settings that cannot train

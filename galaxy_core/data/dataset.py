@@ -73,6 +73,11 @@ class Dataset:
         return {name: split.class_counts(self.num_classes) for name, split in self.splits.items()}
 
 
+def make_splits(images, labels, source_ids, sizes, indices: Mapping[str, np.ndarray]) -> dict[str, Split]:
+    """Splits from parallel per-image arrays and each split's indices into them."""
+    return {name: Split(images[i], labels[i], source_ids[i], sizes[i]) for name, i in indices.items()}
+
+
 def stratified_split(
     labels: np.ndarray, fractions: tuple[float, float], seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -24,7 +24,7 @@ from galaxy_core.data.dataset import (
     DatasetError,
     ProgressCallback,
     SkippedFile,
-    Split,
+    make_splits,
     stratified_split,
 )
 from galaxy_core.data.images import SUPPORTED_EXTENSIONS, ImageDecodeError, PreprocessOptions, load_image_file
@@ -173,7 +173,7 @@ def _build(
         indices["val"] = pool[val]
     if carve[1]:
         indices["test"] = pool[test]
-    splits = {name: Split(images[i], labels[i], source_ids[i], sizes[i]) for name, i in indices.items()}
+    splits = make_splits(images, labels, source_ids, sizes, indices)
     return Dataset(
         name=root.name,
         class_names=class_names,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from galaxy_core.data.cache import cached_dataset
-from galaxy_core.data.dataset import Dataset, DatasetError, ProgressCallback, Split, stratified_split
+from galaxy_core.data.dataset import SPLIT_NAMES, Dataset, DatasetError, ProgressCallback, make_splits, stratified_split
 from galaxy_core.data.images import PreprocessOptions, preprocess_array
 
 CHUNK_IMAGES = 512
@@ -129,10 +129,7 @@ def _build(path: Path, variant: Galaxy10Variant, options, val_fraction, test_fra
     source_ids = np.array([f"{path.name}#{i}" for i in range(count)])
     sizes = np.tile(np.array(shape[2:0:-1], dtype=np.int32), (count, 1))
     parts = stratified_split(labels, (val_fraction, test_fraction), seed)
-    splits = {
-        name: Split(images[i], labels[i], source_ids[i], sizes[i])
-        for name, i in zip(("train", "val", "test"), parts, strict=True)
-    }
+    splits = make_splits(images, labels, source_ids, sizes, dict(zip(SPLIT_NAMES, parts, strict=True)))
     return Dataset(
         name=f"galaxy10-{variant.key}",
         class_names=variant.class_names,

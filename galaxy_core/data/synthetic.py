@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from galaxy_core.data.cache import cached_dataset
-from galaxy_core.data.dataset import Dataset, ProgressCallback, Split, stratified_split
+from galaxy_core.data.dataset import SPLIT_NAMES, Dataset, ProgressCallback, make_splits, stratified_split
 from galaxy_core.data.images import PreprocessOptions, preprocess_array
 
 CLASS_NAMES = ("edge", "smooth", "spiral")  # the order of gz1-3class's folders
@@ -202,10 +202,7 @@ def _render_dataset(options, num_images, difficulty, seed, val_fraction, test_fr
     source_ids = np.array([f"synthetic-{seed}-{i:06d}" for i in range(num_images)])
     sizes = np.full((num_images, 2), render_size, dtype=np.int32)
     parts = stratified_split(labels, (val_fraction, test_fraction), seed)
-    splits = {
-        name: Split(images[i], labels[i], source_ids[i], sizes[i])
-        for name, i in zip(("train", "val", "test"), parts, strict=True)
-    }
+    splits = make_splits(images, labels, source_ids, sizes, dict(zip(SPLIT_NAMES, parts, strict=True)))
     return Dataset(
         name="synthetic",
         class_names=CLASS_NAMES,

@@ -35,7 +35,12 @@ class TrainConfig:
             problems.append("dataset must name its source, e.g. {'name': 'synthetic'}")
         from galaxy_core.models import model_info  # deferred: the model zoo imports Keras
 
-        model_info(self.model)  # raises for an unknown model, naming the known ones
+        info = model_info(self.model)  # raises for an unknown model, naming the known ones
+        if "name" in self.dataset and self.input_shape[0] < info.min_input_size:
+            problems.append(
+                f"{self.model} needs images of at least {info.min_input_size} px; the dataset is set to "
+                f"{self.input_shape[0]} px"
+            )
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if not 0 < self.learning_rate <= 1:
@@ -75,13 +80,13 @@ class TrainConfig:
 
 # The recommended default: the best validation balanced accuracy on gz1-3class within a CPU budget
 # (benchmarks/select_default.py; README, "The default model").
-DEFAULT_MODEL = "resnet_small"
+DEFAULT_MODEL = "inception_small"
 DEFAULT_SETTINGS = {
     "optimizer": "adam",
     "learning_rate": 2e-3,
     "schedule": "cosine",
     "batch_size": 64,
-    "epochs": 30,
+    "epochs": 35,
     "early_stopping": True,
     "monitor": "val_balanced_accuracy",
     "patience": 10,

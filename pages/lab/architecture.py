@@ -9,7 +9,7 @@ from galaxy_core.models import create_model, list_models, model_info
 from galaxy_core.models.custom import HEADS, POOLING
 from galaxy_core.models.glossary import TRAINING_EXPLANATIONS, explain_layer_types
 from galaxy_core.models.summary import count_macs, graph_dot, layer_table, parameter_counts, size_bytes
-from pages.lab.widgets import active_dataset_spec, model_label
+from pages.lab.widgets import active_dataset_spec, lazy_tabs, model_label
 
 LARGE_GRAPH = 80
 
@@ -143,7 +143,7 @@ def explanations_ui(report: dict) -> None:
         st.markdown(f"**{topic.capitalize()}**: {text}")
 
 
-def compare_ui(name: str, input_shape: tuple, classes: int, options: tuple, report: dict) -> None:
+def compare_ui(name: str, input_shape: tuple, classes: int, report: dict) -> None:
     other = st.selectbox("Compare with", [n for n in list_models() if n != name], format_func=model_label)
     other_info = model_info(other)
     other_size = max(input_shape[0], other_info.min_input_size)
@@ -179,21 +179,13 @@ except ValueError as error:
     st.error(f"This model cannot be built with these settings: {error}")
     st.stop()
 
-overview_tab, layers_tab, diagram_tab, explain_tab, compare_tab = st.tabs(
-    ["Overview", "Layers", "Diagram", "What the layers do", "Compare"], key="architecture_tab", on_change="rerun"
+lazy_tabs(
+    "architecture_tab",
+    {
+        "Overview": lambda: overview_ui(name, report),
+        "Layers": lambda: layers_ui(report),
+        "Diagram": lambda: diagram_ui(report),
+        "What the layers do": lambda: explanations_ui(report),
+        "Compare": lambda: compare_ui(name, input_shape, classes, report),
+    },
 )
-if overview_tab.open:
-    with overview_tab:
-        overview_ui(name, report)
-if layers_tab.open:
-    with layers_tab:
-        layers_ui(report)
-if diagram_tab.open:
-    with diagram_tab:
-        diagram_ui(report)
-if explain_tab.open:
-    with explain_tab:
-        explanations_ui(report)
-if compare_tab.open:
-    with compare_tab:
-        compare_ui(name, input_shape, classes, option_items, report)

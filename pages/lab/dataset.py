@@ -26,6 +26,7 @@ from pages.lab.widgets import (
     enlarge,
     get_settings,
     image_grid,
+    lazy_tabs,
     load_dataset,
 )
 
@@ -291,22 +292,14 @@ except (DatasetError, ValueError, OSError) as error:
     st.error(f"This dataset cannot be loaded: {error}")
     st.stop()
 
-# Lazy tabs: only the open one runs, so TensorFlow loads only when the augmentation preview is opened.
-overview, browse, augmentation, grayscale, statistics = st.tabs(
-    ["Overview", "Browse", "Augmentation", "RGB vs grayscale", "Statistics"], key="dataset_tab", on_change="rerun"
+# Only the open tab runs, so TensorFlow loads only when the augmentation preview is opened.
+lazy_tabs(
+    "dataset_tab",
+    {
+        "Overview": lambda: overview_ui(dataset),
+        "Browse": lambda: browse_ui(dataset),
+        "Augmentation": lambda: augmentation_ui(dataset),
+        "RGB vs grayscale": lambda: grayscale_ui(dataset),
+        "Statistics": lambda: statistics_ui(dataset),
+    },
 )
-if overview.open:
-    with overview:
-        overview_ui(dataset)
-if browse.open:
-    with browse:
-        browse_ui(dataset)
-if augmentation.open:
-    with augmentation:
-        augmentation_ui(dataset)
-if grayscale.open:
-    with grayscale:
-        grayscale_ui(dataset)
-if statistics.open:
-    with statistics:
-        statistics_ui(dataset)

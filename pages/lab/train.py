@@ -27,13 +27,14 @@ def new_run_ui(dataset: dict) -> TrainConfig | None:
         help=f"The recommended default is {model_label(DEFAULT_MODEL)}.",
     )
     info = model_info(model)
-    defaults = recommended_config(dataset, model)
     size = dataset.get("image_size", 64)
     if size < info.min_input_size:
         st.warning(
             f"{info.title} needs images of at least {info.min_input_size} px; the active dataset has {size} "
-            "px. Choose a larger image size on the Dataset page."
+            "px. Choose a larger image size on the Dataset page, or another model."
         )
+        return None
+    defaults = recommended_config(dataset, model)
     with st.form(f"train_form_{model}"):
         left, middle, right = st.columns(3)
         epochs = left.number_input("Epochs (at most)", 1, 500, defaults.epochs)
@@ -131,78 +132,38 @@ def runs_table_ui(store: RunStore) -> str | None:
     return chosen if chosen in set(table["run"]) else table["run"].iloc[0]
 
 
+TRAIN_COLOUR, VAL_COLOUR, BALANCED_COLOUR = "#1f77b4", "#ff7f0e", "#2ca02c"
+
+
 def curves_figure(metrics: list[dict], by_batch: bool) -> go.Figure:
-    """Loss and accuracy, train against validation; by epoch, or by batch for the training side."""
+    """Loss and accuracy, train against validation; the training side by epoch, or by batch."""
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
     epochs = epoch_records(metrics)
     if by_batch:
-        batches = [m for m in metrics if m.get("kind") == "batch"]
-        steps_per_epoch = max((b["step"] for b in batches), default=1) / max(1, len(epochs) or 1)
-        x_train = [b["step"] / steps_per_epoch for b in batches]
-        figure.add_scatter(
-            x=x_train,
-            y=[b["loss"] for b in batches],
-            name="train loss (batches)",
-            row=1,
-            col=1,
-            line={"color": "#1f77b4"},
-        )
-        figure.add_scatter(
-            x=x_train,
-            y=[b["accuracy"] for b in batches],
-            name="train accuracy (batches)",
-            row=1,
-            col=2,
-            line={"color": "#1f77b4"},
-        )
+        train = [m for m in metrics if m.get("kind") == "batch"]
+        steps_per_epoch = max((b["step"] for b in train), default=1) / max(1, len(epochs))
+        train_x, mode, suffix = [b["step"] / steps_per_epoch for b in train], "lines", " (batches)"
     else:
-        x = [e["epoch"] for e in epochs]
+        train, mode, suffix = epochs, "lines+markers", ""
+        train_x = [e["epoch"] for e in epochs]
+    epoch_x = [e["epoch"] for e in epochs]
+    lines = [
+        (train_x, train, "loss", f"train loss{suffix}", 1, TRAIN_COLOUR, mode, None),
+        (train_x, train, "accuracy", f"train accuracy{suffix}", 2, TRAIN_COLOUR, mode, None),
+        (epoch_x, epochs, "val_loss", "val loss", 1, VAL_COLOUR, "lines+markers", None),
+        (epoch_x, epochs, "val_accuracy", "val accuracy", 2, VAL_COLOUR, "lines+markers", None),
+        (epoch_x, epochs, "val_balanced_accuracy", "val balanced accuracy", 2, BALANCED_COLOUR, "lines+markers", "dot"),
+    ]
+    for x, records, key, name, column, colour, line_mode, dash in lines:
         figure.add_scatter(
             x=x,
-            y=[e["loss"] for e in epochs],
-            name="train loss",
+            y=[r.get(key) for r in records],
+            name=name,
             row=1,
-            col=1,
-            mode="lines+markers",
-            line={"color": "#1f77b4"},
+            col=column,
+            mode=line_mode,
+            line={"color": colour, "dash": dash},
         )
-        figure.add_scatter(
-            x=x,
-            y=[e["accuracy"] for e in epochs],
-            name="train accuracy",
-            row=1,
-            col=2,
-            mode="lines+markers",
-            line={"color": "#1f77b4"},
-        )
-    x = [e["epoch"] for e in epochs]
-    figure.add_scatter(
-        x=x,
-        y=[e.get("val_loss") for e in epochs],
-        name="val loss",
-        row=1,
-        col=1,
-        mode="lines+markers",
-        line={"color": "#ff7f0e"},
-    )
-    figure.add_scatter(
-        x=x,
-        y=[e.get("val_accuracy") for e in epochs],
-        name="val accuracy",
-        row=1,
-        col=2,
-        mode="lines+markers",
-        line={"color": "#ff7f0e"},
-    )
-    figure.add_scatter(
-        x=x,
-        y=[e.get("val_balanced_accuracy") for e in epochs],
-        name="val balanced accuracy",
-        row=1,
-        col=2,
-        mode="lines+markers",
-        line={"color": "#2ca02c", "dash": "dot"},
-    )
     figure.update_xaxes(title_text="epoch")
     figure.update_yaxes(range=[0, 1.02], row=1, col=2)
     figure.update_layout(height=380, margin={"t": 40, "b": 40}, legend={"orientation": "h", "y": -0.25})

@@ -101,6 +101,15 @@ def sidebar_status() -> None:
         st.markdown(f"**{describe_spec(active_dataset_spec())}**")
 
 
+def lazy_tabs(key: str, tabs: dict) -> None:
+    """Tabs of which only the open one runs: `tabs` maps each label to a function drawing its content."""
+    containers = st.tabs(list(tabs), key=key, on_change="rerun")
+    for container, draw in zip(containers, tabs.values(), strict=True):
+        if container.open:
+            with container:
+                draw()
+
+
 def enlarge(image: np.ndarray, size: int = 128) -> np.ndarray:
     """Nearest-neighbour upscale for display, so that small images stay sharp; (H, W, 1) becomes (H, W)."""
     factor = max(1, size // image.shape[0])
