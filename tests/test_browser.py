@@ -146,9 +146,9 @@ def test_train_a_run_and_watch_its_curve(app_url, page):
     expect(page.get_by_role("heading", name="Train")).to_be_visible()
     page.get_by_role("combobox", name="Model", exact=True).click()
     page.get_by_role("option", name="Custom: Custom CNN").click()
-    epochs = page.get_by_role("spinbutton", name="Epochs (at most)")
-    epochs.fill("2")
-    epochs.press("Enter")
+    # The form is drawn anew for the chosen model (its recipe's learning rate, 0.001): wait for it before typing.
+    expect(page.get_by_test_id("stSliderThumbValue").get_by_text("0.001", exact=True)).to_be_visible()
+    page.get_by_role("spinbutton", name="Epochs (at most)").fill("2")
     page.get_by_role("button", name="Train").click()
     expect(page.get_by_text("Queued run")).to_be_visible()
     # The fragment refreshes the run every 2 s: the curve appears while it trains, the figures when it ends.
