@@ -181,6 +181,8 @@ def _train(args, settings) -> int:
         "monitor": args.monitor,
         "patience": args.patience,
         "seed": args.seed,
+        "validation": args.validation,
+        "validation_fraction": args.validation_fraction,
         "early_stopping": False if args.no_early_stopping else None,
         "class_weighting": False if args.no_class_weights else None,
         "augment": AugmentOptions(flip=False, rotate=False, zoom=0.0, brightness=0.0) if args.no_augment else None,
@@ -282,7 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
     runs_dir = argparse.ArgumentParser(add_help=False)
     runs_dir.add_argument("--runs-dir", type=Path, help="runs folder (default: GALAXY_LAB_RUNS_DIR or settings)")
 
-    from galaxy_core.training.config import DEFAULT_MODEL, DEFAULT_SETTINGS, MONITORS, OPTIMIZERS, SCHEDULES
+    from galaxy_core.training.config import (
+        DEFAULT_MODEL,
+        DEFAULT_SETTINGS,
+        MONITORS,
+        OPTIMIZERS,
+        SCHEDULES,
+        VALIDATION_SOURCES,
+    )
 
     train = commands.add_parser(
         "train",
@@ -303,6 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-early-stopping", action="store_true")
     train.add_argument("--no-class-weights", action="store_true", help="do not reweight imbalanced classes")
     train.add_argument("--no-augment", action="store_true", help="no flips, rotations, zoom or brightness")
+    train.add_argument(
+        "--validation",
+        choices=VALIDATION_SOURCES,
+        help="the dataset's val split (default), or a share held out of the training split",
+    )
+    train.add_argument("--validation-fraction", type=float, help="share of train held out (default 0.1)")
     train.add_argument("--seed", type=int, help="training seed: same seed and config, same curve (default 0)")
     train.set_defaults(run=_train)
 

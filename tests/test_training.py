@@ -47,6 +47,9 @@ def wait_for(predicate, timeout=120.0, interval=0.2):
         ({"learning_rate": 0}, "learning_rate must be"),
         ({"monitor": "val_f1"}, "monitor must be one of"),
         ({"dataset": {}}, "dataset must name its source"),
+        ({"model": "practice3"}, "practice3 needs images of at least 50 px; the dataset is set to 16 px"),
+        ({"validation": "test_split"}, "validation must be one of"),
+        ({"validation_fraction": 0.7}, "validation_fraction must be between 0 and 0.5"),
     ],
 )
 def test_bad_settings_are_refused_before_any_work(overrides, message):
@@ -171,3 +174,11 @@ def test_a_queued_run_stops_at_once(isolated_settings):
     manager = JobManager(isolated_settings["runs"], max_concurrent=0)
     run = manager.submit(tiny_config())
     assert manager.stop(run.id)["state"] == "stopped"
+
+
+def test_validation_can_be_held_out_of_the_training_split(isolated_settings):
+    config = tiny_config(validation="from_train", validation_fraction=0.25)
+    run = RunStore(isolated_settings["runs"]).create(config.to_dict(), "c")
+    assert train_run(run) == "finished"
+    # 60 synthetic galaxies: 48 train, 6 val, 6 test; a quarter of the 48 is held out and the val split unused.
+    assert run.status()["dataset_sizes"] == {"train": 36, "val": 12, "test": 6}

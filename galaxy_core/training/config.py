@@ -9,6 +9,8 @@ from galaxy_core.data.augment import AugmentOptions
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine")
 MONITORS = ("val_loss", "val_balanced_accuracy", "val_accuracy")
+# Where validation images come from: the dataset's own val split, or a stratified share held out of train.
+VALIDATION_SOURCES = ("val_split", "from_train")
 MAX_EPOCHS = 500
 
 
@@ -27,6 +29,8 @@ class TrainConfig:
     monitor: str = "val_loss"
     patience: int = 10
     class_weighting: bool = True
+    validation: str = "val_split"
+    validation_fraction: float = 0.1  # with validation="from_train"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -55,6 +59,10 @@ class TrainConfig:
             problems.append(f"monitor must be one of {MONITORS}, got {self.monitor!r}")
         if self.patience < 1:
             problems.append(f"patience must be >= 1, got {self.patience}")
+        if self.validation not in VALIDATION_SOURCES:
+            problems.append(f"validation must be one of {VALIDATION_SOURCES}, got {self.validation!r}")
+        if not 0.0 < self.validation_fraction < 0.5:
+            problems.append(f"validation_fraction must be between 0 and 0.5, got {self.validation_fraction}")
         if problems:
             raise ValueError("; ".join(problems))
 

@@ -14,11 +14,13 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from galaxy_core.data import create_dataset
+from galaxy_core.data.dataset import stratified_split
 from galaxy_core.settings import load_settings
 from galaxy_core.training.config import TrainConfig
 from galaxy_core.training.store import Run
@@ -116,6 +118,16 @@ def _evaluate(model, run: Run, dataset) -> dict | None:
     return summary
 
 
+def with_validation_source(dataset, config: TrainConfig):
+    """The dataset as training sees it: with validation="from_train", a stratified share of the training split
+    (seeded by the run) replaces the dataset's val split; the test split never changes."""
+    if config.validation != "from_train":
+        return dataset
+    train = dataset.splits["train"]
+    kept, held_out, _ = stratified_split(train.labels, (config.validation_fraction, 0.0), config.seed)
+    return replace(dataset, splits={**dataset.splits, "train": train.take(kept), "val": train.take(held_out)})
+
+
 def train_run(run: Run, on_record: RecordCallback | None = None) -> str:
     """Train the run in this process; returns its final state. Never raises for a failed run."""
     try:
@@ -123,8 +135,9 @@ def train_run(run: Run, on_record: RecordCallback | None = None) -> str:
         run.set_status("running", pid=os.getpid(), started=time.time())
         return _train(run, config, on_record)
     except Exception as error:  # the run's record of what went wrong, for the user
-        run.log(traceback.format_exc())
-        run.set_status("failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
+        details = traceback.format_exc()
+        run.log(details)
+        run.set_status("failed", error=f"{type(error).__name__}: {error}", traceback=details)
         return "failed"
 
 
@@ -137,7 +150,7 @@ def _train(run: Run, config: TrainConfig, on_record: RecordCallback | None) -> s
     device = configure_device()
     run.set_status("running", device=device.describe())
     run.log(f"device: {device.describe()}")
-    dataset = create_dataset(**config.dataset, cache_dir=load_settings().cache_dir)
+    dataset = with_validation_source(create_dataset(**config.dataset, cache_dir=load_settings().cache_dir), config)
     sizes = {name: len(split) for name, split in dataset.splits.items()}
     run.log(f"dataset {dataset.name}: {sizes}, classes {list(dataset.class_names)}")
     keras.utils.set_random_seed(config.seed)

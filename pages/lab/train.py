@@ -8,7 +8,14 @@ from plotly.subplots import make_subplots
 from galaxy_core.data.augment import AugmentOptions
 from galaxy_core.models import list_models, model_info
 from galaxy_core.training import ACTIVE_STATES, JobManager, RunNotFoundError, RunStore, TrainConfig
-from galaxy_core.training.config import DEFAULT_MODEL, MONITORS, OPTIMIZERS, SCHEDULES, recommended_config
+from galaxy_core.training.config import (
+    DEFAULT_MODEL,
+    MONITORS,
+    OPTIMIZERS,
+    SCHEDULES,
+    VALIDATION_SOURCES,
+    recommended_config,
+)
 from pages.lab.widgets import active_dataset_spec, describe_spec, get_settings, model_label
 
 SELECTED_RUN_KEY = "train_selected_run"
@@ -68,7 +75,13 @@ def new_run_ui(dataset: dict) -> TrainConfig | None:
             defaults.class_weighting,
             help="Weigh rare classes up so that each class counts as much in the loss.",
         )
-        seed = st.number_input("Seed", 0, 10**6, 0, help="The same seed and settings reproduce the same curve.")
+        source_col, seed_col = st.columns(2)
+        validation = source_col.selectbox(
+            "Validation images",
+            VALIDATION_SOURCES,
+            format_func={"val_split": "the dataset's val split", "from_train": "10% held out of train"}.get,
+        )
+        seed = seed_col.number_input("Seed", 0, 10**6, 0, help="The same seed and settings reproduce the same curve.")
         if not st.form_submit_button("Train", type="primary"):
             return None
     return TrainConfig(
@@ -84,6 +97,7 @@ def new_run_ui(dataset: dict) -> TrainConfig | None:
         monitor=monitor,
         patience=int(patience),
         class_weighting=class_weighting,
+        validation=validation,
         seed=int(seed),
     )
 
