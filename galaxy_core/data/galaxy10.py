@@ -85,9 +85,9 @@ def variant_for(variant: str) -> Galaxy10Variant:
 
 
 def find_galaxy10_file(variant: str, folders: list[Path]) -> Path | None:
-    """The first `folder/<file name>` that exists, else None."""
+    """The first `folder/<file name>` that exists, in the order given, else None."""
     name = variant_for(variant).file_name
-    return next((Path(f) / name for f in folders if (Path(f) / name).is_file()), None)
+    return next((Path(folder) / name for folder in folders if (Path(folder) / name).is_file()), None)
 
 
 def _read_labels_and_shape(path: Path) -> tuple[np.ndarray, tuple[int, ...]]:

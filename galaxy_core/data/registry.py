@@ -9,7 +9,7 @@ from pathlib import Path
 
 from galaxy_core.data.dataset import Dataset, DatasetError, ProgressCallback
 from galaxy_core.data.folder import SPLIT_FOLDER_NAMES, load_folder
-from galaxy_core.data.galaxy10 import VARIANTS, load_galaxy10
+from galaxy_core.data.galaxy10 import VARIANTS, find_galaxy10_file, load_galaxy10
 from galaxy_core.data.images import PreprocessOptions
 from galaxy_core.data.synthetic import load_synthetic
 from galaxy_core.settings import Settings
@@ -90,16 +90,17 @@ def discover_datasets(settings: Settings) -> list[DatasetChoice]:
                     DatasetChoice(f"{folder.name} (folder)", {"name": "folder", "path": str(folder), **defaults})
                 )
     for variant in VARIANTS.values():
-        for folder in (*settings.data_roots, settings.download_dir):
-            path = folder / variant.file_name
-            if path.is_file():
-                choices.append(
-                    DatasetChoice(
-                        f"Galaxy10 {variant.key.upper()} ({path.name})", {"name": "galaxy10", "path": str(path)}
-                    )
-                )
-                break
+        path = find_galaxy10_file(variant.key, _galaxy10_folders(settings))
+        if path is not None:
+            choices.append(
+                DatasetChoice(f"Galaxy10 {variant.key.upper()} ({path.name})", {"name": "galaxy10", "path": str(path)})
+            )
     return choices
+
+
+def _galaxy10_folders(settings: Settings) -> list[Path]:
+    """Where Galaxy10 files are looked for: the data roots, then the downloads folder."""
+    return [*settings.data_roots, settings.download_dir]
 
 
 def resolve_in_data_roots(text: str, roots: tuple[Path, ...]) -> Path:
@@ -136,9 +137,9 @@ def spec_from_name(text: str, settings: Settings) -> dict:
         return {"name": "synthetic"}
     if text.startswith("galaxy10-") and text.removeprefix("galaxy10-") in VARIANTS:
         variant = VARIANTS[text.removeprefix("galaxy10-")]
-        for folder in (*settings.data_roots, settings.download_dir):
-            if (folder / variant.file_name).is_file():
-                return {"name": "galaxy10", "path": str(folder / variant.file_name)}
+        path = find_galaxy10_file(variant.key, _galaxy10_folders(settings))
+        if path is not None:
+            return {"name": "galaxy10", "path": str(path)}
         raise DatasetError(
             f"{variant.file_name} is in none of the data roots or {settings.download_dir}; "
             f"get it with: galaxy-lab download {variant.key}"
