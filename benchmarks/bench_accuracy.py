@@ -17,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from galaxy_core.training import RunStore
 from galaxy_core.training.config import recommended_config
+from galaxy_core.training.store import epoch_records
 from galaxy_core.training.worker import train_run
 
 GZ1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "gz1-3class"
@@ -39,7 +40,7 @@ def main() -> None:
         state = train_run(run)
         minutes = (time.perf_counter() - started) / 60
         evaluation = run.evaluation()
-        epochs = sum(1 for m in run.metrics() if m["kind"] == "epoch")
+        epochs = len(epoch_records(run.metrics()))
         if state != "finished" or evaluation is None:
             raise SystemExit(f"error: the run ended {state}: {run.status().get('error')}")
     print(

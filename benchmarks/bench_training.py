@@ -24,6 +24,7 @@ from galaxy_core.data.pipeline import make_tf_dataset
 from galaxy_core.models import create_model
 from galaxy_core.training import RunStore
 from galaxy_core.training.config import recommended_config
+from galaxy_core.training.store import epoch_records
 from galaxy_core.training.worker import class_weights, train_run
 
 GZ1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "gz1-3class"
@@ -73,7 +74,7 @@ def bare_fit(config, dataset) -> float:
 def worker_fit(config, runs_dir) -> float:
     run = RunStore(runs_dir).create(config.to_dict(), config.model)
     train_run(run)
-    epochs = [m for m in run.metrics() if m["kind"] == "epoch"]
+    epochs = epoch_records(run.metrics())
     started = run.status()["started"]
     return seconds_per_epoch([started] + [e["time"] for e in epochs])
 

@@ -209,13 +209,9 @@ def _train(args, settings) -> int:
     return 0 if state in ("finished", "stopped") else 1
 
 
-def _best(metrics: list[dict], key: str) -> float | None:
-    values = [m[key] for m in metrics if m.get("kind") == "epoch" and key in m]
-    return max(values) if values else None
-
-
 def _runs(args, settings) -> int:
     from galaxy_core.training import RunStore
+    from galaxy_core.training.store import best_epoch_value, epoch_records
 
     rows = []
     for run, config, status in RunStore(args.runs_dir or settings.runs_dir).runs():
@@ -226,8 +222,8 @@ def _runs(args, settings) -> int:
                 "state": status["state"],
                 "model": config.get("model"),
                 "dataset": config.get("dataset", {}).get("path", config.get("dataset", {}).get("name")),
-                "epochs": sum(1 for m in metrics if m.get("kind") == "epoch"),
-                "best_val_balanced_accuracy": _best(metrics, "val_balanced_accuracy"),
+                "epochs": len(epoch_records(metrics)),
+                "best_val_balanced_accuracy": best_epoch_value(metrics, "val_balanced_accuracy"),
                 "test_balanced_accuracy": status.get("test_balanced_accuracy"),
             }
         )

@@ -54,6 +54,16 @@ def _read_json(path: Path) -> dict:
     return value
 
 
+def epoch_records(records: list[dict]) -> list[dict]:
+    """The per-epoch lines of a run's metrics."""
+    return [record for record in records if record.get("kind") == "epoch"]
+
+
+def best_epoch_value(records: list[dict], key: str) -> float | None:
+    """The highest `key` over the epochs that report it, or None."""
+    return max((record[key] for record in epoch_records(records) if key in record), default=None)
+
+
 @dataclass(frozen=True)
 class Run:
     """A run folder. All writes come from its worker, except the stop request and the final state of a run

@@ -16,6 +16,7 @@ from galaxy_core.training.config import (
     VALIDATION_SOURCES,
     recommended_config,
 )
+from galaxy_core.training.store import best_epoch_value, epoch_records
 from pages.lab.widgets import active_dataset_spec, describe_spec, get_settings, model_label
 
 SELECTED_RUN_KEY = "train_selected_run"
@@ -102,15 +103,12 @@ def new_run_ui(dataset: dict) -> TrainConfig | None:
     )
 
 
-def epoch_records(metrics: list[dict]) -> list[dict]:
-    return [m for m in metrics if m.get("kind") == "epoch"]
-
-
 def runs_table_ui(store: RunStore) -> str | None:
     """The runs, newest first; returns the id of the run chosen in the table (default: the newest)."""
     rows = []
     for run, config, status in store.runs():
-        epochs = epoch_records(run.metrics())
+        metrics = run.metrics()
+        epochs = epoch_records(metrics)
         last = epochs[-1] if epochs else {}
         rows.append(
             {
@@ -119,7 +117,7 @@ def runs_table_ui(store: RunStore) -> str | None:
                 "model": config.get("model"),
                 "dataset": describe_spec(config.get("dataset", {"name": "?"})),
                 "epochs": f"{len(epochs)}/{config.get('epochs', '?')}",
-                "val balanced acc": max((e.get("val_balanced_accuracy", 0.0) for e in epochs), default=None),
+                "val balanced acc": best_epoch_value(metrics, "val_balanced_accuracy"),
                 "test balanced acc": status.get("test_balanced_accuracy"),
                 "time left": f"{last['eta_seconds'] / 60:.1f} min" if status["state"] == "running" and last else "",
             }
@@ -228,7 +226,7 @@ def run_view(store: RunStore, manager: JobManager, run_id: str) -> None:
         cols[1].metric("Test balanced accuracy", f"{status['test_balanced_accuracy']:.1%}")
         cols[2].metric(
             "Best val balanced accuracy",
-            f"{max(e.get('val_balanced_accuracy', 0) for e in epochs):.1%}" if epochs else "-",
+            f"{best:.1%}" if (best := best_epoch_value(metrics, "val_balanced_accuracy")) is not None else "-",
         )
     if metrics:
         by_batch = st.toggle("Training curve by batch", key=f"by_batch_{run.id}")
