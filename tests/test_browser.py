@@ -148,7 +148,12 @@ def test_train_a_run_and_watch_its_curve(app_url, page):
     page.get_by_role("option", name="Custom: Custom CNN").click()
     # The form is drawn anew for the chosen model (its recipe's learning rate, 0.001): wait for it before typing.
     expect(page.get_by_test_id("stSliderThumbValue").get_by_text("0.001", exact=True)).to_be_visible()
-    page.get_by_role("spinbutton", name="Epochs (at most)").fill("2")
+    epochs = page.get_by_role("spinbutton", name="Epochs (at most)")
+    epochs.fill("2")
+    epochs.press("Tab")  # commit the typed value before submitting the form
+    expect(epochs).to_have_value("2")
+    # A click that lands while the script is still running can be lost: wait until the app is idle.
+    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
     page.get_by_role("button", name="Train").click()
     expect(page.get_by_text("Queued run")).to_be_visible()
     # The fragment refreshes the run every 2 s: the curve appears while it trains, the figures when it ends.
