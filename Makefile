@@ -34,6 +34,8 @@ bench: install
 	$(BIN)/python benchmarks/bench_models.py
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_accuracy.py
+	$(BIN)/python benchmarks/bench_explain.py
+	$(BIN)/python benchmarks/bench_classify.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -18,6 +18,9 @@ navigation = st.navigation(
             st.Page("pages/lab/dataset.py", title="Dataset", icon=":material/photo_library:"),
             st.Page("pages/lab/architecture.py", title="Architecture", icon=":material/account_tree:"),
             st.Page("pages/lab/train.py", title="Train", icon=":material/model_training:"),
+            st.Page("pages/lab/evaluate.py", title="Evaluate", icon=":material/grid_on:"),
+            st.Page("pages/lab/classify.py", title="Classify", icon=":material/image_search:"),
+            st.Page("pages/lab/compare.py", title="Compare", icon=":material/compare:"),
         ],
     }
 )

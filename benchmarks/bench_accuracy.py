@@ -28,14 +28,15 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=GZ1)
     parser.add_argument("--epochs", type=int, help="override the recommended number of epochs")
     parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--runs-dir", type=Path, help="keep the run in this runs folder (default: a temporary one)")
     args = parser.parse_args()
     if not args.data.is_dir():
         raise SystemExit(f"error: {args.data} not found; pass --data PATH to gz1-3class")
     spec = {"name": "folder", "path": str(args.data), "crop_fraction": 0.4, "image_size": args.image_size}
     overrides = {"epochs": args.epochs} if args.epochs else {}
     config = recommended_config(spec, **overrides)
-    with tempfile.TemporaryDirectory() as runs_dir:
-        run = RunStore(runs_dir).create(config.to_dict(), config.model)
+    with tempfile.TemporaryDirectory() as temporary_dir:
+        run = RunStore(args.runs_dir or temporary_dir).create(config.to_dict(), config.model)
         started = time.perf_counter()
         state = train_run(run)
         minutes = (time.perf_counter() - started) / 60

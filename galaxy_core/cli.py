@@ -7,6 +7,9 @@ galaxy-lab download VARIANT       fetch a Galaxy10 file (resumable, checksummed)
 galaxy-lab train [--dataset D]    train a model in this terminal, into a run folder; prints the run id last
 galaxy-lab runs [--json]          list the runs
 galaxy-lab stop RUN               stop a queued or running run
+galaxy-lab evaluate RUN           evaluate a run's model on its test split or on another labelled dataset
+galaxy-lab predict RUN IMAGE...   classify image files (or zips of them) with a run's model
+galaxy-lab export RUN             write a run's model as .keras, zipped SavedModel, TFLite and a JSON model card
 """
 
 from __future__ import annotations
@@ -252,6 +255,109 @@ def _stop(args, settings) -> int:
     return 0
 
 
+def _evaluate(args, settings) -> int:
+    from galaxy_core.data import create_dataset, spec_from_name
+    from galaxy_core.inference import evaluate_model, load_run_model, run_class_names, run_dataset_spec
+    from galaxy_core.training import RunStore
+
+    run = RunStore(args.runs_dir or settings.runs_dir).get(args.run_id)
+    config = run.config()
+    spec = run_dataset_spec(config, spec_from_name(args.dataset, settings) if args.dataset else None)
+    dataset = create_dataset(**spec, cache_dir=settings.cache_dir, progress=_terminal_progress)
+    model = load_run_model(run, args.checkpoint)
+    result = evaluate_model(model, dataset, run_class_names(run), args.split, tta=args.tta)
+    summary = result.summary
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    names = summary["class_names"]
+    print(
+        f"run {run.id} ({args.checkpoint} model) on {dataset.name}, split {args.split}, {len(result.labels)} images"
+        + (", averaged over 8 flips/rotations" if args.tta else "")
+    )
+    print(f"accuracy           {summary['accuracy']:.4f}")
+    print(f"balanced accuracy  {summary['balanced_accuracy']:.4f}")
+    print(f"macro F1           {summary['macro_f1']:.4f}")
+    width = max(len(name) for name in names) + 2
+    print(f"\n{'class':{width}s} precision  recall      F1  support")
+    for name, figures in summary["per_class"].items():
+        print(
+            f"{name:{width}s} {figures['precision']:9.4f} {figures['recall']:7.4f} {figures['f1']:7.4f} "
+            f"{figures['support']:8d}"
+        )
+    print(
+        f"\nconfusion matrix (rows: true class, columns: predicted)\n{'':{width}s}"
+        + "".join(f"{n:>10s}" for n in names)
+    )
+    for name, row in zip(names, summary["confusion_matrix"], strict=True):
+        print(f"{name:{width}s}" + "".join(f"{count:10d}" for count in row))
+    return 0
+
+
+def _predict(args, settings) -> int:
+    from galaxy_core.classify import RejectedFile, predict_images, read_images
+    from galaxy_core.data import PreprocessOptions
+    from galaxy_core.inference import load_run_model, run_class_names, run_preprocessing
+    from galaxy_core.training import RunStore
+
+    run = RunStore(args.runs_dir or settings.runs_dir).get(args.run_id)
+    options = PreprocessOptions(**run_preprocessing(run.config()))
+    max_bytes = settings.upload_limit_mb * 1_000_000
+    entries = []  # per input, in order: an ImageInput or a RejectedFile (a zip gives several)
+    for path in args.images:
+        try:
+            if path.stat().st_size > max_bytes:  # checked before reading a byte
+                entries.append(RejectedFile(str(path), f"larger than the {settings.upload_limit_mb} MB limit"))
+                continue
+            images, rejected = read_images([(str(path), path.read_bytes())], options, max_bytes)
+            entries += images + rejected
+        except OSError as error:
+            entries.append(RejectedFile(str(path), error.strerror or str(error)))
+    images = [entry for entry in entries if not isinstance(entry, RejectedFile)]
+    class_names = run_class_names(run)
+    predictions = predict_images(load_run_model(run, args.checkpoint), images, tta=args.tta) if images else []
+    by_name = {prediction.name: prediction for prediction in predictions}
+    results = []
+    for entry in entries:
+        if isinstance(entry, RejectedFile):
+            results.append({"file": entry.name, "error": entry.reason})
+            continue
+        prediction = by_name[entry.name]
+        result = {
+            "file": entry.name,
+            "label": class_names[prediction.label_index],
+            "probabilities": dict(zip(class_names, map(float, prediction.probabilities), strict=True)),
+        }
+        if prediction.spread is not None:
+            result["spread"] = dict(zip(class_names, map(float, prediction.spread), strict=True))
+        if entry.warnings:
+            result["warnings"] = list(entry.warnings)
+        results.append(result)
+    status = 0 if predictions else 1
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return status
+    for result in results:
+        if "error" in result:
+            print(f"{result['file']}: not classified: {result['error']}", file=sys.stderr)
+            continue
+        figures = "  ".join(f"{name} {value:.3f}" for name, value in result["probabilities"].items())
+        notes = "".join(f"\n    note: {warning}" for warning in result.get("warnings", []))
+        print(f"{result['file']}: {result['label']}  ({figures}){notes}")
+    return status
+
+
+def _export(args, settings) -> int:
+    from galaxy_core.export import EXPORT_FORMATS, export_run
+    from galaxy_core.training import RunStore
+
+    run = RunStore(args.runs_dir or settings.runs_dir).get(args.run_id)
+    formats = EXPORT_FORMATS if args.format == "all" else (args.format,)
+    for export_format in formats:
+        print(export_run(run, export_format, args.output, args.checkpoint))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="galaxy-lab", description="Galaxy CNN Lab from a terminal.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -279,6 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     runs_dir = argparse.ArgumentParser(add_help=False)
     runs_dir.add_argument("--runs-dir", type=Path, help="runs folder (default: GALAXY_LAB_RUNS_DIR or settings)")
+    one_run = argparse.ArgumentParser(add_help=False, parents=[runs_dir])
+    one_run.add_argument("run_id", metavar="RUN", help="run id (see galaxy-lab runs)")
 
     from galaxy_core.training.config import (
         DEFAULT_MODEL,
@@ -321,9 +429,50 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--json", action="store_true")
     runs.set_defaults(run=_runs)
 
-    stop = commands.add_parser("stop", parents=[runs_dir], help="stop a queued or running run")
-    stop.add_argument("run_id", metavar="RUN", help="run id (see galaxy-lab runs)")
+    stop = commands.add_parser("stop", parents=[one_run], help="stop a queued or running run")
     stop.set_defaults(run=_stop)
+
+    from galaxy_core.inference import CHECKPOINTS, EVALUATION_SPLITS
+
+    which_model = argparse.ArgumentParser(add_help=False, parents=[one_run])
+    which_model.add_argument("--checkpoint", choices=CHECKPOINTS, default="best", help="which model (default best)")
+    with_tta = argparse.ArgumentParser(add_help=False, parents=[which_model])
+    with_tta.add_argument("--tta", action="store_true", help="average over the 8 flips and quarter turns")
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        parents=[with_tta],
+        help="evaluate a run's model on a labelled dataset",
+        description="Images are preprocessed as the run's were (size, crop, channels); the dataset's class names "
+        "must be the run's.",
+    )
+    evaluate.add_argument("--dataset", help=DATASET_HELP + " (default: the run's own dataset)")
+    evaluate.add_argument(
+        "--split",
+        choices=EVALUATION_SPLITS,
+        default="test",
+        help="which images: a split, or all of the dataset's images (default test)",
+    )
+    evaluate.add_argument("--json", action="store_true", help="one JSON object with every figure")
+    evaluate.set_defaults(run=_evaluate)
+
+    predict = commands.add_parser(
+        "predict",
+        parents=[with_tta],
+        help="classify image files with a run's model",
+        description="Each file that cannot be used is reported with its reason; the others are still classified. "
+        "Exit status 0 when at least one file was classified.",
+    )
+    predict.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files or zip archives")
+    predict.add_argument("--json", action="store_true", help="one JSON list, an object per file")
+    predict.set_defaults(run=_predict)
+
+    from galaxy_core.export import EXPORT_FORMATS
+
+    export = commands.add_parser("export", parents=[which_model], help="write a run's model for use elsewhere")
+    export.add_argument("--format", choices=[*EXPORT_FORMATS, "all"], default="all", help="what to write (default all)")
+    export.add_argument("--output", type=Path, default=Path("exports"), help="folder to write into (default exports)")
+    export.set_defaults(run=_export)
     return parser
 
 

@@ -6,7 +6,9 @@ class; balanced accuracy, the mean of the per-class recalls, does not.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -81,3 +83,57 @@ def summarize(y_true, y_pred, class_names: list[str]) -> dict:
         "confusion_matrix": matrix.tolist(),
         "class_names": list(class_names),
     }
+
+
+def confident_mistakes(labels, probabilities) -> np.ndarray:
+    """Indices of the wrongly predicted examples, the most confident mistakes first."""
+    probabilities = np.asarray(probabilities)
+    predictions = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(predictions != np.asarray(labels))
+    return wrong[np.argsort(-probabilities[wrong, predictions[wrong]], kind="stable")]
+
+
+def cell_members(labels, probabilities, true_class: int, predicted_class: int) -> np.ndarray:
+    """Indices of one confusion-matrix cell (true x predicted), the most confident predictions first."""
+    probabilities = np.asarray(probabilities)
+    members = np.flatnonzero((np.asarray(labels) == true_class) & (probabilities.argmax(axis=1) == predicted_class))
+    return members[np.argsort(-probabilities[members, predicted_class], kind="stable")]
+
+
+@dataclass(frozen=True)
+class McNemarResult:
+    only_first_right: int  # images the first model gets right and the second wrong
+    only_second_right: int
+    p_value: float
+
+    def in_words(self, first: str = "the first model", second: str = "the second model") -> str:
+        """A plain reading of the test for a class."""
+        b, c, p = self.only_first_right, self.only_second_right, self.p_value
+        if b + c == 0:
+            return "The two models are right and wrong on exactly the same images: nothing tells them apart."
+        better = first if b > c else second
+        chance = (
+            f"If both models were equally accurate, a split at least this uneven ({b} against {c}) would still "
+            f"happen by chance {p:.1%} of the time (p = {p:.3g})."
+        )
+        if p < 0.01:
+            return f"{chance} That is very unlikely: {better} is more accurate on images like these."
+        if p < 0.05:
+            return f"{chance} That is unlikely (p < 0.05): {better} is probably more accurate."
+        return f"{chance} So the test set gives no clear evidence that one is more accurate than the other."
+
+
+def mcnemar(correct_first, correct_second) -> McNemarResult:
+    """McNemar's exact test on paired predictions: do two models' error rates on the same images differ?
+
+    Only the images where exactly one model is right count; under "equally accurate" each of those is a fair
+    coin flip, so the two-sided p-value is a binomial tail, computed exactly with whole numbers.
+    """
+    first, second = np.asarray(correct_first, dtype=bool), np.asarray(correct_second, dtype=bool)
+    if first.shape != second.shape or first.ndim != 1:
+        raise ValueError(f"both models must be judged on the same images, got {first.shape} and {second.shape}")
+    b, c = int(np.sum(first & ~second)), int(np.sum(~first & second))
+    n = b + c
+    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1))
+    p_value = 1.0 if n == 0 else min(1.0, float(Fraction(2 * tail, 2**n)))
+    return McNemarResult(b, c, p_value)

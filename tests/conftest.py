@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,42 @@ def write_image_folder(
             for index in range(count):
                 Image.fromarray(galaxy_like_image(rng, label)).save(folder / f"{name}_{index:03d}{extension}")
     return root
+
+
+# A tiny model on a few synthetic galaxies: trained once per test session, copied into each test's runs folder.
+TRAINED_RUN_CONFIG = {
+    "dataset": {"name": "synthetic", "num_images": 90, "image_size": 32},
+    "model": "custom_cnn",
+    "model_options": {"blocks": 2, "filters": 8, "convs_per_block": 1},
+    "epochs": 2,
+    "batch_size": 16,
+    "early_stopping": False,
+}
+
+
+@pytest.fixture(scope="session")
+def _trained_run_template(tmp_path_factory) -> Path:
+    from galaxy_core.training import RunStore
+    from galaxy_core.training.worker import train_run
+
+    base = tmp_path_factory.mktemp("trained")
+    (base / "galaxy-lab.toml").write_text("")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GALAXY_LAB_SETTINGS", str(base / "galaxy-lab.toml"))
+        patch.setenv("GALAXY_LAB_CACHE_DIR", str(base / "cache"))
+        run = RunStore(base / "runs").create(TRAINED_RUN_CONFIG, "custom_cnn")
+        assert train_run(run) == "finished", run.status().get("traceback")
+    return run.path
+
+
+@pytest.fixture
+def finished_run(_trained_run_template, isolated_settings):
+    """A finished run (tiny custom_cnn on 90 synthetic galaxies at 32 px) in this test's runs folder."""
+    from galaxy_core.training import Run
+
+    target = isolated_settings["runs"] / _trained_run_template.name
+    shutil.copytree(_trained_run_template, target)
+    return Run(target)
 
 
 @pytest.fixture

@@ -39,8 +39,14 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    base = tmp_path_factory.mktemp("browser")
+def app_base(tmp_path_factory) -> Path:
+    """The app's folders: data/, cache/, runs/ (tests may add finished runs to runs/ while it serves)."""
+    return tmp_path_factory.mktemp("browser")
+
+
+@pytest.fixture(scope="module")
+def app_url(app_base):
+    base = app_base
     write_image_folder(base / "data" / "classroom", {"edge": 12, "smooth": 30, "spiral": 10})
     env = {
         **os.environ,
@@ -87,6 +93,22 @@ def app_url(tmp_path_factory):
         server.kill()
 
 
+def screenshot(page, name: str) -> None:
+    """With GALAXY_LAB_SCREENSHOTS=FOLDER, keep a picture of this step (the README's come from here)."""
+    folder = os.environ.get("GALAXY_LAB_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.wait_for_timeout(1500)  # let images and charts finish drawing
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=False)
+
+
+def add_finished_run(template: Path, runs_dir: Path, suffix: str) -> str:
+    """A copy of the session's trained run in the app's runs folder, under a new id."""
+    run_id = f"{template.name}-{suffix}"
+    shutil.copytree(template, runs_dir / run_id)
+    return run_id
+
+
 @pytest.fixture
 def page(request):
     from playwright.sync_api import expect, sync_playwright
@@ -120,6 +142,7 @@ def test_home_then_browse_synthetic_and_real_folder(app_url, page):
     expect(page.get_by_text("Look closer at")).to_be_visible()
     expect(page.locator("[data-testid='stImage'] img")).to_have_count(25)  # 24 in the grid + the closer look
 
+    screenshot(page, "1-dataset")
     page.get_by_role("combobox", name="Dataset", exact=True).click()
     page.get_by_role("option", name="classroom (folder)").click()
     expect(page.get_by_test_id("stSidebar").get_by_text("classroom, 64 px, RGB")).to_be_visible()
@@ -160,3 +183,80 @@ def test_train_a_run_and_watch_its_curve(app_url, page):
     expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=120_000)
     expect(page.get_by_text("Test balanced accuracy")).to_be_visible(timeout=180_000)
     expect(page.get_by_text(": finished ·")).to_be_visible()
+    screenshot(page, "2-train")
+
+
+def test_stop_a_running_run(app_url, page):
+    from playwright.sync_api import expect
+
+    page.goto(f"{app_url}/train")
+    page.get_by_text("New run", exact=True).click()  # the form folds away once there are runs
+    page.get_by_role("combobox", name="Model", exact=True).click()
+    page.get_by_role("option", name="Custom: Custom CNN").click()
+    expect(page.get_by_test_id("stSliderThumbValue").get_by_text("0.001", exact=True)).to_be_visible()
+    epochs = page.get_by_role("spinbutton", name="Epochs (at most)")
+    epochs.fill("300")
+    epochs.press("Tab")
+    expect(epochs).to_have_value("300")
+    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
+    page.get_by_role("button", name="Train").click()
+    expect(page.get_by_text("Queued run")).to_be_visible()
+    expect(page.get_by_text(": running ·")).to_be_visible(timeout=120_000)
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=120_000)  # it has trained a little
+    page.get_by_role("button", name="Stop").click()
+    expect(page.get_by_text(": stopped ·")).to_be_visible(timeout=120_000)
+
+
+def test_evaluate_confusion_matrix_cell_and_gradcam(app_url, app_base, _trained_run_template, page):
+    from playwright.sync_api import expect
+
+    run_id = add_finished_run(_trained_run_template, app_base / "runs", "eval")
+    page.goto(f"{app_url}/evaluate")
+    expect(page.get_by_role("heading", name="Evaluate")).to_be_visible()
+    page.get_by_role("combobox", name="Run", exact=True).click()
+    page.get_by_role("option", name=run_id).click()
+    expect(page.get_by_text("Macro F1")).to_be_visible()
+    page.get_by_role("tab", name="Confusion matrix").click()
+    plot_area = page.locator(".js-plotly-plot .nsewdrag").first
+    expect(plot_area).to_be_visible()
+    box = plot_area.bounding_box()
+    # The bottom-right cell: true spiral, predicted spiral.
+    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
+    page.mouse.click(box["x"] + box["width"] * 5 / 6, box["y"] + box["height"] * 5 / 6)
+    expect(page.get_by_text("were predicted spiral")).to_be_visible()
+    expect(page.get_by_text("are spiral and were predicted spiral")).to_be_visible()
+    screenshot(page, "3-confusion-matrix")
+    page.get_by_role("tab", name="Grad-CAM").click()
+    expect(page.get_by_text("What the network looks at, per class")).to_be_visible()
+    expect(page.get_by_text("input · true").first).to_be_visible()
+    screenshot(page, "4-gradcam")
+
+
+def test_classify_a_good_and_a_bad_upload(app_url, app_base, _trained_run_template, page, tmp_path):
+    from playwright.sync_api import expect
+
+    from tests.uploads import encode, galaxy_photo
+
+    add_finished_run(_trained_run_template, app_base / "runs", "classify")
+    (tmp_path / "galaxy.jpg").write_bytes(encode(galaxy_photo(), "JPEG"))
+    (tmp_path / "notes.jpg").write_text("a text file with a picture's name\n")
+    page.goto(f"{app_url}/classify")
+    expect(page.get_by_role("heading", name="Classify")).to_be_visible()
+    page.locator("input[type=file]").set_input_files([tmp_path / "galaxy.jpg", tmp_path / "notes.jpg"])
+    expect(page.get_by_text("notes.jpg was not classified")).to_be_visible()
+    expect(page.get_by_text("what the model sees")).to_be_visible()
+    expect(page.get_by_text("Grad-CAM for").first).to_be_visible()
+    screenshot(page, "5-classify")
+
+
+def test_compare_two_runs(app_url, app_base, _trained_run_template, page):
+    from playwright.sync_api import expect
+
+    for suffix in ("compare-a", "compare-b"):
+        add_finished_run(_trained_run_template, app_base / "runs", suffix)
+    page.goto(f"{app_url}/compare")
+    expect(page.get_by_role("heading", name="Compare")).to_be_visible()
+    expect(page.locator(".js-plotly-plot").first).to_be_visible()
+    screenshot(page, "6-compare")
+    page.get_by_role("tab", name="Significance").click()
+    expect(page.get_by_text("p-value (McNemar, exact)")).to_be_visible()

@@ -4,8 +4,11 @@ import pytest
 from galaxy_core.evaluation import (
     accuracy,
     balanced_accuracy,
+    cell_members,
+    confident_mistakes,
     confusion_matrix,
     macro_f1,
+    mcnemar,
     per_class_metrics,
     summarize,
 )
@@ -60,3 +63,46 @@ def test_summary_is_json_ready():
 def test_bad_inputs(y_true, y_pred, message):
     with pytest.raises(ValueError, match=message):
         confusion_matrix(y_true, y_pred, 3)
+
+
+def test_confident_mistakes_and_cell_members_are_sorted_by_confidence():
+    labels = np.array([0, 0, 1, 1, 2])
+    probabilities = np.array(
+        [
+            [0.9, 0.1, 0.0],  # right
+            [0.2, 0.7, 0.1],  # 0 -> 1, 0.7
+            [0.05, 0.05, 0.9],  # 1 -> 2, 0.9
+            [0.1, 0.3, 0.6],  # 1 -> 2, 0.6
+            [0.0, 0.0, 1.0],  # right
+        ]
+    )
+    assert confident_mistakes(labels, probabilities).tolist() == [2, 1, 3]
+    assert cell_members(labels, probabilities, 1, 2).tolist() == [2, 3]
+    assert cell_members(labels, probabilities, 2, 2).tolist() == [4]
+    assert cell_members(labels, probabilities, 2, 0).tolist() == []
+
+
+@pytest.mark.parametrize(
+    ("only_first", "only_second", "both", "p_value"),
+    [
+        (1, 5, 10, 14 / 64),  # n = 6: 2 x (C(6,0) + C(6,1)) / 2^6
+        (0, 4, 3, 2 / 16),  # n = 4: 2 x C(4,0) / 2^4
+        (3, 3, 0, 1.0),  # a tie: 2 x (1 + 6 + 15 + 20) / 64 > 1, capped
+        (10, 0, 5, 2 / 1024),
+        (0, 0, 7, 1.0),
+    ],
+)
+def test_mcnemar_exact_p_values_by_hand(only_first, only_second, both, p_value):
+    first = [True] * only_first + [False] * only_second + [True] * both + [False] * 2
+    second = [False] * only_first + [True] * only_second + [True] * both + [False] * 2
+    result = mcnemar(first, second)
+    assert (result.only_first_right, result.only_second_right) == (only_first, only_second)
+    assert result.p_value == pytest.approx(p_value)
+
+
+def test_mcnemar_reads_out_in_plain_words():
+    assert "very unlikely: A is more accurate" in mcnemar([True] * 12, [False] * 12).in_words("A", "B")
+    assert "no clear evidence" in mcnemar([True, False], [False, True]).in_words("A", "B")
+    assert "exactly the same images" in mcnemar([True, False], [True, False]).in_words()
+    with pytest.raises(ValueError, match="same images"):
+        mcnemar([True], [True, False])

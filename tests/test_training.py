@@ -182,3 +182,24 @@ def test_validation_can_be_held_out_of_the_training_split(isolated_settings):
     assert train_run(run) == "finished"
     # 60 synthetic galaxies: 48 train, 6 val, 6 test; a quarter of the 48 is held out and the val split unused.
     assert run.status()["dataset_sizes"] == {"train": 36, "val": 12, "test": 6}
+
+
+def test_a_fine_tune_phase_keeps_the_best_checkpoint_of_the_first(isolated_settings):
+    config = tiny_config(
+        dataset={**TINY_DATA, "image_size": 32},
+        model="vgg16_fixed",
+        model_options={"weights": "none"},
+        monitor="val_balanced_accuracy",
+    )
+    run = RunStore(isolated_settings["runs"]).create(config.to_dict(), "vgg16_fixed")
+    assert train_run(run) == "finished"
+    assert "fine-tuning block5_*" in run.log_tail()
+    epochs = [m for m in run.metrics() if m["kind"] == "epoch"]
+    assert [e["epoch"] for e in epochs] == list(range(1, 2 + 5 + 1))  # 2 epochs, then 5 of fine-tuning
+    # best.keras was last written at the end of the best epoch over both phases (the first with the highest
+    # val_balanced_accuracy), not at the start of the second phase.
+    best = max(range(len(epochs)), key=lambda i: (epochs[i]["val_balanced_accuracy"], -i))
+    written = run.best_model_path.stat().st_mtime
+    assert epochs[best]["time"] <= written
+    if best + 1 < len(epochs):
+        assert written < epochs[best + 1]["time"]

@@ -23,7 +23,7 @@ from galaxy_core.data import create_dataset
 from galaxy_core.data.dataset import stratified_split
 from galaxy_core.settings import load_settings
 from galaxy_core.training.config import TrainConfig
-from galaxy_core.training.store import Run
+from galaxy_core.training.store import Run, epoch_records
 
 # Called with each metrics record, for a terminal's progress line.
 RecordCallback = Callable[[dict], None]
@@ -47,8 +47,15 @@ def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
     return {index: float(len(labels) / (num_classes * count)) for index, count in enumerate(counts) if count}
 
 
-def _fit(model, run, config, dataset, *, epochs: int, initial_epoch: int, learning_rate: float, on_record):
-    """One fit phase; returns the metrics callback (it knows whether a stop was requested)."""
+def _monitored(config: TrainConfig, dataset) -> tuple[str, str]:
+    """(the figure early stopping and the best checkpoint follow, "min" or "max"): training loss without val."""
+    monitor = config.monitor if len(dataset.splits["val"]) else "loss"
+    return monitor, "min" if monitor.endswith("loss") else "max"
+
+
+def _fit(model, run, config, dataset, *, epochs: int, initial_epoch: int, learning_rate: float, on_record, best=None):
+    """One fit phase; returns the metrics callback (it knows whether a stop was requested). `best`: the best
+    monitored value of an earlier phase, which this phase's checkpoint must beat to replace best.keras."""
     import keras
 
     from galaxy_core.data.pipeline import make_tf_dataset
@@ -72,11 +79,12 @@ def _fit(model, run, config, dataset, *, epochs: int, initial_epoch: int, learni
         epoch_offset=initial_epoch,
         on_record=on_record,
     )
-    monitor = config.monitor if len(val) else "loss"
-    mode = "min" if monitor.endswith("loss") else "max"
+    monitor, mode = _monitored(config, dataset)
     callbacks = [
         metrics,
-        keras.callbacks.ModelCheckpoint(run.best_model_path, monitor=monitor, mode=mode, save_best_only=True),
+        keras.callbacks.ModelCheckpoint(
+            run.best_model_path, monitor=monitor, mode=mode, save_best_only=True, initial_value_threshold=best
+        ),
         keras.callbacks.TensorBoard(run.tensorboard_dir, write_graph=False, profile_batch=0),
     ]
     if config.early_stopping:
@@ -105,15 +113,26 @@ def _fit(model, run, config, dataset, *, epochs: int, initial_epoch: int, learni
 
 
 def _evaluate(model, run: Run, dataset) -> dict | None:
-    """Test-split predictions and metrics, saved for the evaluation pages; None without a test split."""
+    """Test-split predictions and metrics, plain and averaged over the 8 flips and rotations (TTA), saved for the
+    evaluation pages; None without a test split."""
     from galaxy_core.evaluation import summarize
+    from galaxy_core.inference import predict_views
 
     test = dataset.splits["test"]
     if not len(test):
         return None
-    probabilities = model.predict(test.images, batch_size=256, verbose=0).astype(np.float32)
-    np.savez(run.predictions_path, probabilities=probabilities, labels=test.labels, source_ids=test.source_ids)
-    summary = summarize(test.labels, probabilities.argmax(axis=1), list(dataset.class_names))
+    views = predict_views(model, test.images)
+    probabilities, tta_probabilities = views[0], views.mean(axis=0)
+    np.savez(
+        run.predictions_path,
+        probabilities=probabilities,
+        tta_probabilities=tta_probabilities,
+        labels=test.labels,
+        source_ids=test.source_ids,
+    )
+    class_names = list(dataset.class_names)
+    summary = summarize(test.labels, probabilities.argmax(axis=1), class_names)
+    summary["tta"] = summarize(test.labels, tta_probabilities.argmax(axis=1), class_names)
     run.evaluation_path.write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -182,6 +201,9 @@ def _train(run: Run, config: TrainConfig, on_record: RecordCallback | None) -> s
             if layer.name.startswith(recipe.fine_tune_prefix):
                 layer.trainable = True
         done = len(metrics.epoch_seconds)
+        monitor, mode = _monitored(config, dataset)
+        seen = [record[monitor] for record in epoch_records(run.metrics()) if monitor in record]
+        best = (min if mode == "min" else max)(seen, default=None)
         run.log(f"fine-tuning {recipe.fine_tune_prefix}* at {recipe.fine_tune_learning_rate:g}")
         metrics = _fit(
             model,
@@ -192,13 +214,18 @@ def _train(run: Run, config: TrainConfig, on_record: RecordCallback | None) -> s
             initial_epoch=done,
             learning_rate=recipe.fine_tune_learning_rate,
             on_record=on_record,
+            best=best,
         )
     model.save(run.final_model_path)
     best = keras.saving.load_model(run.best_model_path) if run.best_model_path.exists() else model
     summary = _evaluate(best, run, dataset)
     state = "stopped" if metrics.stopped_by_request else "finished"
     figures = (
-        {"test_accuracy": summary["accuracy"], "test_balanced_accuracy": summary["balanced_accuracy"]}
+        {
+            "test_accuracy": summary["accuracy"],
+            "test_balanced_accuracy": summary["balanced_accuracy"],
+            "test_balanced_accuracy_tta": summary["tta"]["balanced_accuracy"],
+        }
         if summary
         else {}
     )

@@ -28,6 +28,9 @@ with right:
     st.page_link("pages/lab/dataset.py", label="Browse the dataset", icon=":material/photo_library:")
     st.page_link("pages/lab/architecture.py", label="Look inside a network", icon=":material/account_tree:")
     st.page_link("pages/lab/train.py", label="Train a network and watch it learn", icon=":material/model_training:")
+    st.page_link("pages/lab/evaluate.py", label="See what it got wrong and where it looked", icon=":material/grid_on:")
+    st.page_link("pages/lab/classify.py", label="Classify your own galaxy pictures", icon=":material/image_search:")
+    st.page_link("pages/lab/compare.py", label="Compare models side by side", icon=":material/compare:")
 
 with st.expander("Settings in force"):
     st.markdown(f"Read from: `{settings.source}`")

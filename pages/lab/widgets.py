@@ -8,6 +8,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 
 from galaxy_core.data import Dataset, DatasetChoice, create_dataset, discover_datasets
@@ -129,3 +130,72 @@ def model_label(name: str) -> str:
 
     info = model_info(name)
     return f"{FAMILY_LABELS[info.family]}: {info.title}"
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
+def _cached_model(path: str, modified: float):
+    """A loaded model, shared by every session; `modified` makes a rewritten file load afresh."""
+    from galaxy_core.inference import load_model_file
+
+    return load_model_file(Path(path))
+
+
+def run_model(run, checkpoint: str = "best"):
+    """The run's model (best checkpoint or final), loaded once per server. Raises ModelLoadError."""
+    from galaxy_core.inference import model_file
+
+    path = model_file(run, checkpoint)
+    return _cached_model(str(path), path.stat().st_mtime)
+
+
+def run_label(run, config: dict, status: dict) -> str:
+    """'20261128-…-inception_small-ab12 · finished · gz1-3class, 64 px, RGB · test 84.7%' for menus."""
+    text = f"{run.id} · {status['state']} · {describe_spec(config.get('dataset', {'name': '?'}))}"
+    if "test_balanced_accuracy" in status:
+        text += f" · test balanced {status['test_balanced_accuracy']:.1%}"
+    return text
+
+
+def choose_run(runs: list, key: str, label: str = "Run") -> tuple:
+    """A run picker over (run, config, status) triples; returns the chosen triple."""
+    by_id = {run.id: (run, config, status) for run, config, status in runs}
+    chosen = st.selectbox(label, list(by_id), format_func=lambda run_id: run_label(*by_id[run_id]), key=key)
+    return by_id[chosen]
+
+
+def confusion_figure(matrix: np.ndarray, class_names: list, normalised: bool, title: str | None = None) -> go.Figure:
+    """The confusion matrix as a heatmap, with one clickable square marker per cell (Streamlit selects points,
+    not heatmap cells)."""
+    rows = matrix.sum(axis=1, keepdims=True)
+    values = np.divide(matrix, rows, out=np.zeros(matrix.shape), where=rows > 0) if normalised else matrix
+    text = [[f"{v:.0%}" if normalised else str(int(v)) for v in row] for row in values]
+    figure = go.Figure(
+        go.Heatmap(
+            z=values,
+            x=class_names,
+            y=class_names,
+            text=text,
+            texttemplate="%{text}",
+            colorscale="Blues",
+            hoverinfo="skip",
+        )
+    )
+    cells = [(true, predicted) for true in class_names for predicted in class_names]
+    figure.add_scatter(
+        x=[predicted for _, predicted in cells],
+        y=[true for true, _ in cells],
+        mode="markers",
+        marker={"symbol": "square", "size": 40, "opacity": 0.01},
+        hovertemplate="true %{y}, predicted %{x}<extra></extra>",
+        showlegend=False,
+    )
+    figure.update_layout(
+        xaxis_title="predicted class",
+        yaxis_title="true class",
+        yaxis_autorange="reversed",
+        height=140 + 60 * len(class_names),
+        margin={"t": 40 if title else 20},
+        title=title,
+        clickmode="event+select",
+    )
+    return figure

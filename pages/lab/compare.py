@@ -1,0 +1,239 @@
+"""Compare: two to four finished runs side by side: curves, figures, confusion matrices, and whether they differ."""
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from galaxy_core.evaluation import mcnemar
+from galaxy_core.inference import ModelLoadError, saved_predictions
+from galaxy_core.training import RunStore
+from galaxy_core.training.store import epoch_records
+from pages.lab.widgets import (
+    confusion_figure,
+    describe_spec,
+    enlarge,
+    get_settings,
+    lazy_tabs,
+    load_dataset,
+    run_label,
+    run_model,
+)
+
+MAX_RUNS = 4
+MAX_DISAGREEMENTS = 12
+COLOURS = qualitative.Plotly
+
+
+def curves_figure(entries: list, by_time: bool) -> go.Figure:
+    """Loss and accuracy of each run (one colour per run; solid train, dotted validation)."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
+    for number, (run, _, status) in enumerate(entries):
+        epochs = epoch_records(run.metrics())
+        start = status.get("started", epochs[0]["time"] if epochs else 0)
+        x = [(e["time"] - start) / 60 for e in epochs] if by_time else [e["epoch"] for e in epochs]
+        colour = COLOURS[number % len(COLOURS)]
+        for column, key in ((1, "loss"), (2, "accuracy")):
+            for prefix, dash in (("", "solid"), ("val_", "dot")):
+                figure.add_scatter(
+                    x=x,
+                    y=[e.get(prefix + key) for e in epochs],
+                    name=f"{run.id} {'val' if prefix else 'train'}",
+                    legendgroup=run.id,
+                    showlegend=column == 1,
+                    line={"color": colour, "dash": dash},
+                    row=1,
+                    col=column,
+                )
+    figure.update_xaxes(title_text="minutes since the start" if by_time else "epoch")
+    figure.update_yaxes(range=[0, 1.02], row=1, col=2)
+    figure.update_layout(height=420, margin={"t": 40}, legend={"orientation": "h", "y": -0.3})
+    return figure
+
+
+def curves_tab(entries: list) -> None:
+    by_time = st.toggle("By wall time instead of epoch", key="compare_by_time")
+    st.plotly_chart(curves_figure(entries, by_time), key="compare_curves")
+    st.caption("Solid: training; dotted: validation. A widening gap between them is overfitting.")
+
+
+def metrics_tab(entries: list) -> None:
+    rows = []
+    for run, config, status in entries:
+        evaluation = run.evaluation() or {}
+        minutes = (
+            (status["finished"] - status["started"]) / 60 if "finished" in status and "started" in status else None
+        )
+        row = {
+            "run": run.id,
+            "model": config["model"],
+            "dataset": describe_spec(config["dataset"]),
+            "parameters": status.get("parameters"),
+            "epochs": len(epoch_records(run.metrics())),
+            "training min": minutes,
+            "test accuracy": status.get("test_accuracy"),
+            "test balanced accuracy": status.get("test_balanced_accuracy"),
+            "balanced, 8 views": status.get("test_balanced_accuracy_tta"),
+        }
+        row.update({f"recall {name}": m["recall"] for name, m in evaluation.get("per_class", {}).items()})
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    formats = {c: st.column_config.NumberColumn(format="%.3f") for c in table.columns if "acc" in c or "recall" in c}
+    formats["balanced, 8 views"] = st.column_config.NumberColumn(format="%.3f")
+    formats["training min"] = st.column_config.NumberColumn(format="%.1f")
+    st.dataframe(table, hide_index=True, column_config=formats)
+
+
+def matrices_tab(entries: list) -> None:
+    normalised = st.toggle("Row-normalised", key="compare_normalised")
+    columns = st.columns(len(entries))
+    for column, (run, config, _) in zip(columns, entries, strict=True):
+        evaluation = run.evaluation()
+        if evaluation is None:
+            column.info(f"{run.id} has no test evaluation.")
+            continue
+        column.plotly_chart(
+            confusion_figure(
+                np.asarray(evaluation["confusion_matrix"]),
+                evaluation["class_names"],
+                normalised,
+                title=f"{config['model']} · {run.id[-4:]}",
+            ),
+            key=f"compare_matrix_{run.id}",
+        )
+
+
+def paired_predictions(entries: list):
+    """Both runs' saved test predictions when they are on the same test images, else None with the reason."""
+    first, second = (saved_predictions(run) for run, _, _ in entries)
+    if first is None or second is None:
+        return None, "one of the runs saved no test predictions (no test split, or it did not finish)"
+    if not np.array_equal(first.source_ids, second.source_ids) or not np.array_equal(first.labels, second.labels):
+        return None, "the two runs were tested on different images, so their answers cannot be paired"
+    return (first, second), None
+
+
+def two_paired_runs(entries: list, what: str):
+    """Both runs' saved test predictions, or None after saying why `what` cannot be shown."""
+    if len(entries) != 2:
+        st.info(f"{what} compares exactly two runs: choose two.")
+        return None
+    pair, problem = paired_predictions(entries)
+    if pair is None:
+        st.warning(f"{what} is not possible: {problem}.")
+    return pair
+
+
+def significance_tab(entries: list) -> None:
+    pair = two_paired_runs(entries, "McNemar's test")
+    if pair is None:
+        return
+    first, second = pair
+    correct_first = first.probabilities.argmax(axis=1) == first.labels
+    correct_second = second.probabilities.argmax(axis=1) == second.labels
+    result = mcnemar(correct_first, correct_second)
+    names = [f"{config['model']} ({run.id[-4:]})" for run, config, _ in entries]
+    table = pd.DataFrame(
+        [
+            [int(np.sum(correct_first & correct_second)), result.only_first_right],
+            [result.only_second_right, int(np.sum(~correct_first & ~correct_second))],
+        ],
+        index=[f"{names[0]} right", f"{names[0]} wrong"],
+        columns=[f"{names[1]} right", f"{names[1]} wrong"],
+    )
+    st.dataframe(table)
+    st.metric("p-value (McNemar, exact)", f"{result.p_value:.3g}")
+    st.markdown(result.in_words(names[0], names[1]))
+    st.caption(
+        "Only the images where exactly one model is right count. If the models were equally accurate, each of "
+        "those would be a coin flip between them."
+    )
+
+
+def disagreements_tab(entries: list) -> None:
+    from galaxy_core.explain import gradcam, overlay
+
+    pair = two_paired_runs(entries, "The disagreement gallery")
+    if pair is None:
+        return
+    first, second = pair
+    (run_a, config_a, _), (run_b, config_b, _) = entries
+    differ = np.flatnonzero(first.probabilities.argmax(axis=1) != second.probabilities.argmax(axis=1))
+    st.markdown(f"The two runs disagree on **{len(differ)}** of {len(first.labels)} test images.")
+    if not len(differ):
+        return
+    try:
+        models = [run_model(run_a), run_model(run_b)]
+    except ModelLoadError as error:
+        st.error(f"A model cannot be loaded: {error}")
+        return
+    datasets = [load_dataset(config["dataset"], get_settings()) for config in (config_a, config_b)]
+    class_names = datasets[0].class_names
+    for index in differ[:MAX_DISAGREEMENTS]:
+        with st.container(border=True):
+            columns = st.columns(3)
+            image = datasets[0].splits["test"].images[index]
+            columns[0].image(
+                enlarge(image, 160),
+                caption=f"{first.source_ids[index]} · true {class_names[first.labels[index]]}",
+                width="stretch",
+            )
+            for column, model, dataset, saved, run in zip(
+                columns[1:], models, datasets, (first, second), (run_a, run_b), strict=True
+            ):
+                pixels = dataset.splits["test"].images[index]  # each run's own preprocessing
+                predicted = int(saved.probabilities[index].argmax())
+                heatmap = gradcam(model, pixels, predicted)[0]
+                column.image(
+                    enlarge(overlay(pixels, heatmap), 160),
+                    caption=f"{run.id[-4:]}: {class_names[predicted]} {saved.probabilities[index, predicted]:.0%}",
+                    width="stretch",
+                )
+    if len(differ) > MAX_DISAGREEMENTS:
+        st.caption(f"The first {MAX_DISAGREEMENTS} of {len(differ)}.")
+
+
+settings = get_settings()
+st.title("Compare")
+runs = [entry for entry in RunStore(settings.runs_dir).runs() if entry[2]["state"] in ("finished", "stopped")]
+if len(runs) < 2:
+    st.info("Comparing needs at least two finished runs: train another on the Train page.")
+    st.stop()
+by_id = {run.id: (run, config, status) for run, config, status in runs}
+chosen = st.multiselect(
+    f"Runs (2 to {MAX_RUNS})",
+    list(by_id),
+    default=list(by_id)[:2],
+    max_selections=MAX_RUNS,
+    format_func=lambda run_id: run_label(*by_id[run_id]),
+    key="compare_runs",
+)
+if len(chosen) < 2:
+    st.info("Choose at least two runs.")
+    st.stop()
+entries = [by_id[run_id] for run_id in chosen]
+datasets = {describe_spec(config["dataset"]) for _, config, _ in entries}
+class_sets = {tuple(status.get("class_names", ())) for _, _, status in entries}
+if len(class_sets) > 1:
+    st.error(
+        "These runs answer with different classes ("
+        + "; ".join(", ".join(names) for names in class_sets)
+        + "): their figures are not comparable."
+    )
+elif len(datasets) > 1:
+    st.warning(
+        f"These runs were trained on different datasets or preprocessing ({'; '.join(sorted(datasets))}): their "
+        "figures may come from different test images; the paired test and the gallery check that first."
+    )
+lazy_tabs(
+    "compare_tabs",
+    {
+        "Curves": lambda: curves_tab(entries),
+        "Figures": lambda: metrics_tab(entries),
+        "Confusion matrices": lambda: matrices_tab(entries),
+        "Significance": lambda: significance_tab(entries),
+        "Disagreements": lambda: disagreements_tab(entries),
+    },
+)

@@ -1,0 +1,131 @@
+"""The Classify and Compare pages under AppTest: mixed good and bad uploads, CSV, export; overlaid runs, the paired
+test and the disagreement gallery, and runs that must not be mixed."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from galaxy_core.evaluation import summarize
+from galaxy_core.training import Run
+from tests.conftest import REPO_ROOT
+from tests.uploads import mixed_uploads, zip_of
+
+PAGES = REPO_ROOT / "pages" / "lab"
+TIMEOUT = 120
+
+
+def page(name: str, **state) -> AppTest:
+    at = AppTest.from_file(str(PAGES / f"{name}.py"), default_timeout=TIMEOUT)
+    for key, value in state.items():
+        at.session_state[key] = value
+    return at.run()
+
+
+@pytest.fixture
+def second_run(finished_run) -> Run:
+    """A copy of the finished run whose saved test answers differ on three images (its 'model' is the same file)."""
+    target = finished_run.path.with_name(finished_run.id.replace("custom_cnn", "custom_cnn-b"))
+    shutil.copytree(finished_run.path, target)
+    run = Run(target)
+    with np.load(run.predictions_path) as saved:
+        arrays = dict(saved)
+    probabilities = arrays["probabilities"]
+    for index in range(3):  # answer one class further on
+        probabilities[index] = np.roll(probabilities[index], 1)
+    np.savez(run.predictions_path, **arrays)
+    summary = summarize(arrays["labels"], probabilities.argmax(axis=1), ["edge", "smooth", "spiral"])
+    run.evaluation_path.write_text(json.dumps(summary))
+    run.set_status("finished", test_balanced_accuracy=summary["balanced_accuracy"])
+    return run
+
+
+def test_classify_without_runs_points_to_training():
+    at = page("classify")
+    assert not at.exception and "No trained model yet" in at.info[0].value
+
+
+def test_classify_mixed_uploads_reports_each_bad_file_and_classifies_the_rest(finished_run):
+    at = page("classify")
+    assert not at.exception
+    uploads = mixed_uploads()
+    bundle = zip_of({"more/a.png": uploads[0][1], "more/notes.txt": b"hi"})
+    files = [(name, data, "application/octet-stream") for name, data, _ in uploads] + [
+        ("bundle.zip", bundle, "application/zip")
+    ]
+    at.file_uploader(key="classify_uploads").set_value(files).run()
+    assert not at.exception
+    warnings = [w.value for w in at.warning]
+    for name, _, reason in uploads:
+        if reason:
+            assert any(f"**{name}** was not classified" in w and reason in w for w in warnings), name
+    assert any("bundle.zip/more/notes.txt" in w for w in warnings)
+    good = [name for name, _, reason in uploads if reason is None] + ["bundle.zip/more/a.png"]
+    table = at.dataframe[0].value
+    assert list(table["file"]) == good
+    assert set(table["prediction"]) <= {"edge", "smooth", "spiral"}
+    np.testing.assert_allclose(table[["p(edge)", "p(smooth)", "p(spiral)"]].sum(axis=1), 1, atol=1e-4)
+    assert "enlarged" in table.set_index("file").loc["tiny.png", "notes"]
+    assert len(at.get("image")) == 2 * len(good)  # what the model sees and its Grad-CAM, per image
+    assert len(at.get("download_button")) == 1  # the CSV
+
+
+def test_classify_from_the_dataset_with_tta(finished_run):
+    at = page("classify", classify_source="From the dataset", classify_tta=True)
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert len(table) == 4 and "spread(edge)" in table.columns
+    assert all("(true: " in name for name in table["file"])
+
+
+def test_classify_prepares_a_model_download(finished_run):
+    at = page("classify", classify_export="json")
+    at.button(key="classify_prepare").click().run()
+    assert not at.exception
+    assert any(b.proto.label.startswith("Download Model card") for b in at.get("download_button"))
+
+
+def test_classify_reports_a_model_that_cannot_load(finished_run):
+    finished_run.best_model_path.write_bytes(b"garbage")
+    at = page("classify")
+    assert not at.exception and "cannot be used" in at.error[0].value
+
+
+def test_compare_needs_two_runs(finished_run):
+    at = page("compare")
+    assert not at.exception and "at least two finished runs" in at.info[0].value
+
+
+def test_compare_curves_figures_and_matrices(finished_run, second_run):
+    at = page("compare")
+    assert not at.exception
+    assert len(at.multiselect(key="compare_runs").value) == 2
+    assert len(at.get("plotly_chart")) == 1
+    at = page("compare", compare_tabs="Figures")
+    table = at.dataframe[0].value
+    assert set(table["run"]) == {finished_run.id, second_run.id}
+    assert {"parameters", "training min", "test balanced accuracy", "recall spiral"} <= set(table.columns)
+    at = page("compare", compare_tabs="Confusion matrices")
+    assert not at.exception and len(at.get("plotly_chart")) == 2
+
+
+def test_compare_paired_test_and_disagreements(finished_run, second_run):
+    at = page("compare", compare_tabs="Significance")
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert int(table.values.sum()) == len(np.load(finished_run.predictions_path)["labels"])
+    assert at.metric[0].label == "p-value (McNemar, exact)"
+    assert any("by chance" in m.value for m in at.markdown)
+    at = page("compare", compare_tabs="Disagreements")
+    assert not at.exception
+    assert "The two runs disagree on **3** of" in at.markdown[0].value
+    assert len(at.get("image")) == 3 * 3  # each image, and both models' Grad-CAMs
+
+
+def test_compare_flags_runs_with_other_classes(finished_run, second_run):
+    second_run.set_status("finished", class_names=["cats", "dogs", "birds"])
+    at = page("compare")
+    assert not at.exception
+    assert "answer with different classes" in at.error[0].value
