@@ -4,6 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PORT ?= 8501
 
 .PHONY: install run test lint browser bench clean
 
@@ -17,7 +18,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 install: $(STAMP)
 
 run: install
-	$(BIN)/galaxy-lab serve
+	$(BIN)/galaxy-lab serve --port $(PORT)
 
 browser:
 	bash scripts/ensure-chromium.sh

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The README's `make run` from a fresh clone in a new folder: no virtual environment, no dataset cache, no runs,
+# no settings from elsewhere. It installs everything, the app must answer on its port and render the home page,
+# and the offline default dataset must load. (`make test` on a clean checkout is CI's own run.)
+set -euo pipefail
+repo=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
+work=$(mktemp -d)
+port=${PORT:-8765}
+server=""
+cleanup() {
+    if [ -n "$server" ]; then kill -- "-$server" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+git clone --quiet "$repo" "$work/lab"
+cd "$work/lab"
+export GALAXY_LAB_CACHE_DIR="$work/cache" GALAXY_LAB_RUNS_DIR="$work/runs" GALAXY_LAB_SETTINGS="$work/lab/galaxy-lab.toml"
+echo "fresh clone in $work/lab: make run (installs into a new .venv, then serves on port $port)"
+setsid make run PORT="$port" > "$work/make-run.log" 2>&1 &
+server=$!
+for _ in $(seq 1 600); do
+    if curl -fs "http://127.0.0.1:$port/_stcore/health" > /dev/null 2>&1; then break; fi
+    if ! kill -0 "$server" 2>/dev/null; then
+        echo "make run stopped early:"; tail -40 "$work/make-run.log"; exit 1
+    fi
+    sleep 1
+done
+curl -fs "http://127.0.0.1:$port/_stcore/health" > /dev/null || { echo "no answer on port $port"; tail -40 "$work/make-run.log"; exit 1; }
+curl -fs "http://127.0.0.1:$port/" | grep -q "<title>" || { echo "the home page did not load"; exit 1; }
+.venv/bin/galaxy-lab data-info synthetic --num-images 30 --json > "$work/info.json"
+grep -q '"class_names"' "$work/info.json"
+echo "fresh clone: make run serves the app and the offline dataset loads"
