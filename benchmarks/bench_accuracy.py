@@ -52,6 +52,11 @@ def main() -> None:
     print(f"wall time (dataset load, training, evaluation): {minutes:.1f} min on {os.cpu_count()} CPU cores")
     print(f"test accuracy: {evaluation['accuracy']:.4f}")
     print(f"test balanced accuracy: {evaluation['balanced_accuracy']:.4f} (goal >= 0.90)")
+    tta = evaluation["tta"]
+    print(
+        f"averaged over the 8 flips and quarter turns: accuracy {tta['accuracy']:.4f}, balanced accuracy "
+        f"{tta['balanced_accuracy']:.4f}"
+    )
     for name, figures in evaluation["per_class"].items():
         print(
             f"  {name}: recall {figures['recall']:.4f}, precision {figures['precision']:.4f}, "

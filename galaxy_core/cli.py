@@ -249,7 +249,7 @@ def _runs(args, settings) -> int:
 def _stop(args, settings) -> int:
     from galaxy_core.training import JobManager
 
-    manager = JobManager(args.runs_dir or settings.runs_dir, max_concurrent=settings.max_concurrent_runs)
+    manager = JobManager.from_settings(settings, args.runs_dir)
     status = manager.stop(args.run_id)
     print(f"{args.run_id}: {status['state']}" + (" (stop requested)" if status["state"] == "running" else ""))
     return 0

@@ -7,6 +7,8 @@
 | runs_dir           | GALAXY_LAB_RUNS_DIR            | ./runs                          |
 | upload_limit_mb    | GALAXY_LAB_UPLOAD_LIMIT_MB     | 50                              |
 | max_concurrent_runs| GALAXY_LAB_MAX_CONCURRENT_RUNS | 1 (training runs at once)       |
+| max_queued_runs    | GALAXY_LAB_MAX_QUEUED_RUNS     | 20 (waiting runs; more are refused) |
+| max_epochs         | GALAXY_LAB_MAX_EPOCHS          | 200 (per run started from the app)  |
 | dataset_defaults   | (file only)                    | none                            |
 
 The settings file is $GALAXY_LAB_SETTINGS, else `galaxy-lab.toml` in the working directory when present.
@@ -24,7 +26,9 @@ from pathlib import Path
 
 SETTINGS_FILE_NAME = "galaxy-lab.toml"
 ENV_PREFIX = "GALAXY_LAB_"
-KNOWN_KEYS = {"data_roots", "cache_dir", "runs_dir", "upload_limit_mb", "max_concurrent_runs", "dataset_defaults"}
+# Whole-number settings (each >= 1) and their defaults: the limits that keep one user from starving the rest.
+LIMITS = {"upload_limit_mb": 50, "max_concurrent_runs": 1, "max_queued_runs": 20, "max_epochs": 200}
+KNOWN_KEYS = {"data_roots", "cache_dir", "runs_dir", "dataset_defaults", *LIMITS}
 
 
 class SettingsError(ValueError):
@@ -36,8 +40,10 @@ class Settings:
     data_roots: tuple[Path, ...] = ()
     cache_dir: Path = field(default_factory=lambda: _default_cache_dir(os.environ))
     runs_dir: Path = Path("runs")
-    upload_limit_mb: int = 50
-    max_concurrent_runs: int = 1
+    upload_limit_mb: int = LIMITS["upload_limit_mb"]
+    max_concurrent_runs: int = LIMITS["max_concurrent_runs"]
+    max_queued_runs: int = LIMITS["max_queued_runs"]
+    max_epochs: int = LIMITS["max_epochs"]
     # Default dataset options per folder name, e.g. {"gz1-3class": {"crop_fraction": 0.4}}.
     dataset_defaults: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     source: str = "built-in defaults"
@@ -98,8 +104,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     data_roots = [base / Path(p).expanduser() for p in values.get("data_roots", [])]
     cache_dir = base / Path(values["cache_dir"]).expanduser() if "cache_dir" in values else None
     runs_dir = base / Path(values.get("runs_dir", "runs")).expanduser()
-    upload_limit = _positive_int("upload_limit_mb", values.get("upload_limit_mb", 50), str(file_path))
-    concurrent = _positive_int("max_concurrent_runs", values.get("max_concurrent_runs", 1), str(file_path))
+    limits = {name: _positive_int(name, values.get(name, default), str(file_path)) for name, default in LIMITS.items()}
 
     if environ.get(ENV_PREFIX + "DATA_ROOTS"):
         data_roots = [Path(p).expanduser() for p in environ[ENV_PREFIX + "DATA_ROOTS"].split(os.pathsep) if p]
@@ -107,21 +112,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         cache_dir = Path(environ[ENV_PREFIX + "CACHE_DIR"]).expanduser()
     if environ.get(ENV_PREFIX + "RUNS_DIR"):
         runs_dir = Path(environ[ENV_PREFIX + "RUNS_DIR"]).expanduser()
-    if environ.get(ENV_PREFIX + "UPLOAD_LIMIT_MB"):
-        upload_limit = _positive_int(
-            "upload_limit_mb", environ[ENV_PREFIX + "UPLOAD_LIMIT_MB"], ENV_PREFIX + "UPLOAD_LIMIT_MB"
-        )
-    if environ.get(ENV_PREFIX + "MAX_CONCURRENT_RUNS"):
-        concurrent = _positive_int(
-            "max_concurrent_runs", environ[ENV_PREFIX + "MAX_CONCURRENT_RUNS"], ENV_PREFIX + "MAX_CONCURRENT_RUNS"
-        )
+    for name in LIMITS:
+        variable = ENV_PREFIX + name.upper()
+        if environ.get(variable):
+            limits[name] = _positive_int(name, environ[variable], variable)
 
     return Settings(
         data_roots=tuple(p.resolve() for p in data_roots),
         cache_dir=(cache_dir or _default_cache_dir(environ)).resolve(),
         runs_dir=runs_dir.resolve(),
-        upload_limit_mb=upload_limit,
-        max_concurrent_runs=concurrent,
+        **limits,
         dataset_defaults=dict(values.get("dataset_defaults", {})),
         source=str(file_path) if file_path else "built-in defaults",
     )

@@ -28,6 +28,6 @@ for _ in $(seq 1 600); do
 done
 curl -fs "http://127.0.0.1:$port/_stcore/health" > /dev/null || { echo "no answer on port $port"; tail -40 "$work/make-run.log"; exit 1; }
 curl -fs "http://127.0.0.1:$port/" | grep -q "<title>" || { echo "the home page did not load"; exit 1; }
-.venv/bin/galaxy-lab data-info synthetic --num-images 30 --json > "$work/info.json"
+.venv/bin/galaxy-lab data-info synthetic --num-images 30 --json > "$work/info.json" 2> "$work/info.log"
 grep -q '"class_names"' "$work/info.json"
 echo "fresh clone: make run serves the app and the offline dataset loads"

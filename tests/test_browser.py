@@ -93,15 +93,6 @@ def app_url(app_base):
         server.kill()
 
 
-def screenshot(page, name: str) -> None:
-    """With GALAXY_LAB_SCREENSHOTS=FOLDER, keep a picture of this step (the README's come from here)."""
-    folder = os.environ.get("GALAXY_LAB_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        page.wait_for_timeout(1500)  # let images and charts finish drawing
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=False)
-
-
 def add_finished_run(template: Path, runs_dir: Path, suffix: str) -> str:
     """A copy of the session's trained run in the app's runs folder, under a new id."""
     run_id = f"{template.name}-{suffix}"
@@ -142,7 +133,6 @@ def test_home_then_browse_synthetic_and_real_folder(app_url, page):
     expect(page.get_by_text("Look closer at")).to_be_visible()
     expect(page.locator("[data-testid='stImage'] img")).to_have_count(25)  # 24 in the grid + the closer look
 
-    screenshot(page, "1-dataset")
     page.get_by_role("combobox", name="Dataset", exact=True).click()
     page.get_by_role("option", name="classroom (folder)").click()
     expect(page.get_by_test_id("stSidebar").get_by_text("classroom, 64 px, RGB")).to_be_visible()
@@ -183,7 +173,6 @@ def test_train_a_run_and_watch_its_curve(app_url, page):
     expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=120_000)
     expect(page.get_by_text("Test balanced accuracy")).to_be_visible(timeout=180_000)
     expect(page.get_by_text(": finished ·")).to_be_visible()
-    screenshot(page, "2-train")
 
 
 def test_stop_a_running_run(app_url, page):
@@ -225,11 +214,9 @@ def test_evaluate_confusion_matrix_cell_and_gradcam(app_url, app_base, _trained_
     page.mouse.click(box["x"] + box["width"] * 5 / 6, box["y"] + box["height"] * 5 / 6)
     expect(page.get_by_text("were predicted spiral")).to_be_visible()
     expect(page.get_by_text("are spiral and were predicted spiral")).to_be_visible()
-    screenshot(page, "3-confusion-matrix")
     page.get_by_role("tab", name="Grad-CAM").click()
     expect(page.get_by_text("What the network looks at, per class")).to_be_visible()
     expect(page.get_by_text("input · true").first).to_be_visible()
-    screenshot(page, "4-gradcam")
 
 
 def test_classify_a_good_and_a_bad_upload(app_url, app_base, _trained_run_template, page, tmp_path):
@@ -246,7 +233,6 @@ def test_classify_a_good_and_a_bad_upload(app_url, app_base, _trained_run_templa
     expect(page.get_by_text("notes.jpg was not classified")).to_be_visible()
     expect(page.get_by_text("what the model sees")).to_be_visible()
     expect(page.get_by_text("Grad-CAM for").first).to_be_visible()
-    screenshot(page, "5-classify")
 
 
 def test_compare_two_runs(app_url, app_base, _trained_run_template, page):
@@ -257,6 +243,5 @@ def test_compare_two_runs(app_url, app_base, _trained_run_template, page):
     page.goto(f"{app_url}/compare")
     expect(page.get_by_role("heading", name="Compare")).to_be_visible()
     expect(page.locator(".js-plotly-plot").first).to_be_visible()
-    screenshot(page, "6-compare")
     page.get_by_role("tab", name="Significance").click()
     expect(page.get_by_text("p-value (McNemar, exact)")).to_be_visible()

@@ -32,18 +32,20 @@ def test_file_paths_are_relative_to_the_file(tmp_path):
 
 def test_variables_override_the_file(tmp_path):
     config = tmp_path / "lab.toml"
-    config.write_text('runs_dir = "from-file"\nupload_limit_mb = 7\n')
+    config.write_text('runs_dir = "from-file"\nupload_limit_mb = 7\nmax_epochs = 40\nmax_queued_runs = 5\n')
     settings = load_settings(
         {
             "GALAXY_LAB_SETTINGS": str(config),
             "GALAXY_LAB_RUNS_DIR": str(tmp_path / "from-env"),
             "GALAXY_LAB_DATA_ROOTS": f"{tmp_path / 'a'}:{tmp_path / 'b'}",
             "GALAXY_LAB_UPLOAD_LIMIT_MB": "3",
+            "GALAXY_LAB_MAX_QUEUED_RUNS": "8",
         }
     )
     assert settings.runs_dir == tmp_path / "from-env"
     assert settings.data_roots == (tmp_path / "a", tmp_path / "b")
-    assert settings.upload_limit_mb == 3
+    assert (settings.upload_limit_mb, settings.max_epochs, settings.max_queued_runs) == (3, 40, 8)
+    assert settings.max_concurrent_runs == 1
 
 
 @pytest.mark.parametrize(

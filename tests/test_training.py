@@ -203,3 +203,16 @@ def test_a_fine_tune_phase_keeps_the_best_checkpoint_of_the_first(isolated_setti
     assert epochs[best]["time"] <= written
     if best + 1 < len(epochs):
         assert written < epochs[best + 1]["time"]
+
+
+def test_the_server_limits_refuse_runs_clearly(isolated_settings):
+    from galaxy_core.training.manager import QueueFullError
+
+    manager = JobManager(isolated_settings["runs"], max_concurrent=0, max_queued=2, max_epochs=10)
+    with pytest.raises(QueueFullError, match="at most 10 epochs per run, not 11"):
+        manager.submit(tiny_config(epochs=11))
+    manager.submit(tiny_config())
+    manager.submit(tiny_config())
+    with pytest.raises(QueueFullError, match="2 runs are already waiting"):
+        manager.submit(tiny_config())
+    assert len(manager.store.runs()) == 2

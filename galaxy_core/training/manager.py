@@ -22,6 +22,10 @@ from galaxy_core.training.store import Run, RunStore
 STOP_TIMEOUT_SECONDS = 30.0
 
 
+class QueueFullError(RuntimeError):
+    """A run was refused: the queue is full or the run asks for more than the server allows."""
+
+
 def worker_alive(pid: int | None, run: Run) -> bool:
     """Whether `pid` is still this run's worker (not a finished child, not a reused pid)."""
     if not pid:
@@ -49,10 +53,30 @@ def worker_alive(pid: int | None, run: Run) -> bool:
 
 
 class JobManager:
-    def __init__(self, runs_root: str | Path, max_concurrent: int = 1, stop_timeout: float = STOP_TIMEOUT_SECONDS):
+    def __init__(
+        self,
+        runs_root: str | Path,
+        max_concurrent: int = 1,
+        stop_timeout: float = STOP_TIMEOUT_SECONDS,
+        *,
+        max_queued: int | None = None,
+        max_epochs: int | None = None,
+    ):
         self.store = RunStore(runs_root)
         self.max_concurrent = max_concurrent
         self.stop_timeout = stop_timeout
+        self.max_queued = max_queued
+        self.max_epochs = max_epochs
+
+    @classmethod
+    def from_settings(cls, settings, runs_root: str | Path | None = None) -> JobManager:
+        """The manager with the server's limits (concurrent runs, queue length, epochs per run)."""
+        return cls(
+            runs_root or settings.runs_dir,
+            max_concurrent=settings.max_concurrent_runs,
+            max_queued=settings.max_queued_runs,
+            max_epochs=settings.max_epochs,
+        )
 
     @contextmanager
     def _lock(self):
@@ -65,7 +89,16 @@ class JobManager:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def submit(self, config: TrainConfig) -> Run:
-        """Queue a run and start it if a slot is free."""
+        """Queue a run and start it if a slot is free; QueueFullError when the server's limits refuse it."""
+        if self.max_epochs is not None and config.epochs > self.max_epochs:
+            raise QueueFullError(f"this server allows at most {self.max_epochs} epochs per run, not {config.epochs}")
+        if self.max_queued is not None:
+            waiting = sum(status["state"] == "queued" for _, _, status in self.store.runs())
+            if waiting >= self.max_queued:
+                raise QueueFullError(
+                    f"{waiting} runs are already waiting for a training slot (the limit is {self.max_queued}): "
+                    "try again when some have started, or stop one of yours"
+                )
         run = self.store.create(config.to_dict(), config.model)
         self.schedule()
         return run

@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(args[0])
     state = train_run(Run(run_dir))
     # Hand the freed slot to the next queued run, even if nobody has the app open.
-    JobManager(run_dir.parent, max_concurrent=load_settings().max_concurrent_runs).schedule()
+    JobManager.from_settings(load_settings(), run_dir.parent).schedule()
     return 0 if state in ("finished", "stopped") else 1
 
 

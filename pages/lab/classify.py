@@ -75,7 +75,7 @@ def dataset_images(config: dict) -> list[ImageInput]:
     ]
 
 
-def result_card(model, image: ImageInput, prediction, class_names: list) -> None:
+def result_card(model, image: ImageInput, prediction, class_names: list, number: int) -> None:
     from galaxy_core.explain import gradcam, overlay
 
     label = class_names[prediction.label_index]
@@ -88,7 +88,7 @@ def result_card(model, image: ImageInput, prediction, class_names: list) -> None
     columns[1].image(enlarge(overlay(image.pixels, heatmap), 160), caption=f"Grad-CAM for {label}", width="stretch")
     columns[2].plotly_chart(
         probability_chart(class_names, prediction.probabilities, prediction.spread),
-        key=f"classify_chart_{image.name}",
+        key=f"classify_chart_{number}",
     )
 
 
@@ -172,9 +172,9 @@ tta = st.toggle(
 )
 if images:
     predictions = predict_images(model, images, tta=tta)
-    for image, prediction in list(zip(images, predictions, strict=True))[:DETAILED]:
+    for number, (image, prediction) in enumerate(zip(images[:DETAILED], predictions, strict=False)):
         with st.container(border=True):
-            result_card(model, image, prediction, class_names)
+            result_card(model, image, prediction, class_names, number)
     table = results_table(images, predictions, class_names)
     if len(images) > DETAILED:
         st.markdown(f"The first {DETAILED} of {len(images)} images are shown above; all are in the table.")

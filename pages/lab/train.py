@@ -16,6 +16,7 @@ from galaxy_core.training.config import (
     VALIDATION_SOURCES,
     recommended_config,
 )
+from galaxy_core.training.manager import QueueFullError
 from galaxy_core.training.store import best_epoch_value, epoch_records
 from pages.lab.widgets import active_dataset_spec, describe_spec, get_settings, model_label
 
@@ -23,7 +24,7 @@ SELECTED_RUN_KEY = "train_selected_run"
 REFRESH_SECONDS = 2
 
 
-def new_run_ui(dataset: dict) -> TrainConfig | None:
+def new_run_ui(dataset: dict, max_epochs: int) -> TrainConfig | None:
     """The training form; returns a config when the user presses Train."""
     names = list_models()
     model = st.selectbox(
@@ -45,7 +46,13 @@ def new_run_ui(dataset: dict) -> TrainConfig | None:
     defaults = recommended_config(dataset, model)
     with st.form(f"train_form_{model}"):
         left, middle, right = st.columns(3)
-        epochs = left.number_input("Epochs (at most)", 1, 500, defaults.epochs)
+        epochs = left.number_input(
+            "Epochs (at most)",
+            1,
+            max_epochs,
+            min(defaults.epochs, max_epochs),
+            help=f"This server allows at most {max_epochs} epochs per run.",
+        )
         batch_size = left.select_slider("Batch size", [8, 16, 32, 64, 128, 256], defaults.batch_size)
         learning_rate = middle.select_slider(
             "Learning rate",
@@ -239,7 +246,7 @@ def run_view(store: RunStore, manager: JobManager, run_id: str) -> None:
 
 settings = get_settings()
 store = RunStore(settings.runs_dir)
-manager = JobManager(settings.runs_dir, max_concurrent=settings.max_concurrent_runs)
+manager = JobManager.from_settings(settings)
 st.title("Train")
 dataset = active_dataset_spec()
 st.caption(
@@ -248,14 +255,18 @@ st.caption(
 )
 with st.expander("New run", expanded=not store.runs()):
     try:
-        config = new_run_ui(dataset)
+        config = new_run_ui(dataset, settings.max_epochs)
     except ValueError as error:
         st.error(f"These settings cannot train: {error}")
         config = None
     if config is not None:
-        run = manager.submit(config)
-        st.session_state[SELECTED_RUN_KEY] = run.id
-        st.success(f"Queued run {run.id}.")
+        try:
+            run = manager.submit(config)
+        except QueueFullError as error:
+            st.error(f"The run was not queued: {error}.")
+        else:
+            st.session_state[SELECTED_RUN_KEY] = run.id
+            st.success(f"Queued run {run.id}.")
 chosen = runs_table_ui(store)
 if chosen:
     active = store.get(chosen).status()["state"] in ACTIVE_STATES
