@@ -101,3 +101,18 @@ def test_runs_dir_comes_from_the_environment_too(isolated_settings, capsys):
 def test_run_errors_are_clear(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_command_line_and_the_app_start_without_tensorflow():
+    # TensorFlow costs seconds to import: the CLI's parser and the pages' shared code must not pull it in.
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    code = (
+        "import sys; import galaxy_core.cli as cli; cli.build_parser(); import pages.lab.widgets; "
+        "import galaxy_core.inference, galaxy_core.classify, galaxy_core.export; "
+        "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=False).returncode == 0
