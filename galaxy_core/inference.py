@@ -128,7 +128,6 @@ class EvaluationResult:
     probabilities: np.ndarray  # (N, classes), in the model's class order
     labels: np.ndarray  # (N,), in the model's class order
     source_ids: np.ndarray
-    images: np.ndarray
 
 
 def align_labels(labels: np.ndarray, dataset_classes, model_classes) -> np.ndarray:
@@ -158,4 +157,4 @@ def evaluate_model(model, dataset, class_names, split: str = "test", *, tta: boo
     source_ids = np.concatenate([part.source_ids for part in parts])
     probabilities = predict_probabilities(model, images, tta=tta)
     summary = summarize(labels, probabilities.argmax(axis=1), list(class_names))
-    return EvaluationResult(summary, probabilities, labels, source_ids, images)
+    return EvaluationResult(summary, probabilities, labels, source_ids)

@@ -83,7 +83,10 @@ def result_card(model, image: ImageInput, prediction, class_names: list, number:
     for warning in image.warnings:
         st.caption(f"Note: {warning}")
     columns = st.columns([1, 1, 2])
-    columns[0].image(enlarge(image.pixels, 160), caption="what the model sees", width="stretch")
+    width, height = image.original_size
+    columns[0].image(
+        enlarge(image.pixels, 160), caption=f"what the model sees (from {width}x{height} px)", width="stretch"
+    )
     heatmap = gradcam(model, image.pixels, prediction.label_index)[0]
     columns[1].image(enlarge(overlay(image.pixels, heatmap), 160), caption=f"Grad-CAM for {label}", width="stretch")
     columns[2].plotly_chart(
