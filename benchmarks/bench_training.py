@@ -20,12 +20,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 
 from galaxy_core.data import create_dataset
-from galaxy_core.data.pipeline import make_tf_dataset
 from galaxy_core.models import create_model
 from galaxy_core.training import RunStore
 from galaxy_core.training.config import recommended_config
 from galaxy_core.training.store import epoch_records
-from galaxy_core.training.worker import class_weights, train_run
+from galaxy_core.training.worker import train_run, training_inputs
 
 GZ1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "gz1-3class"
 
@@ -53,17 +52,11 @@ def bare_fit(config, dataset) -> float:
         metrics=["accuracy"],
     )
     clock = EpochClock()
+    batches, weights = training_inputs(config, dataset)  # exactly what the worker feeds its fit
     model.fit(
-        make_tf_dataset(
-            train.images,
-            train.labels,
-            batch_size=config.batch_size,
-            augment=config.augment,
-            shuffle=True,
-            seed=config.seed,
-        ),
+        batches,
         epochs=config.epochs,
-        class_weight=class_weights(train.labels, dataset.num_classes),
+        class_weight=weights,
         callbacks=[clock],
         shuffle=False,
         verbose=0,

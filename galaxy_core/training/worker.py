@@ -47,6 +47,22 @@ def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
     return {index: float(len(labels) / (num_classes * count)) for index, count in enumerate(counts) if count}
 
 
+def training_inputs(config: TrainConfig, dataset):
+    """(the shuffled, augmented training batches, the class weights or None) as a run's fit receives them."""
+    from galaxy_core.data.pipeline import make_tf_dataset
+
+    train = dataset.splits["train"]
+    batches = make_tf_dataset(
+        train.images,
+        train.labels,
+        batch_size=config.batch_size,
+        augment=config.augment,
+        shuffle=True,
+        seed=config.seed,
+    )
+    return batches, class_weights(train.labels, dataset.num_classes) if config.class_weighting else None
+
+
 def _monitored(config: TrainConfig, dataset) -> tuple[str, str]:
     """(the figure early stopping and the best checkpoint follow, "min" or "max"): training loss without val."""
     monitor = config.monitor if len(dataset.splits["val"]) else "loss"
@@ -58,7 +74,6 @@ def _fit(model, run, config, dataset, *, epochs: int, initial_epoch: int, learni
     monitored value of an earlier phase, which this phase's checkpoint must beat to replace best.keras."""
     import keras
 
-    from galaxy_core.data.pipeline import make_tf_dataset
     from galaxy_core.training.callback import RunMetrics
 
     train, val = dataset.splits["train"], dataset.splits["val"]
@@ -93,18 +108,12 @@ def _fit(model, run, config, dataset, *, epochs: int, initial_epoch: int, learni
                 monitor=monitor, mode=mode, patience=config.patience, restore_best_weights=True
             )
         )
+    batches, weights = training_inputs(config, dataset)
     model.fit(
-        make_tf_dataset(
-            train.images,
-            train.labels,
-            batch_size=config.batch_size,
-            augment=config.augment,
-            shuffle=True,
-            seed=config.seed,
-        ),
+        batches,
         epochs=epochs,
         initial_epoch=initial_epoch,
-        class_weight=class_weights(train.labels, dataset.num_classes) if config.class_weighting else None,
+        class_weight=weights,
         callbacks=callbacks,
         shuffle=False,  # the pipeline shuffles, with the run's seed
         verbose=0,
