@@ -13,7 +13,7 @@ from pathlib import Path
 
 import keras
 
-from galaxy_core.models.layers import PREPROCESS_MODES, classifier, preprocess
+from galaxy_core.models.layers import PREPROCESS_MODES, classifier, pooled_classifier, preprocess
 from galaxy_core.models.registry import Recipe, register_model
 
 WEIGHT_CHOICES = ("auto", "imagenet", "none")
@@ -102,9 +102,7 @@ def mobilenet_v2(
     inputs, x, source = _with_base(
         constructor, file_name, input_shape=input_shape, mode="symmetric", weights=weights, base_trainable=True
     )
-    x = keras.layers.GlobalAveragePooling2D(name="head_gap")(x)
-    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    return _finish(inputs, classifier(x, num_classes, classifier_activation), name, source)
+    return _finish(inputs, pooled_classifier(x, num_classes, classifier_activation, dropout), name, source)
 
 
 @register_model(
@@ -134,9 +132,7 @@ def efficientnet_b0(
         weights=weights,
         base_trainable=True,
     )
-    x = keras.layers.GlobalAveragePooling2D(name="head_gap")(x)
-    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    return _finish(inputs, classifier(x, num_classes, classifier_activation), name, source)
+    return _finish(inputs, pooled_classifier(x, num_classes, classifier_activation, dropout), name, source)
 
 
 VGG16_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"

@@ -5,30 +5,16 @@ from __future__ import annotations
 
 import keras
 
-from galaxy_core.models.layers import PREPROCESS_MODES, classifier, preprocess
+from galaxy_core.models.layers import PREPROCESS_MODES, classifier, conv_bn_relu, pooled_classifier, preprocess
 from galaxy_core.models.registry import Recipe, register_model
 
 COMPACT_RECIPE = Recipe(optimizer="adam", learning_rate=1e-3, batch_size=32)
 
 
-def _conv_bn_relu(x, filters: int, name: str, kernel_size: int = 3, strides: int = 1):
-    x = keras.layers.Conv2D(
-        filters,
-        kernel_size,
-        strides=strides,
-        padding="same",
-        use_bias=False,
-        kernel_initializer="he_normal",
-        name=f"{name}_conv",
-    )(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
-    return keras.layers.ReLU(name=f"{name}_relu")(x)
-
-
 def _residual_block(x, filters: int, strides: int, name: str):
     """Two 3x3 convolutions whose output is added to the block's input (projected when the shape changes)."""
     shortcut = x
-    y = _conv_bn_relu(x, filters, f"{name}_a", strides=strides)
+    y = conv_bn_relu(x, filters, f"{name}_a", strides=strides)
     y = keras.layers.Conv2D(
         filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal", name=f"{name}_b_conv"
     )(y)
@@ -61,16 +47,14 @@ def resnet_small(*, input_shape, num_classes, name, classifier_activation, width
     if width < 1:
         raise ValueError(f"width must be >= 1, got {width}")
     inputs = keras.Input(input_shape, name="image")
-    x = _conv_bn_relu(preprocess(inputs, "unit"), width, "stem")
+    x = conv_bn_relu(preprocess(inputs, "unit"), width, "stem")
     for stage, multiplier in enumerate((1, 2, 4), start=1):
         for block in (1, 2):
             # Every stage starts by halving the map (64 -> 32 -> 16 -> 8 px): four times cheaper than keeping
             # the first stage at full resolution, and a galaxy's shape survives it.
             strides = 2 if block == 1 else 1
             x = _residual_block(x, width * multiplier, strides, f"stage{stage}_block{block}")
-    x = keras.layers.GlobalAveragePooling2D(name="head_gap")(x)
-    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    return keras.Model(inputs, classifier(x, num_classes, classifier_activation), name=name)
+    return keras.Model(inputs, pooled_classifier(x, num_classes, classifier_activation, dropout), name=name)
 
 
 @register_model(
@@ -96,13 +80,13 @@ def densenet_small(
     if growth_rate < 1 or layers_per_block < 1:
         raise ValueError(f"growth_rate and layers_per_block must be >= 1, got {growth_rate}, {layers_per_block}")
     inputs = keras.Input(input_shape, name="image")
-    x = _conv_bn_relu(preprocess(inputs, "unit"), 2 * growth_rate, "stem")
+    x = conv_bn_relu(preprocess(inputs, "unit"), 2 * growth_rate, "stem")
     for block in (1, 2, 3):
         for layer in range(1, layers_per_block + 1):
-            new = _conv_bn_relu(x, growth_rate, f"block{block}_layer{layer}")
+            new = conv_bn_relu(x, growth_rate, f"block{block}_layer{layer}")
             x = keras.layers.Concatenate(name=f"block{block}_layer{layer}_concat")([x, new])
         if block < 3:
-            x = _conv_bn_relu(x, x.shape[-1] // 2, f"transition{block}", kernel_size=1)
+            x = conv_bn_relu(x, x.shape[-1] // 2, f"transition{block}", kernel_size=1)
             x = keras.layers.AveragePooling2D(2, name=f"transition{block}_pool")(x)
     x = keras.layers.BatchNormalization(name="block3_bn")(x)
     x = keras.layers.ReLU(name="block3_out")(x)
@@ -113,12 +97,12 @@ def densenet_small(
 def _inception_module(x, filters: int, name: str):
     """Four parallel paths (1x1; 3x3; two 3x3 = 5x5's field of view; pooling), concatenated."""
     quarter = filters // 4
-    path1 = _conv_bn_relu(x, quarter, f"{name}_1x1", kernel_size=1)
-    path2 = _conv_bn_relu(_conv_bn_relu(x, quarter, f"{name}_3x3_reduce", kernel_size=1), quarter, f"{name}_3x3")
-    path3 = _conv_bn_relu(x, quarter, f"{name}_5x5_reduce", kernel_size=1)
-    path3 = _conv_bn_relu(_conv_bn_relu(path3, quarter, f"{name}_5x5_a"), quarter, f"{name}_5x5_b")
+    path1 = conv_bn_relu(x, quarter, f"{name}_1x1", kernel_size=1)
+    path2 = conv_bn_relu(conv_bn_relu(x, quarter, f"{name}_3x3_reduce", kernel_size=1), quarter, f"{name}_3x3")
+    path3 = conv_bn_relu(x, quarter, f"{name}_5x5_reduce", kernel_size=1)
+    path3 = conv_bn_relu(conv_bn_relu(path3, quarter, f"{name}_5x5_a"), quarter, f"{name}_5x5_b")
     path4 = keras.layers.MaxPooling2D(3, strides=1, padding="same", name=f"{name}_pool")(x)
-    path4 = _conv_bn_relu(path4, quarter, f"{name}_pool_proj", kernel_size=1)
+    path4 = conv_bn_relu(path4, quarter, f"{name}_pool_proj", kernel_size=1)
     return keras.layers.Concatenate(name=f"{name}_concat")([path1, path2, path3, path4])
 
 
@@ -143,13 +127,11 @@ def inception_small(*, input_shape, num_classes, name, classifier_activation, wi
     if width < 4:
         raise ValueError(f"width must be >= 4 (four paths), got {width}")
     inputs = keras.Input(input_shape, name="image")
-    x = _conv_bn_relu(preprocess(inputs, "unit"), width // 2, "stem")
+    x = conv_bn_relu(preprocess(inputs, "unit"), width // 2, "stem")
     x = keras.layers.MaxPooling2D(name="stem_pool")(x)
     x = _inception_module(x, width, "module1")
     x = _inception_module(x, width, "module2")
     x = keras.layers.MaxPooling2D(name="reduce_pool")(x)
     x = _inception_module(x, 2 * width, "module3")
     x = _inception_module(x, 2 * width, "module4")
-    x = keras.layers.GlobalAveragePooling2D(name="head_gap")(x)
-    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    return keras.Model(inputs, classifier(x, num_classes, classifier_activation), name=name)
+    return keras.Model(inputs, pooled_classifier(x, num_classes, classifier_activation, dropout), name=name)

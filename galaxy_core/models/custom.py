@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from galaxy_core.models.layers import PREPROCESS_MODES, classifier, preprocess
+from galaxy_core.models.layers import PREPROCESS_MODES, classifier, conv_bn_relu, preprocess
 from galaxy_core.models.registry import register_model
 
 POOLING = ("max", "average", "stride")
@@ -78,18 +78,9 @@ def custom_cnn(
         for index in range(1, convs_per_block + 1):
             last = index == convs_per_block
             strides = 2 if pooling == "stride" and last else 1
-            x = keras.layers.Conv2D(
-                width,
-                kernel_size,
-                strides=strides,
-                padding="same",
-                use_bias=not batch_norm,
-                kernel_initializer="he_normal",
-                name=f"block{block}_conv{index}",
-            )(x)
-            if batch_norm:
-                x = keras.layers.BatchNormalization(name=f"block{block}_bn{index}")(x)
-            x = keras.layers.ReLU(name=f"block{block}_relu{index}")(x)
+            x = conv_bn_relu(
+                x, width, f"block{block}", index, kernel_size=kernel_size, strides=strides, batch_norm=batch_norm
+            )
         if pooling == "max":
             x = keras.layers.MaxPooling2D(name=f"block{block}_pool")(x)
         elif pooling == "average":

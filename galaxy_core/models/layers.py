@@ -1,4 +1,4 @@
-"""Pieces every builder shares: pixel preprocessing inside the model and the classifier head.
+"""Pieces the builders share: pixel preprocessing inside the model, the conv-BN-ReLU unit and the classifier head.
 
 Models take raw 0-255 pixels, so a saved model needs nothing but the image. The one custom layer is registered
 with Keras, so `.keras` files load in safe mode once `galaxy_core.models` is imported.
@@ -50,6 +50,23 @@ class ImagePreprocess(keras.layers.Layer):
         return {**super().get_config(), "mode": self.mode, "to_rgb": self.to_rgb}
 
 
+def conv_bn_relu(x, filters: int, name: str, index="", *, kernel_size: int = 3, strides: int = 1, batch_norm=True):
+    """Convolution (same padding, He initialisation, no bias when batch normalisation's shift replaces it), batch
+    normalisation, ReLU; layers named {name}_conv{index}, {name}_bn{index}, {name}_relu{index}."""
+    x = keras.layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding="same",
+        use_bias=not batch_norm,
+        kernel_initializer="he_normal",
+        name=f"{name}_conv{index}",
+    )(x)
+    if batch_norm:
+        x = keras.layers.BatchNormalization(name=f"{name}_bn{index}")(x)
+    return keras.layers.ReLU(name=f"{name}_relu{index}")(x)
+
+
 def classifier(x, num_classes: int, classifier_activation: str | None):
     """Dense logits (layer "logits"), then the activation (layer "probabilities") unless logits are asked for.
 
@@ -59,6 +76,13 @@ def classifier(x, num_classes: int, classifier_activation: str | None):
     if classifier_activation is None:
         return logits
     return keras.layers.Activation(classifier_activation, name="probabilities", dtype="float32")(logits)
+
+
+def pooled_classifier(x, num_classes: int, classifier_activation: str | None, dropout: float):
+    """The usual modern head: global average pooling ("head_gap"), dropout ("head_dropout"), the classifier."""
+    x = keras.layers.GlobalAveragePooling2D(name="head_gap")(x)
+    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    return classifier(x, num_classes, classifier_activation)
 
 
 def preprocess(inputs, mode: str, to_rgb: bool = False):

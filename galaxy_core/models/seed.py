@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import keras
 
-from galaxy_core.models.layers import PREPROCESS_MODES, classifier, preprocess
+from galaxy_core.models.layers import PREPROCESS_MODES, classifier, conv_bn_relu, preprocess
 from galaxy_core.models.registry import Recipe, register_model
 
 REPORT = "the student report 'Galaxies Classification By Using Deep Learning' (../shared/SEED.md)"
@@ -155,18 +155,8 @@ def _vgg_like(input_shape, num_classes, name, classifier_activation, bn_every_co
     x = preprocess(inputs, "unit")
     for block, filters_list in enumerate(VGG_LIKE_BLOCKS, start=1):
         for index, filters in enumerate(filters_list, start=1):
-            if bn_every_conv:
-                # Practice 5: conv without bias (BN's shift replaces it) -> BN -> ReLU.
-                x = keras.layers.Conv2D(
-                    filters,
-                    3,
-                    padding="same",
-                    use_bias=False,
-                    kernel_initializer="he_normal",
-                    name=f"block{block}_conv{index}",
-                )(x)
-                x = keras.layers.BatchNormalization(name=f"block{block}_bn{index}")(x)
-                x = keras.layers.ReLU(name=f"block{block}_relu{index}")(x)
+            if bn_every_conv:  # Practice 5: conv without bias (BN's shift replaces it) -> BN -> ReLU
+                x = conv_bn_relu(x, filters, f"block{block}", index)
             else:
                 x = _conv(filters, f"block{block}_conv{index}", padding="same")(x)
         if not bn_every_conv:
