@@ -11,6 +11,8 @@ import pytest
 from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+PAGES = REPO_ROOT / "pages" / "lab"
+PAGE_TIMEOUT = 120  # seconds: a first page run may import TensorFlow and decode a dataset
 GZ1_PATH = REPO_ROOT.parent / "shared" / "data" / "gz1-3class"
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -52,6 +54,17 @@ def write_image_folder(
             for index in range(count):
                 Image.fromarray(galaxy_like_image(rng, label)).save(folder / f"{name}_{index:03d}{extension}")
     return root
+
+
+def open_page(name: str, **state):
+    """pages/lab/<name>.py run once under Streamlit's AppTest, with these session-state values (None: unset)."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(PAGES / f"{name}.py"), default_timeout=PAGE_TIMEOUT)
+    for key, value in state.items():
+        if value is not None:
+            at.session_state[key] = value
+    return at.run()
 
 
 # A tiny model on a few synthetic galaxies: trained once per test session, copied into each test's runs folder.

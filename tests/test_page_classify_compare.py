@@ -6,22 +6,11 @@ import shutil
 
 import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from galaxy_core.evaluation import summarize
 from galaxy_core.training import Run
-from tests.conftest import REPO_ROOT
+from tests.conftest import open_page
 from tests.uploads import mixed_uploads, zip_of
-
-PAGES = REPO_ROOT / "pages" / "lab"
-TIMEOUT = 120
-
-
-def page(name: str, **state) -> AppTest:
-    at = AppTest.from_file(str(PAGES / f"{name}.py"), default_timeout=TIMEOUT)
-    for key, value in state.items():
-        at.session_state[key] = value
-    return at.run()
 
 
 @pytest.fixture
@@ -43,12 +32,12 @@ def second_run(finished_run) -> Run:
 
 
 def test_classify_without_runs_points_to_training():
-    at = page("classify")
+    at = open_page("classify")
     assert not at.exception and "No trained model yet" in at.info[0].value
 
 
 def test_classify_mixed_uploads_reports_each_bad_file_and_classifies_the_rest(finished_run):
-    at = page("classify")
+    at = open_page("classify")
     assert not at.exception
     uploads = mixed_uploads()
     bundle = zip_of({"more/a.png": uploads[0][1], "more/notes.txt": b"hi"})
@@ -74,7 +63,7 @@ def test_classify_mixed_uploads_reports_each_bad_file_and_classifies_the_rest(fi
 
 
 def test_classify_from_the_dataset_with_tta(finished_run):
-    at = page("classify", classify_source="From the dataset", classify_tta=True)
+    at = open_page("classify", classify_source="From the dataset", classify_tta=True)
     assert not at.exception
     table = at.dataframe[0].value
     assert len(table) == 4 and "spread(edge)" in table.columns
@@ -82,7 +71,7 @@ def test_classify_from_the_dataset_with_tta(finished_run):
 
 
 def test_classify_prepares_a_model_download(finished_run):
-    at = page("classify", classify_export="json")
+    at = open_page("classify", classify_export="json")
     at.button(key="classify_prepare").click().run()
     assert not at.exception
     assert any(b.proto.label.startswith("Download Model card") for b in at.get("download_button"))
@@ -90,36 +79,36 @@ def test_classify_prepares_a_model_download(finished_run):
 
 def test_classify_reports_a_model_that_cannot_load(finished_run):
     finished_run.best_model_path.write_bytes(b"garbage")
-    at = page("classify")
+    at = open_page("classify")
     assert not at.exception and "cannot be used" in at.error[0].value
 
 
 def test_compare_needs_two_runs(finished_run):
-    at = page("compare")
+    at = open_page("compare")
     assert not at.exception and "at least two finished runs" in at.info[0].value
 
 
 def test_compare_curves_figures_and_matrices(finished_run, second_run):
-    at = page("compare")
+    at = open_page("compare")
     assert not at.exception
     assert len(at.multiselect(key="compare_runs").value) == 2
     assert len(at.get("plotly_chart")) == 1
-    at = page("compare", compare_tabs="Figures")
+    at = open_page("compare", compare_tabs="Figures")
     table = at.dataframe[0].value
     assert set(table["run"]) == {finished_run.id, second_run.id}
     assert {"parameters", "training min", "test balanced accuracy", "recall spiral"} <= set(table.columns)
-    at = page("compare", compare_tabs="Confusion matrices")
+    at = open_page("compare", compare_tabs="Confusion matrices")
     assert not at.exception and len(at.get("plotly_chart")) == 2
 
 
 def test_compare_paired_test_and_disagreements(finished_run, second_run):
-    at = page("compare", compare_tabs="Significance")
+    at = open_page("compare", compare_tabs="Significance")
     assert not at.exception
     table = at.dataframe[0].value
     assert int(table.values.sum()) == len(np.load(finished_run.predictions_path)["labels"])
     assert at.metric[0].label == "p-value (McNemar, exact)"
     assert any("by chance" in m.value for m in at.markdown)
-    at = page("compare", compare_tabs="Disagreements")
+    at = open_page("compare", compare_tabs="Disagreements")
     assert not at.exception
     assert "The two runs disagree on **3** of" in at.markdown[0].value
     assert len(at.get("image")) == 3 * 3  # each image, and both models' Grad-CAMs
@@ -127,6 +116,6 @@ def test_compare_paired_test_and_disagreements(finished_run, second_run):
 
 def test_compare_flags_runs_with_other_classes(finished_run, second_run):
     second_run.set_status("finished", class_names=["cats", "dogs", "birds"])
-    at = page("compare")
+    at = open_page("compare")
     assert not at.exception
     assert "answer with different classes" in at.error[0].value

@@ -1,30 +1,19 @@
 """The Evaluate page under AppTest: metrics, confusion-matrix cells, mistakes, Grad-CAM, and its bad states."""
 
 import numpy as np
-from streamlit.testing.v1 import AppTest
 
 from galaxy_core.inference import saved_predictions
-from tests.conftest import REPO_ROOT
-
-PAGE = str(REPO_ROOT / "pages" / "lab" / "evaluate.py")
-TIMEOUT = 120
-
-
-def evaluate_page(tab=None) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    if tab is not None:
-        at.session_state["evaluate_tabs"] = tab
-    return at.run()
+from tests.conftest import open_page
 
 
 def test_no_runs_yet_points_to_the_train_page():
-    at = evaluate_page()
+    at = open_page("evaluate")
     assert not at.exception
     assert "No finished run yet" in at.info[0].value
 
 
 def test_metrics_tab_shows_the_headline_figures_and_per_class_table(finished_run):
-    at = evaluate_page()
+    at = open_page("evaluate")
     assert not at.exception
     assert [m.label for m in at.metric] == ["Accuracy", "Balanced accuracy", "Macro F1"]
     expected = finished_run.evaluation()["balanced_accuracy"]
@@ -36,7 +25,7 @@ def test_metrics_tab_shows_the_headline_figures_and_per_class_table(finished_run
 def test_choosing_a_confusion_matrix_cell_shows_its_images(finished_run):
     saved = saved_predictions(finished_run)
     predicted = saved.probabilities.argmax(axis=1)
-    at = evaluate_page("Confusion matrix")
+    at = open_page("evaluate", evaluate_tabs="Confusion matrix")
     assert not at.exception and len(at.get("plotly_chart")) == 1
     for true_index, true_name in enumerate(["edge", "smooth", "spiral"]):
         for predicted_index, predicted_name in enumerate(["edge", "smooth", "spiral"]):
@@ -50,7 +39,7 @@ def test_choosing_a_confusion_matrix_cell_shows_its_images(finished_run):
 def test_mistakes_gallery_lists_the_most_confident_mistakes_first(finished_run):
     saved = saved_predictions(finished_run)
     wrong = int(np.sum(saved.probabilities.argmax(axis=1) != saved.labels))
-    at = evaluate_page("Mistakes")
+    at = open_page("evaluate", evaluate_tabs="Mistakes")
     assert not at.exception
     if wrong:
         assert f"**{wrong}** of {len(saved.labels)} test images are misclassified" in at.markdown[0].value
@@ -62,7 +51,7 @@ def test_mistakes_gallery_lists_the_most_confident_mistakes_first(finished_run):
 
 
 def test_gradcam_controls_explain_chosen_classes_with_a_chosen_layer(finished_run):
-    at = evaluate_page("Grad-CAM")
+    at = open_page("evaluate", evaluate_tabs="Grad-CAM")
     assert not at.exception
     assert at.selectbox(key="evaluate_layer").value == "features_out"
     index = at.selectbox(key="evaluate_image").value
@@ -76,17 +65,17 @@ def test_gradcam_controls_explain_chosen_classes_with_a_chosen_layer(finished_ru
 
 
 def test_inside_the_network_and_tta_tabs(finished_run):
-    at = evaluate_page("Inside the network")
+    at = open_page("evaluate", evaluate_tabs="Inside the network")
     assert not at.exception
     assert any("First-layer filters" in m.value for m in at.markdown)
-    at = evaluate_page("Test-time augmentation")
+    at = open_page("evaluate", evaluate_tabs="Test-time augmentation")
     assert not at.exception
     assert list(at.dataframe[0].value.index) == ["one view", "8 views averaged"]
     assert any("Averaging corrects" in m.value for m in at.markdown)
 
 
 def test_final_model_and_tta_switches(finished_run):
-    at = evaluate_page()
+    at = open_page("evaluate")
     at.radio(key="evaluate_checkpoint").set_value("final").run()
     assert not at.exception and len(at.metric) == 3
     at.toggle(key="evaluate_tta").set_value(True).run()
@@ -98,13 +87,13 @@ def test_final_model_and_tta_switches(finished_run):
 
 def test_a_failed_run_says_why_it_cannot_be_evaluated(finished_run):
     finished_run.set_status("failed", error="ValueError: something broke")
-    at = evaluate_page()
+    at = open_page("evaluate")
     assert "This run failed" in at.error[0].value and "something broke" in at.error[0].value
 
 
 def test_a_model_file_that_no_longer_loads_is_reported(finished_run):
     finished_run.best_model_path.write_bytes(b"garbage")
-    at = evaluate_page()
+    at = open_page("evaluate")
     assert not at.exception
     assert "The model cannot be loaded" in at.error[0].value
 
@@ -113,6 +102,6 @@ def test_a_run_without_a_test_split_is_reported(finished_run):
     config = finished_run.config()
     config["dataset"]["test_fraction"] = 0.0
     (finished_run.path / "config.json").write_text(__import__("json").dumps(config))
-    at = evaluate_page()
+    at = open_page("evaluate")
     assert not at.exception
     assert "has no test split" in at.error[0].value

@@ -5,21 +5,9 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import REPO_ROOT, write_image_folder
+from tests.conftest import PAGE_TIMEOUT, PAGES, REPO_ROOT, open_page, write_image_folder
 
-PAGES = REPO_ROOT / "pages" / "lab"
-
-TIMEOUT = 120
 SMALL_SYNTHETIC = {"name": "synthetic", "image_size": 32, "crop_fraction": 1.0, "channels": 3, "num_images": 60}
-
-
-def dataset_page(spec=None, tab=None) -> AppTest:
-    at = AppTest.from_file(str(PAGES / "dataset.py"), default_timeout=TIMEOUT)
-    if spec is not None:
-        at.session_state["active_dataset_spec"] = spec
-    if tab is not None:
-        at.session_state["dataset_tab"] = tab
-    return at.run()
 
 
 def test_every_page_url_has_an_entry_that_hands_over_to_the_router():
@@ -34,7 +22,7 @@ def test_every_page_url_has_an_entry_that_hands_over_to_the_router():
 
 
 def test_home_says_what_the_lab_is_and_where_to_go():
-    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=PAGE_TIMEOUT).run()
     assert not at.exception
     assert at.title[0].value == "Galaxy CNN Lab"
     assert any("synthetic, 64 px, RGB" in m.value for m in at.markdown)
@@ -43,13 +31,13 @@ def test_home_says_what_the_lab_is_and_where_to_go():
 
 def test_home_reports_unusable_settings(monkeypatch):
     monkeypatch.setenv("GALAXY_LAB_UPLOAD_LIMIT_MB", "none")
-    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=PAGE_TIMEOUT).run()
     assert not at.exception
     assert "settings cannot be used" in at.error[0].value
 
 
 def test_dataset_page_opens_on_the_default_synthetic_set():
-    at = dataset_page()
+    at = open_page("dataset")
     assert not at.exception
     assert [m.value for m in at.metric] == ["3", "64 x 64 x 3", "2,400", "300", "300"]
     assert len(at.get("plotly_chart")) == 1
@@ -57,7 +45,7 @@ def test_dataset_page_opens_on_the_default_synthetic_set():
 
 
 def test_browse_tab_shows_a_grid_and_a_closer_look():
-    at = dataset_page(SMALL_SYNTHETIC, "Browse")
+    at = open_page("dataset", active_dataset_spec=SMALL_SYNTHETIC, dataset_tab="Browse")
     assert not at.exception
     assert len(at.get("image")) == 16 + 1  # 16 training edge-on galaxies and the enlarged one
     assert any("synthetic-0-" in m.value and "original size" in m.value for m in at.markdown)
@@ -70,7 +58,7 @@ def test_browse_tab_shows_a_grid_and_a_closer_look():
 
 
 def test_augmentation_tab_shows_the_original_and_eleven_variants():
-    at = dataset_page(SMALL_SYNTHETIC, "Augmentation")
+    at = open_page("dataset", active_dataset_spec=SMALL_SYNTHETIC, dataset_tab="Augmentation")
     assert not at.exception
     assert len(at.get("image")) == 12
     at.checkbox[0].uncheck().run()
@@ -78,15 +66,15 @@ def test_augmentation_tab_shows_the_original_and_eleven_variants():
 
 
 def test_grayscale_tab_compares_rgb_and_gray():
-    at = dataset_page(SMALL_SYNTHETIC, "RGB vs grayscale")
+    at = open_page("dataset", active_dataset_spec=SMALL_SYNTHETIC, dataset_tab="RGB vs grayscale")
     assert not at.exception
     assert len(at.get("image")) == 3 * 12
-    gray = dataset_page({**SMALL_SYNTHETIC, "channels": 1}, "RGB vs grayscale")
+    gray = open_page("dataset", active_dataset_spec={**SMALL_SYNTHETIC, "channels": 1}, dataset_tab="RGB vs grayscale")
     assert "already" not in str(gray.info) and "loaded in grayscale" in gray.info[0].value
 
 
 def test_statistics_tab_shows_mean_images_and_histograms():
-    at = dataset_page(SMALL_SYNTHETIC, "Statistics")
+    at = open_page("dataset", active_dataset_spec=SMALL_SYNTHETIC, dataset_tab="Statistics")
     assert not at.exception
     assert len(at.get("image")) == 3
     assert len(at.get("plotly_chart")) == 1
@@ -95,7 +83,7 @@ def test_statistics_tab_shows_mean_images_and_histograms():
 
 
 def test_load_form_applies_new_preprocessing():
-    at = dataset_page(SMALL_SYNTHETIC)
+    at = open_page("dataset", active_dataset_spec=SMALL_SYNTHETIC)
     at.selectbox[1].select(48)
     at.radio[0].set_value(1)
     at.button[0].click().run()
@@ -107,7 +95,7 @@ def test_load_form_applies_new_preprocessing():
 def test_folder_in_a_data_root_with_skipped_files_and_imbalance(isolated_settings):
     root = write_image_folder(isolated_settings["data"] / "mine", {"big": 40, "small": 6})
     (root / "small" / "broken.png").write_bytes(b"")
-    at = dataset_page()
+    at = open_page("dataset")
     at.selectbox[0].select("mine (folder)").run()
     assert not at.exception
     assert "big** is 89%" in at.warning[0].value  # 32 of 36 training images
@@ -116,7 +104,7 @@ def test_folder_in_a_data_root_with_skipped_files_and_imbalance(isolated_setting
 
 @pytest.mark.parametrize("typed", ["../../etc", "/etc", "mine/../.."])
 def test_typed_paths_outside_the_data_roots_are_refused(typed):
-    at = dataset_page()
+    at = open_page("dataset")
     at.selectbox[0].select("Another folder in a data root…").run()
     at.text_input[0].input(typed).run()
     assert not at.exception
@@ -126,23 +114,14 @@ def test_typed_paths_outside_the_data_roots_are_refused(typed):
 def test_a_folder_that_cannot_be_a_dataset_is_explained(isolated_settings):
     (isolated_settings["data"] / "empty" / "a").mkdir(parents=True)
     (isolated_settings["data"] / "empty" / "b").mkdir()
-    at = dataset_page()
+    at = open_page("dataset")
     at.selectbox[0].select("empty (folder)").run()
     assert not at.exception
     assert "no images" in at.error[0].value
 
 
-def architecture_page(tab=None, model=None) -> AppTest:
-    at = AppTest.from_file(str(PAGES / "architecture.py"), default_timeout=TIMEOUT)
-    if tab is not None:
-        at.session_state["architecture_tab"] = tab
-    if model is not None:
-        at.session_state["architecture_model"] = model
-    return at.run()
-
-
 def test_architecture_overview_shows_sizes_and_costs():
-    at = architecture_page()
+    at = open_page("architecture")
     assert not at.exception
     assert [m.label for m in at.metric] == ["Parameters", "Trainable", "Weights in memory", "Multiply-adds / image"]
     assert at.metric[0].value == "4,353,475"  # the Tutorial at 50 px
@@ -150,27 +129,27 @@ def test_architecture_overview_shows_sizes_and_costs():
 
 
 def test_architecture_layers_diagram_and_explanations():
-    layers = architecture_page("Layers", "practice1")
+    layers = open_page("architecture", architecture_tab="Layers", architecture_model="practice1")
     assert not layers.exception
     table = layers.dataframe[0].value
     assert list(table["name"])[:3] == ["image", "preprocess", "block1_conv1"]
     assert table["parameters"].sum() == 140_707
-    diagram = architecture_page("Diagram", "resnet_small")
+    diagram = open_page("architecture", architecture_tab="Diagram", architecture_model="resnet_small")
     assert '"stage1_block1_b_bn" -> "stage1_block1_add"' in diagram.get("graphviz_chart")[0].proto.spec
-    explained = architecture_page("What the layers do", "resnet_small")
+    explained = open_page("architecture", architecture_tab="What the layers do", architecture_model="resnet_small")
     text = " ".join(m.value for m in explained.markdown)
     assert "**Add**" in text and "**Conv2D**" in text and "**Loss**" in text
 
 
 def test_architecture_compare_two_models():
-    at = architecture_page("Compare")
+    at = open_page("architecture", architecture_tab="Compare")
     assert not at.exception
     table = at.dataframe[0].value
     assert len(table) == 2 and table["parameters"].iloc[0] == 4_353_475
 
 
 def test_custom_cnn_knobs_and_a_clear_error_for_impossible_settings():
-    at = architecture_page(model="custom_cnn")
+    at = open_page("architecture", architecture_model="custom_cnn")
     assert not at.exception
     before = at.metric[0].value
     at.slider(key="architecture_blocks").set_value(4).run()
@@ -180,15 +159,7 @@ def test_custom_cnn_knobs_and_a_clear_error_for_impossible_settings():
 
 
 def test_train_page_queues_a_run_that_trains_in_the_background(isolated_settings):
-    at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=TIMEOUT)
-    at.session_state["active_dataset_spec"] = {
-        "name": "synthetic",
-        "image_size": 16,
-        "crop_fraction": 1.0,
-        "channels": 3,
-        "num_images": 60,
-    }
-    at.run()
+    at = open_page("train", active_dataset_spec={**SMALL_SYNTHETIC, "image_size": 16})
     assert not at.exception
     assert "No runs yet" in at.info[0].value
     at.selectbox(key="train_model").select("custom_cnn").run()
@@ -214,20 +185,15 @@ def test_train_page_shows_a_failed_run_with_its_reason(isolated_settings):
 
     run = RunStore(isolated_settings["runs"]).create(tiny_config().to_dict(), "custom_cnn")
     run.set_status("failed", error="ValueError: something broke", traceback="Traceback ...")
-    at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=TIMEOUT).run()
+    at = open_page("train")
     assert not at.exception
     assert "The run failed: ValueError: something broke" in at.error[0].value
 
 
 def test_train_page_explains_a_model_too_big_for_the_images():
-    at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=TIMEOUT)
-    at.session_state["active_dataset_spec"] = {
-        "name": "synthetic",
-        "image_size": 32,
-        "crop_fraction": 1.0,
-        "channels": 3,
-    }
-    at.run()
+    at = open_page(
+        "train", active_dataset_spec={"name": "synthetic", "image_size": 32, "crop_fraction": 1.0, "channels": 3}
+    )
     at.selectbox(key="train_model").select("practice3").run()
     assert not at.exception
     assert "needs images of at least 50 px" in at.warning[0].value
