@@ -100,6 +100,22 @@ def cell_members(labels, probabilities, true_class: int, predicted_class: int) -
     return members[np.argsort(-probabilities[members, predicted_class], kind="stable")]
 
 
+def shared_mistakes(labels, probability_sets) -> np.ndarray:
+    """Indices of the examples every model gets wrong, the most confident (on average over the models) first.
+
+    On crowd-labelled data these are often doubtful labels rather than model failures: worth looking at before
+    chasing the last points of accuracy.
+    """
+    labels = np.asarray(labels)
+    probability_sets = [np.asarray(probabilities) for probabilities in probability_sets]
+    if not probability_sets or any(p.shape != (len(labels), p.shape[1]) for p in probability_sets):
+        raise ValueError("shared_mistakes needs one (examples, classes) probability array per model, for all labels")
+    wrong = np.all([p.argmax(axis=1) != labels for p in probability_sets], axis=0)
+    indices = np.flatnonzero(wrong)
+    confidence = np.mean([p[indices].max(axis=1) for p in probability_sets], axis=0)
+    return indices[np.argsort(-confidence, kind="stable")]
+
+
 @dataclass(frozen=True)
 class McNemarResult:
     only_first_right: int  # images the first model gets right and the second wrong

@@ -10,6 +10,7 @@ from galaxy_core.evaluation import (
     macro_f1,
     mcnemar,
     per_class_metrics,
+    shared_mistakes,
     summarize,
 )
 
@@ -80,6 +81,17 @@ def test_confident_mistakes_and_cell_members_are_sorted_by_confidence():
     assert cell_members(labels, probabilities, 1, 2).tolist() == [2, 3]
     assert cell_members(labels, probabilities, 2, 2).tolist() == [4]
     assert cell_members(labels, probabilities, 2, 0).tolist() == []
+
+
+def test_shared_mistakes_are_the_ones_every_model_makes_most_confident_first():
+    labels = np.array([0, 1, 2, 0])
+    first = np.array([[0.2, 0.8, 0.0], [0.1, 0.9, 0.0], [0.6, 0.4, 0.0], [0.3, 0.0, 0.7]])
+    second = np.array([[0.4, 0.6, 0.0], [0.9, 0.1, 0.0], [0.0, 0.1, 0.9], [0.0, 0.1, 0.9]])
+    # 0: both wrong (mean confidence 0.7); 1: only the second wrong; 2: only the first; 3: both wrong (0.8).
+    assert shared_mistakes(labels, [first, second]).tolist() == [3, 0]
+    assert shared_mistakes(labels, [first]).tolist() == confident_mistakes(labels, first).tolist()
+    with pytest.raises(ValueError, match="probability array per model"):
+        shared_mistakes(labels, [first, second[:2]])
 
 
 @pytest.mark.parametrize(

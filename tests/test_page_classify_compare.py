@@ -114,6 +114,30 @@ def test_compare_paired_test_and_disagreements(finished_run, second_run):
     assert len(at.get("image")) == 3 * 3  # each image, and both models' Grad-CAMs
 
 
+def test_compare_shared_mistakes_lists_the_images_both_runs_get_wrong(finished_run, second_run):
+    saved = [np.load(run.predictions_path) for run in (finished_run, second_run)]
+    labels = saved[0]["labels"]
+    both_wrong = np.all([s["probabilities"].argmax(axis=1) != labels for s in saved], axis=0)
+    at = open_page("compare", compare_tabs="Shared mistakes")
+    assert not at.exception
+    assert f"Every chosen run gets **{both_wrong.sum()}** of {len(labels)}" in at.markdown[0].value
+    assert both_wrong.any(), "the fixture's 2-epoch runs should make mistakes for this test to mean anything"
+    table = at.dataframe[0].value
+    assert table["shared mistakes"].sum() == both_wrong.sum()
+    assert table["test images"].sum() == len(labels)
+    assert len(at.get("image")) == min(both_wrong.sum(), 24)
+
+
+def test_compare_shared_mistakes_refuses_runs_tested_on_other_images(finished_run, second_run):
+    with np.load(second_run.predictions_path) as saved:
+        arrays = dict(saved)
+    arrays["source_ids"] = np.array([f"other-{i}" for i in range(len(arrays["labels"]))])
+    np.savez(second_run.predictions_path, **arrays)
+    at = open_page("compare", compare_tabs="Shared mistakes")
+    assert not at.exception
+    assert "tested on different images" in at.warning[0].value
+
+
 def test_compare_flags_runs_with_other_classes(finished_run, second_run):
     second_run.set_status("finished", class_names=["cats", "dogs", "birds"])
     at = open_page("compare")

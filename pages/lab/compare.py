@@ -7,7 +7,7 @@ import streamlit as st
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from galaxy_core.evaluation import mcnemar
+from galaxy_core.evaluation import mcnemar, shared_mistakes
 from galaxy_core.inference import ModelLoadError, saved_predictions
 from galaxy_core.training import RunStore
 from galaxy_core.training.store import epoch_records
@@ -24,6 +24,7 @@ from pages.lab.widgets import (
 
 MAX_RUNS = 4
 MAX_DISAGREEMENTS = 12
+MAX_SHARED_MISTAKES = 24
 COLOURS = qualitative.Plotly
 
 
@@ -106,13 +107,15 @@ def matrices_tab(entries: list) -> None:
 
 
 def paired_predictions(entries: list):
-    """Both runs' saved test predictions when they are on the same test images, else None with the reason."""
-    first, second = (saved_predictions(run) for run, _, _ in entries)
-    if first is None or second is None:
-        return None, "one of the runs saved no test predictions (no test split, or it did not finish)"
-    if not np.array_equal(first.source_ids, second.source_ids) or not np.array_equal(first.labels, second.labels):
-        return None, "the two runs were tested on different images, so their answers cannot be paired"
-    return (first, second), None
+    """Every run's saved test predictions when they are on the same test images, else None with the reason."""
+    saved = [saved_predictions(run) for run, _, _ in entries]
+    if any(predictions is None for predictions in saved):
+        return None, "a run saved no test predictions (no test split, or it did not finish)"
+    first = saved[0]
+    for other in saved[1:]:
+        if not np.array_equal(first.source_ids, other.source_ids) or not np.array_equal(first.labels, other.labels):
+            return None, "the runs were tested on different images, so their answers cannot be paired"
+    return saved, None
 
 
 def two_paired_runs(entries: list, what: str):
@@ -195,6 +198,52 @@ def disagreements_tab(entries: list) -> None:
         st.caption(f"The first {MAX_DISAGREEMENTS} of {len(differ)}.")
 
 
+def shared_mistakes_tab(entries: list) -> None:
+    saved, problem = paired_predictions(entries)
+    if saved is None:
+        st.warning(f"Shared mistakes cannot be shown: {problem}.")
+        return
+    labels = saved[0].labels
+    shared = shared_mistakes(labels, [predictions.probabilities for predictions in saved])
+    class_names = entries[0][2]["class_names"]
+    st.markdown(
+        f"Every chosen run gets **{len(shared)}** of {len(labels)} test images wrong. Where the models differ in "
+        "architecture or preprocessing and still agree on a wrong answer, look at the image before blaming the "
+        "models: on crowd-labelled data such as Galaxy Zoo's volunteer votes, many of these are doubtful labels."
+    )
+    if not len(shared):
+        return
+    counts = np.bincount(labels[shared], minlength=len(class_names))
+    supports = np.bincount(labels, minlength=len(class_names))
+    rates = np.divide(counts, supports, out=np.zeros(len(class_names)), where=supports > 0)
+    st.dataframe(
+        pd.DataFrame(
+            {"class": class_names, "shared mistakes": counts, "test images": supports, "share": rates}
+        ).style.format({"share": "{:.1%}"}),
+        hide_index=True,
+    )
+    st.caption(
+        f"Together these cost every chosen run {rates[supports > 0].mean():.1%} of balanced accuracy: no run "
+        "here scores above "
+        f"{1 - rates[supports > 0].mean():.1%} unless it gets some of them right."
+    )
+    dataset = load_dataset(entries[0][1]["dataset"], get_settings())
+    mean = np.mean([predictions.probabilities for predictions in saved], axis=0)
+    columns = st.columns(4)
+    for position, index in enumerate(shared[:MAX_SHARED_MISTAKES]):
+        predicted = int(mean[index].argmax())
+        columns[position % 4].image(
+            enlarge(dataset.splits["test"].images[index], 160),
+            caption=(
+                f"{saved[0].source_ids[index]} · labelled {class_names[labels[index]]}, the runs say "
+                f"{class_names[predicted]} ({mean[index, predicted]:.0%} on average)"
+            ),
+            width="stretch",
+        )
+    if len(shared) > MAX_SHARED_MISTAKES:
+        st.caption(f"The {MAX_SHARED_MISTAKES} most confident of {len(shared)}.")
+
+
 settings = get_settings()
 st.title("Compare")
 runs = [entry for entry in RunStore(settings.runs_dir).runs() if entry[2]["state"] in ("finished", "stopped")]
@@ -235,5 +284,6 @@ lazy_tabs(
         "Confusion matrices": lambda: matrices_tab(entries),
         "Significance": lambda: significance_tab(entries),
         "Disagreements": lambda: disagreements_tab(entries),
+        "Shared mistakes": lambda: shared_mistakes_tab(entries),
     },
 )
