@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import keras
 
-from galaxy_core.models.layers import PREPROCESS_MODES, classifier, conv_bn_relu, pooled_classifier, preprocess
+from galaxy_core.models.layers import (
+    PREPROCESS_MODES,
+    batch_normalization,
+    classifier,
+    conv_bn_relu,
+    pooled_classifier,
+    preprocess,
+)
 from galaxy_core.models.registry import Recipe, register_model
 
 COMPACT_RECIPE = Recipe(optimizer="adam", learning_rate=1e-3, batch_size=32)
@@ -18,10 +25,10 @@ def _residual_block(x, filters: int, strides: int, name: str):
     y = keras.layers.Conv2D(
         filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal", name=f"{name}_b_conv"
     )(y)
-    y = keras.layers.BatchNormalization(name=f"{name}_b_bn")(y)
+    y = batch_normalization(f"{name}_b_bn")(y)
     if strides != 1 or x.shape[-1] != filters:
         shortcut = keras.layers.Conv2D(filters, 1, strides=strides, use_bias=False, name=f"{name}_shortcut_conv")(x)
-        shortcut = keras.layers.BatchNormalization(name=f"{name}_shortcut_bn")(shortcut)
+        shortcut = batch_normalization(f"{name}_shortcut_bn")(shortcut)
     y = keras.layers.Add(name=f"{name}_add")([y, shortcut])
     return keras.layers.ReLU(name=f"{name}_out")(y)
 
@@ -88,7 +95,7 @@ def densenet_small(
         if block < 3:
             x = conv_bn_relu(x, x.shape[-1] // 2, f"transition{block}", kernel_size=1)
             x = keras.layers.AveragePooling2D(2, name=f"transition{block}_pool")(x)
-    x = keras.layers.BatchNormalization(name="block3_bn")(x)
+    x = batch_normalization("block3_bn")(x)
     x = keras.layers.ReLU(name="block3_out")(x)
     x = keras.layers.GlobalAveragePooling2D(name="head_gap")(x)
     return keras.Model(inputs, classifier(x, num_classes, classifier_activation), name=name)

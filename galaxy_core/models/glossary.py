@@ -49,7 +49,9 @@ LAYER_EXPLANATIONS = {
     "BatchNormalization": (
         "Normalises each channel to zero mean and unit variance over the batch, then scales and shifts it with "
         "two learned numbers. Keeps activations in a healthy range so training is faster and steadier. It also "
-        "keeps running averages (the non-trainable parameters) to use when predicting."
+        "keeps running averages (the non-trainable parameters) to use when predicting; while those averages lag "
+        "behind the changing network, validation can look far worse than training (the lab's models average over "
+        "about the last 10 batches, so that settles within an epoch)."
     ),
     "ReLU": "Rectified linear unit: keeps positive values and sets negative ones to zero. The non-linearity "
     "that lets stacked layers learn more than one linear map.",

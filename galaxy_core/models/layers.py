@@ -50,6 +50,17 @@ class ImagePreprocess(keras.layers.Layer):
         return {**super().get_config(), "mode": self.mode, "to_rgb": self.to_rgb}
 
 
+# Keras' default momentum (0.99) averages the statistics over about the last 100 batches, starting from mean 0 and
+# variance 1. On a few thousand images (66 batches an epoch) validation then runs on stale statistics for several
+# epochs and sits at chance while training accuracy is already 0.8 (docs/benchmarks.md). 0.9 (PyTorch's default)
+# settles within an epoch; training itself uses batch statistics and is the same either way.
+BATCH_NORM_MOMENTUM = 0.9
+
+
+def batch_normalization(name: str):
+    return keras.layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=name)
+
+
 def conv_bn_relu(x, filters: int, name: str, index="", *, kernel_size: int = 3, strides: int = 1, batch_norm=True):
     """Convolution (same padding, He initialisation, no bias when batch normalisation's shift replaces it), batch
     normalisation, ReLU; layers named {name}_conv{index}, {name}_bn{index}, {name}_relu{index}."""
@@ -63,7 +74,7 @@ def conv_bn_relu(x, filters: int, name: str, index="", *, kernel_size: int = 3, 
         name=f"{name}_conv{index}",
     )(x)
     if batch_norm:
-        x = keras.layers.BatchNormalization(name=f"{name}_bn{index}")(x)
+        x = batch_normalization(f"{name}_bn{index}")(x)
     return keras.layers.ReLU(name=f"{name}_relu{index}")(x)
 
 

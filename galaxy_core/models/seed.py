@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import keras
 
-from galaxy_core.models.layers import PREPROCESS_MODES, classifier, conv_bn_relu, preprocess
+from galaxy_core.models.layers import PREPROCESS_MODES, batch_normalization, classifier, conv_bn_relu, preprocess
 from galaxy_core.models.registry import Recipe, register_model
 
 REPORT = "the student report 'Galaxies Classification By Using Deep Learning' (../shared/SEED.md)"
@@ -29,7 +29,7 @@ def _practice_features(x):
     for block, filters_list in enumerate(PRACTICE_BLOCKS, start=1):
         for index, filters in enumerate(filters_list, start=1):
             x = _conv(filters, f"block{block}_conv{index}")(x)
-        x = keras.layers.BatchNormalization(name=f"block{block}_bn")(x)
+        x = batch_normalization(f"block{block}_bn")(x)
         x = keras.layers.MaxPooling2D(name=f"block{block}_pool")(x)
     return x
 
@@ -141,7 +141,7 @@ def practice3(*, input_shape, num_classes, name, classifier_activation):
     inputs = keras.Input(input_shape, name="image")
     x = _practice_features(preprocess(inputs, "unit"))
     x = _conv(128, "block4_conv1")(x)
-    x = keras.layers.BatchNormalization(name="block4_bn")(x)
+    x = batch_normalization("block4_bn")(x)
     x = keras.layers.Flatten(name="head_flatten")(x)
     x = _dense_head(x, 128, 0.3)
     return keras.Model(inputs, classifier(x, num_classes, classifier_activation), name=name)
@@ -160,7 +160,7 @@ def _vgg_like(input_shape, num_classes, name, classifier_activation, bn_every_co
             else:
                 x = _conv(filters, f"block{block}_conv{index}", padding="same")(x)
         if not bn_every_conv:
-            x = keras.layers.BatchNormalization(name=f"block{block}_bn")(x)
+            x = batch_normalization(f"block{block}_bn")(x)
         x = keras.layers.MaxPooling2D(name=f"block{block}_pool")(x)
     x = keras.layers.GlobalAveragePooling2D(name="head_gap")(x)
     x = _dense_head(x, 512, 0.3)
