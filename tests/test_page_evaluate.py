@@ -1,6 +1,7 @@
 """The Evaluate page under AppTest: metrics, confusion-matrix cells, mistakes, Grad-CAM, and its bad states."""
 
 import numpy as np
+import pytest
 
 from galaxy_core.inference import saved_predictions
 from tests.conftest import open_page
@@ -36,18 +37,35 @@ def test_choosing_a_confusion_matrix_cell_shows_its_images(finished_run):
             assert len(at.get("image")) == min(count, 24)
 
 
-def test_mistakes_gallery_lists_the_most_confident_mistakes_first(finished_run):
-    saved = saved_predictions(finished_run)
-    wrong = int(np.sum(saved.probabilities.argmax(axis=1) != saved.labels))
+def with_mistakes(run, count: int) -> None:
+    """Rewrite the run's saved test answers: the first `count` images wrong, with falling confidence."""
+    with np.load(run.predictions_path) as saved:
+        arrays = dict(saved)
+    labels = arrays["labels"]
+    probabilities = np.eye(3)[labels] * 0.9 + 0.05
+    for index in range(count):
+        confidence = 0.95 - 0.5 * index / max(count, 1)
+        probabilities[index] = (1 - confidence) / 2
+        probabilities[index, (labels[index] + 1) % 3] = confidence
+    np.savez(run.predictions_path, **{**arrays, "probabilities": probabilities})
+
+
+@pytest.mark.parametrize("count", [0, 1, 6, 7, "all"])  # the toy run has 9 test images
+def test_mistakes_gallery_lists_the_most_confident_mistakes_first(finished_run, count):
+    total = len(saved_predictions(finished_run).labels)
+    count = total if count == "all" else count
+    with_mistakes(finished_run, count)
     at = open_page("evaluate", evaluate_tabs="Mistakes")
     assert not at.exception
-    if wrong:
-        assert f"**{wrong}** of {len(saved.labels)} test images are misclassified" in at.markdown[0].value
-        captions = [image.proto.imgs[0].caption for image in at.get("image")]
-        confidences = [int(c.rsplit(" ", 1)[1].rstrip("%")) for c in captions]
-        assert confidences == sorted(confidences, reverse=True)
-    else:
+    if count == 0:
         assert "No test image is misclassified" in at.success[0].value
+        return
+    assert f"**{count}** of {total} test images are misclassified" in at.markdown[0].value
+    assert len(at.slider) == (1 if count > 6 else 0)  # no slider with nothing to choose
+    captions = [image.proto.imgs[0].caption for image in at.get("image")]
+    assert len(captions) == min(count, 24)
+    confidences = [int(c.rsplit(" ", 1)[1].rstrip("%")) for c in captions]
+    assert confidences == sorted(confidences, reverse=True)
 
 
 def test_gradcam_controls_explain_chosen_classes_with_a_chosen_layer(finished_run):

@@ -30,6 +30,7 @@ from pages.lab.widgets import (
 )
 
 GALLERY_PAGE = 24
+MISTAKES_STEP = 6
 EXAMPLES_PER_CLASS = 4
 MAX_FEATURE_MAPS = 32
 CELL_TRUE_KEY, CELL_PREDICTED_KEY = "evaluate_cell_true", "evaluate_cell_predicted"
@@ -141,7 +142,11 @@ def mistakes_tab(data: TestSet) -> None:
         f"**{len(mistakes)}** of {len(data.labels)} test images are misclassified; the most confident mistakes "
         "first (true → predicted, confidence). Confident mistakes are often label noise or odd images."
     )
-    shown = st.slider("How many", 6, min(len(mistakes), 120), min(GALLERY_PAGE, len(mistakes)), 6, key="evaluate_n")
+    shown = len(mistakes)
+    if shown > MISTAKES_STEP:  # a slider needs more than one position
+        shown = st.slider(
+            "How many", MISTAKES_STEP, min(shown, 120), min(GALLERY_PAGE, shown), MISTAKES_STEP, key="evaluate_n"
+        )
     image_grid(data.images[mistakes[:shown]], [data.caption(i) for i in mistakes[:shown]])
 
 
