@@ -4,7 +4,7 @@ tests do). Serve the lab with at least two finished runs on the same dataset fir
     GALAXY_LAB_RUNS_DIR=/path/to/runs .venv/bin/galaxy-lab serve --port 8600 --headless &
     .venv/bin/python scripts/readme_screenshots.py http://127.0.0.1:8600 --upload some-galaxy.jpg
 
-The pictures go to docs/screenshots/ (1-dataset.png ... 6-compare.png).
+The pictures go to docs/screenshots/ (1-dataset.png ... 7-shared-mistakes.png).
 """
 
 from __future__ import annotations
@@ -70,6 +70,9 @@ def main() -> None:
         page.get_by_role("tab", name="Significance").click()
         expect(page.get_by_text("p-value (McNemar, exact)")).to_be_visible()
         shoot("6-compare")
+        page.get_by_role("tab", name="Shared mistakes").click()
+        expect(page.get_by_text("Every chosen run gets")).to_be_visible()
+        shoot("7-shared-mistakes")
         browser.close()
     print(f"screenshots in {OUTPUT}")
 
