@@ -9,6 +9,7 @@
 | max_concurrent_runs| GALAXY_LAB_MAX_CONCURRENT_RUNS | 1 (training runs at once)       |
 | max_queued_runs    | GALAXY_LAB_MAX_QUEUED_RUNS     | 20 (waiting runs; more are refused) |
 | max_epochs         | GALAXY_LAB_MAX_EPOCHS          | 200 (per run started from the app)  |
+| default_dataset    | GALAXY_LAB_DEFAULT_DATASET     | synthetic (what a new session starts on) |
 | dataset_defaults   | (file only)                    | none                            |
 
 The settings file is $GALAXY_LAB_SETTINGS, else `galaxy-lab.toml` in the working directory when present.
@@ -28,7 +29,7 @@ SETTINGS_FILE_NAME = "galaxy-lab.toml"
 ENV_PREFIX = "GALAXY_LAB_"
 # Whole-number settings (each >= 1) and their defaults: the limits that keep one user from starving the rest.
 LIMITS = {"upload_limit_mb": 50, "max_concurrent_runs": 1, "max_queued_runs": 20, "max_epochs": 200}
-KNOWN_KEYS = {"data_roots", "cache_dir", "runs_dir", "dataset_defaults", *LIMITS}
+KNOWN_KEYS = {"data_roots", "cache_dir", "runs_dir", "default_dataset", "dataset_defaults", *LIMITS}
 
 
 class SettingsError(ValueError):
@@ -44,6 +45,9 @@ class Settings:
     max_concurrent_runs: int = LIMITS["max_concurrent_runs"]
     max_queued_runs: int = LIMITS["max_queued_runs"]
     max_epochs: int = LIMITS["max_epochs"]
+    # The dataset a new app session starts on, named as on the command line: "synthetic", "galaxy10-sdss", a folder
+    # inside a data root ("gz1-3class") or a path.
+    default_dataset: str = "synthetic"
     # Default dataset options per folder name, e.g. {"gz1-3class": {"crop_fraction": 0.4}}.
     dataset_defaults: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     source: str = "built-in defaults"
@@ -112,6 +116,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         cache_dir = Path(environ[ENV_PREFIX + "CACHE_DIR"]).expanduser()
     if environ.get(ENV_PREFIX + "RUNS_DIR"):
         runs_dir = Path(environ[ENV_PREFIX + "RUNS_DIR"]).expanduser()
+    default_dataset = environ.get(ENV_PREFIX + "DEFAULT_DATASET") or values.get("default_dataset", "synthetic")
+    if not isinstance(default_dataset, str) or not default_dataset.strip():
+        raise SettingsError(f"default_dataset must name a dataset, got {default_dataset!r}")
     for name in LIMITS:
         variable = ENV_PREFIX + name.upper()
         if environ.get(variable):
@@ -122,6 +129,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         cache_dir=(cache_dir or _default_cache_dir(environ)).resolve(),
         runs_dir=runs_dir.resolve(),
         **limits,
+        default_dataset=default_dataset.strip(),
         dataset_defaults=dict(values.get("dataset_defaults", {})),
         source=str(file_path) if file_path else "built-in defaults",
     )

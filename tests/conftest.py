@@ -32,6 +32,7 @@ def isolated_settings(tmp_path_factory, monkeypatch) -> dict[str, Path]:
     monkeypatch.setenv("GALAXY_LAB_RUNS_DIR", str(folders["runs"]))
     monkeypatch.setenv("GALAXY_LAB_DATA_ROOTS", str(folders["data"]))
     monkeypatch.delenv("GALAXY_LAB_UPLOAD_LIMIT_MB", raising=False)
+    monkeypatch.delenv("GALAXY_LAB_DEFAULT_DATASET", raising=False)
     return folders
 
 

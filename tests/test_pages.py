@@ -29,6 +29,23 @@ def test_home_says_what_the_lab_is_and_where_to_go():
     assert any("synthetic, 64 px, RGB" in m.value for m in at.sidebar.markdown)
 
 
+def test_a_new_session_starts_on_the_configured_default_dataset(isolated_settings, monkeypatch):
+    write_image_folder(isolated_settings["data"] / "mine", {"a": 4, "b": 4})
+    monkeypatch.setenv("GALAXY_LAB_DEFAULT_DATASET", "mine")
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=PAGE_TIMEOUT).run()
+    assert not at.exception
+    assert any("mine, 64 px, RGB" in m.value for m in at.sidebar.markdown)
+    assert not at.sidebar.warning
+
+
+def test_a_missing_default_dataset_falls_back_to_synthetic_with_a_note(monkeypatch):
+    monkeypatch.setenv("GALAXY_LAB_DEFAULT_DATASET", "not-here")
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=PAGE_TIMEOUT).run()
+    assert not at.exception
+    assert any("synthetic, 64 px, RGB" in m.value for m in at.sidebar.markdown)
+    assert "default dataset" in at.sidebar.warning[0].value and "'not-here'" in at.sidebar.warning[0].value
+
+
 def test_home_reports_unusable_settings(monkeypatch):
     monkeypatch.setenv("GALAXY_LAB_UPLOAD_LIMIT_MB", "none")
     at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=PAGE_TIMEOUT).run()

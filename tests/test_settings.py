@@ -12,6 +12,7 @@ def test_defaults_without_file_or_variables(tmp_path, monkeypatch):
     assert settings.cache_dir == (tmp_path / "xdg" / "galaxy-lab").resolve()
     assert settings.runs_dir == (tmp_path / "runs").resolve()
     assert settings.upload_limit_mb == 50
+    assert settings.default_dataset == "synthetic"
     assert settings.source == "built-in defaults"
 
 
@@ -20,7 +21,7 @@ def test_file_paths_are_relative_to_the_file(tmp_path):
     config.parent.mkdir()
     config.write_text(
         'data_roots = ["../data", "/abs/elsewhere"]\nruns_dir = "r"\ncache_dir = "c"\n'
-        "upload_limit_mb = 7\n[dataset_defaults.gz]\ncrop_fraction = 0.4\n"
+        'upload_limit_mb = 7\ndefault_dataset = "gz"\n[dataset_defaults.gz]\ncrop_fraction = 0.4\n'
     )
     settings = load_settings({"GALAXY_LAB_SETTINGS": str(config)})
     assert settings.data_roots == ((tmp_path / "data").resolve(), Path("/abs/elsewhere"))
@@ -28,6 +29,8 @@ def test_file_paths_are_relative_to_the_file(tmp_path):
     assert settings.cache_dir == (tmp_path / "conf" / "c").resolve()
     assert settings.upload_limit_mb == 7
     assert settings.dataset_defaults == {"gz": {"crop_fraction": 0.4}}
+    assert settings.default_dataset == "gz"
+    assert load_settings({"GALAXY_LAB_SETTINGS": str(config), "GALAXY_LAB_DEFAULT_DATASET": "x"}).default_dataset == "x"
 
 
 def test_variables_override_the_file(tmp_path):
@@ -55,6 +58,7 @@ def test_variables_override_the_file(tmp_path):
         ("upload_limit_mb = 'lots'\n", {}, "upload_limit_mb"),
         ("this is not toml", {}, "cannot read settings file"),
         ("", {"GALAXY_LAB_UPLOAD_LIMIT_MB": "0"}, "must be a whole number >= 1, got '0'"),
+        ("default_dataset = 3\n", {}, "default_dataset must name a dataset"),
     ],
 )
 def test_bad_settings_name_the_problem(tmp_path, content, environ, message):

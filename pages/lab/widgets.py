@@ -11,12 +11,13 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from galaxy_core.data import Dataset, DatasetChoice, create_dataset, discover_datasets
+from galaxy_core.data import Dataset, DatasetChoice, DatasetError, create_dataset, discover_datasets, spec_from_name
 from galaxy_core.settings import Settings, SettingsError, load_settings
 
 ROUTER = Path(__file__).resolve().parents[2] / "app.py"
 FAMILY_LABELS = {"seed": "Report", "modern": "Modern", "custom": "Custom"}
 ACTIVE_DATASET_KEY = "active_dataset_spec"
+DEFAULT_DATASET_PROBLEM_KEY = "default_dataset_problem"
 DEFAULT_SPEC = {"name": "synthetic", "image_size": 64, "crop_fraction": 1.0, "channels": 3}
 MAX_DATASETS_IN_MEMORY = 3
 
@@ -79,8 +80,18 @@ def load_dataset(spec: dict, settings: Settings) -> Dataset:
 
 
 def active_dataset_spec() -> dict:
+    """The session's dataset: a new session starts on the settings' default_dataset (synthetic when that is
+    missing, with a note in the sidebar)."""
     if ACTIVE_DATASET_KEY not in st.session_state:
-        st.session_state[ACTIVE_DATASET_KEY] = dict(DEFAULT_SPEC)
+        settings = get_settings()
+        try:
+            spec = {**DEFAULT_SPEC, **spec_from_name(settings.default_dataset, settings)}
+        except DatasetError as error:
+            st.session_state[DEFAULT_DATASET_PROBLEM_KEY] = (
+                f"The default dataset ({settings.source}) is not available: {error}. Using synthetic galaxies."
+            )
+            spec = dict(DEFAULT_SPEC)
+        st.session_state[ACTIVE_DATASET_KEY] = spec
     return st.session_state[ACTIVE_DATASET_KEY]
 
 
@@ -100,6 +111,8 @@ def sidebar_status() -> None:
     with st.sidebar:
         st.caption("Active dataset")
         st.markdown(f"**{describe_spec(active_dataset_spec())}**")
+        if DEFAULT_DATASET_PROBLEM_KEY in st.session_state:
+            st.warning(st.session_state[DEFAULT_DATASET_PROBLEM_KEY])
 
 
 def lazy_tabs(key: str, tabs: dict) -> None:
