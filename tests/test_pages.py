@@ -36,6 +36,7 @@ def test_a_new_session_starts_on_the_configured_default_dataset(isolated_setting
     assert not at.exception
     assert any("mine, 64 px, RGB" in m.value for m in at.sidebar.markdown)
     assert not at.sidebar.warning
+    assert any("New sessions start on: `mine`" in m.value for m in at.markdown)
 
 
 def test_a_missing_default_dataset_falls_back_to_synthetic_with_a_note(monkeypatch):

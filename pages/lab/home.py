@@ -40,5 +40,6 @@ with st.expander("Settings in force"):
     )
     st.markdown(f"Data roots:\n{roots}")
     st.markdown(
-        f"Cache: `{settings.cache_dir}`  \nRuns: `{settings.runs_dir}`  \nUpload limit: {settings.upload_limit_mb} MB"
+        f"New sessions start on: `{settings.default_dataset}`  \nCache: `{settings.cache_dir}`  \n"
+        f"Runs: `{settings.runs_dir}`  \nUpload limit: {settings.upload_limit_mb} MB"
     )
