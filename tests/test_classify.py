@@ -6,6 +6,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from ai_edge_litert.interpreter import Interpreter
 
 from galaxy_core.classify import read_images
 from galaxy_core.cli import main
@@ -120,7 +121,7 @@ def test_every_export_format_reloads_and_predicts_like_the_original(finished_run
     served = saved_model.serve(tf.constant(images))
     np.testing.assert_allclose(np.asarray(served), expected, atol=1e-5)
 
-    interpreter = tf.lite.Interpreter(model_path=str(tmp_path / f"{finished_run.id}.tflite"))
+    interpreter = Interpreter(model_path=str(tmp_path / f"{finished_run.id}.tflite"))  # LiteRT, as on a phone
     interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], images.shape)
     interpreter.allocate_tensors()
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], images)
