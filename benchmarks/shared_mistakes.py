@@ -21,8 +21,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from galaxy_core.data import create_dataset
-from galaxy_core.evaluation import balanced_accuracy, confusion_matrix, shared_mistakes
-from galaxy_core.inference import saved_predictions
+from galaxy_core.evaluation import balanced_accuracy, confusion_matrix, per_class_share, shared_mistakes
+from galaxy_core.inference import paired_predictions
 from galaxy_core.training import RunStore
 
 TILE = 150
@@ -57,10 +57,11 @@ def main() -> None:
     ]
     if len(entries) < 2:
         raise SystemExit(f"error: need at least two finished runs with test predictions in {args.runs_dir}")
-    saved = [saved_predictions(run) for run, _, _ in entries]
+    try:
+        saved = paired_predictions([run for run, _, _ in entries])
+    except ValueError as problem:
+        raise SystemExit(f"error: {problem}") from problem
     labels, source_ids = saved[0].labels, saved[0].source_ids
-    if any(not np.array_equal(s.source_ids, source_ids) or not np.array_equal(s.labels, labels) for s in saved):
-        raise SystemExit("error: the runs were tested on different images")
     class_names = entries[0][2]["class_names"]
     for (run, config, _), predictions in zip(entries, saved, strict=True):
         matrix = confusion_matrix(labels, predictions.probabilities.argmax(axis=1), len(class_names))
@@ -70,12 +71,10 @@ def main() -> None:
             f"test balanced accuracy {balanced_accuracy(matrix):.4f}"
         )
     shared = shared_mistakes(labels, [s.probabilities for s in saved])
-    counts = np.bincount(labels[shared], minlength=len(class_names))
-    supports = np.bincount(labels, minlength=len(class_names))
+    counts, supports, lost = per_class_share(labels, shared, len(class_names))
     print(f"test images every one of the {len(entries)} runs gets wrong: {len(shared)} of {len(labels)}")
     for name, count, support in zip(class_names, counts, supports, strict=True):
-        print(f"  {name}: {count} of {support} ({count / support:.1%})")
-    lost = float(np.mean(counts / supports))
+        print(f"  {name}: {count} of {support} ({count / max(support, 1):.1%})")
     print(f"balanced accuracy every run loses on them: {lost:.4f} (no run passes {1 - lost:.4f} without them)")
     if args.sheet:
         mean = np.mean([s.probabilities for s in saved], axis=0)

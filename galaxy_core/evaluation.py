@@ -116,6 +116,16 @@ def shared_mistakes(labels, probability_sets) -> np.ndarray:
     return indices[np.argsort(-confidence, kind="stable")]
 
 
+def per_class_share(labels, indices, num_classes: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """(count of `indices` per true class, examples per class, the balanced accuracy they cost): the mean over the
+    classes present of each class's share of examples in `indices`."""
+    labels = np.asarray(labels)
+    counts = np.bincount(labels[np.asarray(indices, dtype=int)], minlength=num_classes)
+    supports = np.bincount(labels, minlength=num_classes)
+    present = supports > 0
+    return counts, supports, float(np.mean(counts[present] / supports[present]))
+
+
 @dataclass(frozen=True)
 class McNemarResult:
     only_first_right: int  # images the first model gets right and the second wrong

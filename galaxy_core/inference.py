@@ -122,6 +122,19 @@ def saved_predictions(run: Run, *, tta: bool = False) -> SavedPredictions | None
         return SavedPredictions(saved[key], saved["labels"], saved["source_ids"])
 
 
+def paired_predictions(runs: list[Run]) -> list[SavedPredictions]:
+    """Every run's saved test predictions, on the same test images in the same order (paired, so that they can be
+    compared image by image); raises ValueError saying why not."""
+    saved = [saved_predictions(run) for run in runs]
+    if any(predictions is None for predictions in saved):
+        raise ValueError("a run saved no test predictions (no test split, or it did not finish)")
+    first = saved[0]
+    for other in saved[1:]:
+        if not np.array_equal(first.source_ids, other.source_ids) or not np.array_equal(first.labels, other.labels):
+            raise ValueError("the runs were tested on different images, so their answers cannot be paired")
+    return saved
+
+
 @dataclass(frozen=True)
 class EvaluationResult:
     summary: dict  # galaxy_core.evaluation.summarize

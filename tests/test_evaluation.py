@@ -10,6 +10,7 @@ from galaxy_core.evaluation import (
     macro_f1,
     mcnemar,
     per_class_metrics,
+    per_class_share,
     shared_mistakes,
     summarize,
 )
@@ -92,6 +93,13 @@ def test_shared_mistakes_are_the_ones_every_model_makes_most_confident_first():
     assert shared_mistakes(labels, [first]).tolist() == confident_mistakes(labels, first).tolist()
     with pytest.raises(ValueError, match="probability array per model"):
         shared_mistakes(labels, [first, second[:2]])
+
+
+def test_per_class_share_and_its_balanced_accuracy_cost():
+    labels = np.array([0, 0, 0, 0, 1, 1, 2])  # class 3 has no examples and is left out of the cost
+    counts, supports, cost = per_class_share(labels, [0, 4, 5], 4)
+    assert counts.tolist() == [1, 2, 0, 0] and supports.tolist() == [4, 2, 1, 0]
+    assert cost == pytest.approx((1 / 4 + 2 / 2 + 0) / 3)
 
 
 @pytest.mark.parametrize(

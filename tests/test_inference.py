@@ -14,9 +14,11 @@ from galaxy_core.inference import (
     evaluate_model,
     load_model_file,
     load_run_model,
+    paired_predictions,
     predict_probabilities,
     saved_predictions,
 )
+from galaxy_core.training import Run
 from tests.conftest import write_image_folder
 
 
@@ -60,6 +62,22 @@ def test_the_worker_saves_plain_and_tta_predictions(finished_run):
     evaluation = finished_run.evaluation()
     assert set(evaluation["tta"]) >= {"accuracy", "balanced_accuracy", "per_class", "confusion_matrix"}
     assert finished_run.status()["test_balanced_accuracy_tta"] == evaluation["tta"]["balanced_accuracy"]
+
+
+def test_paired_predictions_need_the_same_test_images(finished_run):
+    copy = Run(finished_run.path.with_name(finished_run.id + "-copy"))
+    copy.path.mkdir()
+    (copy.path / finished_run.predictions_path.name).write_bytes(finished_run.predictions_path.read_bytes())
+    first, second = paired_predictions([finished_run, copy])
+    np.testing.assert_array_equal(first.probabilities, second.probabilities)
+    with np.load(copy.predictions_path) as saved:
+        arrays = dict(saved)
+    np.savez(copy.predictions_path, **{**arrays, "source_ids": arrays["source_ids"][::-1]})
+    with pytest.raises(ValueError, match="tested on different images"):
+        paired_predictions([finished_run, copy])
+    copy.predictions_path.unlink()
+    with pytest.raises(ValueError, match="saved no test predictions"):
+        paired_predictions([finished_run, copy])
 
 
 def test_evaluating_the_best_model_reproduces_the_saved_figures(finished_run):

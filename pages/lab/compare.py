@@ -7,8 +7,8 @@ import streamlit as st
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from galaxy_core.evaluation import mcnemar, shared_mistakes
-from galaxy_core.inference import ModelLoadError, saved_predictions
+from galaxy_core.evaluation import mcnemar, per_class_share, shared_mistakes
+from galaxy_core.inference import ModelLoadError, paired_predictions
 from galaxy_core.training import RunStore
 from galaxy_core.training.store import epoch_records
 from pages.lab.widgets import (
@@ -106,27 +106,16 @@ def matrices_tab(entries: list) -> None:
         )
 
 
-def paired_predictions(entries: list):
-    """Every run's saved test predictions when they are on the same test images, else None with the reason."""
-    saved = [saved_predictions(run) for run, _, _ in entries]
-    if any(predictions is None for predictions in saved):
-        return None, "a run saved no test predictions (no test split, or it did not finish)"
-    first = saved[0]
-    for other in saved[1:]:
-        if not np.array_equal(first.source_ids, other.source_ids) or not np.array_equal(first.labels, other.labels):
-            return None, "the runs were tested on different images, so their answers cannot be paired"
-    return saved, None
-
-
 def two_paired_runs(entries: list, what: str):
     """Both runs' saved test predictions, or None after saying why `what` cannot be shown."""
     if len(entries) != 2:
         st.info(f"{what} compares exactly two runs: choose two.")
         return None
-    pair, problem = paired_predictions(entries)
-    if pair is None:
+    try:
+        return paired_predictions([run for run, _, _ in entries])
+    except ValueError as problem:
         st.warning(f"{what} is not possible: {problem}.")
-    return pair
+        return None
 
 
 def significance_tab(entries: list) -> None:
@@ -199,8 +188,9 @@ def disagreements_tab(entries: list) -> None:
 
 
 def shared_mistakes_tab(entries: list) -> None:
-    saved, problem = paired_predictions(entries)
-    if saved is None:
+    try:
+        saved = paired_predictions([run for run, _, _ in entries])
+    except ValueError as problem:
         st.warning(f"Shared mistakes cannot be shown: {problem}.")
         return
     labels = saved[0].labels
@@ -213,19 +203,21 @@ def shared_mistakes_tab(entries: list) -> None:
     )
     if not len(shared):
         return
-    counts = np.bincount(labels[shared], minlength=len(class_names))
-    supports = np.bincount(labels, minlength=len(class_names))
-    rates = np.divide(counts, supports, out=np.zeros(len(class_names)), where=supports > 0)
+    counts, supports, cost = per_class_share(labels, shared, len(class_names))
     st.dataframe(
         pd.DataFrame(
-            {"class": class_names, "shared mistakes": counts, "test images": supports, "share": rates}
+            {
+                "class": class_names,
+                "shared mistakes": counts,
+                "test images": supports,
+                "share": counts / np.maximum(supports, 1),
+            }
         ).style.format({"share": "{:.1%}"}),
         hide_index=True,
     )
     st.caption(
-        f"Together these cost every chosen run {rates[supports > 0].mean():.1%} of balanced accuracy: no run "
-        "here scores above "
-        f"{1 - rates[supports > 0].mean():.1%} unless it gets some of them right."
+        f"Together these cost every chosen run {cost:.1%} of balanced accuracy: no run here scores above "
+        f"{1 - cost:.1%} unless it gets some of them right."
     )
     dataset = load_dataset(entries[0][1]["dataset"], get_settings())
     mean = np.mean([predictions.probabilities for predictions in saved], axis=0)
