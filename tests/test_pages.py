@@ -37,6 +37,10 @@ def test_a_new_session_starts_on_the_configured_default_dataset(isolated_setting
     assert any("mine, 64 px, RGB" in m.value for m in at.sidebar.markdown)
     assert not at.sidebar.warning
     assert any("New sessions start on: `mine`" in m.value for m in at.markdown)
+    at = open_page("dataset")  # a new session: the Dataset page opens on it too, with its images
+    assert not at.exception
+    assert at.selectbox[0].value == "mine (folder)"
+    assert at.metric[0].value == "2"  # classes
 
 
 def test_a_missing_default_dataset_falls_back_to_synthetic_with_a_note(monkeypatch):
