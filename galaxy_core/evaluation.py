@@ -87,10 +87,7 @@ def summarize(y_true, y_pred, class_names: list[str]) -> dict:
 
 def confident_mistakes(labels, probabilities) -> np.ndarray:
     """Indices of the wrongly predicted examples, the most confident mistakes first."""
-    probabilities = np.asarray(probabilities)
-    predictions = probabilities.argmax(axis=1)
-    wrong = np.flatnonzero(predictions != np.asarray(labels))
-    return wrong[np.argsort(-probabilities[wrong, predictions[wrong]], kind="stable")]
+    return shared_mistakes(labels, [probabilities])
 
 
 def cell_members(labels, probabilities, true_class: int, predicted_class: int) -> np.ndarray:
