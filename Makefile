@@ -8,10 +8,12 @@ PORT ?= 8501
 
 .PHONY: install run test lint browser bench clean
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+# galaxy_core.install swaps in TensorFlow's GPU build where nvidia-smi lists a GPU (GALAXY_LAB_TENSORFLOW=cpu|gpu
+# decides instead); it needs only the standard library.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml galaxy_core/install.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m galaxy_core.install requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 

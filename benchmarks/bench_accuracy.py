@@ -17,8 +17,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from galaxy_core.training import RunStore
 from galaxy_core.training.config import recommended_config
+from galaxy_core.training.procedure import train_run
 from galaxy_core.training.store import epoch_records
-from galaxy_core.training.worker import train_run
 
 GZ1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "gz1-3class"
 

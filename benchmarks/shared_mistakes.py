@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 from galaxy_core.data import create_dataset
 from galaxy_core.evaluation import balanced_accuracy, confusion_matrix, per_class_share, shared_mistakes
 from galaxy_core.inference import paired_predictions
-from galaxy_core.training import RunStore
+from galaxy_core.training import RunState, RunStore
 
 TILE = 150
 SHEET_COLUMNS = 10
@@ -51,23 +51,24 @@ def main() -> None:
     parser.add_argument("--sheet", type=Path, help="write the shared mistakes as a contact sheet (PNG)")
     args = parser.parse_args()
     entries = [
-        (run, config, status)
-        for run, config, status in RunStore(args.runs_dir).runs()
-        if (run.id in args.runs if args.runs else status["state"] == "finished") and run.predictions_path.is_file()
+        summary
+        for summary in RunStore(args.runs_dir).runs()
+        if (summary.id in args.runs if args.runs else summary.state is RunState.FINISHED)
+        and summary.run.predictions_path.is_file()
     ]
     if len(entries) < 2:
         raise SystemExit(f"error: need at least two finished runs with test predictions in {args.runs_dir}")
     try:
-        saved = paired_predictions([run for run, _, _ in entries])
+        saved = paired_predictions([summary.run for summary in entries])
     except ValueError as problem:
         raise SystemExit(f"error: {problem}") from problem
     labels, source_ids = saved[0].labels, saved[0].source_ids
-    class_names = entries[0][2]["class_names"]
-    for (run, config, _), predictions in zip(entries, saved, strict=True):
+    class_names = list(entries[0].class_names)
+    for summary, predictions in zip(entries, saved, strict=True):
         matrix = confusion_matrix(labels, predictions.probabilities.argmax(axis=1), len(class_names))
-        spec = config["dataset"]
+        spec = summary.dataset
         print(
-            f"{run.id}: {config['model']}, {spec.get('image_size')} px, crop {spec.get('crop_fraction')}: "
+            f"{summary.id}: {summary.model}, {spec.get('image_size')} px, crop {spec.get('crop_fraction')}: "
             f"test balanced accuracy {balanced_accuracy(matrix):.4f}"
         )
     shared = shared_mistakes(labels, [s.probabilities for s in saved])
@@ -79,7 +80,7 @@ def main() -> None:
     if args.sheet:
         mean = np.mean([s.probabilities for s in saved], axis=0)
         captions = [f"{class_names[labels[i]]} -> {class_names[mean[i].argmax()]} {mean[i].max():.2f}" for i in shared]
-        contact_sheet(entries[0][1]["dataset"], source_ids[shared], captions, args.sheet)
+        contact_sheet(entries[0].dataset, source_ids[shared], captions, args.sheet)
         print(f"contact sheet (labelled -> the runs' mean answer, its probability): {args.sheet}")
 
 

@@ -74,6 +74,8 @@ def dataset_spec_from_args(args: argparse.Namespace, settings) -> dict:
 
 
 def _serve(args, settings) -> int:
+    from galaxy_core.training.manager import JobManager
+
     if not APP_FILE.is_file():
         print(f"error: {APP_FILE} not found; run from a checkout of Galaxy CNN Lab", file=sys.stderr)
         return 2
@@ -88,6 +90,8 @@ def _serve(args, settings) -> int:
     ]
     if args.headless:
         command.append("--server.headless=true")
+    manager = JobManager.from_settings(settings)
+    manager.ensure_service(manager.store.runs())  # resume the queue after a restart, before anyone looks
     return subprocess.call(command)
 
 
@@ -146,14 +150,22 @@ def _download(args, settings) -> int:
     return 0
 
 
-def _print_record(record: dict) -> None:
-    if record["kind"] == "batch":
+def _print_record(record: dict, live: bool) -> None:
+    """A metrics record in the terminal: a line per epoch; batches on one rewritten line, only on a terminal."""
+    if record.get("kind") == "batch":
+        if live:
+            print(
+                f"\r  epoch {record['epoch'] + 1} step {record['step']}: loss {record['loss']:.4f} "
+                f"accuracy {record['accuracy']:.3f}",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+        return
+    if record.get("kind") == "partial_epoch":
         print(
-            f"\r  epoch {record['epoch'] + 1} step {record['step']}: loss {record['loss']:.4f} "
-            f"accuracy {record['accuracy']:.3f}",
-            end="",
+            f"\repoch {record['epoch']} cut short after {record['batches']} of {record['of_batches']} batches",
             file=sys.stderr,
-            flush=True,
         )
         return
     figures = "  ".join(
@@ -169,11 +181,26 @@ def _print_record(record: dict) -> None:
     )
 
 
+def _follow(manager, run) -> object:
+    """Print a run's progress until it ends; returns its final summary. Ctrl-C raises KeyboardInterrupt."""
+    from galaxy_core.training import RunState
+
+    live, last_message, summary = sys.stderr.isatty(), None, None
+    for records, summary in manager.follow(run):
+        for record in records:
+            _print_record(record, live)
+        line = f"{summary.state.value}: {summary.message}"
+        if line != last_message and summary.state is not RunState.FINISHED:
+            print(("\n" if live else "") + line, file=sys.stderr, flush=True)
+            last_message = line
+    return summary
+
+
 def _train(args, settings) -> int:
     from galaxy_core.data.augment import AugmentOptions
-    from galaxy_core.training import RunStore
+    from galaxy_core.training import RunState
     from galaxy_core.training.config import recommended_config
-    from galaxy_core.training.worker import train_run
+    from galaxy_core.training.manager import JobManager
 
     overrides = {
         "epochs": args.epochs,
@@ -196,62 +223,72 @@ def _train(args, settings) -> int:
     config = recommended_config(
         dataset, args.model, model_options=options, **{k: v for k, v in overrides.items() if v is not None}
     )
-    run = RunStore(args.runs_dir or settings.runs_dir).create(config.to_dict(), config.model)
-    print(f"run {run.id} in {run.path.parent}", file=sys.stderr)
-    state = train_run(run, on_record=_print_record)
-    status = run.status()
-    if state == "failed":
-        print(f"error: the run failed: {status.get('error')}", file=sys.stderr)
-    elif "test_balanced_accuracy" in status:
+    manager = JobManager.from_settings(settings, args.runs_dir)
+    run = manager.submit(config)
+    print(f"run {run.id} queued in {run.path.parent}", file=sys.stderr)
+    if args.detach:
+        print(run.id)
+        return 0
+    try:
+        summary = _follow(manager, run)
+    except KeyboardInterrupt:
+        manager.stop(run.id)
         print(
-            f"{state}: test accuracy {status['test_accuracy']:.4f}, balanced accuracy "
-            f"{status['test_balanced_accuracy']:.4f}",
+            "\nstop requested: the run ends after its current batch and keeps what it learned "
+            "(Ctrl-C again leaves it to end in the background)",
             file=sys.stderr,
         )
+        try:
+            summary = _follow(manager, run)
+        except KeyboardInterrupt:
+            print(f"\n{run.id} goes on in the background: galaxy-lab runs", file=sys.stderr)
+            print(run.id)
+            return 130
+    if summary.has_test_results:
+        print(
+            f"{summary.message}: test accuracy {summary.test_accuracy:.4f}, balanced accuracy "
+            f"{summary.test_balanced_accuracy:.4f}",
+            file=sys.stderr,
+        )
+    elif summary.state is RunState.FINISHED:
+        print(summary.message, file=sys.stderr)
     print(run.id)
-    return 0 if state in ("finished", "stopped") else 1
+    return 0 if summary.state in (RunState.FINISHED, RunState.STOPPED) else 1
 
 
 def _runs(args, settings) -> int:
-    from galaxy_core.training import RunStore
-    from galaxy_core.training.store import best_epoch_value, epoch_records
+    from galaxy_core.training.manager import JobManager
 
-    rows = []
-    for run, config, status in RunStore(args.runs_dir or settings.runs_dir).runs():
-        metrics = run.metrics()
-        rows.append(
-            {
-                "id": run.id,
-                "state": status["state"],
-                "model": config.get("model"),
-                "dataset": config.get("dataset", {}).get("path", config.get("dataset", {}).get("name")),
-                "epochs": len(epoch_records(metrics)),
-                "best_val_balanced_accuracy": best_epoch_value(metrics, "val_balanced_accuracy"),
-                "test_balanced_accuracy": status.get("test_balanced_accuracy"),
-            }
-        )
+    manager = JobManager.from_settings(settings, args.runs_dir)
+    summaries = manager.store.runs()
+    manager.ensure_service(summaries)
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps([summary.to_json() for summary in summaries], indent=2))
         return 0
-    print(f"{'run':44s} {'state':11s} {'model':16s} {'epochs':>6s} {'val bal':>8s} {'test bal':>8s}")
-    for row in rows:
+    print(f"training service: {manager.service().describe()}")
 
-        def fmt(value):
-            return f"{value:8.4f}" if isinstance(value, float) else f"{'-':>8s}"
+    def fmt(value):
+        return f"{value:8.4f}" if isinstance(value, float) else f"{'-':>8s}"
 
+    print(f"{'run':44s} {'state':11s} {'model':16s} {'epochs':>7s} {'val bal':>8s} {'test bal':>8s}  what happened")
+    for summary in summaries:
+        epochs = f"{summary.epochs_done}/{summary.epochs_planned or '?'}"
         print(
-            f"{row['id']:44s} {row['state']:11s} {row['model'] or '?':16s} {row['epochs']:6d} "
-            f"{fmt(row['best_val_balanced_accuracy'])} {fmt(row['test_balanced_accuracy'])}"
+            f"{summary.id:44s} {summary.state.value:11s} {summary.model:16s} {epochs:>7s} "
+            f"{fmt(summary.best_val_balanced_accuracy)} {fmt(summary.test_balanced_accuracy)}  {summary.message}"
         )
     return 0
 
 
 def _stop(args, settings) -> int:
-    from galaxy_core.training import JobManager
+    from galaxy_core.training import RunState
+    from galaxy_core.training.manager import JobManager
 
-    manager = JobManager.from_settings(settings, args.runs_dir)
-    status = manager.stop(args.run_id)
-    print(f"{args.run_id}: {status['state']}" + (" (stop requested)" if status["state"] == "running" else ""))
+    summary = JobManager.from_settings(settings, args.runs_dir).stop(args.run_id)
+    if summary.state is RunState.RUNNING:
+        print(f"{summary.id}: stop requested; it ends after its current batch and keeps what it learned")
+    else:
+        print(f"{summary.id}: {summary.state.value}: {summary.message}")
     return 0
 
 
@@ -400,8 +437,10 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train",
         parents=[runs_dir],
-        help="train a model here, into a new run folder",
-        description="Defaults are the recommended default model and settings.",
+        help="queue a training run and follow it here",
+        description="Queues a run with the recommended default model and settings (change them with the options "
+        "below) and follows it in this terminal: Ctrl-C asks it to stop, and it keeps what it learned. The run goes "
+        "through the same queue as the app's, so it counts toward max_concurrent_runs. The run id is printed last.",
     )
     add_dataset_arguments(train, positional=False)
     train.add_argument("--model", default=DEFAULT_MODEL, help=f"registered model name (default {DEFAULT_MODEL})")
@@ -423,6 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--validation-fraction", type=float, help="share of train held out (default 0.1)")
     train.add_argument("--seed", type=int, help="training seed: same seed and config, same curve (default 0)")
+    train.add_argument("--detach", action="store_true", help="queue the run, print its id and return at once")
     train.set_defaults(run=_train)
 
     runs = commands.add_parser("runs", parents=[runs_dir], help="list the training runs")

@@ -20,7 +20,8 @@ SUFFIXES = {"keras": ".keras", "savedmodel": "-savedmodel.zip", "tflite": ".tfli
 
 def model_card(run: Run, checkpoint: str = "best") -> dict:
     """What a program needs to use the exported model: classes, input, preprocessing, provenance, figures."""
-    config, status = run.config(), run.status()
+    summary = run.summary()
+    config = summary.config
     preprocessing = {"image_size": 64, "crop_fraction": 1.0, "channels": 3, **run_preprocessing(config)}
     card = {
         "run": run.id,
@@ -45,8 +46,8 @@ def model_card(run: Run, checkpoint: str = "best") -> dict:
         "dataset": config.get("dataset", {}),
     }
     for key in ("test_accuracy", "test_balanced_accuracy", "test_balanced_accuracy_tta"):
-        if key in status:
-            card[key] = status[key]
+        if getattr(summary, key) is not None:
+            card[key] = getattr(summary, key)
     return card
 
 

@@ -96,7 +96,7 @@ def run_dataset_spec(config: dict, other: dict | None = None) -> dict:
 
 def run_class_names(run: Run) -> list[str]:
     """The classes the run's model answers with, in its output order."""
-    names = run.status().get("class_names")
+    names = run.summary().class_names
     if not names:
         raise ValueError(f"run {run.id} never got as far as loading its dataset: it has no classes to evaluate")
     return list(names)
@@ -113,13 +113,11 @@ class SavedPredictions:
 
 def saved_predictions(run: Run, *, tta: bool = False) -> SavedPredictions | None:
     """The run's saved test predictions, plain or averaged over the 8 views; None when it saved none."""
-    if not run.predictions_path.is_file():
+    saved = run.predictions()
+    key = "tta_probabilities" if tta else "probabilities"
+    if saved is None or key not in saved:
         return None
-    with np.load(run.predictions_path, allow_pickle=False) as saved:
-        key = "tta_probabilities" if tta else "probabilities"
-        if key not in saved:
-            return None
-        return SavedPredictions(saved[key], saved["labels"], saved["source_ids"])
+    return SavedPredictions(saved[key], saved["labels"], saved["source_ids"])
 
 
 def paired_predictions(runs: list[Run]) -> list[SavedPredictions]:

@@ -10,6 +10,11 @@
 | max_queued_runs    | GALAXY_LAB_MAX_QUEUED_RUNS     | 20 (waiting runs; more are refused) |
 | max_epochs         | GALAXY_LAB_MAX_EPOCHS          | 200 (per run started from the app)  |
 | default_dataset    | GALAXY_LAB_DEFAULT_DATASET     | synthetic (what a new session starts on) |
+| stop_grace_seconds | GALAXY_LAB_STOP_GRACE_SECONDS  | 30 (silence after a stop before a kill) |
+| executor           | GALAXY_LAB_EXECUTOR            | local (worker processes here), or ray |
+| ray_address        | GALAXY_LAB_RAY_ADDRESS         | auto (the Ray cluster this machine is in) |
+| run_num_cpus       | GALAXY_LAB_RUN_NUM_CPUS        | 1 (CPUs Ray reserves per run)   |
+| run_num_gpus       | GALAXY_LAB_RUN_NUM_GPUS        | auto (1 when the cluster has GPUs, else 0) |
 | dataset_defaults   | (file only)                    | none                            |
 
 The settings file is $GALAXY_LAB_SETTINGS, else `galaxy-lab.toml` in the working directory when present.
@@ -28,8 +33,17 @@ from pathlib import Path
 SETTINGS_FILE_NAME = "galaxy-lab.toml"
 ENV_PREFIX = "GALAXY_LAB_"
 # Whole-number settings (each >= 1) and their defaults: the limits that keep one user from starving the rest.
-LIMITS = {"upload_limit_mb": 50, "max_concurrent_runs": 1, "max_queued_runs": 20, "max_epochs": 200}
-KNOWN_KEYS = {"data_roots", "cache_dir", "runs_dir", "default_dataset", "dataset_defaults", *LIMITS}
+LIMITS = {
+    "upload_limit_mb": 50,
+    "max_concurrent_runs": 1,
+    "max_queued_runs": 20,
+    "max_epochs": 200,
+    "stop_grace_seconds": 30,
+}
+EXECUTORS = ("local", "ray")
+# Where runs train and what each asks of a Ray cluster (galaxy_core.training.supervisor).
+SERVICE_KEYS = ("executor", "ray_address", "run_num_cpus", "run_num_gpus")
+KNOWN_KEYS = {"data_roots", "cache_dir", "runs_dir", "default_dataset", "dataset_defaults", *LIMITS, *SERVICE_KEYS}
 
 
 class SettingsError(ValueError):
@@ -45,6 +59,11 @@ class Settings:
     max_concurrent_runs: int = LIMITS["max_concurrent_runs"]
     max_queued_runs: int = LIMITS["max_queued_runs"]
     max_epochs: int = LIMITS["max_epochs"]
+    stop_grace_seconds: int = LIMITS["stop_grace_seconds"]
+    executor: str = "local"
+    ray_address: str = "auto"
+    run_num_cpus: float = 1.0
+    run_num_gpus: float | None = None  # None: one GPU per run when the cluster has GPUs, else none
     # The dataset a new app session starts on, named as on the command line: "synthetic", "galaxy10-sdss", a folder
     # inside a data root ("gz1-3class") or a path.
     default_dataset: str = "synthetic"
@@ -96,6 +115,45 @@ def _positive_int(name: str, value: object, where: str) -> int:
     return number
 
 
+def _service_settings(values: Mapping, environ: Mapping[str, str], file_path: Path | None) -> dict:
+    """executor, ray_address, run_num_cpus and run_num_gpus from the file, then the variables."""
+    chosen = {key: (values[key], str(file_path)) for key in SERVICE_KEYS if key in values}
+    chosen.update(
+        {
+            key: (environ[ENV_PREFIX + key.upper()], ENV_PREFIX + key.upper())
+            for key in SERVICE_KEYS
+            if environ.get(ENV_PREFIX + key.upper())
+        }
+    )
+    result: dict = {}
+    if "executor" in chosen:
+        value, where = chosen["executor"]
+        if value not in EXECUTORS:
+            raise SettingsError(f"executor from {where} must be one of {EXECUTORS}, got {value!r}")
+        result["executor"] = value
+    if "ray_address" in chosen:
+        value, where = chosen["ray_address"]
+        if not isinstance(value, str) or not value.strip():
+            raise SettingsError(f"ray_address from {where} must be 'auto' or host:port, got {value!r}")
+        result["ray_address"] = value.strip()
+    if "run_num_cpus" in chosen:
+        result["run_num_cpus"] = _resource("run_num_cpus", *chosen["run_num_cpus"], minimum_exclusive=True)
+    if "run_num_gpus" in chosen and chosen["run_num_gpus"][0] != "auto":
+        result["run_num_gpus"] = _resource("run_num_gpus", *chosen["run_num_gpus"], minimum_exclusive=False)
+    return result
+
+
+def _resource(name: str, value: object, where: str, *, minimum_exclusive: bool) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not (number > 0 if minimum_exclusive else number >= 0) or number > 1024:
+        bound = "a number > 0" if minimum_exclusive else "a number >= 0 (or 'auto')"
+        raise SettingsError(f"{name} from {where} must be {bound}, got {value!r}")
+    return number
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read the settings in force now; raises SettingsError naming the bad value."""
     environ = os.environ if environ is None else environ
@@ -125,6 +183,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             limits[name] = _positive_int(name, environ[variable], variable)
 
     return Settings(
+        **_service_settings(values, environ, file_path),
         data_roots=tuple(p.resolve() for p in data_roots),
         cache_dir=(cache_dir or _default_cache_dir(environ)).resolve(),
         runs_dir=runs_dir.resolve(),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +33,39 @@ def isolated_settings(tmp_path_factory, monkeypatch) -> dict[str, Path]:
     monkeypatch.setenv("GALAXY_LAB_CACHE_DIR", str(folders["cache"]))
     monkeypatch.setenv("GALAXY_LAB_RUNS_DIR", str(folders["runs"]))
     monkeypatch.setenv("GALAXY_LAB_DATA_ROOTS", str(folders["data"]))
-    monkeypatch.delenv("GALAXY_LAB_UPLOAD_LIMIT_MB", raising=False)
-    monkeypatch.delenv("GALAXY_LAB_DEFAULT_DATASET", raising=False)
-    return folders
+    for name in ("UPLOAD_LIMIT_MB", "DEFAULT_DATASET", "MAX_CONCURRENT_RUNS", "STOP_GRACE_SECONDS", "EXECUTOR"):
+        monkeypatch.delenv(f"GALAXY_LAB_{name}", raising=False)
+    yield folders
+    stop_training_service(folders["runs"])
+
+
+def stop_training_service(runs: Path) -> None:
+    """End what a test started in `runs`: its training service and any worker still training."""
+    from galaxy_core.training import RunState, RunStore
+    from galaxy_core.training.executors import kill_process
+    from galaxy_core.training.store import valid_pid
+
+    store = RunStore(runs)
+    pid = valid_pid((store.service_status() or {}).get("pid"))
+    if pid and store.service_running():
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while store.service_running() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    for summary in store.runs():
+        if summary.state is RunState.RUNNING:
+            kill_process(summary.pid, summary.pid_start)
+
+
+def wait_for(predicate, timeout=120.0, interval=0.2):
+    """The first true value of `predicate()`, polled every `interval` seconds; fails after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("timed out waiting")
 
 
 def galaxy_like_image(rng: np.random.Generator, label: int, size: int = 24) -> np.ndarray:
@@ -82,7 +114,7 @@ TRAINED_RUN_CONFIG = {
 @pytest.fixture(scope="session")
 def _trained_run_template(tmp_path_factory) -> Path:
     from galaxy_core.training import RunStore
-    from galaxy_core.training.worker import train_run
+    from galaxy_core.training.procedure import train_run
 
     base = tmp_path_factory.mktemp("trained")
     (base / "galaxy-lab.toml").write_text("")

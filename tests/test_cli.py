@@ -3,7 +3,8 @@ import json
 import pytest
 
 from galaxy_core.cli import main
-from tests.conftest import write_image_folder
+from galaxy_core.training.manager import JobManager
+from tests.conftest import stop_training_service, wait_for, write_image_folder
 
 
 def test_data_info_prints_counts_as_json(capsys):
@@ -77,9 +78,25 @@ def test_train_prints_progress_and_the_run_id_last(tmp_path, capsys):
     assert "epoch 2:" in captured.err and "val_balanced_accuracy" in captured.err
     assert main(["runs", "--json", "--runs-dir", str(tmp_path / "runs")]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [(r["id"], r["state"], r["epochs"]) for r in rows] == [(run_id, "finished", 2)]
+    assert [(r["id"], r["state"], r["epochs_done"]) for r in rows] == [(run_id, "finished", 2)]
     assert main(["stop", run_id, "--runs-dir", str(tmp_path / "runs")]) == 0
-    assert capsys.readouterr().out.strip() == f"{run_id}: finished"
+    assert capsys.readouterr().out.strip() == f"{run_id}: finished: finished after 2 of 2 epochs, evaluated"
+    stop_training_service(tmp_path / "runs")
+
+
+def test_train_detach_queues_and_prints_the_id_at_once(isolated_settings, capsys, monkeypatch):
+    monkeypatch.setenv("GALAXY_LAB_EXECUTOR", "ray")  # nothing can start: the run stays queued
+    monkeypatch.setenv("GALAXY_LAB_RAY_ADDRESS", "127.0.0.1:9")
+    assert main([*TINY_TRAIN, "--detach"]) == 0
+    run_id = capsys.readouterr().out.strip()
+    manager = JobManager(isolated_settings["runs"])
+    wait_for(lambda: manager.service().problem, timeout=30)
+    assert main(["runs"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "training service: queued runs wait: cannot reach the Ray cluster at 127.0.0.1:9 " + (
+        "([Errno 111] Connection refused): start it with `ray start --head`, or set ray_address"
+    )
+    assert lines[2].split()[:2] == [run_id, "queued"]
 
 
 def test_runs_dir_comes_from_the_environment_too(isolated_settings, capsys):

@@ -85,7 +85,7 @@ def test_classify_reports_a_model_that_cannot_load(finished_run):
 
 def test_compare_needs_two_runs(finished_run):
     at = open_page("compare")
-    assert not at.exception and "at least two finished runs" in at.info[0].value
+    assert not at.exception and "at least two runs with test results" in at.info[0].value
 
 
 def test_compare_curves_figures_and_matrices(finished_run, second_run):

@@ -212,6 +212,25 @@ def test_train_page_shows_a_failed_run_with_its_reason(isolated_settings):
     assert "The run failed: ValueError: something broke" in at.error[0].value
 
 
+def test_train_page_says_why_queued_runs_wait_and_keeps_them(isolated_settings, monkeypatch):
+    from galaxy_core.training.manager import JobManager
+    from tests.conftest import wait_for
+    from tests.test_training import tiny_config
+
+    monkeypatch.setenv("GALAXY_LAB_EXECUTOR", "ray")
+    monkeypatch.setenv("GALAXY_LAB_RAY_ADDRESS", "127.0.0.1:9")
+    manager = JobManager(isolated_settings["runs"])
+    run = manager.submit(tiny_config())
+    wait_for(lambda: manager.service().problem, timeout=30)
+    at = open_page("train")
+    assert not at.exception
+    assert at.warning[0].value.startswith("Training service: queued runs wait: cannot reach the Ray cluster at 127.")
+    assert "Queued: waiting for a training slot" in at.info[0].value
+    at.button(key=f"stop_{run.id}").click().run()
+    assert not at.exception
+    assert run.summary().message == "stopped before it started"
+
+
 def test_train_page_explains_a_model_too_big_for_the_images():
     at = open_page(
         "train", active_dataset_spec={"name": "synthetic", "image_size": 32, "crop_fraction": 1.0, "channels": 3}

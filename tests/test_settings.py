@@ -59,6 +59,12 @@ def test_variables_override_the_file(tmp_path):
         ("this is not toml", {}, "cannot read settings file"),
         ("", {"GALAXY_LAB_UPLOAD_LIMIT_MB": "0"}, "must be a whole number >= 1, got '0'"),
         ("default_dataset = 3\n", {}, "default_dataset must name a dataset"),
+        ('executor = "slurm"\n', {}, "executor from"),
+        ("", {"GALAXY_LAB_EXECUTOR": "k8s"}, "executor from GALAXY_LAB_EXECUTOR must be one of"),
+        ("run_num_cpus = 0\n", {}, "run_num_cpus from"),
+        ("", {"GALAXY_LAB_RUN_NUM_GPUS": "-1"}, "run_num_gpus from GALAXY_LAB_RUN_NUM_GPUS must be a number >= 0"),
+        ("ray_address = ''\n", {}, "ray_address from"),
+        ("", {"GALAXY_LAB_STOP_GRACE_SECONDS": "0"}, "stop_grace_seconds"),
     ],
 )
 def test_bad_settings_name_the_problem(tmp_path, content, environ, message):
@@ -71,3 +77,17 @@ def test_bad_settings_name_the_problem(tmp_path, content, environ, message):
 def test_missing_settings_file_is_an_error(tmp_path):
     with pytest.raises(SettingsError, match="not a file"):
         load_settings({"GALAXY_LAB_SETTINGS": str(tmp_path / "nope.toml")})
+
+
+def test_the_training_service_settings(tmp_path):
+    config = tmp_path / "lab.toml"
+    config.write_text('executor = "ray"\nray_address = "10.0.0.5:6379"\nrun_num_cpus = 4\n')
+    settings = load_settings({"GALAXY_LAB_SETTINGS": str(config), "GALAXY_LAB_RUN_NUM_GPUS": "0.5"})
+    assert (settings.executor, settings.ray_address, settings.run_num_cpus, settings.run_num_gpus) == (
+        "ray",
+        "10.0.0.5:6379",
+        4.0,
+        0.5,
+    )
+    defaults = load_settings({"GALAXY_LAB_SETTINGS": str(config), "GALAXY_LAB_EXECUTOR": "local"})
+    assert (defaults.executor, defaults.run_num_gpus, defaults.stop_grace_seconds) == ("local", None, 30)

@@ -1,16 +1,17 @@
-"""Training runs: config checks, the run store, the worker in-process and as a process, stop, crash, recovery."""
+"""Training runs in this process: config checks, the run store, the procedure, stops in every phase, failures.
 
+The training service (queue, worker processes, faults) is tested in test_service.py."""
+
+import errno
 import json
 import logging
-import os
-import signal
-import time
 
 import numpy as np
 import pytest
 
-from galaxy_core.training import JobManager, RunNotFoundError, RunStore, TrainConfig
-from galaxy_core.training.worker import class_weights, train_run
+from galaxy_core.training import RunNotFoundError, RunState, RunStore, TrainConfig
+from galaxy_core.training.manager import JobManager, QueueFullError
+from galaxy_core.training.procedure import class_weights, train_run
 
 TINY_DATA = {"name": "synthetic", "num_images": 60, "image_size": 16}
 TINY_MODEL = {"blocks": 1, "filters": 4, "convs_per_block": 1}
@@ -26,16 +27,6 @@ def tiny_config(**overrides) -> TrainConfig:
         "early_stopping": False,
     }
     return TrainConfig(**{**values, **overrides})
-
-
-def wait_for(predicate, timeout=120.0, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("timed out waiting")
 
 
 @pytest.mark.parametrize(
@@ -72,38 +63,52 @@ def test_class_weights_balance_the_classes():
 def test_store_reads_tolerantly(isolated_settings, caplog):
     store = RunStore(isolated_settings["runs"])
     run = store.create(tiny_config().to_dict(), "custom_cnn")
-    assert run.status()["state"] == "queued"
+    assert run.summary().state is RunState.QUEUED
     run.append_metrics({"kind": "epoch", "epoch": 1, "loss": 0.5})
     with (run.path / "metrics.jsonl").open("a") as file:
         file.write('{"kind": "epoch", "epo')  # a line being written when the reader looks
     assert [m["epoch"] for m in run.metrics()] == [1]
+    records, offset = run.read_metrics()
+    assert len(records) == 1 and run.read_metrics(offset) == ([], offset)  # the unfinished line waits
     broken = isolated_settings["runs"] / "20990101-000000-broken"
     broken.mkdir()
     (broken / "status.json").write_text("{not json")
     (isolated_settings["runs"] / "notes.txt").write_text("not a run")
     with caplog.at_level(logging.WARNING):
-        assert [r.id for r, _, _ in store.runs()] == [run.id]
+        assert [summary.id for summary in store.runs()] == [run.id]
     assert "skipping run folder" in caplog.text
-    for bad in ["../secret", "a/b", "", ".hidden", "x" * 200]:
+    for bad in ["../secret", "a/b", "", ".hidden", "x" * 200, f"{run.id}\n"]:
         with pytest.raises(RunNotFoundError):
             store.get(bad)
-    with pytest.raises(ValueError, match="state must be one of"):
+    with pytest.raises(ValueError, match="'exploded' is not a valid RunState"):
         run.set_status("exploded")
+
+
+def test_a_damaged_status_reads_as_missing_fields_not_a_crash(isolated_settings):
+    run = RunStore(isolated_settings["runs"]).create(tiny_config().to_dict(), "custom_cnn")
+    run.set_status("running", pid=-1, pid_start="x", epochs_done="2", test_balanced_accuracy=True, class_names=[1])
+    summary = run.summary()
+    assert (summary.pid, summary.pid_start, summary.test_balanced_accuracy, summary.class_names) == (None,) * 3 + ((),)
+    assert summary.epochs_done == 0  # counted from the (empty) metrics instead
+    (run.path / "status.json").write_text('{"state": "dancing"}')
+    with pytest.raises(ValueError, match="no known state"):
+        run.summary()
 
 
 def test_a_run_writes_every_artifact(isolated_settings):
     run = RunStore(isolated_settings["runs"]).create(tiny_config(early_stopping=True, patience=1).to_dict(), "c")
-    records = []
-    assert train_run(run, on_record=records.append) == "finished"
-    status = run.status()
-    assert status["state"] == "finished" and status["device"] == "CPU, float32"
-    assert 0 <= status["test_balanced_accuracy"] <= 1 and status["class_names"] == ["edge", "smooth", "spiral"]
+    assert train_run(run) == "finished"
+    summary = run.summary()
+    assert summary.state is RunState.FINISHED and summary.device == "CPU, float32"
+    assert summary.message.startswith("finished after ") and summary.message.endswith(", evaluated")
+    assert 0 <= summary.test_balanced_accuracy <= 1 and summary.class_names == ("edge", "smooth", "spiral")
     for path in (run.best_model_path, run.final_model_path, run.evaluation_path, run.predictions_path):
         assert path.is_file(), path
+    assert not [p.name for p in run.path.iterdir() if ".tmp" in p.name]  # atomic writes left nothing behind
     assert list(run.tensorboard_dir.rglob("events.out.tfevents.*"))
     epochs = [m for m in run.metrics() if m["kind"] == "epoch"]
     batches = [m for m in run.metrics() if m["kind"] == "batch"]
-    assert [e["epoch"] for e in epochs] == [1, 2] and batches
+    assert [e["epoch"] for e in epochs] == list(range(1, summary.epochs_done + 1)) and batches
     assert {
         "val_loss",
         "val_accuracy",
@@ -112,8 +117,8 @@ def test_a_run_writes_every_artifact(isolated_settings):
         "images_per_second",
         "eta_seconds",
     } <= set(epochs[0])
-    assert [r["kind"] for r in records] == [m["kind"] for m in run.metrics()]  # the terminal saw every record
-    predictions = np.load(run.predictions_path)
+    assert summary.best_val_balanced_accuracy == max(e["val_balanced_accuracy"] for e in epochs)
+    predictions = run.predictions()
     assert predictions["probabilities"].shape == (len(predictions["labels"]), 3)
     assert set(run.evaluation()) >= {"accuracy", "balanced_accuracy", "per_class", "confusion_matrix"}
     assert "finished" in run.log_tail()
@@ -129,51 +134,93 @@ def test_same_seed_same_curve(isolated_settings):
     np.testing.assert_allclose(curves[0], curves[1], rtol=1e-5)
 
 
-def test_a_stop_request_ends_the_run_at_the_next_batch(isolated_settings):
-    run = RunStore(isolated_settings["runs"]).create(tiny_config(epochs=50).to_dict(), "c")
-    run.request_stop()
-    assert train_run(run) == "stopped"
-    assert len([m for m in run.metrics() if m["kind"] == "epoch"]) == 1  # the epoch in progress ends it
-    assert run.final_model_path.exists() and run.evaluation_path.exists()
+class StopWhen:
+    """The run, with a stop requested at the `asks`-th time the procedure asks after the run says `message`."""
+
+    def __init__(self, run, message: str, asks: int = 1):
+        self.run, self.message, self.asks, self.armed = run, message, asks, False
+
+    def __getattr__(self, name):
+        return getattr(self.run, name)
+
+    def set_status(self, state, **fields):
+        self.armed = self.armed or fields.get("message") == self.message
+        return self.run.set_status(state, **fields)
+
+    def stop_requested(self) -> bool:
+        self.asks -= self.armed
+        return self.armed and self.asks <= 0
+
+
+def test_a_stop_before_training_keeps_nothing_and_says_when(isolated_settings):
+    store = RunStore(isolated_settings["runs"])
+    for phase, when in [
+        ("loading its dataset", "while loading its dataset"),
+        ("building its model", "while building its model"),
+    ]:
+        run = store.create(tiny_config().to_dict(), "c")
+        assert train_run(StopWhen(run, phase)) == "stopped"
+        assert run.summary().message == f"stopped {when}: no model"
+        assert not run.final_model_path.exists() and not run.metrics()
+
+
+def test_a_stop_while_the_dataset_loads_ends_the_load(isolated_settings):
+    # 2000 synthetic galaxies take seconds to render; the load reports its progress every 40.
+    config = tiny_config(dataset={**TINY_DATA, "num_images": 2000})
+    run = RunStore(isolated_settings["runs"]).create(config.to_dict(), "c")
+    # The procedure asks before the load, then at each progress report: the third ask is the second report.
+    assert train_run(StopWhen(run, "loading its dataset", asks=3)) == "stopped"
+    assert run.summary().message == "stopped while loading its dataset: no model"
+    assert not list(isolated_settings["cache"].rglob("*.npz"))  # the load was abandoned, not finished
+
+
+def test_a_stop_mid_epoch_records_the_partial_epoch_and_keeps_the_best(isolated_settings):
+    # 48 training images in batches of 4: 12 batches an epoch. Training asks after every batch and before each
+    # validation batch (6 images: one): the 18th ask is after batch 5 of epoch 2.
+    run = RunStore(isolated_settings["runs"]).create(tiny_config(epochs=5, batch_size=4).to_dict(), "c")
+    assert train_run(StopWhen(run, "training", asks=12 + 1 + 5)) == "stopped"
+    summary = run.summary()
+    assert summary.message == "stopped after 1 of 5 epochs, evaluated" and summary.epochs_done == 1
+    assert summary.has_test_results and run.best_model_path.is_file() and run.final_model_path.is_file()
+    kinds = [(m["kind"], m["epoch"]) for m in run.metrics() if m["kind"] != "batch"]
+    assert kinds == [("epoch", 1), ("partial_epoch", 2)]
+    partial = run.metrics()[-1]
+    assert (partial["batches"], partial["of_batches"]) == (5, 12)
+
+
+def test_a_stop_in_the_first_epoch_keeps_no_model(isolated_settings):
+    run = RunStore(isolated_settings["runs"]).create(tiny_config(epochs=5, batch_size=4).to_dict(), "c")
+    assert train_run(StopWhen(run, "training", asks=2)) == "stopped"
+    assert run.summary().message == "stopped during its first epoch, before any epoch finished: no model"
+    assert not run.best_model_path.exists() and not run.final_model_path.exists()
 
 
 def test_a_crash_ends_as_failed_with_its_traceback(isolated_settings):
     config = tiny_config(dataset={"name": "folder", "path": str(isolated_settings["data"] / "missing")})
     run = RunStore(isolated_settings["runs"]).create(config.to_dict(), "c")
     assert train_run(run) == "failed"
-    status = run.status()
-    assert "does not exist" in status["error"] and "Traceback" in status["traceback"]
+    summary = run.summary()
+    assert "does not exist" in summary.error and "Traceback" in summary.traceback
+    assert summary.message.startswith("failed: DatasetError:")
 
 
-def test_manager_runs_the_queue_in_background_processes(isolated_settings):
-    manager = JobManager(isolated_settings["runs"], max_concurrent=1)
-    first = manager.submit(tiny_config())
-    second = manager.submit(tiny_config(seed=1))
-    assert first.status()["state"] == "running" and second.status()["state"] == "queued"
-    wait_for(lambda: second.status()["state"] == "finished")  # started by the first worker when it ended
-    assert first.status()["state"] == "finished"
-    assert second.evaluation() is not None
+class FullDisk:
+    """The run, on a disk that is full by the time the first checkpoint is written."""
+
+    def __init__(self, run):
+        self.run = run
+
+    def __getattr__(self, name):
+        return getattr(self.run, name)
+
+    def save_model(self, model, which):
+        raise OSError(errno.ENOSPC, "No space left on device")
 
 
-def test_stop_and_sigkill_in_background(isolated_settings):
-    manager = JobManager(isolated_settings["runs"], max_concurrent=2, stop_timeout=60)
-    stopped = manager.submit(tiny_config(epochs=400))
-    killed = manager.submit(tiny_config(epochs=400, seed=2))
-    wait_for(lambda: any(m["kind"] == "epoch" for m in stopped.metrics()))
-    wait_for(lambda: any(m["kind"] == "epoch" for m in killed.metrics()))
-    manager.stop(stopped.id)
-    os.kill(killed.status()["pid"], signal.SIGKILL)
-    wait_for(lambda: stopped.status()["state"] == "stopped")
-    seen = len(killed.metrics())
-    wait_for(lambda: not manager.schedule() and killed.status()["state"] == "interrupted")
-    assert len(killed.metrics()) >= seen > 0  # nothing written before the kill is lost
-    assert "ended without finishing" in killed.status()["message"]
-
-
-def test_a_queued_run_stops_at_once(isolated_settings):
-    manager = JobManager(isolated_settings["runs"], max_concurrent=0)
-    run = manager.submit(tiny_config())
-    assert manager.stop(run.id)["state"] == "stopped"
+def test_a_full_disk_fails_the_run_with_that_cause(isolated_settings):
+    run = RunStore(isolated_settings["runs"]).create(tiny_config().to_dict(), "c")
+    assert train_run(FullDisk(run)) == "failed"
+    assert run.summary().message == "failed: no space left on device"
 
 
 def test_validation_can_be_held_out_of_the_training_split(isolated_settings):
@@ -205,10 +252,10 @@ def test_a_fine_tune_phase_keeps_the_best_checkpoint_of_the_first(isolated_setti
         assert written < epochs[best + 1]["time"]
 
 
-def test_the_server_limits_refuse_runs_clearly(isolated_settings):
-    from galaxy_core.training.manager import QueueFullError
-
-    manager = JobManager(isolated_settings["runs"], max_concurrent=0, max_queued=2, max_epochs=10)
+def test_the_server_limits_refuse_runs_clearly(isolated_settings, monkeypatch):
+    monkeypatch.setenv("GALAXY_LAB_EXECUTOR", "ray")  # the service runs, and can start nothing
+    monkeypatch.setenv("GALAXY_LAB_RAY_ADDRESS", "127.0.0.1:9")
+    manager = JobManager(isolated_settings["runs"], max_queued=2, max_epochs=10)
     with pytest.raises(QueueFullError, match="at most 10 epochs per run, not 11"):
         manager.submit(tiny_config(epochs=11))
     manager.submit(tiny_config())

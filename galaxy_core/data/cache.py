@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
@@ -21,6 +19,7 @@ import numpy as np
 
 from galaxy_core.data.dataset import SPLIT_NAMES, Dataset, SkippedFile, Split
 from galaxy_core.data.images import PreprocessOptions
+from galaxy_core.files import replaced_atomically
 
 logger = logging.getLogger(__name__)
 # Bump when the decoding, preprocessing or rendering code changes what it produces.
@@ -50,14 +49,8 @@ def _save(dataset: Dataset, path: Path) -> None:
     }
     arrays["meta"] = np.array(json.dumps(meta))
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, **arrays)
-        Path(temp_name).replace(path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    with replaced_atomically(path) as temporary:
+        np.savez(temporary, **arrays)
 
 
 def _load(path: Path) -> Dataset:

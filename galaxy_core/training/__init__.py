@@ -1,7 +1,10 @@
-"""Training runs: config, run store, the metrics callback, the worker process and the job manager."""
+"""Training runs: config, run store, training procedure, worker process, executors, the training service.
+
+Queue and stop runs with galaxy_core.training.manager.JobManager (not imported here: the worker and the
+supervisor run as `python -m` modules of this package, which must not be imported before they run).
+"""
 
 from galaxy_core.training.config import TrainConfig
-from galaxy_core.training.manager import JobManager
-from galaxy_core.training.store import ACTIVE_STATES, STATES, Run, RunNotFoundError, RunStore
+from galaxy_core.training.store import Run, RunNotFoundError, RunState, RunStore, RunSummary
 
-__all__ = ["ACTIVE_STATES", "STATES", "JobManager", "Run", "RunNotFoundError", "RunStore", "TrainConfig"]
+__all__ = ["Run", "RunNotFoundError", "RunState", "RunStore", "RunSummary", "TrainConfig"]

@@ -1,4 +1,4 @@
-"""The one callback through which metrics leave the training loop, and stop requests come in."""
+"""The one callback through which metrics and checkpoints leave the training loop, and stop requests come in."""
 
 from __future__ import annotations
 
@@ -8,100 +8,165 @@ import time
 import keras
 import numpy as np
 
+from galaxy_core.data import Split
 from galaxy_core.evaluation import balanced_accuracy, confusion_matrix
-from galaxy_core.training.store import Run
+from galaxy_core.training.store import RunState
 
 BATCH_RECORD_SECONDS = 0.5
+VALIDATION_BATCH = 256
 
 
 class RunMetrics(keras.callbacks.Callback):
-    """Appends a line per batch (at most every 0.5 s, for smooth live curves) and per epoch to the run's
-    metrics, and stops training at the next batch once a stop is requested.
+    """Watches a run's fit phases (one instance for all of them):
 
-    At the end of each epoch it evaluates the validation images in one pass and adds val_loss, val_accuracy and
-    val_balanced_accuracy to the epoch's logs, so that callbacks after it (early stopping, checkpoints) can
-    monitor them. Place it first in the callback list.
+    - appends a line per batch (at most every 0.5 s, for smooth live curves) and per epoch to the run's metrics;
+    - validates at the end of each epoch in one pass (val_loss, val_accuracy, val_balanced_accuracy);
+    - saves the best checkpoint when the monitored figure improves, and stops after `patience` epochs without
+      improvement (early stopping; None: never);
+    - stops at the next batch once a stop is requested, also between validation batches. An epoch cut short
+      is recorded as a "partial_epoch" line: it is neither validated nor counted.
     """
 
     def __init__(
         self,
-        run: Run,
-        val_images,
-        val_labels,
+        run,
+        validation: Split,
         num_classes: int,
         train_images: int,
-        epochs: int,
+        *,
         batch_size: int,
-        epoch_offset: int = 0,
-        on_record=None,
+        planned_epochs: int,
+        monitor: str,
+        patience: int | None,
     ):
         super().__init__()
-        self.on_record = on_record  # also called with each record, e.g. to print progress in a terminal
-        self.run, self.val_images, self.val_labels = run, val_images, np.asarray(val_labels)
-        self.num_classes, self.train_images, self.epochs = num_classes, train_images, epochs
-        self.batch_size, self.epoch_offset = batch_size, epoch_offset
+        self.run, self.validation, self.num_classes = run, validation, num_classes
+        self.train_images, self.planned_epochs = train_images, planned_epochs
         self.steps_per_epoch = math.ceil(train_images / batch_size)
+        self.monitor, self.patience = monitor, patience
+        self.higher_is_better = not monitor.endswith("loss")
+        self.best_value: float | None = None
+        self.best_saved = False
+        self.best_val_balanced_accuracy: float | None = None
         self.epoch_seconds: list[float] = []
-        self.last_batch_record = 0.0
         self.stopped_by_request = False
+        self.new_phase()
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.epoch_seconds)
+
+    def new_phase(self) -> None:
+        """Before a fit phase: early stopping counts afresh (the best checkpoint still has to be beaten)."""
+        self.epochs_without_improvement = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_started = time.perf_counter()
+        self.batches_done = 0
+        self.last_batch_record = 0.0
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
+        self.batches_done = batch + 1
         now = time.perf_counter()
         if batch == 0 or now - self.last_batch_record >= BATCH_RECORD_SECONDS:
             self.last_batch_record = now
-            epoch = self.epoch_offset + len(self.epoch_seconds)
-            self.record(
+            self.run.append_metrics(
                 {
                     "kind": "batch",
-                    "epoch": epoch,
-                    "step": epoch * self.steps_per_epoch + batch + 1,
+                    "epoch": self.epochs_done,
+                    "step": self.epochs_done * self.steps_per_epoch + batch + 1,
                     "loss": float(logs.get("loss", math.nan)),
                     "accuracy": float(logs.get("accuracy", math.nan)),
                 }
             )
-        if self.run.stop_requested_at() is not None:
+        self._check_stop()
+
+    def _check_stop(self) -> bool:
+        if not self.stopped_by_request and self.run.stop_requested():
             self.stopped_by_request = True
             self.model.stop_training = True
+            self.run.log("stop requested: training ends here")
+        return self.stopped_by_request
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs if logs is not None else {}
         seconds = time.perf_counter() - self.epoch_started
+        figures = {key: float((logs or {}).get(key, math.nan)) for key in ("loss", "accuracy")}
+        if self.batches_done < self.steps_per_epoch:
+            self.run.append_metrics(
+                {
+                    "kind": "partial_epoch",
+                    "epoch": epoch + 1,
+                    "batches": self.batches_done,
+                    "of_batches": self.steps_per_epoch,
+                    **figures,
+                }
+            )
+            return
         self.epoch_seconds.append(seconds)
         validation = self.validate()
-        logs.update(validation)
-        remaining = self.epochs - (epoch + 1)
-        self.record(
+        figures.update(validation)
+        if logs is not None:
+            logs.update(validation)  # for the callbacks after this one (TensorBoard)
+        remaining = max(0, self.planned_epochs - (epoch + 1))
+        eta = remaining * float(np.mean(self.epoch_seconds))
+        self.run.append_metrics(
             {
                 "kind": "epoch",
                 "epoch": epoch + 1,
-                "loss": float(logs.get("loss", math.nan)),
-                "accuracy": float(logs.get("accuracy", math.nan)),
-                **validation,
+                **figures,
                 "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
                 "epoch_seconds": seconds,
                 "images_per_second": self.train_images / seconds,
-                "eta_seconds": remaining * float(np.mean(self.epoch_seconds)),
+                "eta_seconds": eta,
             }
         )
+        if "val_balanced_accuracy" in validation:
+            self.best_val_balanced_accuracy = max(
+                validation["val_balanced_accuracy"], self.best_val_balanced_accuracy or 0.0
+            )
+        self._follow_monitor(figures.get(self.monitor))
+        self.run.set_status(
+            RunState.RUNNING,
+            epochs_done=epoch + 1,
+            best_val_balanced_accuracy=self.best_val_balanced_accuracy,
+            eta_seconds=eta,
+        )
 
-    def record(self, values: dict) -> None:
-        self.run.append_metrics(values)
-        if self.on_record is not None:
-            self.on_record(values)
+    def _follow_monitor(self, value: float | None) -> None:
+        """Save the best checkpoint on an improvement; stop early after `patience` epochs without one."""
+        if value is None or math.isnan(value):
+            return  # validation was cut short by a stop
+        improved = self.best_value is None or (
+            value > self.best_value if self.higher_is_better else value < self.best_value
+        )
+        if improved:
+            self.best_value, self.epochs_without_improvement = value, 0
+            self.run.save_model(self.model, "best")
+            self.best_saved = True
+            return
+        self.epochs_without_improvement += 1
+        if self.patience is not None and self.epochs_without_improvement >= self.patience:
+            self.model.stop_training = True
+            self.run.log(f"early stopping: no better {self.monitor} for {self.patience} epochs")
 
     def validate(self) -> dict:
-        if not len(self.val_labels):
+        """Validation figures in one pass over the val split, in batches; {} without one or after a stop."""
+        images, labels = self.validation.images, np.asarray(self.validation.labels)
+        if not len(labels):
             return {}
-        probabilities = self.model.predict(self.val_images, batch_size=256, verbose=0).astype(np.float64)
-        chosen = probabilities[np.arange(len(self.val_labels)), self.val_labels]
+        batches = []
+        for start in range(0, len(labels), VALIDATION_BATCH):
+            if self._check_stop():
+                return {}
+            chunk = images[start : start + VALIDATION_BATCH].astype(np.float32)
+            batches.append(np.asarray(self.model.predict_on_batch(chunk)))
+        probabilities = np.concatenate(batches).astype(np.float64)
+        chosen = probabilities[np.arange(len(labels)), labels]
         predicted = probabilities.argmax(axis=1)
-        matrix = confusion_matrix(self.val_labels, predicted, self.num_classes)
+        matrix = confusion_matrix(labels, predicted, self.num_classes)
         return {
             "val_loss": float(-np.mean(np.log(np.clip(chosen, 1e-7, 1.0)))),
-            "val_accuracy": float(np.mean(predicted == self.val_labels)),
+            "val_accuracy": float(np.mean(predicted == labels)),
             "val_balanced_accuracy": balanced_accuracy(matrix),
         }

@@ -1,50 +1,70 @@
-"""The run store: one folder per training run, written by its worker process and read by everyone else.
+"""The run store: it owns every file of a run folder and the runs folder's service files.
 
     <runs root>/<run id>/
         config.json        what was asked (written once)
-        status.json        queued | running | finished | failed | stopped | interrupted (rewritten atomically)
+        status.json        the state and what is known of the run (rewritten atomically)
         metrics.jsonl      one JSON object per line, append-only, flushed at once
         log.txt            human-readable log, append-only
+        heartbeat          its modification time is the worker's last sign of life
         stop-requested     present once someone asked the run to stop
-        best.keras, final.keras, evaluation.json, predictions.npz, tensorboard/
+        best.keras, final.keras, evaluation.json, predictions.npz   (each replaced atomically)
+        tensorboard/       TensorBoard event files
+        worker.out         what the worker process printed (local executor)
+        .reserve           disk space kept so that the final status can be written on a full disk
+    <runs root>/supervisor.json, .scheduler.lock, .supervisor.lock, supervisor.log   (the training service)
 
-Readers never trust a folder: a malformed run is skipped with a logged warning, a half-written last metrics line
-is ignored, and run ids are checked before they become paths.
+Whoever trains a run (a local worker process, or the head's copy of a remote one) writes through `Run`; pages,
+the CLI and benchmarks read `RunSummary` records and the readers here. Readers never trust a folder: a malformed
+run is skipped with a logged warning, a half-written last metrics line is ignored, fields of the wrong type read as
+missing, and run ids are checked before they become paths.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import logging
-import os
+import math
 import re
 import secrets
-import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from enum import StrEnum
+from pathlib import Path, PurePosixPath
+from typing import IO
+
+import numpy as np
+
+from galaxy_core.files import replaced_atomically, write_bytes_atomically, write_json_atomically
 
 logger = logging.getLogger(__name__)
 
-STATES = ("queued", "running", "finished", "failed", "stopped", "interrupted")
-ACTIVE_STATES = ("queued", "running")
-RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,120}$")
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,120}")
+MODEL_FILES = {"best": "best.keras", "final": "final.keras"}
+# Disk space kept for the run's final status, released when the disk is full (a status is under 8 kB).
+RESERVE_FILE, RESERVE_BYTES = ".reserve", 16384
+
+
+class RunState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def active(self) -> bool:
+        """Queued or running: the run may still change."""
+        return self in (RunState.QUEUED, RunState.RUNNING)
 
 
 class RunNotFoundError(LookupError):
     """No run with that id in the store (or the id is not a valid run id)."""
-
-
-def _write_json_atomically(path: Path, value: dict) -> None:
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            json.dump(value, file, indent=2)
-        Path(temp_name).replace(path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
 
 
 def _read_json(path: Path) -> dict:
@@ -55,19 +75,124 @@ def _read_json(path: Path) -> dict:
 
 
 def epoch_records(records: list[dict]) -> list[dict]:
-    """The per-epoch lines of a run's metrics."""
+    """The lines of a run's metrics for finished epochs (an epoch cut short by a stop is "partial_epoch")."""
     return [record for record in records if record.get("kind") == "epoch"]
 
 
 def best_epoch_value(records: list[dict], key: str) -> float | None:
     """The highest `key` over the epochs that report it, or None."""
-    return max((record[key] for record in epoch_records(records) if key in record), default=None)
+    return max((record[key] for record in epoch_records(records) if _number(record.get(key)) is not None), default=None)
+
+
+def _number(value) -> float | None:
+    """A finite number from a JSON field, else None (a bool, a string or NaN is not a figure)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _whole(value) -> int | None:
+    number = _number(value)
+    return int(number) if number is not None and number == int(number) else None
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def valid_pid(value) -> int | None:
+    """A process id from a status file: a whole number > 1 (0, -1 and 1 would address process groups or init)."""
+    pid = _whole(value)
+    return pid if pid is not None and pid > 1 else None
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What pages, the CLI and benchmarks know of a run: its config and status, typed and checked."""
+
+    run: Run
+    config: dict
+    state: RunState
+    message: str  # one line: what is happening, or why and how it ended
+    epochs_done: int  # finished epochs
+    epochs_planned: int | None
+    best_val_balanced_accuracy: float | None
+    test_accuracy: float | None
+    test_balanced_accuracy: float | None
+    test_balanced_accuracy_tta: float | None
+    class_names: tuple[str, ...]
+    parameters: int | None
+    executor: str | None
+    node: str | None
+    device: str | None
+    pid: int | None
+    pid_start: int | None
+    created: float | None
+    started: float | None
+    finished: float | None
+    eta_seconds: float | None
+    error: str | None
+    traceback: str | None
+
+    @property
+    def id(self) -> str:
+        return self.run.id
+
+    @property
+    def model(self) -> str:
+        return str(self.config.get("model", "?"))
+
+    @property
+    def dataset(self) -> dict:
+        dataset = self.config.get("dataset")
+        return dataset if isinstance(dataset, dict) and isinstance(dataset.get("name"), str) else {"name": "?"}
+
+    @property
+    def has_test_results(self) -> bool:
+        return self.test_balanced_accuracy is not None
+
+    @property
+    def has_model(self) -> bool:
+        """The run ended and kept a model (a best checkpoint or a final model) to evaluate or classify with."""
+        return not self.state.active and (self.run.best_model_path.is_file() or self.run.final_model_path.is_file())
+
+    def to_json(self) -> dict:
+        """The summary as `galaxy-lab runs --json` prints it."""
+        return {
+            "id": self.id,
+            "state": self.state.value,
+            "message": self.message,
+            "model": self.model,
+            "dataset": self.dataset.get("path", self.dataset["name"]),
+            "executor": self.executor,
+            "node": self.node,
+            "device": self.device,
+            "epochs_done": self.epochs_done,
+            "epochs_planned": self.epochs_planned,
+            "best_val_balanced_accuracy": self.best_val_balanced_accuracy,
+            "test_accuracy": self.test_accuracy,
+            "test_balanced_accuracy": self.test_balanced_accuracy,
+            "test_balanced_accuracy_tta": self.test_balanced_accuracy_tta,
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+            "error": self.error,
+        }
+
+
+DEFAULT_MESSAGES = {
+    RunState.QUEUED: "waiting for a training slot",
+    RunState.RUNNING: "training",
+    RunState.FINISHED: "finished",
+    RunState.FAILED: "failed",
+    RunState.STOPPED: "stopped",
+    RunState.INTERRUPTED: "interrupted",
+}
 
 
 @dataclass(frozen=True)
 class Run:
-    """A run folder. All writes come from its worker, except the stop request and the final state of a run
-    that never started or whose worker vanished."""
+    """A run folder, read and written only through these methods."""
 
     path: Path
 
@@ -77,11 +202,11 @@ class Run:
 
     @property
     def best_model_path(self) -> Path:
-        return self.path / "best.keras"
+        return self.path / MODEL_FILES["best"]
 
     @property
     def final_model_path(self) -> Path:
-        return self.path / "final.keras"
+        return self.path / MODEL_FILES["final"]
 
     @property
     def evaluation_path(self) -> Path:
@@ -95,21 +220,141 @@ class Run:
     def tensorboard_dir(self) -> Path:
         return self.path / "tensorboard"
 
+    @property
+    def worker_output_path(self) -> Path:
+        return self.path / "worker.out"
+
+    # Reading.
+
     def config(self) -> dict:
         return _read_json(self.path / "config.json")
 
     def status(self) -> dict:
         return _read_json(self.path / "status.json")
 
-    def set_status(self, state: str, **fields) -> dict:
-        if state not in STATES:
-            raise ValueError(f"state must be one of {STATES}, got {state!r}")
+    def summary(self) -> RunSummary:
+        """The run's typed summary; raises OSError or ValueError when config or status cannot be read."""
+        config, status = self.config(), self.status()
+        try:
+            state = RunState(status.get("state"))
+        except ValueError:
+            raise ValueError(f"status.json has no known state: {status.get('state')!r}") from None
+        epochs_done = _whole(status.get("epochs_done"))
+        best_val = _number(status.get("best_val_balanced_accuracy"))
+        if epochs_done is None:  # written by an older version of the lab: count from the metrics
+            metrics = self.metrics()
+            epochs_done, best_val = len(epoch_records(metrics)), best_epoch_value(metrics, "val_balanced_accuracy")
+        names = status.get("class_names")
+        error = _text(status.get("error"))
+        message = _text(status.get("message")) or (f"failed: {error}" if error else DEFAULT_MESSAGES[state])
+        return RunSummary(
+            run=self,
+            config=config,
+            state=state,
+            message=message,
+            epochs_done=epochs_done,
+            epochs_planned=_whole(config.get("epochs")),
+            best_val_balanced_accuracy=best_val,
+            test_accuracy=_number(status.get("test_accuracy")),
+            test_balanced_accuracy=_number(status.get("test_balanced_accuracy")),
+            test_balanced_accuracy_tta=_number(status.get("test_balanced_accuracy_tta")),
+            class_names=tuple(names) if isinstance(names, list) and all(isinstance(n, str) for n in names) else (),
+            parameters=_whole(status.get("parameters")),
+            executor=_text(status.get("executor")),
+            node=_text(status.get("node")),
+            device=_text(status.get("device")),
+            pid=valid_pid(status.get("pid")),
+            pid_start=_whole(status.get("pid_start")),
+            created=_number(config.get("created")),
+            started=_number(status.get("started")),
+            finished=_number(status.get("finished")),
+            eta_seconds=_number(status.get("eta_seconds")),
+            error=error,
+            traceback=_text(status.get("traceback")),
+        )
+
+    def metrics(self) -> list[dict]:
+        """Every complete metrics line; a line still being written (or damaged) is left out."""
+        return self.read_metrics()[0]
+
+    def read_metrics(self, offset: int = 0) -> tuple[list[dict], int]:
+        """The complete metrics lines from byte `offset` on, and the offset after the last of them (to follow a
+        run without reading its metrics again)."""
+        try:
+            with (self.path / "metrics.jsonl").open("rb") as file:
+                file.seek(offset)
+                data = file.read()
+        except OSError:
+            return [], offset
+        complete = data[: data.rfind(b"\n") + 1]
+        records = []
+        for line in complete.decode("utf-8", errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        return records, offset + len(complete)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = (self.path / "log.txt").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def worker_output_tail(self, lines: int = 5) -> str:
+        try:
+            text = self.worker_output_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(line for line in text.splitlines()[-lines:] if line.strip())
+
+    def evaluation(self) -> dict | None:
+        return _read_json(self.evaluation_path) if self.evaluation_path.is_file() else None
+
+    def predictions(self) -> dict[str, np.ndarray] | None:
+        """The saved test predictions (probabilities, tta_probabilities, labels, source_ids), or None."""
+        if not self.predictions_path.is_file():
+            return None
+        with np.load(self.predictions_path, allow_pickle=False) as saved:
+            return {key: saved[key] for key in saved.files}
+
+    def heartbeat_at(self) -> float | None:
+        try:
+            return (self.path / "heartbeat").stat().st_mtime
+        except OSError:
+            return None
+
+    def stop_requested_at(self) -> float | None:
+        try:
+            return float((self.path / "stop-requested").read_text() or 0)
+        except (OSError, ValueError):
+            return None
+
+    def stop_requested(self) -> bool:
+        return self.stop_requested_at() is not None
+
+    # Writing: the run's worker (or the head's copy of a remote worker), the job manager and the supervisor.
+
+    def set_status(self, state: RunState | str, **fields) -> dict:
+        """Merge `fields` into the status. A final state can be written on a full disk: the space it needs is
+        kept in reserve from the run's creation."""
+        state = RunState(state)
         try:
             previous = self.status()
         except (OSError, ValueError):
             previous = {}
-        status = {**previous, **fields, "state": state, "updated": time.time()}
-        _write_json_atomically(self.path / "status.json", status)
+        status = {**previous, **fields, "state": state.value, "updated": time.time()}
+        try:
+            write_json_atomically(self.path / "status.json", status)
+        except OSError as error:
+            reserve = self.path / RESERVE_FILE
+            if error.errno != errno.ENOSPC or state.active or not reserve.is_file():
+                raise
+            reserve.unlink()
+            write_json_atomically(self.path / "status.json", status)
         return status
 
     def append_metrics(self, record: dict) -> None:
@@ -118,50 +363,58 @@ class Run:
             file.write(line)
             file.flush()
 
-    def metrics(self) -> list[dict]:
-        """Every complete metrics line; a line still being written (or damaged) is left out."""
-        path = self.path / "metrics.jsonl"
-        if not path.exists():
-            return []
-        records = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-        return records
-
     def log(self, message: str) -> None:
         stamp = datetime.now(UTC).strftime("%H:%M:%S")
         with (self.path / "log.txt").open("a", encoding="utf-8") as file:
             file.write(f"{stamp} {message}\n")
             file.flush()
 
-    def log_tail(self, lines: int = 30) -> str:
-        path = self.path / "log.txt"
-        return (
-            "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]) if path.exists() else ""
-        )
+    def save_model(self, model, which: str) -> None:
+        """Save a Keras model as the run's best checkpoint or final model, replacing the previous one atomically."""
+        with replaced_atomically(self.path / MODEL_FILES[which]) as temporary:
+            model.save(temporary)
+
+    def put_model_file(self, which: str, data: bytes) -> None:
+        """A model file saved elsewhere (a remote worker), as `save_model` would have written it."""
+        write_bytes_atomically(self.path / MODEL_FILES[which], data)
+
+    def save_evaluation(self, summary: dict) -> None:
+        write_json_atomically(self.evaluation_path, summary)
+
+    def save_predictions(self, **arrays: np.ndarray) -> None:
+        with replaced_atomically(self.predictions_path) as temporary:
+            np.savez(temporary, **arrays)
+
+    def append_tensorboard(self, relative: str, offset: int, data: bytes) -> None:
+        """Bytes of a TensorBoard event file written elsewhere (a remote worker), at their offset in it."""
+        parts = PurePosixPath(relative).parts
+        if not parts or any(part in ("", ".", "..") or not RUN_ID.fullmatch(part) for part in parts):
+            raise ValueError(f"not a TensorBoard file name: {relative!r}")
+        path = self.tensorboard_dir.joinpath(*parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("r+b" if path.exists() else "wb") as file:
+            file.seek(offset)
+            file.write(data)
+
+    def beat(self) -> None:
+        """A sign of life from the worker (a touch: it needs no free disk space once the file exists)."""
+        (self.path / "heartbeat").touch()
 
     def request_stop(self) -> None:
         (self.path / "stop-requested").write_text(str(time.time()))
-
-    def stop_requested_at(self) -> float | None:
-        marker = self.path / "stop-requested"
-        try:
-            return float(marker.read_text() or 0)
-        except (OSError, ValueError):
-            return None
-
-    def evaluation(self) -> dict | None:
-        return _read_json(self.evaluation_path) if self.evaluation_path.exists() else None
 
 
 class RunStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
+
+    @property
+    def service_status_path(self) -> Path:
+        return self.root / "supervisor.json"
+
+    @property
+    def service_log_path(self) -> Path:
+        return self.root / "supervisor.log"
 
     def create(self, config: dict, model_name: str) -> Run:
         """A new run folder with its config and the status "queued"."""
@@ -169,29 +422,87 @@ class RunStore:
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         run = Run(self.root / f"{stamp}-{model_name}-{secrets.token_hex(2)}")
         run.path.mkdir()
-        _write_json_atomically(run.path / "config.json", {"created": time.time(), **config})
-        run.set_status("queued")
+        write_json_atomically(run.path / "config.json", {"created": time.time(), **config})
+        (run.path / RESERVE_FILE).write_bytes(bytes(RESERVE_BYTES))
+        run.set_status(RunState.QUEUED)
         return run
 
     def get(self, run_id: str) -> Run:
-        if not RUN_ID.match(run_id or "") or ".." in run_id:
+        if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id) or ".." in run_id:
             raise RunNotFoundError(f"{run_id!r} is not a run id (letters, digits, '-', '_' and '.')")
         path = self.root / run_id
         if not (path / "status.json").is_file():
             raise RunNotFoundError(f"no run {run_id!r} in {self.root}")
         return Run(path)
 
-    def runs(self) -> list[tuple[Run, dict, dict]]:
-        """(run, config, status) for every readable run, newest first; unreadable folders are skipped."""
-        if not self.root.is_dir():
+    def run_ids(self) -> list[str]:
+        """The ids of the folders that look like runs, newest first."""
+        try:
+            entries = list(self.root.iterdir())
+        except OSError:
             return []
+        return sorted((p.name for p in entries if RUN_ID.fullmatch(p.name) and p.is_dir()), reverse=True)
+
+    def runs(self) -> list[RunSummary]:
+        """Every readable run, newest first; unreadable folders are skipped with a logged warning."""
         found = []
-        for path in sorted(self.root.iterdir(), reverse=True):
-            if not path.is_dir() or not RUN_ID.match(path.name):
-                continue
-            run = Run(path)
+        for run_id in self.run_ids():
             try:
-                found.append((run, run.config(), run.status()))
-            except (OSError, ValueError) as error:
-                logger.warning("skipping run folder %s: %s", path, error)
-        return found
+                found.append(Run(self.root / run_id).summary())
+            except (OSError, ValueError, TypeError) as error:
+                logger.warning("skipping run folder %s: %s", self.root / run_id, error)
+        # Ids order runs by the second they were created in; the creation time orders runs of the same second.
+        return sorted(found, key=lambda summary: (summary.created or 0.0, summary.id), reverse=True)
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """The scheduler lock: whoever changes which runs are queued or running holds it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".scheduler.lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def acquire_service_lock(self) -> IO | None:
+        """The training service's lock, held for the life of the one supervisor of this runs folder; None when
+        another process holds it. Closing the handle (or the process ending in any way) releases it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        handle = (self.root / ".supervisor.lock").open("a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return None
+        return handle
+
+    def service_running(self) -> bool:
+        handle = self.acquire_service_lock()
+        if handle is None:
+            return True
+        handle.close()
+        return False
+
+    def service_status(self) -> dict | None:
+        """What the training service last said of itself (see galaxy_core.training.supervisor), or None."""
+        try:
+            status = _read_json(self.service_status_path)
+            status["beat"] = self.service_status_path.stat().st_mtime
+        except (OSError, ValueError):
+            return None
+        return status
+
+    def set_service_status(self, status: dict) -> None:
+        write_json_atomically(self.service_status_path, status)
+
+    def beat_service(self) -> None:
+        self.service_status_path.touch()
+
+    def log_service(self, message: str) -> None:
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        try:
+            with self.service_log_path.open("a", encoding="utf-8") as file:
+                file.write(f"{stamp} {message}\n")
+        except OSError as error:  # a full disk must not stop the service
+            logger.warning("cannot write %s: %s (%s)", self.service_log_path, error, message)

@@ -143,12 +143,13 @@ def export_ui(run) -> None:
 
 settings = get_settings()
 st.title("Classify")
-runs = [entry for entry in RunStore(settings.runs_dir).runs() if entry[2]["state"] in ("finished", "stopped")]
+runs = [summary for summary in RunStore(settings.runs_dir).runs() if summary.has_model]
 if not runs:
     st.info("No trained model yet: train one on the Train page, then come back to classify your own images.")
     st.stop()
-runs.sort(key=lambda entry: entry[2].get("test_balanced_accuracy", -1.0), reverse=True)
-run, config, status = choose_run(runs, key="classify_run", label="Model (the best by test balanced accuracy first)")
+runs.sort(key=lambda summary: summary.test_balanced_accuracy or -1.0, reverse=True)
+summary = choose_run(runs, key="classify_run", label="Model (the best by test balanced accuracy first)")
+run, config = summary.run, summary.config
 try:
     model = run_model(run)
     class_names = run_class_names(run)

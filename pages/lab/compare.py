@@ -31,9 +31,10 @@ COLOURS = qualitative.Plotly
 def curves_figure(entries: list, by_time: bool) -> go.Figure:
     """Loss and accuracy of each run (one colour per run; solid train, dotted validation)."""
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
-    for number, (run, _, status) in enumerate(entries):
+    for number, summary in enumerate(entries):
+        run = summary.run
         epochs = epoch_records(run.metrics())
-        start = status.get("started", epochs[0]["time"] if epochs else 0)
+        start = summary.started or (epochs[0]["time"] if epochs else 0)
         x = [(e["time"] - start) / 60 for e in epochs] if by_time else [e["epoch"] for e in epochs]
         colour = COLOURS[number % len(COLOURS)]
         for column, key in ((1, "loss"), (2, "accuracy")):
@@ -62,21 +63,19 @@ def curves_tab(entries: list) -> None:
 
 def metrics_tab(entries: list) -> None:
     rows = []
-    for run, config, status in entries:
-        evaluation = run.evaluation() or {}
-        minutes = (
-            (status["finished"] - status["started"]) / 60 if "finished" in status and "started" in status else None
-        )
+    for summary in entries:
+        evaluation = summary.run.evaluation() or {}
+        minutes = (summary.finished - summary.started) / 60 if summary.finished and summary.started else None
         row = {
-            "run": run.id,
-            "model": config["model"],
-            "dataset": describe_spec(config["dataset"]),
-            "parameters": status.get("parameters"),
-            "epochs": len(epoch_records(run.metrics())),
+            "run": summary.id,
+            "model": summary.model,
+            "dataset": describe_spec(summary.dataset),
+            "parameters": summary.parameters,
+            "epochs": summary.epochs_done,
             "training min": minutes,
-            "test accuracy": status.get("test_accuracy"),
-            "test balanced accuracy": status.get("test_balanced_accuracy"),
-            "balanced, 8 views": status.get("test_balanced_accuracy_tta"),
+            "test accuracy": summary.test_accuracy,
+            "test balanced accuracy": summary.test_balanced_accuracy,
+            "balanced, 8 views": summary.test_balanced_accuracy_tta,
         }
         row.update({f"recall {name}": m["recall"] for name, m in evaluation.get("per_class", {}).items()})
         rows.append(row)
@@ -90,7 +89,8 @@ def metrics_tab(entries: list) -> None:
 def matrices_tab(entries: list) -> None:
     normalised = st.toggle("Row-normalised", key="compare_normalised")
     columns = st.columns(len(entries))
-    for column, (run, config, _) in zip(columns, entries, strict=True):
+    for column, summary in zip(columns, entries, strict=True):
+        run = summary.run
         evaluation = run.evaluation()
         if evaluation is None:
             column.info(f"{run.id} has no test evaluation.")
@@ -100,7 +100,7 @@ def matrices_tab(entries: list) -> None:
                 np.asarray(evaluation["confusion_matrix"]),
                 evaluation["class_names"],
                 normalised,
-                title=f"{config['model']} · {run.id[-4:]}",
+                title=f"{summary.model} · {run.id[-4:]}",
             ),
             key=f"compare_matrix_{run.id}",
         )
@@ -112,7 +112,7 @@ def two_paired_runs(entries: list, what: str):
         st.info(f"{what} compares exactly two runs: choose two.")
         return None
     try:
-        return paired_predictions([run for run, _, _ in entries])
+        return paired_predictions([summary.run for summary in entries])
     except ValueError as problem:
         st.warning(f"{what} is not possible: {problem}.")
         return None
@@ -126,7 +126,7 @@ def significance_tab(entries: list) -> None:
     correct_first = first.probabilities.argmax(axis=1) == first.labels
     correct_second = second.probabilities.argmax(axis=1) == second.labels
     result = mcnemar(correct_first, correct_second)
-    names = [f"{config['model']} ({run.id[-4:]})" for run, config, _ in entries]
+    names = [f"{summary.model} ({summary.id[-4:]})" for summary in entries]
     table = pd.DataFrame(
         [
             [int(np.sum(correct_first & correct_second)), result.only_first_right],
@@ -151,7 +151,7 @@ def disagreements_tab(entries: list) -> None:
     if pair is None:
         return
     first, second = pair
-    (run_a, config_a, _), (run_b, config_b, _) = entries
+    run_a, run_b = (summary.run for summary in entries)
     differ = np.flatnonzero(first.probabilities.argmax(axis=1) != second.probabilities.argmax(axis=1))
     st.markdown(f"The two runs disagree on **{len(differ)}** of {len(first.labels)} test images.")
     if not len(differ):
@@ -161,7 +161,7 @@ def disagreements_tab(entries: list) -> None:
     except ModelLoadError as error:
         st.error(f"A model cannot be loaded: {error}")
         return
-    datasets = [load_dataset(config["dataset"], get_settings()) for config in (config_a, config_b)]
+    datasets = [load_dataset(summary.dataset, get_settings()) for summary in entries]
     class_names = datasets[0].class_names
     for index in differ[:MAX_DISAGREEMENTS]:
         with st.container(border=True):
@@ -189,13 +189,13 @@ def disagreements_tab(entries: list) -> None:
 
 def shared_mistakes_tab(entries: list) -> None:
     try:
-        saved = paired_predictions([run for run, _, _ in entries])
+        saved = paired_predictions([summary.run for summary in entries])
     except ValueError as problem:
         st.warning(f"Shared mistakes cannot be shown: {problem}.")
         return
     labels = saved[0].labels
     shared = shared_mistakes(labels, [predictions.probabilities for predictions in saved])
-    class_names = entries[0][2]["class_names"]
+    class_names = list(entries[0].class_names)
     st.markdown(
         f"Every chosen run gets **{len(shared)}** of {len(labels)} test images wrong. Where the models differ in "
         "architecture or preprocessing and still agree on a wrong answer, look at the image before blaming the "
@@ -219,7 +219,7 @@ def shared_mistakes_tab(entries: list) -> None:
         f"Together these cost every chosen run {cost:.1%} of balanced accuracy: no run here scores above "
         f"{1 - cost:.1%} unless it gets some of them right."
     )
-    dataset = load_dataset(entries[0][1]["dataset"], get_settings())
+    dataset = load_dataset(entries[0].dataset, get_settings())
     mean = np.mean([predictions.probabilities for predictions in saved], axis=0)
     columns = st.columns(4)
     for position, index in enumerate(shared[:MAX_SHARED_MISTAKES]):
@@ -238,25 +238,25 @@ def shared_mistakes_tab(entries: list) -> None:
 
 settings = get_settings()
 st.title("Compare")
-runs = [entry for entry in RunStore(settings.runs_dir).runs() if entry[2]["state"] in ("finished", "stopped")]
+runs = [summary for summary in RunStore(settings.runs_dir).runs() if summary.has_test_results]
 if len(runs) < 2:
-    st.info("Comparing needs at least two finished runs: train another on the Train page.")
+    st.info("Comparing needs at least two runs with test results: train another on the Train page.")
     st.stop()
-by_id = {run.id: (run, config, status) for run, config, status in runs}
+by_id = {summary.id: summary for summary in runs}
 chosen = st.multiselect(
     f"Runs (2 to {MAX_RUNS})",
     list(by_id),
     default=list(by_id)[:2],
     max_selections=MAX_RUNS,
-    format_func=lambda run_id: run_label(*by_id[run_id]),
+    format_func=lambda run_id: run_label(by_id[run_id]),
     key="compare_runs",
 )
 if len(chosen) < 2:
     st.info("Choose at least two runs.")
     st.stop()
 entries = [by_id[run_id] for run_id in chosen]
-datasets = {describe_spec(config["dataset"]) for _, config, _ in entries}
-class_sets = {tuple(status.get("class_names", ())) for _, _, status in entries}
+datasets = {describe_spec(summary.dataset) for summary in entries}
+class_sets = {summary.class_names for summary in entries}
 if len(class_sets) > 1:
     st.error(
         "These runs answer with different classes ("

@@ -17,7 +17,7 @@ from galaxy_core.inference import (
     run_class_names,
     saved_predictions,
 )
-from galaxy_core.training import ACTIVE_STATES, RunStore
+from galaxy_core.training import RunState, RunStore
 from pages.lab.widgets import (
     choose_run,
     confusion_figure,
@@ -255,16 +255,17 @@ def tta_tab(run, config: dict, checkpoint: str) -> None:
 
 settings = get_settings()
 st.title("Evaluate")
-runs = [entry for entry in RunStore(settings.runs_dir).runs() if entry[2]["state"] not in ACTIVE_STATES]
+runs = [summary for summary in RunStore(settings.runs_dir).runs() if not summary.state.active]
 if not runs:
     st.info("No finished run yet: train one on the Train page, then come back here.")
     st.stop()
-run, config, status = choose_run(runs, key="evaluate_run")
-if status["state"] == "failed":
-    st.error(f"This run failed, so there is no model to evaluate: {status.get('error', 'unknown error')}")
+summary = choose_run(runs, key="evaluate_run")
+run, config = summary.run, summary.config
+if summary.state is RunState.FAILED:
+    st.error(f"This run {summary.message}, so there is no model to evaluate.")
     st.stop()
-if status["state"] == "interrupted":
-    st.warning(status.get("message", "This run was interrupted.") + " Its best checkpoint so far is shown.")
+if summary.state is RunState.INTERRUPTED:
+    st.warning(f"This run was {summary.message}. Its best checkpoint so far is shown.")
 left, right = st.columns(2)
 checkpoint = left.radio(
     "Model",

@@ -2,7 +2,27 @@
 
 import streamlit as st
 
+from galaxy_core.install import installed_tensorflow, nvidia_gpus
 from pages.lab.widgets import active_dataset_spec, describe_spec, get_settings
+
+
+def training_device_text(settings) -> str:
+    """Where runs train, without importing TensorFlow: the executor, the TensorFlow build, the GPUs."""
+    if settings.executor == "ray":
+        return (
+            f"On the Ray cluster at `{settings.ray_address}`: each run on a node with {settings.run_num_cpus:g} "
+            "free CPU(s), on its GPU when the cluster has GPUs. Each run's status names its node and device."
+        )
+    gpus = nvidia_gpus()
+    build = installed_tensorflow()
+    if gpus and "GPU build" in build:
+        device = f"the GPU ({', '.join(gpus)}), with mixed precision"
+    elif gpus:
+        device = f"the CPU: this machine has {', '.join(gpus)}, but {build} cannot use it (run `make clean run`)"
+    else:
+        device = "the CPU (no NVIDIA GPU found)"
+    return f"On this machine, in background processes, on {device}. TensorFlow: {build}."
+
 
 settings = get_settings()
 
@@ -32,6 +52,9 @@ with right:
     st.page_link("pages/lab/classify.py", label="Classify your own galaxy pictures", icon=":material/image_search:")
     st.page_link("pages/lab/compare.py", label="Compare models side by side", icon=":material/compare:")
 
+st.subheader("Where runs train")
+st.markdown(training_device_text(settings))
+
 with st.expander("Settings in force"):
     st.markdown(f"Read from: `{settings.source}`")
     roots = (
@@ -41,5 +64,7 @@ with st.expander("Settings in force"):
     st.markdown(f"Data roots:\n{roots}")
     st.markdown(
         f"New sessions start on: `{settings.default_dataset}`  \nCache: `{settings.cache_dir}`  \n"
-        f"Runs: `{settings.runs_dir}`  \nUpload limit: {settings.upload_limit_mb} MB"
+        f"Runs: `{settings.runs_dir}`  \nUpload limit: {settings.upload_limit_mb} MB  \n"
+        f"Training: at most {settings.max_concurrent_runs} run(s) at once, {settings.max_queued_runs} waiting, "
+        f"{settings.max_epochs} epochs each"
     )

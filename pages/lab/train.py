@@ -7,7 +7,7 @@ from plotly.subplots import make_subplots
 
 from galaxy_core.data.augment import AugmentOptions
 from galaxy_core.models import list_models, model_info
-from galaxy_core.training import ACTIVE_STATES, JobManager, RunNotFoundError, RunStore, TrainConfig
+from galaxy_core.training import RunNotFoundError, RunState, RunSummary, TrainConfig
 from galaxy_core.training.config import (
     DEFAULT_MODEL,
     MONITORS,
@@ -16,8 +16,8 @@ from galaxy_core.training.config import (
     VALIDATION_SOURCES,
     recommended_config,
 )
-from galaxy_core.training.manager import QueueFullError
-from galaxy_core.training.store import best_epoch_value, epoch_records
+from galaxy_core.training.manager import JobManager, QueueFullError
+from galaxy_core.training.store import epoch_records
 from pages.lab.widgets import active_dataset_spec, describe_spec, get_settings, model_label
 
 SELECTED_RUN_KEY = "train_selected_run"
@@ -110,25 +110,25 @@ def new_run_ui(dataset: dict, max_epochs: int) -> TrainConfig | None:
     )
 
 
-def runs_table_ui(store: RunStore) -> str | None:
+def runs_table_ui(summaries: list[RunSummary]) -> str | None:
     """The runs, newest first; returns the id of the run chosen in the table (default: the newest)."""
-    rows = []
-    for run, config, status in store.runs():
-        metrics = run.metrics()
-        epochs = epoch_records(metrics)
-        last = epochs[-1] if epochs else {}
-        rows.append(
-            {
-                "run": run.id,
-                "state": status["state"],
-                "model": config.get("model"),
-                "dataset": describe_spec(config.get("dataset", {"name": "?"})),
-                "epochs": f"{len(epochs)}/{config.get('epochs', '?')}",
-                "val balanced acc": best_epoch_value(metrics, "val_balanced_accuracy"),
-                "test balanced acc": status.get("test_balanced_accuracy"),
-                "time left": f"{last['eta_seconds'] / 60:.1f} min" if status["state"] == "running" and last else "",
-            }
-        )
+    rows = [
+        {
+            "run": summary.id,
+            "state": summary.state.value,
+            "what happened": summary.message,
+            "model": summary.model,
+            "dataset": describe_spec(summary.dataset),
+            "epochs": f"{summary.epochs_done}/{summary.epochs_planned or '?'}",
+            "val balanced acc": summary.best_val_balanced_accuracy,
+            "test balanced acc": summary.test_balanced_accuracy,
+            "time left": f"{summary.eta_seconds / 60:.1f} min"
+            if summary.state is RunState.RUNNING and summary.eta_seconds is not None
+            else "",
+            "where": summary.node or "",
+        }
+        for summary in summaries
+    ]
     if not rows:
         st.info("No runs yet: choose a model above and press Train.")
         return None
@@ -189,63 +189,74 @@ def curves_figure(metrics: list[dict], by_batch: bool) -> go.Figure:
     return figure
 
 
-def run_view(store: RunStore, manager: JobManager, run_id: str) -> None:
+def run_view(manager: JobManager, run_id: str) -> None:
     """The selected run: state, live curves, stop, log; refreshed every 2 s while it is queued or running."""
-    manager.schedule()  # keeps the queue moving and marks vanished workers, even if no worker is left to do it
     try:
-        run = store.get(run_id)
-        status, config = run.status(), run.config()
+        summary = manager.store.get(run_id).summary()
     except (RunNotFoundError, OSError, ValueError) as error:
         st.warning(f"Run {run_id} cannot be read: {error}")
         return
+    run, state = summary.run, summary.state
     metrics = run.metrics()
     epochs = epoch_records(metrics)
-    state = status["state"]
     seen = st.session_state.setdefault("train_seen_states", {})
-    if seen.get(run.id) in ACTIVE_STATES and state not in ACTIVE_STATES:
+    if seen.get(run.id) in (RunState.QUEUED, RunState.RUNNING) and not state.active:
         seen[run.id] = state
         st.rerun(scope="app")  # it just ended: refresh the table and stop polling
     seen[run.id] = state
     head = st.columns([3, 1])
     head[0].markdown(
-        f"**{run.id}**: {state} · {config['model']} on {describe_spec(config['dataset'])}"
-        + (f" · {status['device']}" if status.get("device") else "")
+        f"**{run.id}**: {state.value} · {summary.model} on {describe_spec(summary.dataset)}"
+        + (f" · {summary.device}" if summary.device else "")
+        + (f" · on {summary.node}" if summary.node else "")
     )
-    if state in ACTIVE_STATES and head[1].button("Stop", key=f"stop_{run.id}", icon=":material/stop_circle:"):
+    if state.active and head[1].button("Stop", key=f"stop_{run.id}", icon=":material/stop_circle:"):
         manager.stop(run.id)
-        st.toast("Stop requested: the run ends after its current batch.")
-    if state == "queued":
-        st.info("Queued: it starts when a training slot is free.")
-    if state == "running" and epochs:
-        last = epochs[-1]
-        st.progress(
-            min(1.0, last["epoch"] / config["epochs"]),
-            text=f"epoch {last['epoch']} of at most {config['epochs']} · {last['images_per_second']:.0f} "
-            f"images/s · about {last['eta_seconds'] / 60:.1f} min left",
-        )
-    if state == "failed":
-        st.error(f"The run failed: {status.get('error', 'unknown error')}")
-    if state == "interrupted":
-        st.warning(status.get("message", "The run was interrupted."))
-    if "test_balanced_accuracy" in status:
+        st.toast("Stop requested: the run ends after its current batch and keeps what it learned.")
+    if state is RunState.QUEUED:
+        st.info(f"Queued: {summary.message}. It starts by itself when a training slot is free.")
+    elif state is RunState.RUNNING:
+        text = f"{summary.message}"
+        if run.stop_requested():
+            text = f"stopping ({text})"
+        last = epochs[-1] if epochs else None
+        planned = summary.epochs_planned or 1
+        if last:
+            text += (
+                f" · epoch {last['epoch']} of at most {planned} · {last['images_per_second']:.0f} images/s"
+                f" · about {last['eta_seconds'] / 60:.1f} min left"
+            )
+        st.progress(min(1.0, summary.epochs_done / planned), text=text)
+    elif state is RunState.FAILED:
+        st.error(f"The run {summary.message}")
+    elif state is RunState.INTERRUPTED:
+        st.warning(f"The run was {summary.message}. Everything it wrote before is kept.")
+    else:
+        st.success(f"The run {summary.message}.")
+    if summary.has_test_results:
         cols = st.columns(3)
-        cols[0].metric("Test accuracy", f"{status['test_accuracy']:.1%}")
-        cols[1].metric("Test balanced accuracy", f"{status['test_balanced_accuracy']:.1%}")
-        cols[2].metric(
-            "Best val balanced accuracy",
-            f"{best:.1%}" if (best := best_epoch_value(metrics, "val_balanced_accuracy")) is not None else "-",
-        )
+        cols[0].metric("Test accuracy", f"{summary.test_accuracy:.1%}")
+        cols[1].metric("Test balanced accuracy", f"{summary.test_balanced_accuracy:.1%}")
+        best = summary.best_val_balanced_accuracy
+        cols[2].metric("Best val balanced accuracy", f"{best:.1%}" if best is not None else "-")
     if metrics:
         by_batch = st.toggle("Training curve by batch", key=f"by_batch_{run.id}")
         st.plotly_chart(curves_figure(metrics, by_batch), key=f"curves_{run.id}")
     with st.expander("Log"):
         st.code(run.log_tail(40) or "(empty)", language=None)
-        if status.get("traceback"):
-            st.code(status["traceback"], language="python")
+        if summary.traceback:
+            st.code(summary.traceback, language="python")
+
+
+def service_ui(manager: JobManager, summaries: list[RunSummary]) -> None:
+    """Start the training service if runs wait for it, and say what keeps queued runs waiting, if anything."""
+    manager.ensure_service(summaries)
+    service = manager.service()
+    if service.problem and any(summary.state is RunState.QUEUED for summary in summaries):
+        st.warning(f"Training service: {service.describe()}. Queued runs are kept and start once this is fixed.")
 
 
 settings = get_settings()
-store = RunStore(settings.runs_dir)
 manager = JobManager.from_settings(settings)
 st.title("Train")
 dataset = active_dataset_spec()
@@ -253,7 +264,8 @@ st.caption(
     f"On the active dataset: **{describe_spec(dataset)}** (change it on the Dataset page). Runs train in "
     "background processes: leave this page or close the browser, they go on."
 )
-with st.expander("New run", expanded=not store.runs()):
+summaries = manager.store.runs()
+with st.expander("New run", expanded=not summaries):
     try:
         config = new_run_ui(dataset, settings.max_epochs)
     except ValueError as error:
@@ -264,10 +276,14 @@ with st.expander("New run", expanded=not store.runs()):
             run = manager.submit(config)
         except QueueFullError as error:
             st.error(f"The run was not queued: {error}.")
+        except OSError as error:
+            st.error(f"The run was not queued: the runs folder cannot be written ({error}).")
         else:
             st.session_state[SELECTED_RUN_KEY] = run.id
             st.success(f"Queued run {run.id}.")
-chosen = runs_table_ui(store)
+            summaries = manager.store.runs()
+service_ui(manager, summaries)
+chosen = runs_table_ui(summaries)
 if chosen:
-    active = store.get(chosen).status()["state"] in ACTIVE_STATES
-    st.fragment(run_every=REFRESH_SECONDS if active else None)(run_view)(store, manager, chosen)
+    active = next(summary.state.active for summary in summaries if summary.id == chosen)
+    st.fragment(run_every=REFRESH_SECONDS if active else None)(run_view)(manager, chosen)

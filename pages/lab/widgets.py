@@ -161,18 +161,18 @@ def run_model(run, checkpoint: str = "best"):
     return _cached_model(str(path), path.stat().st_mtime)
 
 
-def run_label(run, config: dict, status: dict) -> str:
+def run_label(summary) -> str:
     """'20261128-…-inception_small-ab12 · finished · gz1-3class, 64 px, RGB · test 84.7%' for menus."""
-    text = f"{run.id} · {status['state']} · {describe_spec(config.get('dataset', {'name': '?'}))}"
-    if "test_balanced_accuracy" in status:
-        text += f" · test balanced {status['test_balanced_accuracy']:.1%}"
+    text = f"{summary.id} · {summary.state.value} · {describe_spec(summary.dataset)}"
+    if summary.has_test_results:
+        text += f" · test balanced {summary.test_balanced_accuracy:.1%}"
     return text
 
 
-def choose_run(runs: list, key: str, label: str = "Run") -> tuple:
-    """A run picker over (run, config, status) triples; returns the chosen triple."""
-    by_id = {run.id: (run, config, status) for run, config, status in runs}
-    chosen = st.selectbox(label, list(by_id), format_func=lambda run_id: run_label(*by_id[run_id]), key=key)
+def choose_run(summaries: list, key: str, label: str = "Run"):
+    """A run picker over run summaries; returns the chosen one."""
+    by_id = {summary.id: summary for summary in summaries}
+    chosen = st.selectbox(label, list(by_id), format_func=lambda run_id: run_label(by_id[run_id]), key=key)
     return by_id[chosen]
 
 

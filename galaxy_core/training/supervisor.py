@@ -1,0 +1,288 @@
+"""The training service: one supervisor process per runs folder watches every run's life, whoever is looking.
+
+`python -m galaxy_core.training.supervisor RUNS_ROOT`. It is started on demand (`ensure_supervisor`) by whoever
+queues or stops a run, by `galaxy-lab serve`, by the Train page and by the local workers themselves; a lock file
+keeps it to one per runs folder, and the kernel releases the lock however the process ends. Every POLL_SECONDS it
+
+- records how each run that ended, ended, when the run could not say so itself (killed by a signal or for lack
+  of memory, a full disk, a lost Ray node), with that cause;
+- marks as interrupted a running run whose worker is gone (one started by an earlier supervisor is recognised
+  by its pid and start time, which a reused pid cannot fake);
+- kills a run that was asked to stop and has given no sign of life for `stop_grace_seconds` since;
+- kills the worker of a run whose folder was deleted;
+- starts the oldest queued runs while fewer than `max_concurrent_runs` train.
+
+With nothing queued or running for IDLE_EXIT_SECONDS it exits; the next queued run starts it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from galaxy_core.settings import Settings, load_settings
+from galaxy_core.training.executors import (
+    Ended,
+    Executor,
+    ExecutorUnavailableError,
+    LocalExecutor,
+    kill_process,
+    process_alive,
+)
+from galaxy_core.training.procedure import failure_message
+from galaxy_core.training.store import Run, RunState, RunStore, RunSummary
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.5
+IDLE_EXIT_SECONDS = 30.0
+CHECK_RETRY_SECONDS = 5.0
+
+
+def create_executor(settings: Settings) -> Executor:
+    """The executor the settings name; Ray is imported only when a run is about to use it."""
+    if settings.executor == "ray":
+        from galaxy_core.training.ray_executor import RayExecutor
+
+        return RayExecutor(
+            settings.ray_address,
+            num_cpus=settings.run_num_cpus,
+            num_gpus=settings.run_num_gpus,
+            cache_dir=settings.cache_dir,
+        )
+    return LocalExecutor()
+
+
+class Supervisor:
+    def __init__(self, store: RunStore, executor: Executor, *, max_concurrent: int, stop_grace: float):
+        self.store, self.executor = store, executor
+        self.max_concurrent, self.stop_grace = max_concurrent, stop_grace
+        self.unwritten: dict[str, tuple[RunState, str]] = {}  # final states the disk refused; retried each pass
+        self.problem: str | None = None  # why the executor cannot start runs now
+        self.checked_at = -CHECK_RETRY_SECONDS
+        self.stopping = False
+
+    def step(self) -> int:
+        """One pass over the runs folder; returns how many runs are queued or running."""
+        with self.store.lock():
+            for ended in self.executor.poll():
+                self._record_end(ended)
+            summaries = self.store.runs()
+            for run_id in self.executor.active() - {summary.id for summary in summaries}:
+                self.store.log_service(f"{run_id}: its folder was deleted; its worker is stopped")
+                self.executor.kill(run_id, RunState.INTERRUPTED, "its run folder was deleted")
+            busy = sum(self._watch(summary) for summary in summaries if summary.state is RunState.RUNNING)
+            queued = [summary for summary in reversed(summaries) if summary.state is RunState.QUEUED]
+            if queued and busy < self.max_concurrent and self._executor_ready():
+                for summary in queued[: self.max_concurrent - busy]:
+                    self._start(summary.run)
+                    busy += 1
+                queued = queued[self.max_concurrent :]
+            return busy + len(queued)
+
+    def _watch(self, summary: RunSummary) -> int:
+        """1 if the running run still has a live worker (after enforcing a stop that went unanswered), else 0."""
+        run = summary.run
+        if run.id in self.unwritten:
+            self._finish(run, *self.unwritten[run.id])
+            return 0
+        if run.id in self.executor.active():
+            if self._stop_unanswered(run):
+                self.executor.kill(run.id, RunState.STOPPED, self._killed_message())
+            return 1
+        if summary.executor == "local" and process_alive(summary.pid, summary.pid_start):
+            # A worker started by an earlier supervisor: it goes on, and still counts.
+            if self._stop_unanswered(run):
+                kill_process(summary.pid, summary.pid_start)
+                self._finish(run, RunState.STOPPED, self._killed_message())
+                return 0
+            return 1
+        self._finish(
+            run,
+            RunState.INTERRUPTED,
+            "interrupted: its worker ended while the training service was not watching (the machine restarted, or "
+            "the service that drove it stopped)",
+        )
+        return 0
+
+    def _stop_unanswered(self, run: Run) -> bool:
+        """A stop was requested and the run has given no sign of life for the grace period since."""
+        requested = run.stop_requested_at()
+        if requested is None:
+            return False
+        return time.time() - max(requested, run.heartbeat_at() or 0.0) > self.stop_grace
+
+    def _killed_message(self) -> str:
+        return f"killed: no answer for {self.stop_grace:.0f} s after stop"
+
+    def _record_end(self, ended: Ended) -> None:
+        run = Run(self.store.root / ended.run_id)
+        if not run.path.is_dir():
+            return
+        try:
+            summary = run.summary()
+        except (OSError, ValueError) as error:
+            self.store.log_service(f"{ended.run_id}: ended ({ended.message}), and its status cannot be read: {error}")
+            return
+        if not summary.state.active:
+            return  # the run recorded its own end
+        if ended.state is None:
+            self._finish(run, RunState.FAILED, f"failed: {ended.message}")
+        else:
+            self._finish(run, ended.state, ended.message)
+
+    def _finish(self, run: Run, state: RunState, message: str) -> None:
+        try:
+            run.set_status(state, message=message, finished=time.time())
+        except OSError as error:
+            if run.id not in self.unwritten:
+                self.store.log_service(f"{run.id}: cannot record '{message}' yet: {error}")
+            self.unwritten[run.id] = (state, message)
+            return
+        self.unwritten.pop(run.id, None)
+        self.store.log_service(f"{run.id}: {message}")
+
+    def _executor_ready(self) -> bool:
+        if time.monotonic() - self.checked_at < CHECK_RETRY_SECONDS and self.problem is not None:
+            return False
+        self.checked_at = time.monotonic()
+        try:
+            self.executor.check()
+            problem = None
+        except ExecutorUnavailableError as error:
+            problem = str(error)
+        if problem != self.problem:
+            self.problem = problem
+            self.store.log_service(
+                f"runs wait: {problem}" if problem else f"the {self.executor.name} executor is ready"
+            )
+            self.publish()
+        return problem is None
+
+    def _start(self, run: Run) -> None:
+        try:
+            run.set_status(RunState.RUNNING, message="starting", executor=self.executor.name, started=time.time())
+            run.set_status(RunState.RUNNING, **self.executor.start(run))
+        except ExecutorUnavailableError as error:  # the cluster changed since it was checked
+            run.set_status(RunState.QUEUED, message=f"waiting: {error}")
+            return
+        except OSError as error:
+            self._finish(run, RunState.FAILED, f"failed: the run could not start: {failure_message(error)}")
+            return
+        self.store.log_service(f"{run.id}: started on the {self.executor.name} executor")
+
+    def publish(self, state: str = "running") -> None:
+        """What the service says of itself in supervisor.json, for pages and the CLI."""
+        try:
+            self.store.set_service_status(
+                {
+                    "state": state,
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "executor": self.executor.name,
+                    "max_concurrent_runs": self.max_concurrent,
+                    "problem": self.problem,
+                    "since": time.time(),
+                }
+            )
+        except OSError as error:
+            logger.warning("cannot write the service status: %s", error)
+
+    def serve(self, service_lock, idle_exit: float = IDLE_EXIT_SECONDS) -> None:
+        """Supervise until stopped, or until nothing has been queued or running for `idle_exit` seconds.
+        `service_lock`: the handle of the lock that makes this the runs folder's one supervisor."""
+        self.publish()
+        idle_since = time.monotonic()
+        while not self.stopping:
+            try:
+                busy = self.step()
+            except Exception:  # the service must outlive any one bad pass; the log says what went wrong
+                self.store.log_service(f"a supervision pass failed:\n{traceback.format_exc()}")
+                busy = 1
+            if busy or self.executor.active() or self.unwritten:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > idle_exit and self._leave_if_idle(service_lock):
+                break
+            with contextlib.suppress(OSError):
+                self.store.beat_service()
+            time.sleep(POLL_SECONDS)
+        else:
+            self.publish("stopped")
+        self.executor.close()
+
+    def _leave_if_idle(self, service_lock) -> bool:
+        """Give up the service lock if nothing is queued or running. Whoever queues a run holds the scheduler lock
+        while it looks for a service, so a run queued now either is seen here or starts a new service."""
+        with self.store.lock():
+            if any(summary.state.active for summary in self.store.runs()):
+                return False
+            self.publish("stopped")
+            service_lock.close()
+            return True
+
+
+_spawned: list[subprocess.Popen] = []
+
+
+def ensure_supervisor(runs_root: str | Path) -> bool:
+    """Start the training service of `runs_root` unless it runs already; True when this call started it. Never
+    raises: a runs folder that cannot be written is reported where runs are queued."""
+    for process in list(_spawned):  # reap services that have exited, so they do not linger as zombies
+        if process.poll() is not None:
+            _spawned.remove(process)
+    store = RunStore(runs_root)
+    try:
+        if store.service_running():
+            return False
+        with store.service_log_path.open("ab") as log:
+            _spawned.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "galaxy_core.training.supervisor", str(store.root)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+    except OSError as error:
+        logger.warning("cannot start the training service for %s: %s", runs_root, error)
+        return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m galaxy_core.training.supervisor RUNS_ROOT", file=sys.stderr)
+        return 2
+    store = RunStore(args[0])
+    lock = store.acquire_service_lock()
+    if lock is None:
+        return 0  # another supervisor serves this runs folder
+    settings = load_settings()
+    supervisor = Supervisor(
+        store,
+        create_executor(settings),
+        max_concurrent=settings.max_concurrent_runs,
+        stop_grace=settings.stop_grace_seconds,
+    )
+
+    def stop(*_):
+        supervisor.stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    supervisor.serve(lock)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""The training service with real processes: the queue moves by itself, every way a worker ends is recorded with
+its cause, stops are honoured, the service survives its own death, and a terminal run uses the same queue."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from galaxy_core.training import RunState, RunStore
+from galaxy_core.training.executors import process_alive
+from galaxy_core.training.manager import JobManager
+from tests.conftest import REPO_ROOT, wait_for
+from tests.test_training import TINY_DATA, TINY_MODEL, tiny_config
+
+LONG = 400  # epochs: a run that trains until it is stopped or killed
+
+
+def has_epoch(run) -> bool:
+    return any(record["kind"] == "epoch" for record in run.metrics())
+
+
+def state_of(run) -> RunState:
+    return run.summary().state
+
+
+def test_the_queue_trains_one_run_at_a_time_and_moves_by_itself(isolated_settings):
+    manager = JobManager(isolated_settings["runs"])
+    first, second = manager.submit(tiny_config()), manager.submit(tiny_config(seed=1))
+    assert state_of(second) is RunState.QUEUED
+    wait_for(lambda: state_of(second) is RunState.FINISHED)
+    one, two = first.summary(), second.summary()
+    assert one.state is RunState.FINISHED and one.message == "finished after 2 of 2 epochs, evaluated"
+    assert two.started > one.finished  # the second worker began after the first ended: one slot
+    assert (one.executor, two.executor) == ("local", "local") and one.node
+    assert second.evaluation() is not None
+    log = manager.store.service_log_path.read_text()
+    assert f"{first.id}: started on the local executor" in log and f"{second.id}: started" in log
+
+
+def test_stop_and_kill_9_are_recorded_and_the_queue_goes_on(isolated_settings, monkeypatch):
+    monkeypatch.setenv("GALAXY_LAB_MAX_CONCURRENT_RUNS", "2")
+    manager = JobManager(isolated_settings["runs"])
+    stopped, killed = manager.submit(tiny_config(epochs=LONG)), manager.submit(tiny_config(epochs=LONG, seed=2))
+    queued = manager.submit(tiny_config(seed=3))
+    wait_for(lambda: has_epoch(stopped) and has_epoch(killed))
+    assert state_of(queued) is RunState.QUEUED
+    manager.stop(stopped.id)
+    os.kill(killed.summary().pid, signal.SIGKILL)
+    seen = len(killed.metrics())
+    wait_for(lambda: state_of(killed) is RunState.INTERRUPTED, timeout=10)
+    assert killed.summary().message == (
+        "interrupted: the worker was killed by signal 9 (SIGKILL; out of memory is a common cause)"
+    )
+    assert len(killed.metrics()) >= seen > 0  # nothing written before the kill is lost
+    wait_for(lambda: state_of(stopped) is RunState.STOPPED)
+    summary = stopped.summary()
+    assert summary.message == f"stopped after {summary.epochs_done} of {LONG} epochs, evaluated"
+    assert summary.has_test_results and stopped.best_model_path.is_file()
+    wait_for(lambda: state_of(queued) is RunState.FINISHED)  # no page or command in between
+
+
+def test_a_worker_that_does_not_answer_a_stop_is_killed_after_the_grace(isolated_settings, monkeypatch):
+    monkeypatch.setenv("GALAXY_LAB_STOP_GRACE_SECONDS", "2")
+    manager = JobManager(isolated_settings["runs"])
+    run = manager.submit(tiny_config(epochs=LONG))
+    wait_for(lambda: has_epoch(run))
+    pid, start = run.summary().pid, run.summary().pid_start
+    os.kill(pid, signal.SIGSTOP)  # frozen: no batch, no heartbeat
+    manager.stop(run.id)
+    wait_for(lambda: state_of(run) is RunState.STOPPED, timeout=30)
+    assert run.summary().message == "killed: no answer for 2 s after stop"
+    wait_for(lambda: not process_alive(pid, start), timeout=10)
+
+
+def test_a_deleted_run_folder_frees_its_slot(isolated_settings):
+    manager = JobManager(isolated_settings["runs"])
+    deleted, queued = manager.submit(tiny_config(epochs=LONG)), manager.submit(tiny_config(seed=1))
+    wait_for(lambda: has_epoch(deleted))
+    pid, start = deleted.summary().pid, deleted.summary().pid_start
+    wait_for(lambda: shutil.rmtree(deleted.path, ignore_errors=True) or not deleted.path.exists(), timeout=10)
+    wait_for(lambda: not process_alive(pid, start), timeout=15)
+    wait_for(lambda: state_of(queued) is RunState.FINISHED)
+    assert [summary.id for summary in manager.store.runs()] == [queued.id]
+
+
+def test_a_status_cannot_pass_another_process_or_a_bad_pid_off_as_its_worker(isolated_settings):
+    store = RunStore(isolated_settings["runs"])
+    # This test's own process, with another start time (a reused pid); a pid of -1 (kill(-1) would signal every
+    # process); a string.
+    fakes = [{"pid": os.getpid(), "pid_start": 1}, {"pid": -1, "pid_start": 1}, {"pid": "1", "pid_start": 1}]
+    runs = []
+    for fields in fakes:
+        run = store.create(tiny_config().to_dict(), "c")
+        run.set_status("running", executor="local", **fields)
+        runs.append(run)
+    JobManager(store.root).ensure_service(store.runs())
+    for run in runs:
+        wait_for(lambda run=run: state_of(run) is RunState.INTERRUPTED, timeout=10)
+        assert "its worker ended while the training service was not watching" in run.summary().message
+
+
+def test_the_service_comes_back_after_kill_9_and_adopts_the_running_worker(isolated_settings):
+    manager = JobManager(isolated_settings["runs"])
+    running, queued = manager.submit(tiny_config(epochs=LONG)), manager.submit(tiny_config(seed=1))
+    wait_for(lambda: has_epoch(running))
+    old = manager.store.service_status()["pid"]
+    os.kill(old, signal.SIGKILL)
+    # The worker restarts a service that died (every 10 s of heartbeats); the new one adopts the worker by its pid
+    # and start time, so the queued run keeps waiting for the slot.
+    wait_for(lambda: manager.store.service_running() and manager.store.service_status()["pid"] != old, timeout=30)
+    time.sleep(2)
+    assert (state_of(running), state_of(queued)) == (RunState.RUNNING, RunState.QUEUED)
+    manager.stop(running.id)
+    wait_for(lambda: state_of(running) is RunState.STOPPED)
+    wait_for(lambda: state_of(queued) is RunState.FINISHED)
+
+
+def test_a_queued_run_stops_at_once(isolated_settings, monkeypatch):
+    monkeypatch.setenv("GALAXY_LAB_EXECUTOR", "ray")  # runs cannot start: Ray is not reachable there
+    monkeypatch.setenv("GALAXY_LAB_RAY_ADDRESS", "127.0.0.1:9")
+    manager = JobManager(isolated_settings["runs"])
+    run = manager.submit(tiny_config())
+    assert manager.stop(run.id).message == "stopped before it started"
+
+
+def test_a_terminal_run_waits_in_the_same_queue_and_ctrl_c_stops_it(isolated_settings):
+    manager = JobManager(isolated_settings["runs"])
+    app_run = manager.submit(tiny_config(epochs=6))
+    wait_for(lambda: state_of(app_run) is RunState.RUNNING)
+    command = [sys.executable, "-m", "galaxy_core.cli", "train", "--dataset", "synthetic", "--num-images", "60"]
+    command += ["--image-size", "16", "--model", "custom_cnn", "--model-options", json.dumps(TINY_MODEL)]
+    terminal = subprocess.Popen(
+        [*command, "--epochs", "150", "--no-early-stopping"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    terminal_run = wait_for(lambda: next((s.run for s in manager.store.runs() if s.id != app_run.id), None))
+    both_running = False
+    while state_of(app_run).active:  # one slot: the terminal's run waits, and is never reported dead
+        both_running |= state_of(terminal_run) is RunState.RUNNING and state_of(app_run) is RunState.RUNNING
+        assert state_of(terminal_run) in (RunState.QUEUED, RunState.RUNNING)
+        time.sleep(0.2)
+    assert not both_running
+    wait_for(lambda: has_epoch(terminal_run))
+    terminal.send_signal(signal.SIGINT)  # Ctrl-C
+    out, err = terminal.communicate(timeout=120)
+    summary = terminal_run.summary()
+    assert terminal.returncode == 0, err.decode()
+    assert out.decode().strip().splitlines()[-1] == terminal_run.id
+    assert summary.state is RunState.STOPPED and summary.message.endswith(", evaluated")
+    assert "queued: waiting for a training slot" in err.decode() and "stop requested" in err.decode()
+
+
+FULL_DISK_SCRIPT = textwrap.dedent(
+    """
+    import json, subprocess, sys
+    from galaxy_core.training.manager import JobManager
+    from tests.conftest import stop_training_service, wait_for
+    from tests.test_training import tiny_config
+    runs = sys.argv[1]
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", runs], check=True)
+    manager = JobManager(runs)
+    first, second = manager.submit(tiny_config()), manager.submit(tiny_config(seed=1))
+    wait_for(lambda: not second.summary().state.active, timeout=180)
+    print(json.dumps([first.summary().message, second.summary().message]))
+    stop_training_service(manager.store.root)
+    """
+)
+
+
+def test_a_full_disk_fails_runs_with_that_cause_and_the_queue_goes_on(isolated_settings):
+    """On a real 160 kB filesystem (mounted in a mount namespace of its own): two runs' checkpoints do not fit;
+    each run ends with a final state (written from the space the store keeps in reserve), none stays running."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"], check=False).returncode:
+        pytest.skip("needs `unshare -m` (root or CAP_SYS_ADMIN) to mount a small filesystem")
+    result = subprocess.run(
+        ["unshare", "-m", sys.executable, "-c", FULL_DISK_SCRIPT, str(isolated_settings["runs"])],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    messages = json.loads(result.stdout.strip().splitlines()[-1])
+    full = "failed: no space left on device"
+    assert full in messages and all(m == full or m.startswith("finished after") for m in messages), messages
+
+
+def test_runs_json_says_where_and_how_each_run_ended(isolated_settings, capsys):
+    from galaxy_core.cli import main
+
+    manager = JobManager(isolated_settings["runs"])
+    run = manager.submit(tiny_config())
+    wait_for(lambda: not state_of(run).active)
+    assert main(["runs", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert {key: row[key] for key in ("id", "state", "executor", "epochs_done", "epochs_planned")} == {
+        "id": run.id,
+        "state": "finished",
+        "executor": "local",
+        "epochs_done": 2,
+        "epochs_planned": 2,
+    }
+    assert row["node"] and row["message"] == "finished after 2 of 2 epochs, evaluated" and row["model"] == "custom_cnn"
+    assert TINY_DATA["name"] == row["dataset"]
+
+
+def test_the_ray_executor_without_ray_says_how_to_install_it(monkeypatch, isolated_settings):
+    from galaxy_core.training.executors import ExecutorUnavailableError
+    from galaxy_core.training.ray_executor import RayExecutor
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where Ray is not installed
+    executor = RayExecutor("auto", num_cpus=1, num_gpus=None, cache_dir=isolated_settings["cache"])
+    with pytest.raises(
+        ExecutorUnavailableError, match=r'needs Ray on this machine: pip install "galaxy-cnn-lab\[cluster\]"'
+    ):
+        executor.check()
