@@ -55,7 +55,7 @@ class JobManager:
             raise QueueFullError(f"this server allows at most {self.max_epochs} epochs per run, not {config.epochs}")
         with self.store.lock():
             if self.max_queued is not None:
-                waiting = sum(summary.state is RunState.QUEUED for summary in self.store.runs())
+                waiting = sum(summary.state is RunState.QUEUED for summary in self.store.runs(active_only=True))
                 if waiting >= self.max_queued:
                     raise QueueFullError(
                         f"{waiting} runs are already waiting for a training slot (the limit is {self.max_queued}): "

@@ -225,7 +225,8 @@ class RunDriver:
                     apply_events(self.run, ray.get(pending))
                     self.run.beat()
                     answered, pending = True, None
-                if ray.wait([result], timeout=0)[0]:
+                # The next poll in POLL_SECONDS, or as soon as the run ends.
+                if ray.wait([result], timeout=POLL_SECONDS if ready else 0)[0]:
                     ray.get(result)  # raises when the actor died or train raised
                     apply_events(self.run, ray.get(trainer.news.remote(False, last=True)))
                     return None, "the Ray worker ended without recording how the run ended"

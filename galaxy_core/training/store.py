@@ -84,6 +84,15 @@ def best_epoch_value(records: list[dict], key: str) -> float | None:
     return max((record[key] for record in epoch_records(records) if _number(record.get(key)) is not None), default=None)
 
 
+def _tail(path: Path, lines: int) -> str:
+    """The last lines of a text file that has some; "" when it cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
+
+
 def _number(value) -> float | None:
     """A finite number from a JSON field, else None (a bool, a string or NaN is not a figure)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
@@ -128,7 +137,8 @@ class RunSummary:
     pid: int | None
     pid_start: int | None
     created: float | None
-    started: float | None
+    dispatched: float | None  # when the training service handed it to an executor
+    started: float | None  # when its training procedure began
     finished: float | None
     eta_seconds: float | None
     error: str | None
@@ -232,13 +242,16 @@ class Run:
     def status(self) -> dict:
         return _read_json(self.path / "status.json")
 
+    def state(self) -> RunState:
+        """The run's state alone (cheaper than its summary); ValueError when the status has none."""
+        try:
+            return RunState(self.status().get("state"))
+        except ValueError:
+            raise ValueError(f"status.json has no known state: {self.status().get('state')!r}") from None
+
     def summary(self) -> RunSummary:
         """The run's typed summary; raises OSError or ValueError when config or status cannot be read."""
-        config, status = self.config(), self.status()
-        try:
-            state = RunState(status.get("state"))
-        except ValueError:
-            raise ValueError(f"status.json has no known state: {status.get('state')!r}") from None
+        config, status, state = self.config(), self.status(), self.state()
         epochs_done = _whole(status.get("epochs_done"))
         best_val = _number(status.get("best_val_balanced_accuracy"))
         if epochs_done is None:  # written by an older version of the lab: count from the metrics
@@ -266,6 +279,7 @@ class Run:
             pid=valid_pid(status.get("pid")),
             pid_start=_whole(status.get("pid_start")),
             created=_number(config.get("created")),
+            dispatched=_number(status.get("dispatched")),
             started=_number(status.get("started")),
             finished=_number(status.get("finished")),
             eta_seconds=_number(status.get("eta_seconds")),
@@ -298,18 +312,10 @@ class Run:
         return records, offset + len(complete)
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = (self.path / "log.txt").read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return _tail(self.path / "log.txt", lines)
 
     def worker_output_tail(self, lines: int = 5) -> str:
-        try:
-            text = self.worker_output_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(line for line in text.splitlines()[-lines:] if line.strip())
+        return _tail(self.worker_output_path, lines)
 
     def evaluation(self) -> dict | None:
         return _read_json(self.evaluation_path) if self.evaluation_path.is_file() else None
@@ -346,6 +352,8 @@ class Run:
             previous = self.status()
         except (OSError, ValueError):
             previous = {}
+        if previous.get("state") != state.value:
+            previous.pop("message", None)  # a message describes the state it was written with
         status = {**previous, **fields, "state": state.value, "updated": time.time()}
         try:
             write_json_atomically(self.path / "status.json", status)
@@ -443,12 +451,16 @@ class RunStore:
             return []
         return sorted((p.name for p in entries if RUN_ID.fullmatch(p.name) and p.is_dir()), reverse=True)
 
-    def runs(self) -> list[RunSummary]:
-        """Every readable run, newest first; unreadable folders are skipped with a logged warning."""
+    def runs(self, *, active_only: bool = False) -> list[RunSummary]:
+        """Every readable run (or only the queued and running ones), newest first; unreadable folders are
+        skipped with a logged warning."""
         found = []
         for run_id in self.run_ids():
+            run = Run(self.root / run_id)
             try:
-                found.append(Run(self.root / run_id).summary())
+                if active_only and not run.state().active:
+                    continue
+                found.append(run.summary())
             except (OSError, ValueError, TypeError) as error:
                 logger.warning("skipping run folder %s: %s", self.root / run_id, error)
         # Ids order runs by the second they were created in; the creation time orders runs of the same second.

@@ -75,17 +75,17 @@ class Supervisor:
         with self.store.lock():
             for ended in self.executor.poll():
                 self._record_end(ended)
-            summaries = self.store.runs()
-            for run_id in self.executor.active() - {summary.id for summary in summaries}:
+            for run_id in self.executor.active() - set(self.store.run_ids()):
                 self.store.log_service(f"{run_id}: its folder was deleted; its worker is stopped")
                 self.executor.kill(run_id, RunState.INTERRUPTED, "its run folder was deleted")
+            summaries = self.store.runs(active_only=True)
             busy = sum(self._watch(summary) for summary in summaries if summary.state is RunState.RUNNING)
             queued = [summary for summary in reversed(summaries) if summary.state is RunState.QUEUED]
-            if queued and busy < self.max_concurrent and self._executor_ready():
-                for summary in queued[: self.max_concurrent - busy]:
+            free = self.max_concurrent - busy
+            if queued and free > 0 and self._executor_ready():
+                for summary in queued[:free]:
                     self._start(summary.run)
-                    busy += 1
-                queued = queued[self.max_concurrent :]
+                busy, queued = busy + len(queued[:free]), queued[free:]
             return busy + len(queued)
 
     def _watch(self, summary: RunSummary) -> int:
@@ -169,7 +169,7 @@ class Supervisor:
 
     def _start(self, run: Run) -> None:
         try:
-            run.set_status(RunState.RUNNING, message="starting", executor=self.executor.name, started=time.time())
+            run.set_status(RunState.RUNNING, message="starting", executor=self.executor.name, dispatched=time.time())
             run.set_status(RunState.RUNNING, **self.executor.start(run))
         except ExecutorUnavailableError as error:  # the cluster changed since it was checked
             run.set_status(RunState.QUEUED, message=f"waiting: {error}")
@@ -222,7 +222,7 @@ class Supervisor:
         """Give up the service lock if nothing is queued or running. Whoever queues a run holds the scheduler lock
         while it looks for a service, so a run queued now either is seen here or starts a new service."""
         with self.store.lock():
-            if any(summary.state.active for summary in self.store.runs()):
+            if self.store.runs(active_only=True):
                 return False
             self.publish("stopped")
             service_lock.close()
