@@ -133,21 +133,22 @@ def test_a_queued_run_stops_at_once(isolated_settings, monkeypatch):
 
 def test_a_terminal_run_waits_in_the_same_queue_and_ctrl_c_stops_it(isolated_settings):
     manager = JobManager(isolated_settings["runs"])
-    app_run = manager.submit(tiny_config(epochs=6))
-    wait_for(lambda: state_of(app_run) is RunState.RUNNING)
+    app_run = manager.submit(tiny_config(epochs=LONG))
+    wait_for(lambda: has_epoch(app_run))
     command = [sys.executable, "-m", "galaxy_core.cli", "train", "--dataset", "synthetic", "--num-images", "60"]
     command += ["--image-size", "16", "--model", "custom_cnn", "--model-options", json.dumps(TINY_MODEL)]
     terminal = subprocess.Popen(
         [*command, "--epochs", "150", "--no-early-stopping"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     terminal_run = wait_for(lambda: next((s.run for s in manager.store.runs() if s.id != app_run.id), None))
-    both_running = False
-    while state_of(app_run).active:  # one slot: the terminal's run waits, and is never reported dead
-        both_running |= state_of(terminal_run) is RunState.RUNNING and state_of(app_run) is RunState.RUNNING
-        assert state_of(terminal_run) in (RunState.QUEUED, RunState.RUNNING)
-        time.sleep(0.2)
-    assert not both_running
+    time.sleep(3)  # one slot: the terminal's run waits its turn, and is never reported dead
+    assert (state_of(app_run), state_of(terminal_run)) == (RunState.RUNNING, RunState.QUEUED)
+    manager.stop(app_run.id)
+    while state_of(app_run).active:
+        assert state_of(terminal_run) is RunState.QUEUED
+        time.sleep(0.1)
     wait_for(lambda: has_epoch(terminal_run))
+    assert app_run.summary().finished <= terminal_run.summary().dispatched
     terminal.send_signal(signal.SIGINT)  # Ctrl-C
     out, err = terminal.communicate(timeout=120)
     summary = terminal_run.summary()

@@ -263,3 +263,36 @@ def test_the_server_limits_refuse_runs_clearly(isolated_settings, monkeypatch):
     with pytest.raises(QueueFullError, match="2 runs are already waiting"):
         manager.submit(tiny_config())
     assert len(manager.store.runs()) == 2
+
+
+def test_a_remote_run_fills_the_run_folder_through_its_events(isolated_settings):
+    """The Ray path without Ray: a RemoteRun trains here, and its events are applied to an empty run folder."""
+    from galaxy_core.data import create_dataset
+    from galaxy_core.training.ray_executor import RemoteRun, apply_events
+
+    run = RunStore(isolated_settings["runs"]).create(tiny_config().to_dict(), "c")
+    remote = RemoteRun(run.id, {k: v for k, v in run.config().items() if k != "created"})
+    dataset = create_dataset(**TINY_DATA)
+    assert train_run(remote, dataset) == "finished"
+    apply_events(run, remote.news(stop=False))
+    made = {p.relative_to(remote.tensorboard_dir): p.read_bytes() for p in remote.tensorboard_dir.rglob("*.v2")}
+    remote.close()
+    summary = run.summary()
+    assert summary.message == "finished after 2 of 2 epochs, evaluated" and summary.has_test_results
+    for name in ("best.keras", "final.keras", "evaluation.json", "predictions.npz"):
+        assert (run.path / name).stat().st_size > 0
+    assert [m["epoch"] for m in run.metrics() if m["kind"] == "epoch"] == [1, 2]
+    sent = {p.relative_to(run.tensorboard_dir): p.read_bytes() for p in run.tensorboard_dir.rglob("*.v2")}
+    assert made and sent == made  # every TensorBoard file arrived whole
+    assert not remote.folder.exists()
+
+
+def test_remote_files_land_only_inside_the_run_folder(isolated_settings):
+    run = RunStore(isolated_settings["runs"]).create(tiny_config().to_dict(), "c")
+    name = "train/events.out.tfevents.1795933658.node-1.13147.0.v2"
+    run.append_tensorboard(name, 0, b"abc")
+    run.append_tensorboard(name, 3, b"def")
+    assert (run.tensorboard_dir / name).read_bytes() == b"abcdef"
+    for bad in ["../escape", "/etc/passwd", "train/../../x", "", ".", "train/..hidden"]:
+        with pytest.raises(ValueError, match="not a TensorBoard file name"):
+            run.append_tensorboard(bad, 0, b"x")

@@ -44,6 +44,7 @@ from galaxy_core.files import replaced_atomically, write_bytes_atomically, write
 logger = logging.getLogger(__name__)
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,120}")
+FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")  # a TensorBoard file or folder name
 MODEL_FILES = {"best": "best.keras", "final": "final.keras"}
 # Disk space kept for the run's final status, released when the disk is full (a status is under 8 kB).
 RESERVE_FILE, RESERVE_BYTES = ".reserve", 16384
@@ -396,7 +397,7 @@ class Run:
     def append_tensorboard(self, relative: str, offset: int, data: bytes) -> None:
         """Bytes of a TensorBoard event file written elsewhere (a remote worker), at their offset in it."""
         parts = PurePosixPath(relative).parts
-        if not parts or any(part in ("", ".", "..") or not RUN_ID.fullmatch(part) for part in parts):
+        if not parts or any(not FILE_NAME.fullmatch(part) or ".." in part for part in parts):
             raise ValueError(f"not a TensorBoard file name: {relative!r}")
         path = self.tensorboard_dir.joinpath(*parts)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -490,7 +491,11 @@ class RunStore:
         return handle
 
     def service_running(self) -> bool:
-        handle = self.acquire_service_lock()
+        """Whether a supervisor serves this runs folder (none can where its lock file cannot be opened)."""
+        try:
+            handle = self.acquire_service_lock()
+        except OSError:
+            return False
         if handle is None:
             return True
         handle.close()
