@@ -27,6 +27,11 @@ for _ in $(seq 1 600); do
     sleep 1
 done
 curl -fs "http://127.0.0.1:$port/_stcore/health" > /dev/null || { echo "no answer on port $port"; tail -40 "$work/make-run.log"; exit 1; }
+# The page itself may take a moment longer than the health check on a busy machine.
+for _ in $(seq 1 30); do
+    if curl -fs "http://127.0.0.1:$port/" | grep -q "<title>"; then break; fi
+    sleep 1
+done
 curl -fs "http://127.0.0.1:$port/" | grep -q "<title>" || { echo "the home page did not load"; exit 1; }
 .venv/bin/galaxy-lab data-info synthetic --num-images 30 --json > "$work/info.json" 2> "$work/info.log"
 grep -q '"class_names"' "$work/info.json"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -44,10 +45,17 @@ def stop_training_service(runs: Path) -> None:
     from galaxy_core.training import RunState, RunStore
     from galaxy_core.training.executors import kill_process
     from galaxy_core.training.store import valid_pid
+    from galaxy_core.training.supervisor import _spawned
 
+    for process in _spawned:  # services this test process started, even one that has not yet taken its lock
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
     store = RunStore(runs)
     pid = valid_pid((store.service_status() or {}).get("pid"))
-    if pid and store.service_running():
+    if pid and store.service_running():  # one a worker or a command started
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
         while store.service_running() and time.monotonic() < deadline:

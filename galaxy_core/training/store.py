@@ -237,6 +237,10 @@ class Run:
 
     # Reading.
 
+    def exists(self) -> bool:
+        """Whether this is still a run: a deleted folder may come back half (TensorFlow recreates its log folder)."""
+        return (self.path / "status.json").is_file()
+
     def config(self) -> dict:
         return _read_json(self.path / "config.json")
 
@@ -439,10 +443,10 @@ class RunStore:
     def get(self, run_id: str) -> Run:
         if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id) or ".." in run_id:
             raise RunNotFoundError(f"{run_id!r} is not a run id (letters, digits, '-', '_' and '.')")
-        path = self.root / run_id
-        if not (path / "status.json").is_file():
+        run = Run(self.root / run_id)
+        if not run.exists():
             raise RunNotFoundError(f"no run {run_id!r} in {self.root}")
-        return Run(path)
+        return run
 
     def run_ids(self) -> list[str]:
         """The ids of the folders that look like runs, newest first."""

@@ -75,7 +75,7 @@ class Supervisor:
         with self.store.lock():
             for ended in self.executor.poll():
                 self._record_end(ended)
-            for run_id in self.executor.active() - set(self.store.run_ids()):
+            for run_id in {run_id for run_id in self.executor.active() if not Run(self.store.root / run_id).exists()}:
                 self.store.log_service(f"{run_id}: its folder was deleted; its worker is stopped")
                 self.executor.kill(run_id, RunState.INTERRUPTED, "its run folder was deleted")
             summaries = self.store.runs(active_only=True)
@@ -125,7 +125,7 @@ class Supervisor:
 
     def _record_end(self, ended: Ended) -> None:
         run = Run(self.store.root / ended.run_id)
-        if not run.path.is_dir():
+        if not run.exists():
             return
         try:
             summary = run.summary()

@@ -30,7 +30,7 @@ def _keep_beating(run: Run, done: threading.Event) -> None:
 
     beats = 0
     while not done.wait(HEARTBEAT_SECONDS if beats else 0):
-        if not run.path.is_dir():
+        if not run.exists():
             print(f"the run folder {run.path} was deleted: the worker stops", file=sys.stderr, flush=True)
             os._exit(EXIT_FOLDER_GONE)
         try:
