@@ -40,6 +40,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_explain.py
 	$(BIN)/python benchmarks/bench_classify.py
 	$(BIN)/python benchmarks/bench_cluster.py
+	$(BIN)/python benchmarks/bench_hostile.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 from PIL import Image
 
-from galaxy_core.classify import predict_images, read_images
+from galaxy_core.classify import ImageInput, UploadLimits, predict_images, read_uploads
 from galaxy_core.data import PreprocessOptions
 from galaxy_core.explain import gradcam, overlay
 from galaxy_core.inference import load_run_model, run_preprocessing
@@ -46,6 +46,9 @@ def default_image() -> tuple[str, bytes]:
     return "rendered 423 px galaxy", buffer.getvalue()
 
 
+LIMITS = UploadLimits(file_bytes=50_000_000, unpacked_bytes=200_000_000, pixels=200_000_000)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", type=Path)
@@ -62,11 +65,11 @@ def main() -> None:
         model = create_model(DEFAULT_MODEL, (64, 64, 3), 3)
 
     def classify_one() -> np.ndarray:
-        images, rejected = read_images([(name, data)], options, max_bytes=50_000_000)
-        assert images and not rejected, rejected
-        (prediction,) = predict_images(model, images)
-        heatmap = gradcam(model, images[0].pixels, prediction.label_index)[0]
-        return overlay(images[0].pixels, heatmap)
+        (image,) = read_uploads([(name, data)], options, LIMITS)
+        assert isinstance(image, ImageInput), image
+        (prediction,) = predict_images(model, [image])
+        heatmap = gradcam(model, image.pixels, prediction.label_index)[0]
+        return overlay(image.pixels, heatmap)
 
     classify_one()  # warm up: traces the prediction and Grad-CAM functions
     times = []

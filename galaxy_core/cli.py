@@ -260,10 +260,12 @@ def _runs(args, settings) -> int:
     from galaxy_core.training.manager import JobManager
 
     manager = JobManager.from_settings(settings, args.runs_dir)
-    summaries = manager.store.runs()
+    summaries, damaged = manager.store.scan()
     manager.ensure_service(summaries)
     if args.json:
-        print(json.dumps([summary.to_json() for summary in summaries], indent=2))
+        rows = [summary.to_json() for summary in summaries]
+        rows += [{"id": run.id, "state": "damaged", "message": f"damaged: {run.reason}"} for run in damaged]
+        print(json.dumps(rows, indent=2))
         return 0
     print(f"training service: {manager.service().describe()}")
 
@@ -277,6 +279,8 @@ def _runs(args, settings) -> int:
             f"{summary.id:44s} {summary.state.value:11s} {summary.model:16s} {epochs:>7s} "
             f"{fmt(summary.best_val_balanced_accuracy)} {fmt(summary.test_balanced_accuracy)}  {summary.message}"
         )
+    for run in damaged:
+        print(f"{run.id:44s} {'damaged':11s} {run.reason}")
     return 0
 
 
@@ -332,45 +336,34 @@ def _evaluate(args, settings) -> int:
 
 
 def _predict(args, settings) -> int:
-    from galaxy_core.classify import RejectedFile, predict_images, read_images
+    from galaxy_core.classify import ImageInput, UploadLimits, predict_images, read_upload_paths
     from galaxy_core.data import PreprocessOptions
     from galaxy_core.inference import load_run_model, run_class_names, run_preprocessing
     from galaxy_core.training import RunStore
 
     run = RunStore(args.runs_dir or settings.runs_dir).get(args.run_id)
     options = PreprocessOptions(**run_preprocessing(run.config()))
-    max_bytes = settings.upload_limit_mb * 1_000_000
-    entries = []  # per input, in order: an ImageInput or a RejectedFile (a zip gives several)
-    for path in args.images:
-        try:
-            if path.stat().st_size > max_bytes:  # checked before reading a byte
-                entries.append(RejectedFile(str(path), f"larger than the {settings.upload_limit_mb} MB limit"))
-                continue
-            images, rejected = read_images([(str(path), path.read_bytes())], options, max_bytes)
-            entries += images + rejected
-        except OSError as error:
-            entries.append(RejectedFile(str(path), error.strerror or str(error)))
-    images = [entry for entry in entries if not isinstance(entry, RejectedFile)]
+    uploads = read_upload_paths(args.images, options, UploadLimits.from_settings(settings))
+    images = [upload for upload in uploads if isinstance(upload, ImageInput)]
     class_names = run_class_names(run)
-    predictions = predict_images(load_run_model(run, args.checkpoint), images, tta=args.tta) if images else []
-    by_name = {prediction.name: prediction for prediction in predictions}
+    predictions = iter(predict_images(load_run_model(run, args.checkpoint), images, tta=args.tta) if images else [])
     results = []
-    for entry in entries:
-        if isinstance(entry, RejectedFile):
-            results.append({"file": entry.name, "error": entry.reason})
+    for upload in uploads:  # results follow the inputs in order
+        if not isinstance(upload, ImageInput):
+            results.append({"file": upload.name, "error": upload.reason})
             continue
-        prediction = by_name[entry.name]
+        prediction = next(predictions)
         result = {
-            "file": entry.name,
+            "file": upload.name,
             "label": class_names[prediction.label_index],
             "probabilities": dict(zip(class_names, map(float, prediction.probabilities), strict=True)),
         }
         if prediction.spread is not None:
             result["spread"] = dict(zip(class_names, map(float, prediction.spread), strict=True))
-        if entry.warnings:
-            result["warnings"] = list(entry.warnings)
+        if upload.warnings:
+            result["warnings"] = list(upload.warnings)
         results.append(result)
-    status = 0 if predictions else 1
+    status = 0 if images else 1
     if args.json:
         print(json.dumps(results, indent=2))
         return status

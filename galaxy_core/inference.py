@@ -115,7 +115,7 @@ def saved_predictions(run: Run, *, tta: bool = False) -> SavedPredictions | None
     """The run's saved test predictions, plain or averaged over the 8 views; None when it saved none."""
     saved = run.predictions()
     key = "tta_probabilities" if tta else "probabilities"
-    if saved is None or key not in saved:
+    if saved is None or not {key, "labels", "source_ids"} <= saved.keys():
         return None
     return SavedPredictions(saved[key], saved["labels"], saved["source_ids"])
 

@@ -6,6 +6,8 @@
 | cache_dir          | GALAXY_LAB_CACHE_DIR           | $XDG_CACHE_HOME/galaxy-lab      |
 | runs_dir           | GALAXY_LAB_RUNS_DIR            | ./runs                          |
 | upload_limit_mb    | GALAXY_LAB_UPLOAD_LIMIT_MB     | 50                              |
+| upload_unpacked_mb | GALAXY_LAB_UPLOAD_UNPACKED_MB  | 200 (unpacked from archives, per request) |
+| upload_megapixels  | GALAXY_LAB_UPLOAD_MEGAPIXELS   | 200 (decoded, per request)      |
 | max_concurrent_runs| GALAXY_LAB_MAX_CONCURRENT_RUNS | 1 (training runs at once)       |
 | max_queued_runs    | GALAXY_LAB_MAX_QUEUED_RUNS     | 20 (waiting runs; more are refused) |
 | max_epochs         | GALAXY_LAB_MAX_EPOCHS          | 200 (per run started from the app)  |
@@ -30,11 +32,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from galaxy_core.files import typed_path
+
 SETTINGS_FILE_NAME = "galaxy-lab.toml"
 ENV_PREFIX = "GALAXY_LAB_"
 # Whole-number settings (each >= 1) and their defaults: the limits that keep one user from starving the rest.
 LIMITS = {
     "upload_limit_mb": 50,
+    "upload_unpacked_mb": 200,
+    "upload_megapixels": 200,
     "max_concurrent_runs": 1,
     "max_queued_runs": 20,
     "max_epochs": 200,
@@ -56,6 +62,9 @@ class Settings:
     cache_dir: Path = field(default_factory=lambda: _default_cache_dir(os.environ))
     runs_dir: Path = Path("runs")
     upload_limit_mb: int = LIMITS["upload_limit_mb"]
+    # One request (an upload, a predict command) may unpack this much from archives and decode this many pixels.
+    upload_unpacked_mb: int = LIMITS["upload_unpacked_mb"]
+    upload_megapixels: int = LIMITS["upload_megapixels"]
     max_concurrent_runs: int = LIMITS["max_concurrent_runs"]
     max_queued_runs: int = LIMITS["max_queued_runs"]
     max_epochs: int = LIMITS["max_epochs"]
@@ -103,6 +112,13 @@ def _read_file(path: Path) -> dict:
             f"settings file {path} has unknown keys {sorted(unknown)}; known keys: {sorted(KNOWN_KEYS)}"
         )
     return values
+
+
+def _path(value: object, name: str, where: object) -> Path:
+    try:
+        return typed_path(value, f"{name} from {where}")
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
 
 
 def _positive_int(name: str, value: object, where: str) -> int:
@@ -163,17 +179,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if file_path is not None:
         values = _read_file(file_path)
         base = file_path.resolve().parent
-    data_roots = [base / Path(p).expanduser() for p in values.get("data_roots", [])]
-    cache_dir = base / Path(values["cache_dir"]).expanduser() if "cache_dir" in values else None
-    runs_dir = base / Path(values.get("runs_dir", "runs")).expanduser()
+    roots = values.get("data_roots", [])
+    if not isinstance(roots, list):
+        raise SettingsError(f"data_roots in {file_path} must be a list of folders, got {roots!r}")
+    data_roots = [base / _path(p, "data_roots", file_path) for p in roots]
+    cache_dir = base / _path(values["cache_dir"], "cache_dir", file_path) if "cache_dir" in values else None
+    runs_dir = base / _path(values.get("runs_dir", "runs"), "runs_dir", file_path)
     limits = {name: _positive_int(name, values.get(name, default), str(file_path)) for name, default in LIMITS.items()}
 
     if environ.get(ENV_PREFIX + "DATA_ROOTS"):
-        data_roots = [Path(p).expanduser() for p in environ[ENV_PREFIX + "DATA_ROOTS"].split(os.pathsep) if p]
+        variable = ENV_PREFIX + "DATA_ROOTS"
+        data_roots = [_path(p, "data_roots", variable) for p in environ[variable].split(os.pathsep) if p]
     if environ.get(ENV_PREFIX + "CACHE_DIR"):
-        cache_dir = Path(environ[ENV_PREFIX + "CACHE_DIR"]).expanduser()
+        cache_dir = _path(environ[ENV_PREFIX + "CACHE_DIR"], "cache_dir", ENV_PREFIX + "CACHE_DIR")
     if environ.get(ENV_PREFIX + "RUNS_DIR"):
-        runs_dir = Path(environ[ENV_PREFIX + "RUNS_DIR"]).expanduser()
+        runs_dir = _path(environ[ENV_PREFIX + "RUNS_DIR"], "runs_dir", ENV_PREFIX + "RUNS_DIR")
     default_dataset = environ.get(ENV_PREFIX + "DEFAULT_DATASET") or values.get("default_dataset", "synthetic")
     if not isinstance(default_dataset, str) or not default_dataset.strip():
         raise SettingsError(f"default_dataset must name a dataset, got {default_dataset!r}")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from galaxy_core.classify import read_images
+from galaxy_core.classify import ImageInput, RejectedFile, UploadLimits, read_uploads
 from galaxy_core.cli import main
 from galaxy_core.data import PreprocessOptions
 from galaxy_core.data.images import open_image, preprocess_pil
@@ -17,12 +17,18 @@ from galaxy_core.inference import load_run_model
 from tests.uploads import encode, exif_rotated_jpeg, galaxy_photo, mixed_uploads, zip_of
 
 OPTIONS = PreprocessOptions(image_size=32)
-LIMIT = 5_000_000
+LIMITS = UploadLimits(file_bytes=5_000_000, unpacked_bytes=50_000_000, pixels=200_000_000)
+
+
+def read_images(files, options=OPTIONS, limits=LIMITS):
+    """(usable images, rejected files), each in input order."""
+    uploads = read_uploads(files, options, limits)
+    return [u for u in uploads if isinstance(u, ImageInput)], [u for u in uploads if isinstance(u, RejectedFile)]
 
 
 def test_each_bad_file_gets_its_reason_and_the_good_ones_are_read():
     uploads = mixed_uploads()
-    images, rejected = read_images([(name, data) for name, data, _ in uploads], OPTIONS, LIMIT)
+    images, rejected = read_images([(name, data) for name, data, _ in uploads])
     assert [image.name for image in images] == [name for name, _, reason in uploads if reason is None]
     assert {r.name: r.reason for r in rejected}.keys() == {name for name, _, reason in uploads if reason}
     for name, _, reason in uploads:
@@ -36,7 +42,7 @@ def test_each_bad_file_gets_its_reason_and_the_good_ones_are_read():
 
 
 def test_exif_rotation_is_honoured_in_what_the_model_sees():
-    (rotated,), _ = read_images([("rotated.jpg", exif_rotated_jpeg())], OPTIONS, LIMIT)
+    (rotated,), _ = read_images([("rotated.jpg", exif_rotated_jpeg())])
     upright = preprocess_pil(galaxy_photo().rotate(-90, expand=True), OPTIONS)
     assert np.abs(rotated.pixels.astype(int) - upright.astype(int)).mean() < 4
     assert rotated.original_size == open_image(exif_rotated_jpeg())[1]
@@ -44,7 +50,7 @@ def test_exif_rotation_is_honoured_in_what_the_model_sees():
 
 def test_files_over_the_limit_are_refused_unread():
     big = encode(galaxy_photo(), "PNG")
-    _, rejected = read_images([("big.png", big)], OPTIONS, max_bytes=len(big) - 1)
+    _, rejected = read_images([("big.png", big)], limits=UploadLimits(len(big) - 1, 10**8, 10**8))
     assert "above the" in rejected[0].reason and "MB limit" in rejected[0].reason
 
 
@@ -59,22 +65,22 @@ def test_zip_archives_are_opened_member_by_member():
             "inner.zip": zip_of({"c.jpg": encode(galaxy_photo(), "JPEG")}),
         }
     )
-    images, rejected = read_images([("photos.zip", archive)], OPTIONS, LIMIT)
+    images, rejected = read_images([("photos.zip", archive)])
     assert [image.name for image in images] == ["photos.zip/set/a.jpg", "photos.zip/set/b.png"]
     reasons = {r.name: r.reason for r in rejected}
     assert "not an image file type" in reasons["photos.zip/set/readme.txt"]
     assert "not an image file type" in reasons["photos.zip/inner.zip"]  # archives are opened one level deep
     assert "not an image" in reasons["photos.zip/set/broken.png"]
-    _, rejected = read_images([("empty.zip", zip_of({}))], OPTIONS, LIMIT)
+    _, rejected = read_images([("empty.zip", zip_of({}))])
     assert rejected[0].reason == "the archive holds no image files"
-    _, rejected = read_images([("bad.zip", b"PK\x03\x04 nothing more")], OPTIONS, LIMIT)
+    _, rejected = read_images([("bad.zip", b"PK\x03\x04 nothing more")])
     assert rejected[0].reason == "a damaged zip archive"
 
 
 def test_a_zip_bomb_member_is_refused_by_its_declared_size():
     archive = zip_of({"huge.png": b"\0" * 2_000_000})
     assert len(archive) < 10_000  # small archive, big content
-    _, rejected = read_images([("bomb.zip", archive)], OPTIONS, max_bytes=len(archive) + 10)
+    _, rejected = read_images([("bomb.zip", archive)], limits=UploadLimits(len(archive) + 10, 10**8, 10**8))
     assert "unpacks to 2.0 MB, above the limit" in rejected[0].reason
 
 

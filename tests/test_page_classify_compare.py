@@ -43,7 +43,7 @@ def test_classify_mixed_uploads_reports_each_bad_file_and_classifies_the_rest(fi
     bundle = zip_of({"more/a.png": uploads[0][1], "more/notes.txt": b"hi"})
     files = [(name, data, "application/octet-stream") for name, data, _ in uploads] + [
         ("bundle.zip", bundle, "application/zip"),
-        ("galaxy.jpg", uploads[0][1], "image/jpeg"),  # the same name twice is two images
+        ("galaxy.jpg", uploads[0][1], "image/jpeg"),  # the same name twice is two images, told apart
     ]
     at.file_uploader(key="classify_uploads").set_value(files).run()
     assert not at.exception
@@ -52,7 +52,7 @@ def test_classify_mixed_uploads_reports_each_bad_file_and_classifies_the_rest(fi
         if reason:
             assert any(f"**{name}** was not classified" in w and reason in w for w in warnings), name
     assert any("bundle.zip/more/notes.txt" in w for w in warnings)
-    good = [name for name, _, reason in uploads if reason is None] + ["bundle.zip/more/a.png", "galaxy.jpg"]
+    good = [name for name, _, reason in uploads if reason is None] + ["bundle.zip/more/a.png", "galaxy.jpg (2)"]
     table = at.dataframe[0].value
     assert list(table["file"]) == good
     assert set(table["prediction"]) <= {"edge", "smooth", "spiral"}

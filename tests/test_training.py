@@ -5,6 +5,7 @@ The training service (queue, worker processes, faults) is tested in test_service
 import errno
 import json
 import logging
+import shutil
 
 import numpy as np
 import pytest
@@ -73,10 +74,23 @@ def test_store_reads_tolerantly(isolated_settings, caplog):
     broken = isolated_settings["runs"] / "20990101-000000-broken"
     broken.mkdir()
     (broken / "status.json").write_text("{not json")
+    shutil.copy(run.path / "config.json", broken / "config.json")
+    lost = isolated_settings["runs"] / "20990101-000001-lost"
+    lost.mkdir()
+    (lost / "status.json").write_text('{"state": "finished"}')
+    (isolated_settings["runs"] / "20990101-000002-not-a-run").mkdir()
     (isolated_settings["runs"] / "notes.txt").write_text("not a run")
     with caplog.at_level(logging.WARNING):
-        assert [summary.id for summary in store.runs()] == [run.id]
-    assert "skipping run folder" in caplog.text
+        summaries, damaged = store.scan()
+    assert [summary.id for summary in summaries] == [run.id]
+    assert "damaged run folder" in caplog.text
+    assert [(run.id, run.reason) for run in damaged] == [
+        ("20990101-000001-lost", "config.json: No such file or directory"),
+        (
+            "20990101-000000-broken",
+            "a file is not valid JSON (Expecting property name enclosed in double quotes at line 1)",
+        ),
+    ]
     for bad in ["../secret", "a/b", "", ".hidden", "x" * 200, f"{run.id}\n"]:
         with pytest.raises(RunNotFoundError):
             store.get(bad)

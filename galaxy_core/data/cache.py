@@ -23,7 +23,7 @@ from galaxy_core.files import replaced_atomically
 
 logger = logging.getLogger(__name__)
 # Bump when the decoding, preprocessing or rendering code changes what it produces.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: large non-JPEG images are reduced before they are resized
 
 
 def cache_key(parts: Mapping[str, object]) -> str:

@@ -30,6 +30,8 @@ from galaxy_core.data.dataset import (
 from galaxy_core.data.images import SUPPORTED_EXTENSIONS, ImageDecodeError, PreprocessOptions, load_image_file
 from galaxy_core.data.jpeg import decode_jpegs
 
+IMAGE_TYPES = ", ".join(extension.lstrip(".") for extension in SUPPORTED_EXTENSIONS)
+
 SPLIT_FOLDER_NAMES = {
     "train": {"train", "training"},
     "val": {"val", "valid", "validation"},
@@ -96,9 +98,9 @@ def _scan(root: Path) -> tuple[tuple[str, ...], list[_Candidate], list[SkippedFi
                     if entry.name.lower().endswith(SUPPORTED_EXTENSIONS):
                         candidates.append(_Candidate(relative, split, label))
                     else:
-                        skipped.append(SkippedFile(relative, "not a supported image type (jpg, jpeg, png, tif, bmp)"))
+                        skipped.append(SkippedFile(relative, f"not a supported image type ({IMAGE_TYPES})"))
     if not candidates:
-        raise DatasetError(f"no images (jpg, jpeg, png, tif, bmp) found in the class folders of {root}")
+        raise DatasetError(f"no images ({IMAGE_TYPES}) found in the class folders of {root}")
     return class_names, candidates, skipped, signature.hexdigest()
 
 

@@ -7,16 +7,33 @@ to the model's input size, and RGB or grayscale. Arrays are always uint8, shape 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
-SUPPORTED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
+SUPPORTED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp")
+# The formats Pillow may decode (whatever a file's name says); the others are never tried: some, such as EPS, are
+# handed by Pillow to external programs. (JPEG includes MPO, the variant many phone cameras write.)
+DECODED_FORMATS = ("JPEG", "PNG", "TIFF", "BMP", "GIF", "WEBP")
+Image.init()  # registers every format plugin, so that Image.open(..., formats=DECODED_FORMATS) knows them all
+# EXIF orientation -> the transposition that shows the image upright.
+ORIENTATIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 # Far above any galaxy cutout (a 423 px SDSS image is 0.18 MP), far below what exhausts memory.
 MAX_IMAGE_PIXELS = 40_000_000
+HUGE = "(a decompression bomb or a huge scan)"
+SHRINK_STRIP_ROWS = 256
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 512
 # ITU-R 601-2 luma, the weights PIL uses for mode "L".
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -55,10 +72,10 @@ class PreprocessOptions:
 def _to_rgb(image: Image.Image) -> Image.Image:
     """Any PIL mode to 8-bit RGB: 16-bit and float images are scaled by their own range."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        pixels = np.asarray(image, dtype=np.float64)
+        pixels = np.asarray(image)
         low, high = float(pixels.min()), float(pixels.max())
-        scaled = (pixels - low) / (high - low) * 255.0 if high > low else np.zeros_like(pixels)
-        image = Image.fromarray(scaled.astype(np.uint8), mode="L")
+        scale = np.float32(255.0 / (high - low)) if high > low else np.float32(0.0)
+        image = Image.fromarray(((pixels - np.float32(low)) * scale).astype(np.uint8), mode="L")
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         # Transparent pixels become black sky rather than an arbitrary colour.
         image = image.convert("RGBA")
@@ -67,11 +84,56 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def open_image(source: str | Path | bytes | BinaryIO, draft_size: int | None = None) -> tuple[Image.Image, tuple]:
+def _shrink(image: Image.Image, shortest: int) -> Image.Image:
+    """The image reduced by a whole factor (box averaging) while its shorter side stays at least twice `shortest`:
+    what follows (colour conversion, crop and resize) then works on far fewer pixels, for the same result. It
+    goes in strips of rows, so that no full-size copy is made (Pillow converts a whole RGBA image to premultiplied
+    alpha to reduce it, and some modes must be converted before they can be reduced at all)."""
+    factor = min(image.size) // (2 * shortest)
+    if factor < 2:
+        return image
+    width, height = image.size
+    rows = factor * max(1, SHRINK_STRIP_ROWS // factor)
+    strips = [
+        _reducible(image.crop((0, top, width, min(top + rows, height))), image.info).reduce(factor)
+        for top in range(0, height, rows)
+    ]
+    shrunk = Image.new(strips[0].mode, (strips[0].width, sum(strip.height for strip in strips)))
+    for number, strip in enumerate(strips):
+        shrunk.paste(strip, (0, number * (rows // factor)))
+    return shrunk
+
+
+def _reducible(image: Image.Image, info: dict) -> Image.Image:
+    """The image in a mode Pillow can reduce (1, P and 16-bit modes cannot be)."""
+    if image.mode == "1":
+        return image.convert("L")
+    if image.mode == "P":
+        return image.convert("RGBA" if "transparency" in info else "RGB")
+    if image.mode.startswith("I;16"):
+        return image.convert("I")
+    return image
+
+
+def _fail(message: str, error: BaseException) -> ImageDecodeError:
+    problem = ImageDecodeError(message)
+    problem.__cause__ = error
+    return problem
+
+
+def open_image(
+    source: str | Path | bytes | BinaryIO,
+    draft_size: int | None = None,
+    *,
+    charge: Callable[[int], None] | None = None,
+) -> tuple[Image.Image, tuple]:
     """Decode one image to RGB, honouring EXIF orientation; returns (image, original (width, height)).
 
-    `draft_size` lets JPEG decoding skip detail below that many pixels on the shorter side (much faster).
-    Raises ImageDecodeError for empty, truncated, oversized or non-image input.
+    Only the formats in DECODED_FORMATS are tried (Pillow hands some others, such as EPS, to external programs).
+    `draft_size` lets decoding skip detail below that many pixels on the shorter side: JPEG decodes at a smaller
+    scale, other images are reduced right after decoding. `charge(pixels)` is called before the pixels are
+    decoded, and may refuse them by raising ImageDecodeError (a request's budget). Raises ImageDecodeError for
+    empty, truncated, oversized or non-image input, with a reason in plain words.
     """
     try:
         if isinstance(source, bytes):
@@ -83,27 +145,34 @@ def open_image(source: str | Path | bytes | BinaryIO, draft_size: int | None = N
         )
         if is_empty:
             raise ImageDecodeError("the file is empty (0 bytes)")
-        image = Image.open(source)
+        image = Image.open(source, formats=DECODED_FORMATS)
         width, height = image.size
         if width * height > MAX_IMAGE_PIXELS:
             raise ImageDecodeError(
                 f"the image is {width}x{height} = {width * height:,} pixels, above the limit of "
-                f"{MAX_IMAGE_PIXELS:,} (a decompression bomb or a huge scan)"
+                f"{MAX_IMAGE_PIXELS:,} {HUGE}"
             )
-        if draft_size and image.format == "JPEG":
+        if charge is not None:
+            charge(width * height)
+        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+        if draft_size and image.format in ("JPEG", "MPO"):
             image.draft("RGB", (draft_size, draft_size))
         image.load()
-        image = ImageOps.exif_transpose(image)
+        if draft_size:
+            image = _shrink(image, draft_size)
+        if orientation in ORIENTATIONS:
+            image = image.transpose(ORIENTATIONS[orientation])
         return _to_rgb(image), (width, height)
     except ImageDecodeError:
         raise
     except UnidentifiedImageError as error:
-        raise ImageDecodeError("not an image, or an image format this lab cannot read") from error
+        raise _fail("not an image, or an image format this lab cannot read", error) from None
     except Image.DecompressionBombError as error:
-        raise ImageDecodeError(f"the image is too large to decode safely: {error}") from error
-    except (OSError, ValueError, SyntaxError) as error:
-        # PIL reports truncated and corrupt data as OSError ("image file is truncated", "broken data stream").
-        raise ImageDecodeError(f"the image data is damaged or incomplete ({error})") from error
+        raise _fail(f"the image is far above the limit of {MAX_IMAGE_PIXELS:,} pixels {HUGE}", error) from None
+    except MemoryError as error:
+        raise _fail("the image is too large to decode with the memory this server has", error) from None
+    except Exception as error:  # a damaged file can make any decoder raise anything; it must fail alone
+        raise _fail("the image data is damaged or incomplete", error) from None
 
 
 def preprocess_pil(image: Image.Image, options: PreprocessOptions) -> np.ndarray:

@@ -12,6 +12,7 @@ from galaxy_core.data.folder import SPLIT_FOLDER_NAMES, load_folder
 from galaxy_core.data.galaxy10 import VARIANTS, find_galaxy10_file, load_galaxy10
 from galaxy_core.data.images import PreprocessOptions
 from galaxy_core.data.synthetic import load_synthetic
+from galaxy_core.files import typed_path
 from galaxy_core.settings import Settings
 
 DATASET_SOURCES: dict[str, Callable[..., Dataset]] = {
@@ -111,13 +112,20 @@ def resolve_in_data_roots(text: str, roots: tuple[Path, ...]) -> Path:
     """
     if not roots:
         raise DatasetError("no data roots are configured: set GALAXY_LAB_DATA_ROOTS or data_roots in galaxy-lab.toml")
-    typed = Path(text.strip()).expanduser()
+    try:
+        typed = typed_path(text, "the dataset path")
+    except ValueError as error:
+        raise DatasetError(str(error)) from None
     candidates = [typed] if typed.is_absolute() else [root / typed for root in roots]
     inside = []
     for candidate in candidates:
-        resolved = candidate.resolve()
+        try:
+            resolved = candidate.resolve()
+            exists = resolved.exists()
+        except OSError as error:  # a name too long for the file system, a loop of links, ...
+            raise DatasetError(f"{text!r} cannot be looked up: {error.strerror or error}") from None
         if any(resolved.is_relative_to(root.resolve()) for root in roots):
-            if resolved.exists():
+            if exists:
                 return resolved
             inside.append(resolved)
     if inside:

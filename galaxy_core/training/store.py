@@ -29,6 +29,7 @@ import math
 import re
 import secrets
 import time
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -116,6 +117,28 @@ def valid_pid(value) -> int | None:
     return pid if pid is not None and pid > 1 else None
 
 
+def _checked_config(config: dict) -> dict:
+    """The config, if it says what every reader relies on: a dataset spec and a model name; else ValueError."""
+    problems = []
+    dataset = config.get("dataset")
+    if not isinstance(dataset, dict) or not isinstance(dataset.get("name"), str):
+        problems.append("its dataset is not a dataset description")
+    else:
+        kinds = {"image_size": int, "channels": int, "crop_fraction": int | float, "path": str}
+        problems += [
+            f"its dataset's {key} is {dataset[key]!r}"
+            for key, kind in kinds.items()
+            if key in dataset and (not isinstance(dataset[key], kind) or isinstance(dataset[key], bool))
+        ]
+    if not isinstance(config.get("model"), str):
+        problems.append(f"its model is {config.get('model')!r}, not a model name")
+    if "epochs" in config and _whole(config["epochs"]) is None:
+        problems.append(f"its epochs are {config['epochs']!r}")
+    if problems:
+        raise ValueError("config.json: " + "; ".join(problems))
+    return config
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """What pages, the CLI and benchmarks know of a run: its config and status, typed and checked."""
@@ -151,12 +174,11 @@ class RunSummary:
 
     @property
     def model(self) -> str:
-        return str(self.config.get("model", "?"))
+        return self.config["model"]
 
     @property
     def dataset(self) -> dict:
-        dataset = self.config.get("dataset")
-        return dataset if isinstance(dataset, dict) and isinstance(dataset.get("name"), str) else {"name": "?"}
+        return self.config["dataset"]
 
     @property
     def has_test_results(self) -> bool:
@@ -255,8 +277,9 @@ class Run:
             raise ValueError(f"status.json has no known state: {self.status().get('state')!r}") from None
 
     def summary(self) -> RunSummary:
-        """The run's typed summary; raises OSError or ValueError when config or status cannot be read."""
-        config, status, state = self.config(), self.status(), self.state()
+        """The run's typed summary; raises OSError or ValueError when config or status cannot be read or its
+        config lacks what a run must say (its dataset and model)."""
+        config, status, state = _checked_config(self.config()), self.status(), self.state()
         epochs_done = _whole(status.get("epochs_done"))
         best_val = _number(status.get("best_val_balanced_accuracy"))
         if epochs_done is None:  # written by an older version of the lab: count from the metrics
@@ -323,14 +346,26 @@ class Run:
         return _tail(self.worker_output_path, lines)
 
     def evaluation(self) -> dict | None:
-        return _read_json(self.evaluation_path) if self.evaluation_path.is_file() else None
+        """The saved test evaluation; None when there is none or it cannot be read (logged)."""
+        if not self.evaluation_path.is_file():
+            return None
+        try:
+            return _read_json(self.evaluation_path)
+        except (OSError, ValueError) as error:
+            logger.warning("run %s: unreadable evaluation.json: %s", self.id, error)
+            return None
 
     def predictions(self) -> dict[str, np.ndarray] | None:
-        """The saved test predictions (probabilities, tta_probabilities, labels, source_ids), or None."""
+        """The saved test predictions (probabilities, tta_probabilities, labels, source_ids); None when there are
+        none or they cannot be read (logged)."""
         if not self.predictions_path.is_file():
             return None
-        with np.load(self.predictions_path, allow_pickle=False) as saved:
-            return {key: saved[key] for key in saved.files}
+        try:
+            with np.load(self.predictions_path, allow_pickle=False) as saved:
+                return {key: saved[key] for key in saved.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            logger.warning("run %s: unreadable predictions.npz: %s", self.id, error)
+            return None
 
     def heartbeat_at(self) -> float | None:
         try:
@@ -417,6 +452,22 @@ class Run:
         (self.path / "stop-requested").write_text(str(time.time()))
 
 
+@dataclass(frozen=True)
+class DamagedRun:
+    """A run folder that cannot be read: listed with its reason, never in the way of the other runs."""
+
+    id: str
+    reason: str
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, json.JSONDecodeError):
+        return f"a file is not valid JSON ({error.msg} at line {error.lineno})"
+    if isinstance(error, OSError):
+        return f"{Path(error.filename).name if error.filename else 'a file'}: {error.strerror or error}"
+    return str(error)
+
+
 class RunStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -456,20 +507,30 @@ class RunStore:
             return []
         return sorted((p.name for p in entries if RUN_ID.fullmatch(p.name) and p.is_dir()), reverse=True)
 
-    def runs(self, *, active_only: bool = False) -> list[RunSummary]:
-        """Every readable run (or only the queued and running ones), newest first; unreadable folders are
-        skipped with a logged warning."""
-        found = []
+    def scan(self, *, active_only: bool = False) -> tuple[list[RunSummary], list[DamagedRun]]:
+        """(every readable run, newest first; the run folders that cannot be read, with why). `active_only`:
+        only queued and running runs (and no damaged ones). Folders that are no run at all are left out."""
+        found, damaged = [], []
         for run_id in self.run_ids():
             run = Run(self.root / run_id)
+            if not (run.exists() or (run.path / "config.json").exists()):
+                continue
             try:
                 if active_only and not run.state().active:
                     continue
                 found.append(run.summary())
             except (OSError, ValueError, TypeError) as error:
-                logger.warning("skipping run folder %s: %s", self.root / run_id, error)
+                if not active_only:
+                    logger.warning("damaged run folder %s: %s", run.path, error)
+                    damaged.append(DamagedRun(run_id, _reason(error)))
         # Ids order runs by the second they were created in; the creation time orders runs of the same second.
-        return sorted(found, key=lambda summary: (summary.created or 0.0, summary.id), reverse=True)
+        found.sort(key=lambda summary: (summary.created or 0.0, summary.id), reverse=True)
+        return found, damaged
+
+    def runs(self, *, active_only: bool = False) -> list[RunSummary]:
+        """Every readable run (or only the queued and running ones), newest first; damaged folders are left out
+        (`scan` lists them)."""
+        return self.scan(active_only=active_only)[0]
 
     @contextmanager
     def lock(self) -> Iterator[None]:

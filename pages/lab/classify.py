@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from galaxy_core.classify import ImageInput, predict_images, read_images
+from galaxy_core.classify import ImageInput, UploadLimits, predict_images, read_uploads
 from galaxy_core.data import DatasetError, PreprocessOptions
 from galaxy_core.data.images import SUPPORTED_EXTENSIONS
 from galaxy_core.export import EXPORT_FORMATS, SUFFIXES, export_run
@@ -38,21 +38,22 @@ def probability_chart(class_names: list, probabilities: np.ndarray, spread: np.n
     return figure
 
 
-def uploaded_images(options: PreprocessOptions, limit_mb: int) -> list[ImageInput]:
+def uploaded_images(options: PreprocessOptions, settings) -> list[ImageInput]:
     files = st.file_uploader(
-        "Drop galaxy images here (jpg, png, tif, bmp, or a zip of them)",
+        "Drop galaxy images here (jpg, png, tif, bmp, gif, webp, or a zip of them)",
         type=UPLOAD_TYPES,
         accept_multiple_files=True,
         key="classify_uploads",
-        max_upload_size=limit_mb,
-        help=f"Each file up to {limit_mb} MB. Files are read in memory and never stored.",
+        max_upload_size=settings.upload_limit_mb,
+        help=f"Each file up to {settings.upload_limit_mb} MB. Files are read in memory and never stored.",
     )
     if not files:
         return []
-    images, rejected = read_images([(f.name, f.getvalue()) for f in files], options, limit_mb * 1_000_000)
-    for problem in rejected:
-        st.warning(f"**{problem.name}** was not classified: {problem.reason}.")
-    return images
+    uploads = read_uploads(((f.name, f.getvalue()) for f in files), options, UploadLimits.from_settings(settings))
+    for upload in uploads:
+        if not isinstance(upload, ImageInput):
+            st.warning(f"**{upload.name}** was not classified: {upload.reason}.")
+    return [upload for upload in uploads if isinstance(upload, ImageInput)]
 
 
 def dataset_images(config: dict) -> list[ImageInput]:
@@ -165,7 +166,7 @@ source = st.segmented_control(
     "Images", ["Upload", "From the dataset"], default="Upload", key="classify_source", required=True
 )
 try:
-    images = uploaded_images(options, settings.upload_limit_mb) if source == "Upload" else dataset_images(config)
+    images = uploaded_images(options, settings) if source == "Upload" else dataset_images(config)
 except DatasetError as error:
     st.error(f"The run's dataset cannot be read: {error}")
     images = []

@@ -264,7 +264,7 @@ st.caption(
     f"On the active dataset: **{describe_spec(dataset)}** (change it on the Dataset page). Runs train in "
     "background processes: leave this page or close the browser, they go on."
 )
-summaries = manager.store.runs()
+summaries, damaged = manager.store.scan()
 with st.expander("New run", expanded=not summaries):
     try:
         config = new_run_ui(dataset, settings.max_epochs)
@@ -281,9 +281,12 @@ with st.expander("New run", expanded=not summaries):
         else:
             st.session_state[SELECTED_RUN_KEY] = run.id
             st.success(f"Queued run {run.id}.")
-            summaries = manager.store.runs()
+            summaries, damaged = manager.store.scan()
 service_ui(manager, summaries)
 chosen = runs_table_ui(summaries)
+if damaged:
+    with st.expander(f"{len(damaged)} damaged run folder(s), left out"):
+        st.markdown("\n".join(f"- `{run.id}`: damaged: {run.reason}" for run in damaged))
 if chosen:
     active = next(summary.state.active for summary in summaries if summary.id == chosen)
     st.fragment(run_every=REFRESH_SECONDS if active else None)(run_view)(manager, chosen)
