@@ -4,7 +4,7 @@ galaxy-lab serve                  start the web app
 galaxy-lab datasets               list the datasets the lab can offer
 galaxy-lab data-info DATASET      load a dataset (cached) and print its splits, classes and skipped files
 galaxy-lab download VARIANT       fetch a Galaxy10 file (resumable, checksummed)
-galaxy-lab train [--dataset D]    train a model in this terminal, into a run folder; prints the run id last
+galaxy-lab train [--dataset D]    queue a training run and follow it here (Ctrl-C stops it); prints the run id last
 galaxy-lab runs [--json]          list the runs
 galaxy-lab stop RUN               stop a queued or running run
 galaxy-lab evaluate RUN           evaluate a run's model on its test split or on another labelled dataset

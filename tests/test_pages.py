@@ -133,6 +133,22 @@ def test_typed_paths_outside_the_data_roots_are_refused(typed):
     assert "outside the data roots" in at.error[0].value
 
 
+@pytest.mark.parametrize(
+    ("typed", "reason"),
+    [
+        ("mine\0../etc", "contains a control character"),
+        ("x" * 5000, "is 5,000 characters long; at most 1,024"),
+        ("a/" + "b" * 300, "does not exist"),  # a name too long for the file system
+    ],
+)
+def test_typed_paths_that_no_file_system_call_should_see_are_refused(typed, reason):
+    at = open_page("dataset")
+    at.selectbox[0].select("Another folder in a data root…").run()
+    at.text_input[0].input(typed).run()
+    assert not at.exception
+    assert reason in at.error[0].value
+
+
 def test_a_folder_that_cannot_be_a_dataset_is_explained(isolated_settings):
     (isolated_settings["data"] / "empty" / "a").mkdir(parents=True)
     (isolated_settings["data"] / "empty" / "b").mkdir()

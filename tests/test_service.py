@@ -158,6 +158,23 @@ def test_a_terminal_run_waits_in_the_same_queue_and_ctrl_c_stops_it(isolated_set
     assert "queued: waiting for a training slot" in err.decode() and "stop requested" in err.decode()
 
 
+def in_a_mount_namespace(script: str, runs) -> object:
+    """Run a Python script in a mount namespace of its own (where it may mount over `runs`, its only argument) and
+    return the JSON it prints last."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"], check=False).returncode:
+        pytest.skip("needs `unshare -m` (root or CAP_SYS_ADMIN) to mount a filesystem of its own")
+    result = subprocess.run(
+        ["unshare", "-m", sys.executable, "-c", script, str(runs)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 FULL_DISK_SCRIPT = textwrap.dedent(
     """
     import json, subprocess, sys
@@ -178,18 +195,7 @@ FULL_DISK_SCRIPT = textwrap.dedent(
 def test_a_full_disk_fails_runs_with_that_cause_and_the_queue_goes_on(isolated_settings):
     """On a real 160 kB filesystem (mounted in a mount namespace of its own): two runs' checkpoints do not fit;
     each run ends with a final state (written from the space the store keeps in reserve), none stays running."""
-    if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"], check=False).returncode:
-        pytest.skip("needs `unshare -m` (root or CAP_SYS_ADMIN) to mount a small filesystem")
-    result = subprocess.run(
-        ["unshare", "-m", sys.executable, "-c", FULL_DISK_SCRIPT, str(isolated_settings["runs"])],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    messages = json.loads(result.stdout.strip().splitlines()[-1])
+    messages = in_a_mount_namespace(FULL_DISK_SCRIPT, isolated_settings["runs"])
     full = "failed: no space left on device"
     assert full in messages and all(m == full or m.startswith("finished after") for m in messages), messages
 
@@ -223,3 +229,30 @@ def test_the_ray_executor_without_ray_says_how_to_install_it(monkeypatch, isolat
         ExecutorUnavailableError, match=r'needs Ray on this machine: pip install "galaxy-cnn-lab\[cluster\]"'
     ):
         executor.check()
+
+
+READ_ONLY_SCRIPT = textwrap.dedent(
+    """
+    import contextlib, io, json, subprocess, sys
+    from streamlit.testing.v1 import AppTest
+    from galaxy_core.cli import main
+    runs = sys.argv[1]
+    subprocess.run(["mount", "--bind", runs, runs], check=True)
+    subprocess.run(["mount", "-o", "remount,ro,bind", runs], check=True)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        listed = main(["runs"])
+        trained = main(["train", "--epochs", "1", "--num-images", "30", "--image-size", "16", "--model", "custom_cnn"])
+    page = AppTest.from_file("pages/lab/train.py", default_timeout=120).run()
+    print(json.dumps([listed, trained, err.getvalue().strip().splitlines()[-1], bool(page.exception)]))
+    """
+)
+
+
+def test_a_read_only_runs_folder_is_said_plainly(isolated_settings):
+    listed, trained, message, page_failed = in_a_mount_namespace(READ_ONLY_SCRIPT, isolated_settings["runs"])
+    assert (listed, trained, page_failed) == (0, 2, False)
+    assert message == (
+        f"error: the runs folder {isolated_settings['runs']} cannot be written (Read-only file system): check "
+        "runs_dir and the disk"
+    )

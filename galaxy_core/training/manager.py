@@ -21,6 +21,10 @@ class QueueFullError(RuntimeError):
     """A run was refused: the queue is full or the run asks for more than the server allows."""
 
 
+class RunsFolderError(RuntimeError):
+    """The runs folder cannot be written (read-only, full, missing permissions): nothing can be queued."""
+
+
 @dataclass(frozen=True)
 class ServiceStatus:
     """The training service as pages and the CLI describe it."""
@@ -50,9 +54,18 @@ class JobManager:
 
     def submit(self, config: TrainConfig) -> Run:
         """Queue a run (the service starts it when a slot is free); QueueFullError when the server's limits refuse
-        it, OSError when the runs folder cannot be written."""
+        it, RunsFolderError when the runs folder cannot be written."""
         if self.max_epochs is not None and config.epochs > self.max_epochs:
             raise QueueFullError(f"this server allows at most {self.max_epochs} epochs per run, not {config.epochs}")
+        try:
+            return self._queue(config)
+        except OSError as error:
+            raise RunsFolderError(
+                f"the runs folder {self.store.root} cannot be written ({error.strerror or error}): check runs_dir "
+                "and the disk"
+            ) from error
+
+    def _queue(self, config: TrainConfig) -> Run:
         with self.store.lock():
             if self.max_queued is not None:
                 waiting = sum(summary.state is RunState.QUEUED for summary in self.store.runs(active_only=True))

@@ -16,7 +16,7 @@ from galaxy_core.training.config import (
     VALIDATION_SOURCES,
     recommended_config,
 )
-from galaxy_core.training.manager import JobManager, QueueFullError
+from galaxy_core.training.manager import JobManager, QueueFullError, RunsFolderError
 from galaxy_core.training.store import epoch_records
 from pages.lab.widgets import active_dataset_spec, describe_spec, get_settings, model_label
 
@@ -274,10 +274,8 @@ with st.expander("New run", expanded=not summaries):
     if config is not None:
         try:
             run = manager.submit(config)
-        except QueueFullError as error:
+        except (QueueFullError, RunsFolderError) as error:
             st.error(f"The run was not queued: {error}.")
-        except OSError as error:
-            st.error(f"The run was not queued: the runs folder cannot be written ({error}).")
         else:
             st.session_state[SELECTED_RUN_KEY] = run.id
             st.success(f"Queued run {run.id}.")
