@@ -155,8 +155,15 @@ def test_a_deep_link_goes_through_the_router(app_url, page):
 def test_train_a_run_and_watch_its_curve(app_url, page):
     from playwright.sync_api import expect
 
-    page.goto(f"{app_url}/train")
+    # A class trains on its small folder (52 galaxies), chosen on the Dataset page, in the same session.
+    page.goto(f"{app_url}/dataset")
+    page.get_by_role("combobox", name="Dataset", exact=True).click()
+    page.get_by_role("option", name="classroom (folder)").click()
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar.get_by_text("classroom, 64 px, RGB")).to_be_visible()
+    sidebar.get_by_role("link", name="Train").click()
     expect(page.get_by_role("heading", name="Train")).to_be_visible()
+    expect(page.get_by_text("On the active dataset: classroom")).to_be_visible()
     page.get_by_role("combobox", name="Model", exact=True).click()
     page.get_by_role("option", name="Custom: Custom CNN").click()
     # The form is drawn anew for the chosen model (its recipe's learning rate, 0.001): wait for it before typing.
