@@ -117,6 +117,13 @@ def valid_pid(value) -> int | None:
     return pid if pid is not None and pid > 1 else None
 
 
+def _state_of(status: dict) -> RunState:
+    try:
+        return RunState(status.get("state"))
+    except ValueError:
+        raise ValueError(f"status.json has no known state: {status.get('state')!r}") from None
+
+
 def _checked_config(config: dict) -> dict:
     """The config, if it says what every reader relies on: a dataset spec and a model name; else ValueError."""
     problems = []
@@ -271,15 +278,13 @@ class Run:
 
     def state(self) -> RunState:
         """The run's state alone (cheaper than its summary); ValueError when the status has none."""
-        try:
-            return RunState(self.status().get("state"))
-        except ValueError:
-            raise ValueError(f"status.json has no known state: {self.status().get('state')!r}") from None
+        return _state_of(self.status())
 
     def summary(self) -> RunSummary:
         """The run's typed summary; raises OSError or ValueError when config or status cannot be read or its
         config lacks what a run must say (its dataset and model)."""
-        config, status, state = _checked_config(self.config()), self.status(), self.state()
+        config, status = _checked_config(self.config()), self.status()
+        state = _state_of(status)
         epochs_done = _whole(status.get("epochs_done"))
         best_val = _number(status.get("best_val_balanced_accuracy"))
         if epochs_done is None:  # written by an older version of the lab: count from the metrics
