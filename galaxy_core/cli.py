@@ -181,7 +181,7 @@ def _print_record(record: dict, live: bool) -> None:
     )
 
 
-def _follow(manager, run) -> object:
+def _follow(manager, run):
     """Print a run's progress until it ends; returns its final summary. Ctrl-C raises KeyboardInterrupt."""
     from galaxy_core.training import RunState
 

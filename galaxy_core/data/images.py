@@ -115,12 +115,6 @@ def _reducible(image: Image.Image, info: dict) -> Image.Image:
     return image
 
 
-def _fail(message: str, error: BaseException) -> ImageDecodeError:
-    problem = ImageDecodeError(message)
-    problem.__cause__ = error
-    return problem
-
-
 def open_image(
     source: str | Path | bytes | BinaryIO,
     draft_size: int | None = None,
@@ -166,13 +160,13 @@ def open_image(
     except ImageDecodeError:
         raise
     except UnidentifiedImageError as error:
-        raise _fail("not an image, or an image format this lab cannot read", error) from None
+        raise ImageDecodeError("not an image, or an image format this lab cannot read") from error
     except Image.DecompressionBombError as error:
-        raise _fail(f"the image is far above the limit of {MAX_IMAGE_PIXELS:,} pixels {HUGE}", error) from None
+        raise ImageDecodeError(f"the image is far above the limit of {MAX_IMAGE_PIXELS:,} pixels {HUGE}") from error
     except MemoryError as error:
-        raise _fail("the image is too large to decode with the memory this server has", error) from None
+        raise ImageDecodeError("the image is too large to decode with the memory this server has") from error
     except Exception as error:  # a damaged file can make any decoder raise anything; it must fail alone
-        raise _fail("the image data is damaged or incomplete", error) from None
+        raise ImageDecodeError("the image data is damaged or incomplete") from error
 
 
 def preprocess_pil(image: Image.Image, options: PreprocessOptions) -> np.ndarray:

@@ -84,26 +84,25 @@ def exit_cause(code: int, run: Run) -> tuple[RunState | None, str]:
     return RunState.FAILED, f"failed: the worker ended with {cause}" + (f": {last}" if last else "")
 
 
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (field 3, the state, first); None without it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def process_start_time(pid: int) -> int | None:
     """When the process started, in clock ticks since boot (/proc/PID/stat field 22): with the pid, it names one
     process for good, since a pid can be reused but not with the same start time. None without /proc."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
 
 
 def process_alive(pid: int | None, start_time: int | None) -> bool:
     """Whether the process `pid` that started at `start_time` still runs (a zombie does not)."""
-    if pid is None or start_time is None:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    fields = stat.rsplit(")", 1)[1].split()
-    return fields[0] != "Z" and int(fields[19]) == start_time
+    fields = _stat_fields(pid) if pid is not None and start_time is not None else None
+    return bool(fields) and fields[0] != "Z" and int(fields[19]) == start_time
 
 
 def kill_process(pid: int | None, start_time: int | None) -> None:
