@@ -121,7 +121,7 @@ def _data_info(args, settings) -> int:
         "class_names": list(dataset.class_names),
         "image_shape": list(dataset.splits["train"].images.shape[1:]),
         "splits": {split: {"total": int(c.sum()), "per_class": c.tolist()} for split, c in counts.items()},
-        "skipped": [{"path": s.path, "reason": s.reason} for s in dataset.skipped],
+        "skipped": [{"name": s.name, "reason": s.reason} for s in dataset.skipped],
         "load_seconds": round(seconds, 3),
     }
     if args.json:
@@ -136,7 +136,7 @@ def _data_info(args, settings) -> int:
     if dataset.skipped:
         print(f"skipped {len(dataset.skipped)} file(s):")
         for skipped in dataset.skipped:
-            print(f"  {skipped.path}: {skipped.reason}")
+            print(f"  {skipped.name}: {skipped.reason}")
     return 0
 
 
@@ -336,10 +336,10 @@ def _evaluate(args, settings) -> int:
 
 
 def _predict(args, settings) -> int:
-    from galaxy_core.classify import ImageInput, UploadLimits, predict_images, read_upload_paths
     from galaxy_core.data import PreprocessOptions
     from galaxy_core.inference import load_run_model, run_class_names, run_preprocessing
     from galaxy_core.training import RunStore
+    from galaxy_core.uploads import ImageInput, UploadLimits, predict_images, read_upload_paths
 
     run = RunStore(args.runs_dir or settings.runs_dir).get(args.run_id)
     options = PreprocessOptions(**run_preprocessing(run.config()))

@@ -129,7 +129,7 @@ def test_the_command_line_and_the_app_start_without_tensorflow():
 
     code = (
         "import sys; import galaxy_core.cli as cli; cli.build_parser(); import pages.lab.widgets; "
-        "import galaxy_core.inference, galaxy_core.classify, galaxy_core.export; "
+        "import galaxy_core.inference, galaxy_core.uploads, galaxy_core.export; "
         "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=False).returncode == 0

@@ -72,7 +72,7 @@ def test_bad_files_are_skipped_and_reported_by_name(tmp_path):
     (tmp_path / "b" / "notes.txt").write_text("not an image")
     (tmp_path / "b" / ".DS_Store").write_bytes(b"\0\1")
     dataset = load(tmp_path)
-    reasons = {s.path: s.reason for s in dataset.skipped}
+    reasons = {s.name: s.reason for s in dataset.skipped}
     assert set(reasons) == {"a/zero.png", "a/renamed.jpg", "b/truncated.png", "b/notes.txt"}
     assert "empty" in reasons["a/zero.png"]
     assert "not an image" in reasons["a/renamed.jpg"]

@@ -77,10 +77,10 @@ def test_report_presets_have_the_report_parameter_counts(name, parameters):
     assert create_model(name).count_params() == parameters  # at the report's input size, 3 classes
 
 
-def test_vgg16_seed_is_the_report_128m_network():
-    info = model_info("vgg16_seed")
-    assert info.default_input_size == 224 and info.seed_accuracy == pytest.approx(0.3229)
-    model = create_model("vgg16_seed", weights="none")
+def test_vgg16_report_is_the_report_128m_network():
+    info = model_info("vgg16_report")
+    assert info.default_input_size == 224 and info.report_accuracy == pytest.approx(0.3229)
+    model = create_model("vgg16_report", weights="none")
     assert 127e6 < model.count_params() < 129e6
     assert all(layer.trainable for layer in model.layers)
 
@@ -155,13 +155,13 @@ def test_every_model_declares_what_a_teacher_needs():
         info = model_info(name)
         assert len(info.description) > 150 and info.origin and info.preprocessing
         assert info.min_input_size <= info.default_input_size
-        assert info.family in ("seed", "modern", "custom")
-    assert [n for n in MODELS if model_info(n).family == "seed"] == [
+        assert info.family in ("report", "modern", "custom")
+    assert [n for n in MODELS if model_info(n).family == "report"] == [
         "tutorial",
         "practice1",
         "practice2",
         "practice3",
         "practice4",
         "practice5",
-        "vgg16_seed",
+        "vgg16_report",
     ]

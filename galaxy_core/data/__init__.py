@@ -1,7 +1,7 @@
 """Galaxy datasets: one factory over synthetic, folder and Galaxy10 sources, all returning uint8 splits."""
 
 from galaxy_core.data.augment import AugmentOptions, augment_images
-from galaxy_core.data.dataset import SPLIT_NAMES, Dataset, DatasetError, SkippedFile, Split
+from galaxy_core.data.dataset import SPLIT_NAMES, Dataset, DatasetError, RejectedFile, Split
 from galaxy_core.data.galaxy10 import DownloadError, download_galaxy10
 from galaxy_core.data.images import ImageDecodeError, PreprocessOptions, open_image, to_grayscale
 from galaxy_core.data.registry import (
@@ -23,7 +23,7 @@ __all__ = [
     "DownloadError",
     "ImageDecodeError",
     "PreprocessOptions",
-    "SkippedFile",
+    "RejectedFile",
     "Split",
     "augment_images",
     "create_dataset",

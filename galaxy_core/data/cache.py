@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from galaxy_core.data.dataset import SPLIT_NAMES, Dataset, SkippedFile, Split
+from galaxy_core.data.dataset import SPLIT_NAMES, Dataset, RejectedFile, Split
 from galaxy_core.data.images import PreprocessOptions
 from galaxy_core.files import replaced_atomically
 
 logger = logging.getLogger(__name__)
 # Bump when the decoding, preprocessing or rendering code changes what it produces.
-CACHE_FORMAT = 2  # 2: large non-JPEG images are reduced before they are resized
+CACHE_FORMAT = 3  # 2: large non-JPEG images are reduced before they are resized; 3: skipped files by name
 
 
 def cache_key(parts: Mapping[str, object]) -> str:
@@ -70,7 +70,7 @@ def _load(path: Path) -> Dataset:
         class_names=tuple(meta["class_names"]),
         splits=splits,
         preprocess=PreprocessOptions(**meta["preprocess"]),
-        skipped=tuple(SkippedFile(**s) for s in meta["skipped"]),
+        skipped=tuple(RejectedFile(**s) for s in meta["skipped"]),
         root=meta["root"],
         description=meta["description"],
         spec=meta["spec"],

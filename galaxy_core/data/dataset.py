@@ -43,8 +43,10 @@ class Split:
 
 
 @dataclass(frozen=True)
-class SkippedFile:
-    path: str
+class RejectedFile:
+    """A file the lab could not use (a dataset file skipped, an upload refused): its name and why, in plain words."""
+
+    name: str
     reason: str
 
 
@@ -54,7 +56,7 @@ class Dataset:
     class_names: tuple[str, ...]
     splits: Mapping[str, Split]
     preprocess: PreprocessOptions
-    skipped: tuple[SkippedFile, ...] = ()
+    skipped: tuple[RejectedFile, ...] = ()
     # Where source ids point, for a source made of files; None for generated or packed data.
     root: str | None = None
     description: str = ""

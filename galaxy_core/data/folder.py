@@ -23,7 +23,7 @@ from galaxy_core.data.dataset import (
     Dataset,
     DatasetError,
     ProgressCallback,
-    SkippedFile,
+    RejectedFile,
     make_splits,
     stratified_split,
 )
@@ -63,7 +63,7 @@ def _split_folders(root: Path) -> dict[str, Path]:
     return found
 
 
-def _scan(root: Path) -> tuple[tuple[str, ...], list[_Candidate], list[SkippedFile], str]:
+def _scan(root: Path) -> tuple[tuple[str, ...], list[_Candidate], list[RejectedFile], str]:
     """Class names, image candidates, files skipped for their type, and a signature of the listing."""
     if not root.exists():
         raise DatasetError(f"dataset folder {root} does not exist")
@@ -80,7 +80,7 @@ def _scan(root: Path) -> tuple[tuple[str, ...], list[_Candidate], list[SkippedFi
             f"{class_source} must hold one folder per class (at least 2); found {list(class_names) or 'none'}"
         )
     candidates: list[_Candidate] = []
-    skipped: list[SkippedFile] = []
+    skipped: list[RejectedFile] = []
     signature = hashlib.sha256()
     for split, top in top_folders.items():
         for class_folder in _visible_subdirs(top):
@@ -98,7 +98,7 @@ def _scan(root: Path) -> tuple[tuple[str, ...], list[_Candidate], list[SkippedFi
                     if entry.name.lower().endswith(SUPPORTED_EXTENSIONS):
                         candidates.append(_Candidate(relative, split, label))
                     else:
-                        skipped.append(SkippedFile(relative, f"not a supported image type ({IMAGE_TYPES})"))
+                        skipped.append(RejectedFile(relative, f"not a supported image type ({IMAGE_TYPES})"))
     if not candidates:
         raise DatasetError(f"no images ({IMAGE_TYPES}) found in the class folders of {root}")
     return class_names, candidates, skipped, signature.hexdigest()
@@ -106,7 +106,7 @@ def _scan(root: Path) -> tuple[tuple[str, ...], list[_Candidate], list[SkippedFi
 
 def _decode_all(
     root: Path, candidates: list[_Candidate], options: PreprocessOptions, progress: ProgressCallback | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[SkippedFile]]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[RejectedFile]]:
     """(images, original sizes, decoded mask, failures) in candidate order.
 
     JPEG files go through the fast cropped decoder; the other files, and the JPEG files it could not read, through
@@ -129,13 +129,13 @@ def _decode_all(
         try:
             return load_image_file(root / candidates[index].relative_path, options)
         except ImageDecodeError as error:
-            return SkippedFile(candidates[index].relative_path, str(error))
+            return RejectedFile(candidates[index].relative_path, str(error))
 
     failures = []
     step = max(1, len(remaining) // 50)
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
         for done, (index, result) in enumerate(zip(remaining, pool.map(decode, remaining), strict=True), start=1):
-            if isinstance(result, SkippedFile):
+            if isinstance(result, RejectedFile):
                 failures.append(result)
             else:
                 images[index], sizes[index] = result
@@ -149,7 +149,7 @@ def _build(
     root: Path,
     class_names: tuple[str, ...],
     candidates: list[_Candidate],
-    skipped: list[SkippedFile],
+    skipped: list[RejectedFile],
     options: PreprocessOptions,
     val_fraction: float,
     test_fraction: float,

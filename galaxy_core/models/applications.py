@@ -148,9 +148,9 @@ VGG16_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 
 @register_model(
-    name="vgg16_seed",
+    name="vgg16_report",
     title="VGG16 as in the report (collapses)",
-    family="seed",
+    family="report",
     description=(
         "The report's transfer-learning attempt, reproduced with its mistakes: an ImageNet VGG16 base fed pixels "
         "scaled by 1/255 instead of ImageNet's own preprocessing, a 128 M-parameter head "
@@ -163,10 +163,10 @@ VGG16_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
     min_input_size=32,
     preprocessing=PREPROCESS_MODES["unit"] + " (the report's mistake: ImageNet weights expect 'caffe')",
     gradcam_layer="block5_conv3",
-    seed_accuracy=0.3229,
+    report_accuracy=0.3229,
     recipe=Recipe(optimizer="adam", learning_rate=1e-3, batch_size=16),
 )
-def vgg16_seed(*, input_shape, num_classes, name, classifier_activation, weights: str = "auto"):
+def vgg16_report(*, input_shape, num_classes, name, classifier_activation, weights: str = "auto"):
     inputs, x, source = _with_base(
         keras.applications.VGG16, VGG16_FILE, input_shape=input_shape, mode="unit", weights=weights, base_trainable=True
     )

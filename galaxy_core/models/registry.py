@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 MODEL_REGISTRY: dict[str, ModelInfo] = {}
 CHANNELS = (1, 3)
-FAMILIES = ("seed", "modern", "custom")
+FAMILIES = ("report", "modern", "custom")
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Recipe:
 class ModelInfo:
     name: str
     title: str
-    family: str  # one of FAMILIES: "seed" (the report's models), "modern", "custom"
+    family: str  # one of FAMILIES: "report" (the student report's models), "modern", "custom"
     description: str  # what idea it shows, for teaching
     origin: str
     default_input_size: int
@@ -42,7 +42,7 @@ class ModelInfo:
     gradcam_layer: str
     builder: Callable = field(repr=False, compare=False)
     default_channels: int = 3
-    seed_accuracy: float | None = None  # test accuracy in the report, for its presets
+    report_accuracy: float | None = None  # test accuracy in the report, for its presets
     recipe: Recipe = field(default_factory=Recipe)
 
     def options(self) -> dict[str, object]:

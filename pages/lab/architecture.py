@@ -95,8 +95,8 @@ def overview_ui(name: str, report: dict) -> None:
         f"**Preprocessing inside the model**: {info.preprocessing}",
         f"**Grad-CAM looks at**: `{info.gradcam_layer}`",
     ]
-    if info.seed_accuracy is not None:
-        facts.append(f"**Test accuracy in the report**: {info.seed_accuracy:.2%}")
+    if info.report_accuracy is not None:
+        facts.append(f"**Test accuracy in the report**: {info.report_accuracy:.2%}")
     if report["weights_source"]:
         facts.append(f"**Weights**: {report['weights_source']}")
     recipe = info.recipe
@@ -162,7 +162,7 @@ def compare_ui(name: str, input_shape: tuple, classes: int, report: dict) -> Non
                 "parameters": data["parameters"]["total"],
                 "weights MB": round(data["size_mb"], 2),
                 "M multiply-adds / image": round(data["mmacs"], 1),
-                "report accuracy": f"{info.seed_accuracy:.2%}" if info.seed_accuracy is not None else "",
+                "report accuracy": f"{info.report_accuracy:.2%}" if info.report_accuracy is not None else "",
             }
         )
     st.dataframe(pd.DataFrame(rows), hide_index=True)

@@ -8,12 +8,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from galaxy_core.classify import ImageInput, UploadLimits, predict_images, read_uploads
 from galaxy_core.data import DatasetError, PreprocessOptions
 from galaxy_core.data.images import SUPPORTED_EXTENSIONS
 from galaxy_core.export import EXPORT_FORMATS, SUFFIXES, export_run
 from galaxy_core.inference import ModelLoadError, model_file, run_class_names, run_preprocessing
 from galaxy_core.training import Run, RunStore
+from galaxy_core.uploads import ImageInput, UploadLimits, predict_images, read_uploads
 from pages.lab.widgets import choose_run, enlarge, get_settings, load_dataset, run_model
 
 DETAILED = 12  # images shown with their input, probabilities and Grad-CAM; all of them go in the table

@@ -154,7 +154,7 @@ def overview_ui(dataset: Dataset) -> None:
         )
     if dataset.skipped:
         with st.expander(f"{len(dataset.skipped)} file(s) were skipped", icon=":material/warning:"):
-            st.dataframe(pd.DataFrame([{"file": s.path, "reason": s.reason} for s in dataset.skipped]), hide_index=True)
+            st.dataframe(pd.DataFrame([{"file": s.name, "reason": s.reason} for s in dataset.skipped]), hide_index=True)
     st.caption(dataset.description)
 
 

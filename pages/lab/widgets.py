@@ -15,7 +15,7 @@ from galaxy_core.data import Dataset, DatasetChoice, DatasetError, create_datase
 from galaxy_core.settings import Settings, SettingsError, load_settings
 
 ROUTER = Path(__file__).resolve().parents[2] / "app.py"
-FAMILY_LABELS = {"seed": "Report", "modern": "Modern", "custom": "Custom"}
+FAMILY_LABELS = {"report": "Report", "modern": "Modern", "custom": "Custom"}
 ACTIVE_DATASET_KEY = "active_dataset_spec"
 DEFAULT_DATASET_PROBLEM_KEY = "default_dataset_problem"
 DEFAULT_SPEC = {"name": "synthetic", "image_size": 64, "crop_fraction": 1.0, "channels": 3}

@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from galaxy_core.data.dataset import RejectedFile
 from galaxy_core.data.images import (
     SUPPORTED_EXTENSIONS,
     ImageDecodeError,
@@ -42,12 +43,6 @@ class ImageInput:
     pixels: np.ndarray  # (H, W, C) uint8, preprocessed
     original_size: tuple[int, int]  # (width, height)
     warnings: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class RejectedFile:
-    name: str
-    reason: str
 
 
 Upload = ImageInput | RejectedFile
