@@ -298,7 +298,8 @@ def _stop(args, settings) -> int:
 
 def _evaluate(args, settings) -> int:
     from galaxy_core.data import create_dataset, spec_from_name
-    from galaxy_core.inference import evaluate_model, load_run_model, run_class_names, run_dataset_spec
+    from galaxy_core.inference import load_run_model, run_class_names, run_dataset_spec
+    from galaxy_core.prediction import evaluate_model
     from galaxy_core.training import RunStore
 
     run = RunStore(args.runs_dir or settings.runs_dir).get(args.run_id)
@@ -465,7 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
     stop = commands.add_parser("stop", parents=[one_run], help="stop a queued or running run")
     stop.set_defaults(run=_stop)
 
-    from galaxy_core.inference import CHECKPOINTS, EVALUATION_SPLITS
+    from galaxy_core.prediction import EVALUATION_SPLITS
+    from galaxy_core.training import CHECKPOINTS
 
     which_model = argparse.ArgumentParser(add_help=False, parents=[one_run])
     which_model.add_argument("--checkpoint", choices=CHECKPOINTS, default="best", help="which model (default best)")

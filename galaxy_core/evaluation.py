@@ -123,11 +123,26 @@ def per_class_share(labels, indices, num_classes: int) -> tuple[np.ndarray, np.n
     return counts, supports, float(np.mean(counts[present] / supports[present]))
 
 
+def answers_changed(labels, before, after) -> tuple[int, int]:
+    """(fixed, broken): how many examples the `after` predictions get right that `before` got wrong, and the
+    reverse (e.g. before and after test-time augmentation)."""
+    labels, before, after = np.asarray(labels), np.asarray(before), np.asarray(after)
+    fixed = int(np.sum((before != labels) & (after == labels)))
+    broken = int(np.sum((before == labels) & (after != labels)))
+    return fixed, broken
+
+
 @dataclass(frozen=True)
 class McNemarResult:
     only_first_right: int  # images the first model gets right and the second wrong
     only_second_right: int
     p_value: float
+    both_right: int = 0
+    both_wrong: int = 0
+
+    def table(self) -> list[list[int]]:
+        """The 2x2 table of paired answers: rows first model right / wrong, columns second model right / wrong."""
+        return [[self.both_right, self.only_first_right], [self.only_second_right, self.both_wrong]]
 
     def in_words(self, first: str = "the first model", second: str = "the second model") -> str:
         """A plain reading of the test for a class."""
@@ -159,4 +174,4 @@ def mcnemar(correct_first, correct_second) -> McNemarResult:
     n = b + c
     tail = sum(math.comb(n, k) for k in range(min(b, c) + 1))
     p_value = 1.0 if n == 0 else min(1.0, float(Fraction(2 * tail, 2**n)))
-    return McNemarResult(b, c, p_value)
+    return McNemarResult(b, c, p_value, int(np.sum(first & second)), int(np.sum(~first & ~second)))

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from galaxy_core.inference import load_run_model, model_file, run_class_names, run_preprocessing
+from galaxy_core.inference import load_run_model, run_class_names, run_preprocessing
 from galaxy_core.training.store import Run
 
 EXPORT_FORMATS = ("keras", "savedmodel", "tflite", "json")
@@ -78,7 +78,7 @@ def export_run(run: Run, export_format: str, output_dir: Path, checkpoint: str =
     if export_format == "json":
         destination.write_text(json.dumps(model_card(run, checkpoint), indent=2))
     elif export_format == "keras":
-        shutil.copyfile(model_file(run, checkpoint), destination)
+        shutil.copyfile(run.model_path(checkpoint), destination)
     elif export_format == "savedmodel":
         _export_savedmodel(load_run_model(run, checkpoint), destination)
     else:

@@ -1,86 +1,24 @@
-"""Using a trained run: load its model safely, predict (with or without test-time augmentation), evaluate it on
-any labelled dataset with the run's own preprocessing.
-
-Test-time augmentation (TTA) averages the predictions over the 8 flips and quarter-turn rotations of each image
-(the dihedral group of the square): a galaxy has no preferred orientation, so each view is an equally valid
-picture of it, and the spread over the views says how sure the model is.
-"""
+"""Answers from a trained run: its model, its saved test predictions, its view of a test set, and whether runs
+can be compared. Pure prediction (no runs) is galaxy_core.prediction; the files are the run store's."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from galaxy_core.training.store import Run
+from galaxy_core.data import Dataset, DatasetError
+from galaxy_core.prediction import align_labels, load_model_file, predict_probabilities
+from galaxy_core.training.store import Run, RunSummary
 
-CHECKPOINTS = ("best", "final")
-EVALUATION_SPLITS = ("test", "val", "train", "all")
-PREDICT_BATCH = 256
 # The dataset options that make up a run's preprocessing; evaluation on another dataset reuses them.
 PREPROCESS_KEYS = ("image_size", "crop_fraction", "channels")
 
 
-class ModelLoadError(RuntimeError):
-    """A run's model file is missing or cannot be loaded; the message says which file and why."""
-
-
-def load_model_file(path: Path):
-    """A .keras model, in Keras' safe mode (no arbitrary code from the file is run)."""
-    import keras
-
-    import galaxy_core.models  # noqa: F401  (registers the layers saved models refer to)
-
-    if not path.is_file():
-        raise ModelLoadError(f"{path} does not exist")
-    try:
-        return keras.saving.load_model(path, safe_mode=True)
-    except Exception as error:  # Keras raises many types for a damaged or foreign file
-        raise ModelLoadError(f"{path} cannot be loaded: {type(error).__name__}: {error}") from error
-
-
-def model_file(run: Run, checkpoint: str = "best") -> Path:
-    """The run's best checkpoint or final model file; a run without a best checkpoint gives its final model."""
-    if checkpoint not in CHECKPOINTS:
-        raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, got {checkpoint!r}")
-    path = run.best_model_path if checkpoint == "best" else run.final_model_path
-    if checkpoint == "best" and not path.exists():
-        path = run.final_model_path
-    if not path.exists():
-        raise ModelLoadError(f"run {run.id} has no saved {checkpoint} model ({path.name}): did it finish?")
-    return path
-
-
 def load_run_model(run: Run, checkpoint: str = "best"):
-    return load_model_file(model_file(run, checkpoint))
-
-
-def dihedral_views(images: np.ndarray) -> list[np.ndarray]:
-    """The 8 flips and quarter turns of a batch of square images (N, H, H, C); the first is the batch itself."""
-    if images.shape[1] != images.shape[2]:
-        raise ValueError(f"views need square images, got {images.shape[1]}x{images.shape[2]}")
-    turns = [np.rot90(images, k, axes=(1, 2)) for k in range(4)]
-    return turns + [view[:, :, ::-1] for view in turns]
-
-
-def _predict(model, images: np.ndarray) -> np.ndarray:
-    """Probabilities in batches, without model.predict's per-call input pipeline (slow for one image)."""
-    images = np.asarray(images, dtype=np.float32)
-    batches = [
-        model.predict_on_batch(images[start : start + PREDICT_BATCH]) for start in range(0, len(images), PREDICT_BATCH)
-    ]
-    return np.concatenate([np.asarray(batch) for batch in batches]).astype(np.float32)
-
-
-def predict_views(model, images: np.ndarray) -> np.ndarray:
-    """Probabilities for each of the 8 views, shape (8, N, classes)."""
-    return _predict(model, np.concatenate(dihedral_views(np.asarray(images)))).reshape(8, len(images), -1)
-
-
-def predict_probabilities(model, images: np.ndarray, *, tta: bool = False) -> np.ndarray:
-    """Class probabilities (N, classes); with `tta`, the mean over the 8 views of each image."""
-    return predict_views(model, images).mean(axis=0) if tta else _predict(model, images)
+    """The run's best checkpoint or final model; ModelLoadError says why when there is none or it is damaged."""
+    return load_model_file(run.model_path(checkpoint))
 
 
 def run_preprocessing(config: dict) -> dict:
@@ -134,38 +72,68 @@ def paired_predictions(runs: list[Run]) -> list[SavedPredictions]:
 
 
 @dataclass(frozen=True)
-class EvaluationResult:
-    summary: dict  # galaxy_core.evaluation.summarize
-    probabilities: np.ndarray  # (N, classes), in the model's class order
-    labels: np.ndarray  # (N,), in the model's class order
+class RunAnswers:
+    """A run's model with its test images, labels (in the model's class order) and predictions."""
+
+    model: object
+    images: np.ndarray
+    labels: np.ndarray
+    probabilities: np.ndarray
     source_ids: np.ndarray
+    class_names: list
 
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.probabilities.argmax(axis=1)
 
-def align_labels(labels: np.ndarray, dataset_classes, model_classes) -> np.ndarray:
-    """A dataset's labels as the model's class indices, matched by class name (any order)."""
-    dataset_classes, model_classes = list(dataset_classes), list(model_classes)
-    if sorted(dataset_classes) != sorted(model_classes):
-        raise ValueError(
-            f"the dataset's classes {dataset_classes} are not the model's {model_classes}: "
-            "a model can only be evaluated on images of the classes it was trained on"
+    def caption(self, index: int) -> str:
+        """'smooth → spiral 87%': the true class, the answer and its probability."""
+        predicted = self.predictions[index]
+        return (
+            f"{self.class_names[self.labels[index]]} → {self.class_names[predicted]} "
+            f"{self.probabilities[index, predicted]:.0%}"
         )
-    mapping = np.array([model_classes.index(name) for name in dataset_classes], dtype=np.int32)
-    return mapping[labels]
 
 
-def evaluate_model(model, dataset, class_names, split: str = "test", *, tta: bool = False) -> EvaluationResult:
-    """Metrics of `model` (trained on `class_names`) on one split of `dataset`, or on all of its images."""
-    from galaxy_core.evaluation import summarize
+def run_answers(
+    run: Run,
+    model,
+    dataset: Dataset,
+    *,
+    checkpoint: str = "best",
+    tta: bool = False,
+    predict: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> RunAnswers:
+    """The model's view of the test split of `dataset` (the run's own, loaded by the caller): the run's saved
+    predictions when they are for these images, else `predict(images)` (default: `model` here and now)."""
+    test = dataset.splits["test"]
+    if not len(test):
+        raise DatasetError(f"the run's dataset ({dataset.name}) has no test split: there is nothing to evaluate on")
+    class_names = run_class_names(run)
+    saved = saved_predictions(run, tta=tta) if checkpoint == "best" else None
+    if saved is not None and np.array_equal(saved.source_ids, test.source_ids):
+        probabilities = saved.probabilities
+    else:
+        probabilities = (predict or (lambda images: predict_probabilities(model, images, tta=tta)))(test.images)
+    labels = align_labels(test.labels, dataset.class_names, class_names)
+    return RunAnswers(model, test.images, labels, probabilities, test.source_ids, class_names)
 
-    if split not in EVALUATION_SPLITS:
-        raise ValueError(f"split must be one of {EVALUATION_SPLITS}, got {split!r}")
-    parts = list(dataset.splits.values()) if split == "all" else [dataset.splits[split]]
-    images = np.concatenate([part.images for part in parts])
-    if not len(images):
-        hint = " (a folder without split folders puts its test images in 'test'; or use --split all)"
-        raise ValueError(f"the dataset {dataset.name} has no images in its {split!r} split{hint}")
-    labels = align_labels(np.concatenate([part.labels for part in parts]), dataset.class_names, class_names)
-    source_ids = np.concatenate([part.source_ids for part in parts])
-    probabilities = predict_probabilities(model, images, tta=tta)
-    summary = summarize(labels, probabilities.argmax(axis=1), list(class_names))
-    return EvaluationResult(summary, probabilities, labels, source_ids)
+
+class NotComparableError(ValueError):
+    """Runs whose figures cannot be set side by side (they answer with different classes)."""
+
+
+def comparison_warning(summaries: list[RunSummary]) -> str | None:
+    """Raises NotComparableError for runs with different classes; for runs on different datasets or
+    preprocessing, returns what to keep in mind; None when they are fully alike."""
+    class_sets = {summary.class_names for summary in summaries}
+    if len(class_sets) > 1:
+        listed = "; ".join(", ".join(names) for names in sorted(class_sets))
+        raise NotComparableError(f"they answer with different classes ({listed})")
+    datasets = {repr(sorted(summary.dataset.items())) for summary in summaries}
+    if len(datasets) > 1:
+        return (
+            "they were trained on different datasets or preprocessing, so their figures may come from different "
+            "test images (the paired test and the galleries check that first)"
+        )
+    return None

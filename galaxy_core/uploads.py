@@ -234,7 +234,7 @@ def _distinct(uploads: list[Upload]) -> list[Upload]:
 
 def predict_images(model, images: list[ImageInput], *, tta: bool = False) -> list[Prediction]:
     """Class probabilities per image; with `tta`, the mean over the 8 flips and rotations and its spread."""
-    from galaxy_core.inference import predict_probabilities, predict_views
+    from galaxy_core.prediction import predict_probabilities, predict_views
 
     if not images:
         return []

@@ -3,6 +3,7 @@ import pytest
 
 from galaxy_core.evaluation import (
     accuracy,
+    answers_changed,
     balanced_accuracy,
     cell_members,
     confident_mistakes,
@@ -126,3 +127,17 @@ def test_mcnemar_reads_out_in_plain_words():
     assert "exactly the same images" in mcnemar([True, False], [True, False]).in_words()
     with pytest.raises(ValueError, match="same images"):
         mcnemar([True], [True, False])
+
+
+def test_mcnemar_table_holds_all_four_kinds_of_paired_answers():
+    first = [True, True, True, False, False, True]
+    second = [True, False, False, True, False, True]
+    assert mcnemar(first, second).table() == [[2, 2], [1, 1]]
+
+
+def test_answers_changed_counts_fixed_and_broken_examples():
+    labels = np.array([0, 1, 2, 0, 1])
+    before = np.array([0, 0, 2, 1, 1])  # wrong on 1 and 3
+    after = np.array([0, 1, 1, 0, 1])  # fixes 1 and 3, breaks 2
+    assert answers_changed(labels, before, after) == (2, 1)
+    assert answers_changed(labels, before, before) == (0, 0)

@@ -1,6 +1,7 @@
 """Using trained runs: safe loading, test-time augmentation, evaluation on other datasets, the evaluate command."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -8,15 +9,20 @@ import pytest
 from galaxy_core.cli import main
 from galaxy_core.data import create_dataset
 from galaxy_core.inference import (
+    NotComparableError,
+    comparison_warning,
+    load_run_model,
+    paired_predictions,
+    run_answers,
+    saved_predictions,
+)
+from galaxy_core.prediction import (
     ModelLoadError,
     align_labels,
     dihedral_views,
     evaluate_model,
     load_model_file,
-    load_run_model,
-    paired_predictions,
     predict_probabilities,
-    saved_predictions,
 )
 from galaxy_core.training import Run
 from tests.conftest import write_image_folder
@@ -96,9 +102,12 @@ def test_model_files_that_cannot_load_are_clear_errors(finished_run, tmp_path):
     damaged.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(ModelLoadError, match="cannot be loaded"):
         load_model_file(damaged)
-    finished_run.best_model_path.unlink()
     finished_run.final_model_path.unlink()
-    with pytest.raises(ModelLoadError, match="has no saved best model"):
+    with pytest.raises(ModelLoadError, match="has no final model: it did not reach its last epoch"):
+        load_run_model(finished_run, "final")
+    assert finished_run.model_path("best") == finished_run.best_model_path
+    finished_run.best_model_path.unlink()
+    with pytest.raises(ModelLoadError, match="kept no model: it ended before its first epoch did"):
         load_run_model(finished_run)
 
 
@@ -121,3 +130,29 @@ def test_evaluate_command_on_a_folder_without_splits(finished_run, isolated_sett
     assert main(["evaluate", finished_run.id, "--dataset", "other", "--split", "all"]) == 2
     assert "are not the model's" in capsys.readouterr().err
     assert main(["evaluate", "no-such-run"]) == 2
+
+
+def test_run_answers_use_saved_predictions_for_the_same_images_and_predict_otherwise(finished_run):
+    dataset = create_dataset(**finished_run.config()["dataset"])
+    model = load_run_model(finished_run)
+    calls = []
+
+    def predict(images):
+        calls.append(len(images))
+        return predict_probabilities(model, images)
+
+    saved = run_answers(finished_run, model, dataset, predict=predict)
+    assert calls == [] and np.array_equal(saved.probabilities, saved_predictions(finished_run).probabilities)
+    final = run_answers(finished_run, model, dataset, checkpoint="final", predict=predict)
+    assert calls == [len(dataset.splits["test"])] and final.probabilities.shape == saved.probabilities.shape
+    true, predicted = saved.class_names[saved.labels[0]], saved.class_names[saved.predictions[0]]
+    assert saved.caption(0).startswith(f"{true} → {predicted} ")
+
+
+def test_runs_with_other_classes_are_refused_and_other_datasets_flagged(finished_run):
+    summary = finished_run.summary()
+    assert comparison_warning([summary, summary]) is None
+    other_dataset = replace(summary, config={**summary.config, "dataset": {**summary.dataset, "image_size": 48}})
+    assert "different datasets or preprocessing" in comparison_warning([summary, other_dataset])
+    with pytest.raises(NotComparableError, match="different classes"):
+        comparison_warning([summary, replace(summary, class_names=("cats", "dogs", "birds"))])

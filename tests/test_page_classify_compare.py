@@ -138,8 +138,9 @@ def test_compare_shared_mistakes_refuses_runs_tested_on_other_images(finished_ru
     assert "tested on different images" in at.warning[0].value
 
 
-def test_compare_flags_runs_with_other_classes(finished_run, second_run):
+def test_compare_refuses_runs_with_other_classes(finished_run, second_run):
     second_run.set_status("finished", class_names=["cats", "dogs", "birds"])
     at = open_page("compare")
     assert not at.exception
-    assert "answer with different classes" in at.error[0].value
+    assert "cannot be compared: they answer with different classes" in at.error[0].value
+    assert not at.tabs and not at.dataframe  # refused: no tab is drawn

@@ -5,6 +5,6 @@ supervisor run as `python -m` modules of this package, which must not be importe
 """
 
 from galaxy_core.training.config import TrainConfig
-from galaxy_core.training.store import Run, RunNotFoundError, RunState, RunStore, RunSummary
+from galaxy_core.training.store import CHECKPOINTS, Run, RunNotFoundError, RunState, RunStore, RunSummary
 
-__all__ = ["Run", "RunNotFoundError", "RunState", "RunStore", "RunSummary", "TrainConfig"]
+__all__ = ["CHECKPOINTS", "Run", "RunNotFoundError", "RunState", "RunStore", "RunSummary", "TrainConfig"]

@@ -245,7 +245,7 @@ def _evaluate(model, run: RunWriter, dataset: Dataset) -> dict | None:
     """Test-split predictions and metrics, plain and averaged over the 8 flips and rotations (TTA), saved for the
     evaluation pages; None without a test split."""
     from galaxy_core.evaluation import summarize
-    from galaxy_core.inference import predict_views
+    from galaxy_core.prediction import predict_views
 
     test = dataset.splits["test"]
     if not len(test):

@@ -41,12 +41,14 @@ from typing import IO
 import numpy as np
 
 from galaxy_core.files import replaced_atomically, write_bytes_atomically, write_json_atomically
+from galaxy_core.prediction import ModelLoadError
 
 logger = logging.getLogger(__name__)
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,120}")
 FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")  # a TensorBoard file or folder name
 MODEL_FILES = {"best": "best.keras", "final": "final.keras"}
+CHECKPOINTS = tuple(MODEL_FILES)
 # Disk space kept for the run's final status, released when the disk is full (a status is under 8 kB).
 RESERVE_FILE, RESERVE_BYTES = ".reserve", 16384
 
@@ -247,6 +249,20 @@ class Run:
     @property
     def final_model_path(self) -> Path:
         return self.path / MODEL_FILES["final"]
+
+    def model_path(self, checkpoint: str = "best") -> Path:
+        """The run's best checkpoint (its final model when it kept no checkpoint) or its final model; raises
+        ModelLoadError saying why when the run kept none."""
+        if checkpoint not in CHECKPOINTS:
+            raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, got {checkpoint!r}")
+        path = self.path / MODEL_FILES[checkpoint]
+        if checkpoint == "best" and not path.is_file():
+            path = self.final_model_path
+        if path.is_file():
+            return path
+        if checkpoint == "best":
+            raise ModelLoadError(f"run {self.id} kept no model: it ended before its first epoch did")
+        raise ModelLoadError(f"run {self.id} has no final model: it did not reach its last epoch; use its best one")
 
     @property
     def evaluation_path(self) -> Path:

@@ -11,7 +11,8 @@ import streamlit as st
 from galaxy_core.data import DatasetError, PreprocessOptions
 from galaxy_core.data.images import SUPPORTED_EXTENSIONS
 from galaxy_core.export import EXPORT_FORMATS, SUFFIXES, export_run
-from galaxy_core.inference import ModelLoadError, model_file, run_class_names, run_preprocessing
+from galaxy_core.inference import run_class_names, run_preprocessing
+from galaxy_core.prediction import ModelLoadError
 from galaxy_core.training import Run, RunStore
 from galaxy_core.uploads import ImageInput, UploadLimits, predict_images, read_uploads
 from pages.lab.widgets import choose_run, enlarge, get_settings, load_dataset, run_model
@@ -131,7 +132,7 @@ def export_ui(run) -> None:
     if st.button("Prepare the file", key="classify_prepare"):
         st.session_state["classify_prepared"] = wanted
     if st.session_state.get("classify_prepared") == wanted:
-        path = model_file(run)
+        path = run.model_path()
         data = _export_bytes(str(run.path), (str(path), path.stat().st_mtime), export_format)
         st.download_button(
             f"Download {labels[export_format]}",

@@ -8,7 +8,8 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from galaxy_core.evaluation import mcnemar, per_class_share, shared_mistakes
-from galaxy_core.inference import ModelLoadError, paired_predictions
+from galaxy_core.inference import NotComparableError, comparison_warning, paired_predictions
+from galaxy_core.prediction import ModelLoadError
 from galaxy_core.training import RunStore
 from galaxy_core.training.store import epoch_records
 from pages.lab.widgets import (
@@ -128,10 +129,7 @@ def significance_tab(entries: list) -> None:
     result = mcnemar(correct_first, correct_second)
     names = [f"{summary.model} ({summary.id[-4:]})" for summary in entries]
     table = pd.DataFrame(
-        [
-            [int(np.sum(correct_first & correct_second)), result.only_first_right],
-            [result.only_second_right, int(np.sum(~correct_first & ~correct_second))],
-        ],
+        result.table(),
         index=[f"{names[0]} right", f"{names[0]} wrong"],
         columns=[f"{names[1]} right", f"{names[1]} wrong"],
     )
@@ -255,19 +253,14 @@ if len(chosen) < 2:
     st.info("Choose at least two runs.")
     st.stop()
 entries = [by_id[run_id] for run_id in chosen]
-datasets = {describe_spec(summary.dataset) for summary in entries}
-class_sets = {summary.class_names for summary in entries}
-if len(class_sets) > 1:
-    st.error(
-        "These runs answer with different classes ("
-        + "; ".join(", ".join(names) for names in class_sets)
-        + "): their figures are not comparable."
-    )
-elif len(datasets) > 1:
-    st.warning(
-        f"These runs were trained on different datasets or preprocessing ({'; '.join(sorted(datasets))}): their "
-        "figures may come from different test images; the paired test and the gallery check that first."
-    )
+try:
+    warning = comparison_warning(entries)
+except NotComparableError as error:
+    st.error(f"These runs cannot be compared: {error}. Choose runs trained on the same classes.")
+    st.stop()
+if warning:
+    datasets = sorted({describe_spec(summary.dataset) for summary in entries})
+    st.warning(f"Compare with care: {warning}. Datasets: {'; '.join(datasets)}.")
 lazy_tabs(
     "compare_tabs",
     {

@@ -18,6 +18,7 @@ from galaxy_core.data import (
     to_grayscale,
 )
 from galaxy_core.data.images import ImageDecodeError
+from galaxy_core.data.stats import class_mean_images, imbalance, pixel_histograms
 from pages.lab.widgets import (
     ACTIVE_DATASET_KEY,
     DEFAULT_SPEC,
@@ -142,15 +143,13 @@ def overview_ui(dataset: Dataset) -> None:
         title="Images per class and split (labels: share of the split)",
     )
     st.plotly_chart(figure)
-    train = counts["train"]
-    majority = int(np.argmax(train))
-    share = train[majority] / train.sum()
-    if share > 1.5 / dataset.num_classes:
+    dominant = imbalance(dataset)
+    if dominant:
         st.warning(
-            f"The classes are imbalanced: **{dataset.class_names[majority]}** is {share:.0%} of the training images. "
-            f"A network that always answers {dataset.class_names[majority]} scores {share:.0%} accuracy but only "
-            f"{1 / dataset.num_classes:.0%} balanced accuracy (the mean of the per-class recalls), so judge models "
-            "by balanced accuracy and per-class recall."
+            f"The classes are imbalanced: **{dominant.majority}** is {dominant.share:.0%} of the training images. "
+            f"A network that always answers {dominant.majority} scores {dominant.share:.0%} accuracy but only "
+            f"{dominant.balanced_accuracy:.0%} balanced accuracy (the mean of the per-class recalls), so judge "
+            "models by balanced accuracy and per-class recall."
         )
     if dataset.skipped:
         with st.expander(f"{len(dataset.skipped)} file(s) were skipped", icon=":material/warning:"):
@@ -250,23 +249,19 @@ def grayscale_ui(dataset: Dataset) -> None:
 def statistics_ui(dataset: Dataset) -> None:
     split = dataset.splits["train"]
     st.markdown("**Mean image per class** (training split, each stretched to full brightness)")
-    means, captions = [], []
-    for class_index, name in enumerate(dataset.class_names):
-        members = split.images[split.labels == class_index]
-        if len(members):
-            mean = members.mean(axis=0)
-            means.append((255 * mean / max(mean.max(), 1)).astype(np.uint8))
-            captions.append(f"{name} ({len(members):,})")
-    image_grid(np.stack(means), captions, columns=max(6, len(means)))
+    means = class_mean_images(split, dataset.class_names)
+    image_grid(
+        np.stack([mean for _, _, mean in means]),
+        [f"{name} ({count:,})" for name, count, _ in means],
+        columns=max(6, len(means)),
+    )
 
     choice = st.selectbox("Pixel histogram of", ["all classes", *dataset.class_names])
     images = (
         split.images if choice == "all classes" else split.images[split.labels == dataset.class_names.index(choice)]
     )
-    channel_names = ["red", "green", "blue"] if images.shape[-1] == 3 else ["gray"]
-    counts = {name: np.bincount(images[..., c].ravel(), minlength=256) for c, name in enumerate(channel_names)}
     table = (
-        pd.DataFrame(counts)
+        pd.DataFrame(pixel_histograms(images))
         .rename_axis("pixel value")
         .reset_index()
         .melt(id_vars="pixel value", var_name="channel", value_name="pixels")

@@ -1,23 +1,14 @@
 """Evaluate: what a finished run got right and wrong on its test images, and where it looked."""
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from galaxy_core.data import DatasetError
-from galaxy_core.evaluation import cell_members, confident_mistakes, summarize
-from galaxy_core.inference import (
-    CHECKPOINTS,
-    ModelLoadError,
-    align_labels,
-    model_file,
-    predict_probabilities,
-    run_class_names,
-    saved_predictions,
-)
-from galaxy_core.training import RunState, RunStore
+from galaxy_core.evaluation import answers_changed, cell_members, confident_mistakes, summarize
+from galaxy_core.inference import RunAnswers, run_answers
+from galaxy_core.prediction import ModelLoadError, predict_probabilities
+from galaxy_core.training import CHECKPOINTS, RunState, RunStore
 from pages.lab.widgets import (
     choose_run,
     confusion_figure,
@@ -36,55 +27,30 @@ MAX_FEATURE_MAPS = 32
 CELL_TRUE_KEY, CELL_PREDICTED_KEY = "evaluate_cell_true", "evaluate_cell_predicted"
 
 
-@dataclass(frozen=True)
-class TestSet:
-    """A run's model with its test images, labels (in the model's class order) and predictions."""
-
-    model: object
-    images: np.ndarray
-    labels: np.ndarray
-    probabilities: np.ndarray
-    source_ids: np.ndarray
-    class_names: list
-
-    @property
-    def predictions(self) -> np.ndarray:
-        return self.probabilities.argmax(axis=1)
-
-    def caption(self, index: int) -> str:
-        predicted = self.predictions[index]
-        return (
-            f"{self.class_names[self.labels[index]]} → {self.class_names[predicted]} "
-            f"{self.probabilities[index, predicted]:.0%}"
-        )
-
-
 @st.cache_data(max_entries=8, show_spinner="Predicting the test images…")
 def _predict(_model, model_key: tuple, _images: np.ndarray, images_key: tuple, tta: bool) -> np.ndarray:
     return predict_probabilities(_model, _images, tta=tta)
 
 
-def load_test_set(run, config: dict, checkpoint: str, tta: bool) -> TestSet:
-    """The chosen model's view of the run's test split: saved predictions when they fit, computed otherwise."""
-    settings = get_settings()
+def load_answers(run, config: dict, checkpoint: str, tta: bool) -> RunAnswers:
+    """The chosen model's answers on the run's test split: saved predictions when they fit, computed otherwise
+    (cached per model file and dataset)."""
     model = run_model(run, checkpoint)
-    dataset = load_dataset(config["dataset"], settings)
-    test = dataset.splits["test"]
-    if not len(test):
-        raise DatasetError(f"the run's dataset ({dataset.name}) has no test split: there is nothing to evaluate on")
-    class_names = run_class_names(run)
-    saved = saved_predictions(run, tta=tta) if checkpoint == "best" else None
-    if saved is not None and np.array_equal(saved.source_ids, test.source_ids):
-        probabilities = saved.probabilities
-    else:
-        path = model_file(run, checkpoint)
-        images_key = (tuple(sorted(config["dataset"].items())), len(test))
-        probabilities = _predict(model, (str(path), path.stat().st_mtime), test.images, images_key, tta)
-    labels = align_labels(test.labels, dataset.class_names, class_names)
-    return TestSet(model, test.images, labels, probabilities, test.source_ids, class_names)
+    dataset = load_dataset(config["dataset"], get_settings())
+    path = run.model_path(checkpoint)
+    model_key = (str(path), path.stat().st_mtime)
+    images_key = (tuple(sorted(config["dataset"].items())), len(dataset.splits["test"]))
+    return run_answers(
+        run,
+        model,
+        dataset,
+        checkpoint=checkpoint,
+        tta=tta,
+        predict=lambda images: _predict(model, model_key, images, images_key, tta),
+    )
 
 
-def metrics_tab(data: TestSet) -> None:
+def metrics_tab(data: RunAnswers) -> None:
     summary = summarize(data.labels, data.predictions, data.class_names)
     columns = st.columns(3)
     columns[0].metric("Accuracy", f"{summary['accuracy']:.1%}")
@@ -104,7 +70,7 @@ def metrics_tab(data: TestSet) -> None:
     )
 
 
-def matrix_tab(data: TestSet) -> None:
+def matrix_tab(data: RunAnswers) -> None:
     matrix = summarize(data.labels, data.predictions, data.class_names)["confusion_matrix"]
     normalised = st.toggle("Row-normalised (share of each true class)", key="evaluate_normalised")
     event = st.plotly_chart(
@@ -133,7 +99,7 @@ def matrix_tab(data: TestSet) -> None:
         st.caption(f"The {GALLERY_PAGE} most confident of {len(members)}.")
 
 
-def mistakes_tab(data: TestSet) -> None:
+def mistakes_tab(data: RunAnswers) -> None:
     mistakes = confident_mistakes(data.labels, data.probabilities)
     if not len(mistakes):
         st.success("No test image is misclassified.")
@@ -150,7 +116,7 @@ def mistakes_tab(data: TestSet) -> None:
     image_grid(data.images[mistakes[:shown]], [data.caption(i) for i in mistakes[:shown]])
 
 
-def image_picker(data: TestSet) -> int:
+def image_picker(data: RunAnswers) -> int:
     """A test image chosen by number; the first misclassified one by default."""
     mistakes = confident_mistakes(data.labels, data.probabilities)
     default = int(mistakes[0]) if len(mistakes) else 0
@@ -163,7 +129,7 @@ def image_picker(data: TestSet) -> int:
     )
 
 
-def gradcam_tab(data: TestSet) -> None:
+def gradcam_tab(data: RunAnswers) -> None:
     from galaxy_core.explain import default_gradcam_layer, gradcam, overlay, spatial_layer_names
 
     layers = spatial_layer_names(data.model)
@@ -204,7 +170,7 @@ def gradcam_tab(data: TestSet) -> None:
         image_grid(painted, [data.caption(i) for i in examples], columns=EXAMPLES_PER_CLASS, size=160)
 
 
-def inside_tab(data: TestSet) -> None:
+def inside_tab(data: RunAnswers) -> None:
     from galaxy_core.explain import feature_maps, first_conv_filters, spatial_layer_names
 
     st.markdown("**Feature maps**: what each filter of a layer responds to in one image (bright = strong).")
@@ -232,8 +198,8 @@ def tta_tab(run, config: dict, checkpoint: str) -> None:
         "good picture of it. Averaging the model's answers over the 8 views (test-time augmentation) usually "
         "makes it steadier."
     )
-    plain = load_test_set(run, config, checkpoint, tta=False)
-    averaged = load_test_set(run, config, checkpoint, tta=True)
+    plain = load_answers(run, config, checkpoint, tta=False)
+    averaged = load_answers(run, config, checkpoint, tta=True)
     figures = {
         label: summarize(part.labels, part.predictions, part.class_names)
         for label, part in (("one view", plain), ("8 views averaged", averaged))
@@ -248,8 +214,7 @@ def tta_tab(run, config: dict, checkpoint: str) -> None:
         for label, f in figures.items()
     }
     st.dataframe(pd.DataFrame(rows).T.style.format("{:.3f}"))
-    fixed = np.sum((plain.predictions != plain.labels) & (averaged.predictions == plain.labels))
-    broken = np.sum((plain.predictions == plain.labels) & (averaged.predictions != plain.labels))
+    fixed, broken = answers_changed(plain.labels, plain.predictions, averaged.predictions)
     st.markdown(f"Averaging corrects **{fixed}** test images and gets **{broken}** wrong that one view got right.")
 
 
@@ -276,7 +241,7 @@ checkpoint = left.radio(
 )
 tta = right.toggle("Average over 8 flips and rotations (TTA)", key="evaluate_tta")
 try:
-    test_set = load_test_set(run, config, checkpoint, tta)
+    answers = load_answers(run, config, checkpoint, tta)
 except ModelLoadError as error:
     st.error(f"The model cannot be loaded: {error}")
     st.stop()
@@ -286,11 +251,11 @@ except (DatasetError, ValueError) as error:
 lazy_tabs(
     "evaluate_tabs",
     {
-        "Metrics": lambda: metrics_tab(test_set),
-        "Confusion matrix": lambda: matrix_tab(test_set),
-        "Mistakes": lambda: mistakes_tab(test_set),
-        "Grad-CAM": lambda: gradcam_tab(test_set),
-        "Inside the network": lambda: inside_tab(test_set),
+        "Metrics": lambda: metrics_tab(answers),
+        "Confusion matrix": lambda: matrix_tab(answers),
+        "Mistakes": lambda: mistakes_tab(answers),
+        "Grad-CAM": lambda: gradcam_tab(answers),
+        "Inside the network": lambda: inside_tab(answers),
         "Test-time augmentation": lambda: tta_tab(run, config, checkpoint),
     },
 )

@@ -148,16 +148,14 @@ def model_label(name: str) -> str:
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
 def _cached_model(path: str, modified: float):
     """A loaded model, shared by every session; `modified` makes a rewritten file load afresh."""
-    from galaxy_core.inference import load_model_file
+    from galaxy_core.prediction import load_model_file
 
     return load_model_file(Path(path))
 
 
 def run_model(run, checkpoint: str = "best"):
     """The run's model (best checkpoint or final), loaded once per server. Raises ModelLoadError."""
-    from galaxy_core.inference import model_file
-
-    path = model_file(run, checkpoint)
+    path = run.model_path(checkpoint)
     return _cached_model(str(path), path.stat().st_mtime)
 
 
