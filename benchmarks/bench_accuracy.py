@@ -15,6 +15,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from galaxy_core.data import DatasetSpec
 from galaxy_core.training import RunStore
 from galaxy_core.training.config import recommended_config
 from galaxy_core.training.procedure import train_run
@@ -32,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.data.is_dir():
         raise SystemExit(f"error: {args.data} not found; pass --data PATH to gz1-3class")
-    spec = {"name": "folder", "path": str(args.data), "crop_fraction": 0.4, "image_size": args.image_size}
+    spec = DatasetSpec.of("folder", path=str(args.data)).with_preprocess(crop_fraction=0.4, image_size=args.image_size)
     overrides = {"epochs": args.epochs} if args.epochs else {}
     config = recommended_config(spec, **overrides)
     with tempfile.TemporaryDirectory() as temporary_dir:

@@ -25,7 +25,7 @@ from PIL import Image
 
 from galaxy_core.data import PreprocessOptions
 from galaxy_core.explain import gradcam, overlay
-from galaxy_core.inference import load_run_model, run_preprocessing
+from galaxy_core.inference import load_run_model
 from galaxy_core.models import create_model
 from galaxy_core.training import RunStore
 from galaxy_core.training.config import DEFAULT_MODEL
@@ -59,7 +59,7 @@ def main() -> None:
     name, data = (str(args.image), args.image.read_bytes()) if args.image else default_image()
     if args.run:
         run = RunStore(args.runs_dir).get(args.run)
-        model, options = load_run_model(run), PreprocessOptions(**run_preprocessing(run.config()))
+        model, options = load_run_model(run), run.summary().dataset.preprocess
     else:
         options = PreprocessOptions(image_size=64, crop_fraction=0.4)
         model = create_model(DEFAULT_MODEL, (64, 64, 3), 3)

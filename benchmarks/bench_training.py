@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 
-from galaxy_core.data import create_dataset
+from galaxy_core.data import DatasetSpec, create_dataset
 from galaxy_core.models import create_model
 from galaxy_core.training import RunStore
 from galaxy_core.training.config import recommended_config
@@ -105,12 +105,12 @@ def main() -> None:
     parser.add_argument("--model", default="practice1")
     args = parser.parse_args()
     spec = (
-        {"name": "folder", "path": str(GZ1), "crop_fraction": 0.4, "image_size": 64}
+        DatasetSpec.of("folder", path=str(GZ1)).with_preprocess(crop_fraction=0.4)
         if GZ1.is_dir()
-        else {"name": "synthetic", "image_size": 64}
+        else DatasetSpec.of("synthetic")
     )
     config = recommended_config(spec, args.model, epochs=args.epochs, early_stopping=False, schedule="constant")
-    dataset = create_dataset(**spec)
+    dataset = create_dataset(spec)
     images = len(dataset.splits["train"])
     with tempfile.TemporaryDirectory() as runs_dir:
         bare = bare_fit(config, dataset)

@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 from PIL import Image, ImageDraw
 
-from galaxy_core.data import create_dataset
+from galaxy_core.data import DatasetSpec, create_dataset
 from galaxy_core.evaluation import balanced_accuracy, confusion_matrix, per_class_share, shared_mistakes
 from galaxy_core.inference import paired_predictions
 from galaxy_core.training import RunState, RunStore
@@ -29,9 +29,9 @@ TILE = 150
 SHEET_COLUMNS = 10
 
 
-def contact_sheet(spec: dict, source_ids, captions: list[str], path: Path) -> None:
+def contact_sheet(spec: DatasetSpec, source_ids, captions: list[str], path: Path) -> None:
     """The images, a wider and sharper view than the models' (50% crop at 150 px), each with its caption."""
-    dataset = create_dataset(**{**spec, "image_size": TILE, "crop_fraction": 0.5})
+    dataset = create_dataset(spec.with_preprocess(image_size=TILE, crop_fraction=0.5))
     test = dataset.splits["test"]
     position = {source_id: index for index, source_id in enumerate(test.source_ids)}
     rows = -(-len(captions) // SHEET_COLUMNS)
@@ -66,9 +66,9 @@ def main() -> None:
     class_names = list(entries[0].class_names)
     for summary, predictions in zip(entries, saved, strict=True):
         matrix = confusion_matrix(labels, predictions.probabilities.argmax(axis=1), len(class_names))
-        spec = summary.dataset
+        preprocess = summary.dataset.preprocess
         print(
-            f"{summary.id}: {summary.model}, {spec.get('image_size')} px, crop {spec.get('crop_fraction')}: "
+            f"{summary.id}: {summary.model}, {preprocess.image_size} px, crop {preprocess.crop_fraction}: "
             f"test balanced accuracy {balanced_accuracy(matrix):.4f}"
         )
     shared = shared_mistakes(labels, [s.probabilities for s in saved])

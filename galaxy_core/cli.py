@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from galaxy_core.data import DATASET_SOURCES, PreprocessOptions, dataset_names_help
 from galaxy_core.settings import SettingsError, load_settings
 
 APP_FILE = Path(__file__).resolve().parent.parent / "app.py"
@@ -32,45 +33,55 @@ def _terminal_progress(done: int, total: int, message: str) -> None:
     print(f"\r{percent}{message}", end=end, file=sys.stderr, flush=True)
 
 
-DATASET_HELP = "synthetic, galaxy10-sdss, galaxy10-decals, a folder, an .h5 file, or a folder name in a data root"
-
-
 def add_dataset_arguments(parser: argparse.ArgumentParser, positional: bool = True) -> None:
-    """The dataset options shared by every subcommand that loads a dataset."""
+    """The dataset, its preprocessing, and a flag for every terminal option of the registered sources."""
     if positional:
-        parser.add_argument("dataset", help=DATASET_HELP)
+        parser.add_argument("dataset", help=dataset_names_help())
     else:
-        parser.add_argument("--dataset", default="synthetic", help=DATASET_HELP + " (default synthetic)")
-    parser.add_argument("--image-size", type=int, help="side of the square input in pixels (default 64)")
+        parser.add_argument("--dataset", default="synthetic", help=dataset_names_help() + " (default synthetic)")
+    defaults = PreprocessOptions()
+    parser.add_argument(
+        "--image-size", type=int, help=f"side of the square input in pixels (default {defaults.image_size})"
+    )
     parser.add_argument(
         "--crop-fraction",
         type=float,
-        help="centre crop as a fraction of the shorter side, before resizing (default 1.0)",
+        help="centre crop as a fraction of the shorter side, before resizing (default: the settings' "
+        f"dataset_defaults for the folder, else {defaults.crop_fraction})",
     )
     parser.add_argument("--grayscale", action="store_true", help="one channel instead of RGB")
-    parser.add_argument("--num-images", type=int, help="synthetic only: how many galaxies (default 3000)")
-    parser.add_argument("--difficulty", choices=["easy", "normal", "hard"], help="synthetic only")
-    parser.add_argument("--data-seed", type=int, help="seed for rendering and for splitting (default 0)")
-    parser.add_argument("--val-fraction", type=float, help="share carved for validation where none exists")
-    parser.add_argument("--test-fraction", type=float, help="share carved for testing where none exists")
+    flags: dict[str, tuple] = {}
+    for source in DATASET_SOURCES.values():
+        for option in source.options:
+            if option.flag:
+                flags.setdefault(option.flag, (option, []))[1].append(source.name)
+    for flag, (option, sources) in flags.items():
+        only = "" if len(sources) == len(DATASET_SOURCES) else f"{', '.join(sources)} only: "
+        parser.add_argument(
+            flag,
+            dest=f"source_{option.name}",
+            type=option.kind,
+            choices=option.choices or None,
+            help=f"{only}{option.help} (default {option.default})",
+        )
 
 
-def dataset_spec_from_args(args: argparse.Namespace, settings) -> dict:
-    from galaxy_core.data import spec_from_name
+def dataset_spec_from_args(args: argparse.Namespace, settings):
+    """The DatasetSpec the dataset arguments name; a flag the dataset's source does not take is an error."""
+    from galaxy_core.data import dataset_source, spec_from_name
 
     spec = spec_from_name(args.dataset, settings)
-    overrides = {
-        "image_size": args.image_size,
-        "crop_fraction": args.crop_fraction,
-        "channels": 1 if args.grayscale else None,
-        "num_images": args.num_images,
-        "difficulty": args.difficulty,
-        "seed": args.data_seed,
-        "val_fraction": args.val_fraction,
-        "test_fraction": args.test_fraction,
+    given = {
+        key.removeprefix("source_"): value
+        for key, value in vars(args).items()
+        if key.startswith("source_") and value is not None
     }
-    spec.update({key: value for key, value in overrides.items() if value is not None})
-    return spec
+    source = dataset_source(spec.source)
+    for name in given:
+        source.option(name)  # raises, naming what the source takes
+    return spec.with_options(**given).with_preprocess(
+        image_size=args.image_size, crop_fraction=args.crop_fraction, channels=1 if args.grayscale else None
+    )
 
 
 def _serve(args, settings) -> int:
@@ -100,10 +111,10 @@ def _datasets(args, settings) -> int:
 
     choices = discover_datasets(settings)
     if args.json:
-        print(json.dumps([{"label": c.label, "spec": c.spec} for c in choices], indent=2))
+        print(json.dumps([{"label": c.label, "spec": c.spec.to_dict()} for c in choices], indent=2))
     else:
         for choice in choices:
-            print(f"{choice.label:40s} {json.dumps(choice.spec)}")
+            print(f"{choice.label:40s} {json.dumps(choice.spec.to_dict())}")
     return 0
 
 
@@ -112,12 +123,12 @@ def _data_info(args, settings) -> int:
 
     spec = dataset_spec_from_args(args, settings)
     started = time.perf_counter()
-    dataset = create_dataset(**spec, cache_dir=settings.cache_dir, progress=_terminal_progress)
+    dataset = create_dataset(spec, cache_dir=settings.cache_dir, progress=_terminal_progress)
     seconds = time.perf_counter() - started
     counts = dataset.class_counts()
     summary = {
         "name": dataset.name,
-        "spec": dataset.spec,
+        "spec": dataset.spec.to_dict(),
         "class_names": list(dataset.class_names),
         "image_shape": list(dataset.splits["train"].images.shape[1:]),
         "splits": {split: {"total": int(c.sum()), "per_class": c.tolist()} for split, c in counts.items()},
@@ -141,7 +152,7 @@ def _data_info(args, settings) -> int:
 
 
 def _download(args, settings) -> int:
-    from galaxy_core.data import download_galaxy10
+    from galaxy_core.data.galaxy10 import download_galaxy10
 
     path = download_galaxy10(
         args.variant, args.dest or settings.download_dir, url=args.url, sha256=args.sha256, progress=_terminal_progress
@@ -218,7 +229,6 @@ def _train(args, settings) -> int:
         "augment": AugmentOptions(flip=False, rotate=False, zoom=0.0, brightness=0.0) if args.no_augment else None,
     }
     dataset = dataset_spec_from_args(args, settings)
-    dataset.setdefault("image_size", 64)
     options = json.loads(args.model_options) if args.model_options else {}
     config = recommended_config(
         dataset, args.model, model_options=options, **{k: v for k, v in overrides.items() if v is not None}
@@ -303,9 +313,8 @@ def _evaluate(args, settings) -> int:
     from galaxy_core.training import RunStore
 
     run = RunStore(args.runs_dir or settings.runs_dir).get(args.run_id)
-    config = run.config()
-    spec = run_dataset_spec(config, spec_from_name(args.dataset, settings) if args.dataset else None)
-    dataset = create_dataset(**spec, cache_dir=settings.cache_dir, progress=_terminal_progress)
+    spec = run_dataset_spec(run, spec_from_name(args.dataset, settings) if args.dataset else None)
+    dataset = create_dataset(spec, cache_dir=settings.cache_dir, progress=_terminal_progress)
     model = load_run_model(run, args.checkpoint)
     result = evaluate_model(model, dataset, run_class_names(run), args.split, tta=args.tta)
     summary = result.summary
@@ -337,13 +346,12 @@ def _evaluate(args, settings) -> int:
 
 
 def _predict(args, settings) -> int:
-    from galaxy_core.data import PreprocessOptions
-    from galaxy_core.inference import load_run_model, run_class_names, run_preprocessing
+    from galaxy_core.inference import load_run_model, run_class_names
     from galaxy_core.training import RunStore
     from galaxy_core.uploads import ImageInput, UploadLimits, predict_images, read_upload_paths
 
     run = RunStore(args.runs_dir or settings.runs_dir).get(args.run_id)
-    options = PreprocessOptions(**run_preprocessing(run.config()))
+    options = run.summary().dataset.preprocess
     uploads = read_upload_paths(args.images, options, UploadLimits.from_settings(settings))
     images = [upload for upload in uploads if isinstance(upload, ImageInput)]
     class_names = run_class_names(run)
@@ -481,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Images are preprocessed as the run's were (size, crop, channels); the dataset's class names "
         "must be the run's.",
     )
-    evaluate.add_argument("--dataset", help=DATASET_HELP + " (default: the run's own dataset)")
+    evaluate.add_argument("--dataset", help=dataset_names_help() + " (default: the run's own dataset)")
     evaluate.add_argument(
         "--split",
         choices=EVALUATION_SPLITS,

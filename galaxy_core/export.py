@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
-from galaxy_core.inference import load_run_model, run_class_names, run_preprocessing
+from galaxy_core.inference import load_run_model, run_class_names
 from galaxy_core.training.store import Run
 
 EXPORT_FORMATS = ("keras", "savedmodel", "tflite", "json")
@@ -22,7 +23,7 @@ def model_card(run: Run, checkpoint: str = "best") -> dict:
     """What a program needs to use the exported model: classes, input, preprocessing, provenance, figures."""
     summary = run.summary()
     config = summary.config
-    preprocessing = {"image_size": 64, "crop_fraction": 1.0, "channels": 3, **run_preprocessing(config)}
+    preprocessing = asdict(summary.dataset.preprocess)
     card = {
         "run": run.id,
         "model": config["model"],
@@ -43,7 +44,7 @@ def model_card(run: Run, checkpoint: str = "best") -> dict:
             ),
         },
         "output": "class probabilities (softmax), in the order of class_names",
-        "dataset": config.get("dataset", {}),
+        "dataset": summary.dataset.to_dict(),
     }
     for key in ("test_accuracy", "test_balanced_accuracy", "test_balanced_accuracy_tta"):
         if getattr(summary, key) is not None:

@@ -4,16 +4,13 @@ can be compared. Pure prediction (no runs) is galaxy_core.prediction; the files 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from galaxy_core.data import Dataset, DatasetError
+from galaxy_core.data import Dataset, DatasetError, DatasetSpec
 from galaxy_core.prediction import align_labels, load_model_file, predict_probabilities
 from galaxy_core.training.store import Run, RunSummary
-
-# The dataset options that make up a run's preprocessing; evaluation on another dataset reuses them.
-PREPROCESS_KEYS = ("image_size", "crop_fraction", "channels")
 
 
 def load_run_model(run: Run, checkpoint: str = "best"):
@@ -21,15 +18,10 @@ def load_run_model(run: Run, checkpoint: str = "best"):
     return load_model_file(run.model_path(checkpoint))
 
 
-def run_preprocessing(config: dict) -> dict:
-    """The preprocessing options of a run's dataset (size, crop, channels), to apply to other images."""
-    dataset = config.get("dataset", {})
-    return {key: dataset[key] for key in PREPROCESS_KEYS if key in dataset}
-
-
-def run_dataset_spec(config: dict, other: dict | None = None) -> dict:
-    """The run's own dataset, or `other` (a create_dataset spec) read with the run's preprocessing."""
-    return dict(config["dataset"]) if other is None else {**other, **run_preprocessing(config)}
+def run_dataset_spec(run: Run, other: DatasetSpec | None = None) -> DatasetSpec:
+    """The run's own dataset, or `other` read with the run's preprocessing (size, crop, channels)."""
+    own = run.summary().dataset
+    return own if other is None else replace(other, preprocess=own.preprocess)
 
 
 def run_class_names(run: Run) -> list[str]:
@@ -130,7 +122,7 @@ def comparison_warning(summaries: list[RunSummary]) -> str | None:
     if len(class_sets) > 1:
         listed = "; ".join(", ".join(names) for names in sorted(class_sets))
         raise NotComparableError(f"they answer with different classes ({listed})")
-    datasets = {repr(sorted(summary.dataset.items())) for summary in summaries}
+    datasets = {summary.dataset for summary in summaries}
     if len(datasets) > 1:
         return (
             "they were trained on different datasets or preprocessing, so their figures may come from different "

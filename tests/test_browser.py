@@ -124,7 +124,7 @@ def test_home_then_browse_synthetic_and_real_folder(app_url, page):
 
     page.goto(app_url)
     expect(page.get_by_role("heading", name="Galaxy CNN Lab")).to_be_visible()
-    expect(page.get_by_text("synthetic, 64 px, RGB").first).to_be_visible()
+    expect(page.get_by_text("synthetic, normal, 64 px, RGB").first).to_be_visible()
 
     page.get_by_role("link", name="Browse the dataset").click()
     expect(page.get_by_role("heading", name="Dataset")).to_be_visible()

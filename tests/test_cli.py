@@ -34,7 +34,7 @@ def test_datasets_lists_what_is_found(isolated_settings, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["data-info", "no-such-dataset"], "is neither 'synthetic'"),
+        (["data-info", "no-such-dataset"], "'no-such-dataset' is none of: 'synthetic'"),
         (["data-info", "synthetic", "--image-size", "3"], "image_size must be"),
         (["download", "sdss", "--url", "http://127.0.0.1:9/x.h5"], "seems to be offline"),
     ],

@@ -7,8 +7,8 @@ import h5py
 import numpy as np
 import pytest
 
-from galaxy_core.data import DatasetError, DownloadError, create_dataset, download_galaxy10
-from galaxy_core.data.galaxy10 import VARIANTS
+from galaxy_core.data import DatasetError, create_dataset
+from galaxy_core.data.galaxy10 import VARIANTS, DownloadError, download_galaxy10
 
 
 def write_galaxy10(path, count=40, size=69, labels=None, keys=("images", "ans")):

@@ -87,7 +87,7 @@ def test_paired_predictions_need_the_same_test_images(finished_run):
 
 
 def test_evaluating_the_best_model_reproduces_the_saved_figures(finished_run):
-    dataset = create_dataset(**finished_run.config()["dataset"])
+    dataset = create_dataset(finished_run.summary().dataset)
     result = evaluate_model(load_run_model(finished_run), dataset, ["edge", "smooth", "spiral"], "test")
     np.testing.assert_allclose(result.probabilities, saved_predictions(finished_run).probabilities, atol=1e-5)
     assert result.summary["confusion_matrix"] == finished_run.evaluation()["confusion_matrix"]
@@ -133,7 +133,7 @@ def test_evaluate_command_on_a_folder_without_splits(finished_run, isolated_sett
 
 
 def test_run_answers_use_saved_predictions_for_the_same_images_and_predict_otherwise(finished_run):
-    dataset = create_dataset(**finished_run.config()["dataset"])
+    dataset = create_dataset(finished_run.summary().dataset)
     model = load_run_model(finished_run)
     calls = []
 
@@ -152,7 +152,8 @@ def test_run_answers_use_saved_predictions_for_the_same_images_and_predict_other
 def test_runs_with_other_classes_are_refused_and_other_datasets_flagged(finished_run):
     summary = finished_run.summary()
     assert comparison_warning([summary, summary]) is None
-    other_dataset = replace(summary, config={**summary.config, "dataset": {**summary.dataset, "image_size": 48}})
+    smaller = {**summary.config["dataset"], "image_size": 48}
+    other_dataset = replace(summary, config={**summary.config, "dataset": smaller})
     assert "different datasets or preprocessing" in comparison_warning([summary, other_dataset])
     with pytest.raises(NotComparableError, match="different classes"):
         comparison_warning([summary, replace(summary, class_names=("cats", "dogs", "birds"))])

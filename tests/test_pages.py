@@ -5,9 +5,10 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from galaxy_core.data import DatasetSpec
 from tests.conftest import PAGE_TIMEOUT, PAGES, REPO_ROOT, open_page, write_image_folder
 
-SMALL_SYNTHETIC = {"name": "synthetic", "image_size": 32, "crop_fraction": 1.0, "channels": 3, "num_images": 60}
+SMALL_SYNTHETIC = DatasetSpec.of("synthetic", num_images=60).with_preprocess(image_size=32)
 
 
 def test_every_page_url_has_an_entry_that_hands_over_to_the_router():
@@ -25,8 +26,8 @@ def test_home_says_what_the_lab_is_and_where_to_go():
     at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=PAGE_TIMEOUT).run()
     assert not at.exception
     assert at.title[0].value == "Galaxy CNN Lab"
-    assert any("synthetic, 64 px, RGB" in m.value for m in at.markdown)
-    assert any("synthetic, 64 px, RGB" in m.value for m in at.sidebar.markdown)
+    assert any("synthetic, normal, 64 px, RGB" in m.value for m in at.markdown)
+    assert any("synthetic, normal, 64 px, RGB" in m.value for m in at.sidebar.markdown)
 
 
 def test_a_new_session_starts_on_the_configured_default_dataset(isolated_settings, monkeypatch):
@@ -47,7 +48,7 @@ def test_a_missing_default_dataset_falls_back_to_synthetic_with_a_note(monkeypat
     monkeypatch.setenv("GALAXY_LAB_DEFAULT_DATASET", "not-here")
     at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=PAGE_TIMEOUT).run()
     assert not at.exception
-    assert any("synthetic, 64 px, RGB" in m.value for m in at.sidebar.markdown)
+    assert any("synthetic, normal, 64 px, RGB" in m.value for m in at.sidebar.markdown)
     assert "default dataset" in at.sidebar.warning[0].value and "'not-here'" in at.sidebar.warning[0].value
 
 
@@ -91,7 +92,8 @@ def test_grayscale_tab_compares_rgb_and_gray():
     at = open_page("dataset", active_dataset_spec=SMALL_SYNTHETIC, dataset_tab="RGB vs grayscale")
     assert not at.exception
     assert len(at.get("image")) == 3 * 12
-    gray = open_page("dataset", active_dataset_spec={**SMALL_SYNTHETIC, "channels": 1}, dataset_tab="RGB vs grayscale")
+    gray_spec = SMALL_SYNTHETIC.with_preprocess(channels=1)
+    gray = open_page("dataset", active_dataset_spec=gray_spec, dataset_tab="RGB vs grayscale")
     assert "already" not in str(gray.info) and "loaded in grayscale" in gray.info[0].value
 
 
@@ -111,7 +113,7 @@ def test_load_form_applies_new_preprocessing():
     at.button[0].click().run()
     assert not at.exception
     assert at.metric[1].value == "48 x 48 x 1"
-    assert at.session_state["active_dataset_spec"]["channels"] == 1
+    assert at.session_state["active_dataset_spec"].preprocess.channels == 1
 
 
 def test_folder_in_a_data_root_with_skipped_files_and_imbalance(isolated_settings):
@@ -197,7 +199,7 @@ def test_custom_cnn_knobs_and_a_clear_error_for_impossible_settings():
 
 
 def test_train_page_queues_a_run_that_trains_in_the_background(isolated_settings):
-    at = open_page("train", active_dataset_spec={**SMALL_SYNTHETIC, "image_size": 16})
+    at = open_page("train", active_dataset_spec=SMALL_SYNTHETIC.with_preprocess(image_size=16))
     assert not at.exception
     assert "No runs yet" in at.info[0].value
     at.selectbox(key="train_model").select("custom_cnn").run()
@@ -249,7 +251,7 @@ def test_train_page_says_why_queued_runs_wait_and_keeps_them(isolated_settings, 
 
 def test_train_page_explains_a_model_too_big_for_the_images():
     at = open_page(
-        "train", active_dataset_spec={"name": "synthetic", "image_size": 32, "crop_fraction": 1.0, "channels": 3}
+        "train", active_dataset_spec=DatasetSpec.of("synthetic").with_preprocess(image_size=32)
     )
     at.selectbox(key="train_model").select("practice3").run()
     assert not at.exception

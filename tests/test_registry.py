@@ -1,8 +1,11 @@
 import pytest
 
 from galaxy_core.data import (
+    DATASET_SOURCES,
     DatasetError,
+    DatasetSpec,
     create_dataset,
+    describe_spec,
     discover_datasets,
     list_dataset_sources,
     resolve_in_data_roots,
@@ -13,17 +16,24 @@ from tests.conftest import write_image_folder
 from tests.test_galaxy10 import write_galaxy10
 
 
-def test_sources_and_unknown_names():
-    assert list_dataset_sources() == ["folder", "galaxy10", "synthetic"]
+def test_sources_in_menu_order_and_unknown_names():
+    assert list_dataset_sources() == ["synthetic", "folder", "galaxy10"]
     with pytest.raises(ValueError, match=r"unknown dataset source 'mnist'; known sources: \['folder'"):
         create_dataset("mnist")
 
 
-def test_unknown_options_are_named_and_unset_ones_dropped():
-    with pytest.raises(ValueError, match=r"does not take \['colour'\]; it takes \['num_images'"):
+def test_unknown_and_mistyped_options_are_named_and_unset_ones_dropped():
+    with pytest.raises(ValueError, match=r"does not take 'colour'; it takes \['num_images'"):
         create_dataset("synthetic", colour="red")
+    with pytest.raises(ValueError, match=r"num_images must be a int, got '30'"):
+        create_dataset("synthetic", num_images="30")
+    with pytest.raises(ValueError, match=r"difficulty must be one of \['easy'"):
+        create_dataset("synthetic", difficulty="brutal")
+    with pytest.raises(ValueError, match=r"dataset source 'folder' needs \['path'\]"):
+        create_dataset("folder")
     dataset = create_dataset("synthetic", num_images=30, image_size=16, difficulty=None)
-    assert dataset.spec == {
+    assert dataset.spec == DatasetSpec.of("synthetic", num_images=30).with_preprocess(image_size=16)
+    assert dataset.spec.to_dict() == {
         "name": "synthetic",
         "image_size": 16,
         "crop_fraction": 1.0,
@@ -32,10 +42,27 @@ def test_unknown_options_are_named_and_unset_ones_dropped():
     }
 
 
-def test_spec_recreates_the_same_dataset():
+def test_spec_round_trips_through_its_dict_and_recreates_the_same_dataset():
     dataset = create_dataset("synthetic", num_images=30, image_size=16, seed=2)
-    again = create_dataset(**dataset.spec)
+    spec = DatasetSpec.from_dict(dataset.spec.to_dict())
+    assert spec == dataset.spec and hash(spec) == hash(dataset.spec)
+    again = create_dataset(spec)
     assert (again.splits["train"].images == dataset.splits["train"].images).all()
+    assert describe_spec(spec) == "synthetic, normal, 16 px, RGB"
+    assert spec.with_options(seed=None) == DatasetSpec.of("synthetic", num_images=30).with_preprocess(image_size=16)
+    with pytest.raises(ValueError, match="names its source"):
+        DatasetSpec.from_dict({"image_size": 32})
+    with pytest.raises(ValueError, match="image_size must be a whole number"):
+        DatasetSpec.from_dict({"name": "synthetic", "image_size": "big"})
+
+
+def test_every_source_declares_its_loaders_options_with_their_defaults():
+    for source in DATASET_SOURCES.values():
+        assert source.title and source.text_help
+        for option in source.options:
+            if option.default is not None:
+                option.check(option.default)  # a default within its own declared type and range
+            assert option.flag is None or option.flag.startswith("--")
 
 
 def test_discovery_offers_folders_galaxy10_and_defaults(isolated_settings, tmp_path, monkeypatch):
@@ -55,8 +82,14 @@ def test_discovery_offers_folders_galaxy10_and_defaults(isolated_settings, tmp_p
         "gz-like (folder)",
         "Galaxy10 SDSS (Galaxy10.h5)",
     ]
-    assert choices[2].spec == {"name": "folder", "path": str(data / "gz-like"), "crop_fraction": 0.4}
-    assert create_dataset(**choices[2].spec, image_size=16).preprocess.crop_fraction == 0.4
+    assert choices[2].spec.to_dict() == {
+        "name": "folder",
+        "path": str(data / "gz-like"),
+        "image_size": 64,
+        "crop_fraction": 0.4,
+        "channels": 3,
+    }
+    assert create_dataset(choices[2].spec.with_preprocess(image_size=16)).preprocess.crop_fraction == 0.4
 
 
 def test_paths_are_confined_to_the_data_roots(isolated_settings, tmp_path):
@@ -79,11 +112,11 @@ def test_paths_are_confined_to_the_data_roots(isolated_settings, tmp_path):
 def test_names_typed_in_a_terminal(isolated_settings, tmp_path):
     settings = load_settings()
     write_image_folder(isolated_settings["data"] / "mine", {"a": 2, "b": 2})
-    assert spec_from_name("synthetic", settings) == {"name": "synthetic"}
-    assert spec_from_name("mine", settings) == {"name": "folder", "path": str(isolated_settings["data"] / "mine")}
+    assert spec_from_name("synthetic", settings) == DatasetSpec.of("synthetic")
+    assert spec_from_name("mine", settings) == DatasetSpec.of("folder", path=str(isolated_settings["data"] / "mine"))
     h5 = write_galaxy10(tmp_path / "any.h5", count=10)
-    assert spec_from_name(str(h5), settings) == {"name": "galaxy10", "path": str(h5)}
+    assert spec_from_name(str(h5), settings) == DatasetSpec.of("galaxy10", path=str(h5))
     with pytest.raises(DatasetError, match="galaxy-lab download decals"):
         spec_from_name("galaxy10-decals", settings)
-    with pytest.raises(DatasetError, match="is neither 'synthetic'"):
+    with pytest.raises(DatasetError, match="'nothing-here' is none of: 'synthetic'; a folder of class folders"):
         spec_from_name("nothing-here", settings)

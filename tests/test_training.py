@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
+from galaxy_core.data import DatasetSpec
 from galaxy_core.training import RunNotFoundError, RunState, RunStore, TrainConfig
 from galaxy_core.training.manager import JobManager, QueueFullError
 from galaxy_core.training.procedure import class_weights, train_run
@@ -38,7 +39,8 @@ def tiny_config(**overrides) -> TrainConfig:
         ({"optimizer": "adagrad"}, "optimizer must be one of"),
         ({"learning_rate": 0}, "learning_rate must be"),
         ({"monitor": "val_f1"}, "monitor must be one of"),
-        ({"dataset": {}}, "dataset must name its source"),
+        ({"dataset": {}}, "a dataset spec names its source"),
+        ({"dataset": {"name": "synthetic", "num_images": 2.5}}, "num_images must be a int, got 2.5"),
         ({"model": "practice3"}, "practice3 needs images of at least 50 px; the dataset is set to 16 px"),
         ({"validation": "test_split"}, "validation must be one of"),
         ({"validation_fraction": 0.7}, "validation_fraction must be between 0 and 0.5"),
@@ -286,7 +288,7 @@ def test_a_remote_run_fills_the_run_folder_through_its_events(isolated_settings)
 
     run = RunStore(isolated_settings["runs"]).create(tiny_config().to_dict(), "c")
     remote = RemoteRun(run.id, {k: v for k, v in run.config().items() if k != "created"})
-    dataset = create_dataset(**TINY_DATA)
+    dataset = create_dataset(DatasetSpec.from_dict(TINY_DATA))
     assert train_run(remote, dataset) == "finished"
     apply_events(run, remote.news(stop=False))
     made = {p.relative_to(remote.tensorboard_dir): p.read_bytes() for p in remote.tensorboard_dir.rglob("*.v2")}

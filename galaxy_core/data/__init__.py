@@ -1,38 +1,44 @@
-"""Galaxy datasets: one factory over synthetic, folder and Galaxy10 sources, all returning uint8 splits."""
+"""Galaxy datasets: registered sources (synthetic, folder, Galaxy10) built from typed specs, all returning uint8
+splits."""
 
 from galaxy_core.data.augment import AugmentOptions, augment_images
 from galaxy_core.data.dataset import SPLIT_NAMES, Dataset, DatasetError, RejectedFile, Split
-from galaxy_core.data.galaxy10 import DownloadError, download_galaxy10
 from galaxy_core.data.images import ImageDecodeError, PreprocessOptions, open_image, to_grayscale
 from galaxy_core.data.registry import (
-    DatasetChoice,
+    check_spec,
     create_dataset,
+    dataset_names_help,
+    describe_spec,
     discover_datasets,
     list_dataset_sources,
     resolve_in_data_roots,
-    source_options,
     spec_from_name,
 )
+from galaxy_core.data.sources import DATASET_SOURCES, DatasetChoice, DatasetSource, DatasetSpec, dataset_source
 
 __all__ = [
+    "DATASET_SOURCES",
     "SPLIT_NAMES",
     "AugmentOptions",
     "Dataset",
     "DatasetChoice",
     "DatasetError",
-    "DownloadError",
+    "DatasetSource",
+    "DatasetSpec",
     "ImageDecodeError",
     "PreprocessOptions",
     "RejectedFile",
     "Split",
     "augment_images",
+    "check_spec",
     "create_dataset",
+    "dataset_names_help",
+    "dataset_source",
+    "describe_spec",
     "discover_datasets",
-    "download_galaxy10",
     "list_dataset_sources",
     "open_image",
     "resolve_in_data_roots",
-    "source_options",
     "spec_from_name",
     "to_grayscale",
 ]

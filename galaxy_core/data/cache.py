@@ -45,7 +45,6 @@ def _save(dataset: Dataset, path: Path) -> None:
         "skipped": [asdict(s) for s in dataset.skipped],
         "root": dataset.root,
         "description": dataset.description,
-        "spec": dict(dataset.spec),
     }
     arrays["meta"] = np.array(json.dumps(meta))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,7 +72,6 @@ def _load(path: Path) -> Dataset:
         skipped=tuple(RejectedFile(**s) for s in meta["skipped"]),
         root=meta["root"],
         description=meta["description"],
-        spec=meta["spec"],
     )
 
 

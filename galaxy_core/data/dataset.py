@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from galaxy_core.data.images import PreprocessOptions
+from galaxy_core.data.sources import DatasetSpec
 
 SPLIT_NAMES = ("train", "val", "test")
 # Called as progress(done, total, message) during long work (decoding, rendering, downloading).
@@ -60,7 +61,7 @@ class Dataset:
     # Where source ids point, for a source made of files; None for generated or packed data.
     root: str | None = None
     description: str = ""
-    spec: Mapping[str, object] = field(default_factory=dict)
+    spec: DatasetSpec | None = None  # set by galaxy_core.data.create_dataset
 
     def __post_init__(self) -> None:
         if set(self.splits) != set(SPLIT_NAMES):

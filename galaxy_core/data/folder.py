@@ -29,6 +29,17 @@ from galaxy_core.data.dataset import (
 )
 from galaxy_core.data.images import SUPPORTED_EXTENSIONS, ImageDecodeError, PreprocessOptions, load_image_file
 from galaxy_core.data.jpeg import decode_jpegs
+from galaxy_core.data.sources import (
+    PATH,
+    SEED,
+    TEST_FRACTION,
+    VAL_FRACTION,
+    DatasetChoice,
+    DatasetSource,
+    DatasetSpec,
+    existing_path,
+    register_source,
+)
 
 IMAGE_TYPES = ", ".join(extension.lstrip(".") for extension in SUPPORTED_EXTENSIONS)
 
@@ -212,3 +223,46 @@ def load_folder(
         key,
         lambda: _build(root, class_names, candidates, skipped, options, val_fraction, test_fraction, seed, progress),
     )
+
+
+def folder_spec(folder: Path, settings) -> DatasetSpec:
+    """The spec of a folder dataset, with the settings' defaults for a folder of that name (e.g. gz1-3class's
+    crop) applied."""
+    defaults = {"name": "folder", **settings.dataset_defaults.get(folder.name, {}), "path": str(folder)}
+    return DatasetSpec.from_dict(defaults)
+
+
+def _looks_like_folder_dataset(folder: Path) -> bool:
+    subfolders = _visible_subdirs(folder)
+    split_names = set().union(*SPLIT_FOLDER_NAMES.values())
+    return any(p.name.lower() in split_names for p in subfolders) or len(subfolders) >= 2
+
+
+def _discover(settings) -> list[DatasetChoice]:
+    """Every folder directly inside a data root that has split folders or at least two class folders."""
+    return [
+        DatasetChoice(f"{folder.name} (folder)", folder_spec(folder.resolve(), settings))
+        for root in settings.data_roots
+        if root.is_dir()
+        for folder in _visible_subdirs(root)
+        if _looks_like_folder_dataset(folder)
+    ]
+
+
+def _from_text(text: str, settings) -> DatasetSpec | None:
+    path = existing_path(text, settings.data_roots)
+    return folder_spec(path, settings) if path is not None and path.is_dir() else None
+
+
+register_source(
+    DatasetSource(
+        name="folder",
+        title="A folder of class folders",
+        load=load_folder,
+        options=(PATH, VAL_FRACTION, TEST_FRACTION, SEED),
+        label=lambda spec: Path(spec.path or "folder").name,
+        discover=_discover,
+        from_text=_from_text,
+        text_help="a folder of class folders, or the name of one in a data root",
+    )
+)

@@ -14,6 +14,18 @@ import numpy as np
 from galaxy_core.data.cache import cached_dataset
 from galaxy_core.data.dataset import SPLIT_NAMES, Dataset, DatasetError, ProgressCallback, make_splits, stratified_split
 from galaxy_core.data.images import PreprocessOptions, preprocess_array
+from galaxy_core.data.sources import (
+    PATH,
+    SEED,
+    TEST_FRACTION,
+    VAL_FRACTION,
+    DatasetChoice,
+    DatasetSource,
+    DatasetSpec,
+    SourceOption,
+    existing_path,
+    register_source,
+)
 
 CHUNK_IMAGES = 512
 DOWNLOAD_BLOCK = 1 << 20
@@ -239,3 +251,53 @@ def download_galaxy10(
         )
     partial.replace(final)
     return final
+
+
+def _search_folders(settings) -> list[Path]:
+    """Where Galaxy10 files are looked for: the data roots, then the downloads folder."""
+    return [*settings.data_roots, settings.download_dir]
+
+
+def _discover(settings) -> list[DatasetChoice]:
+    found = [(variant, find_galaxy10_file(variant.key, _search_folders(settings))) for variant in VARIANTS.values()]
+    return [
+        DatasetChoice(f"Galaxy10 {variant.key.upper()} ({path.name})", DatasetSpec.of("galaxy10", path=str(path)))
+        for variant, path in found
+        if path is not None
+    ]
+
+
+def _from_text(text: str, settings) -> DatasetSpec | None:
+    """'galaxy10-sdss' / 'galaxy10-decals' (looked up in the data roots and downloads), or an existing file."""
+    if text.startswith("galaxy10-") and text.removeprefix("galaxy10-") in VARIANTS:
+        variant = VARIANTS[text.removeprefix("galaxy10-")]
+        path = find_galaxy10_file(variant.key, _search_folders(settings))
+        if path is None:
+            raise DatasetError(
+                f"{variant.file_name} is in none of the data roots or {settings.download_dir}; "
+                f"get it with: galaxy-lab download {variant.key}"
+            )
+        return DatasetSpec.of("galaxy10", path=str(path))
+    path = existing_path(text, settings.data_roots)
+    return DatasetSpec.of("galaxy10", path=str(path)) if path is not None and path.is_file() else None
+
+
+register_source(
+    DatasetSource(
+        name="galaxy10",
+        title="Galaxy10 SDSS or DECaLS (an HDF5 file)",
+        load=load_galaxy10,
+        options=(
+            PATH,
+            SourceOption("variant", "which Galaxy10 (read from the image size when not given)", str,
+                         choices=tuple(VARIANTS)),
+            VAL_FRACTION,
+            TEST_FRACTION,
+            SEED,
+        ),
+        label=lambda spec: Path(spec.path or "Galaxy10").name,
+        discover=_discover,
+        from_text=_from_text,
+        text_help="'galaxy10-sdss', 'galaxy10-decals', or a Galaxy10 .h5 file",
+    )
+)

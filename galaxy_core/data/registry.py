@@ -1,107 +1,96 @@
-"""One factory for every dataset source, the datasets found under the data roots, and path confinement."""
+"""Building datasets from specs over every registered source, the datasets found under the data roots, names
+typed in a terminal, labels for menus, and path confinement."""
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
+# Each module registers its source; the order of registration is the order of menus and of name lookups.
+# isort: off
+from galaxy_core.data import synthetic  # noqa: F401
+from galaxy_core.data import folder  # noqa: F401
+from galaxy_core.data import galaxy10  # noqa: F401
+
+# isort: on
 from galaxy_core.data.dataset import Dataset, DatasetError, ProgressCallback
-from galaxy_core.data.folder import SPLIT_FOLDER_NAMES, load_folder
-from galaxy_core.data.galaxy10 import VARIANTS, find_galaxy10_file, load_galaxy10
-from galaxy_core.data.images import PreprocessOptions
-from galaxy_core.data.synthetic import load_synthetic
+from galaxy_core.data.sources import DATASET_SOURCES, DatasetChoice, DatasetSpec, dataset_source
 from galaxy_core.files import typed_path
 from galaxy_core.settings import Settings
 
-DATASET_SOURCES: dict[str, Callable[..., Dataset]] = {
-    "synthetic": load_synthetic,
-    "folder": load_folder,
-    "galaxy10": load_galaxy10,
-}
-# Arguments every source takes from the factory itself, not from the caller's source options.
-_FACTORY_ARGUMENTS = {"options", "cache_dir", "progress"}
-
 
 def list_dataset_sources() -> list[str]:
-    return sorted(DATASET_SOURCES)
+    return list(DATASET_SOURCES)
 
 
-def source_options(name: str) -> list[str]:
-    """The options a source accepts besides the preprocessing ones."""
-    if name not in DATASET_SOURCES:
-        raise ValueError(f"unknown dataset source {name!r}; known sources: {list_dataset_sources()}")
-    parameters = inspect.signature(DATASET_SOURCES[name]).parameters
-    return [p for p in parameters if p not in _FACTORY_ARGUMENTS]
+def check_spec(spec: DatasetSpec) -> DatasetSpec:
+    """The spec, when its source exists and every option is one the source takes, of the right type and range;
+    raises ValueError otherwise."""
+    source = dataset_source(spec.source)
+    for name, value in spec.options:
+        source.option(name).check(value)
+    missing = [option.name for option in source.options if option.default is None and spec.option(option.name) is None]
+    if missing:
+        raise ValueError(f"dataset source {spec.source!r} needs {missing}")
+    return spec
 
 
 def create_dataset(
-    name: str,
+    spec: DatasetSpec | str,
     *,
-    image_size: int = 64,
-    crop_fraction: float = 1.0,
-    channels: int = 3,
     cache_dir: str | Path | None = None,
     progress: ProgressCallback | None = None,
+    image_size: int | None = None,
+    crop_fraction: float | None = None,
+    channels: int | None = None,
     **options: object,
 ) -> Dataset:
-    """Build the dataset `name` ("synthetic", "folder", "galaxy10") with uint8 train/val/test splits.
-
-    Preprocessing options are shared by every source; the rest go to the source (see `source_options`).
-    Unset (None) options take the source's default. `cache_dir` enables the on-disk cache.
-    """
-    accepted = source_options(name)
-    options = {key: value for key, value in options.items() if value is not None}
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise ValueError(f"dataset source {name!r} does not take {unknown}; it takes {accepted}")
-    preprocess = PreprocessOptions(image_size=image_size, crop_fraction=crop_fraction, channels=channels)
-    dataset = DATASET_SOURCES[name](
-        options=preprocess, cache_dir=Path(cache_dir) if cache_dir else None, progress=progress, **options
+    """The dataset `spec` describes, with uint8 train/val/test splits. `spec` may also be a source name
+    ("synthetic", "folder", "galaxy10") with its preprocessing and options as keywords (unset: the defaults).
+    `cache_dir` enables the on-disk cache."""
+    if isinstance(spec, str):
+        spec = DatasetSpec.of(spec, **options).with_preprocess(
+            image_size=image_size, crop_fraction=crop_fraction, channels=channels
+        )
+    elif options or image_size or crop_fraction or channels:
+        raise TypeError("pass either a DatasetSpec or a source name with keywords, not both")
+    check_spec(spec)
+    dataset = dataset_source(spec.source).load(
+        **dict(spec.options),
+        options=spec.preprocess,
+        cache_dir=Path(cache_dir) if cache_dir else None,
+        progress=progress,
     )
-    spec = {"name": name, "image_size": image_size, "crop_fraction": crop_fraction, "channels": channels, **options}
     return replace(dataset, spec=spec)
 
 
-@dataclass(frozen=True)
-class DatasetChoice:
-    """A dataset the lab can offer: a label for menus and the arguments for `create_dataset`."""
-
-    label: str
-    spec: dict = field(default_factory=dict)
-
-
-def _looks_like_folder_dataset(folder: Path) -> bool:
-    subfolders = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    split_names = set().union(*SPLIT_FOLDER_NAMES.values())
-    return any(p.name.lower() in split_names for p in subfolders) or len(subfolders) >= 2
-
-
 def discover_datasets(settings: Settings) -> list[DatasetChoice]:
-    """Synthetic first, then folder datasets and Galaxy10 files found in the data roots and downloads."""
-    choices = [DatasetChoice("synthetic (built in, offline)", {"name": "synthetic"})]
-    for root in settings.data_roots:
-        if not root.is_dir():
-            continue
-        for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            if _looks_like_folder_dataset(folder):
-                defaults = dict(settings.dataset_defaults.get(folder.name, {}))
-                choices.append(
-                    DatasetChoice(f"{folder.name} (folder)", {"name": "folder", "path": str(folder), **defaults})
-                )
-    for variant in VARIANTS.values():
-        path = find_galaxy10_file(variant.key, _galaxy10_folders(settings))
-        if path is not None:
-            choices.append(
-                DatasetChoice(f"Galaxy10 {variant.key.upper()} ({path.name})", {"name": "galaxy10", "path": str(path)})
-            )
-    return choices
+    """Every dataset the sources find, in registration order: synthetic first, then folders in the data roots,
+    then Galaxy10 files in the data roots and downloads."""
+    return [choice for source in DATASET_SOURCES.values() for choice in source.discover(settings)]
 
 
-def _galaxy10_folders(settings: Settings) -> list[Path]:
-    """Where Galaxy10 files are looked for: the data roots, then the downloads folder."""
-    return [*settings.data_roots, settings.download_dir]
+def spec_from_name(text: str, settings: Settings) -> DatasetSpec:
+    """The spec for a dataset named in a terminal: each source tries in turn (see `dataset_names_help`)."""
+    for source in DATASET_SOURCES.values():
+        spec = source.from_text(text, settings)
+        if spec is not None:
+            return spec
+    raise DatasetError(f"{text!r} is none of: {dataset_names_help()}")
+
+
+def dataset_names_help() -> str:
+    return "; ".join(source.text_help for source in DATASET_SOURCES.values())
+
+
+def describe_spec(spec: DatasetSpec) -> str:
+    """A short human label for a spec: 'gz1-3class, 64 px, RGB, crop 0.4'."""
+    preprocess = spec.preprocess
+    text = f"{dataset_source(spec.source).label(spec)}, {preprocess.image_size} px, "
+    text += "grayscale" if preprocess.channels == 1 else "RGB"
+    if preprocess.crop_fraction != 1.0:
+        text += f", crop {preprocess.crop_fraction}"
+    return text
 
 
 def resolve_in_data_roots(text: str, roots: tuple[Path, ...]) -> Path:
@@ -133,35 +122,3 @@ def resolve_in_data_roots(text: str, roots: tuple[Path, ...]) -> Path:
     raise DatasetError(
         f"{text!r} is outside the data roots; datasets must be inside one of: {', '.join(map(str, roots))}"
     )
-
-
-def spec_from_name(text: str, settings: Settings) -> dict:
-    """Arguments for `create_dataset` from a name typed in a terminal.
-
-    "synthetic"; "galaxy10-sdss" or "galaxy10-decals" (looked up in the data roots and downloads); a path
-    to a folder (folder dataset) or an .h5 file (Galaxy10); or the name of a folder inside a data root.
-    """
-    if text == "synthetic":
-        return {"name": "synthetic"}
-    if text.startswith("galaxy10-") and text.removeprefix("galaxy10-") in VARIANTS:
-        variant = VARIANTS[text.removeprefix("galaxy10-")]
-        path = find_galaxy10_file(variant.key, _galaxy10_folders(settings))
-        if path is not None:
-            return {"name": "galaxy10", "path": str(path)}
-        raise DatasetError(
-            f"{variant.file_name} is in none of the data roots or {settings.download_dir}; "
-            f"get it with: galaxy-lab download {variant.key}"
-        )
-    path = Path(text).expanduser()
-    if not path.exists():
-        inside = [root / text for root in settings.data_roots if (root / text).exists()]
-        if not inside:
-            raise DatasetError(
-                f"{text!r} is neither 'synthetic', 'galaxy10-sdss', 'galaxy10-decals', an existing path, "
-                "nor a folder in a data root"
-            )
-        path = inside[0]
-    if path.is_file():
-        return {"name": "galaxy10", "path": str(path.resolve())}
-    defaults = dict(settings.dataset_defaults.get(path.resolve().name, {}))
-    return {"name": "folder", "path": str(path.resolve()), **defaults}

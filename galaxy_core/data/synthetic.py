@@ -16,7 +16,7 @@ signal-to-noise, detail drowns. `difficulty` sets the noise and the resolution.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,16 @@ from PIL import Image
 from galaxy_core.data.cache import cached_dataset
 from galaxy_core.data.dataset import SPLIT_NAMES, Dataset, ProgressCallback, make_splits, stratified_split
 from galaxy_core.data.images import PreprocessOptions, preprocess_array
+from galaxy_core.data.sources import (
+    SEED,
+    TEST_FRACTION,
+    VAL_FRACTION,
+    DatasetChoice,
+    DatasetSource,
+    DatasetSpec,
+    SourceOption,
+    register_source,
+)
 
 CLASS_NAMES = ("edge", "smooth", "spiral")  # the order of gz1-3class's folders
 RED = np.array([1.0, 0.78, 0.55], dtype=np.float32)
@@ -239,3 +249,33 @@ def load_synthetic(
         key,
         lambda: _render_dataset(options, num_images, difficulty, seed, val_fraction, test_fraction, progress),
     )
+
+
+register_source(
+    DatasetSource(
+        name="synthetic",
+        title="Synthetic galaxies (built in, offline)",
+        load=load_synthetic,
+        options=(
+            SourceOption(
+                "num_images", "how many galaxies", minimum=30, maximum=100_000, step=300, on_page=True,
+                flag="--num-images",
+            ),
+            SourceOption(
+                "difficulty",
+                "harder: more noise, a wider blur and lower resolution",
+                str,
+                choices=tuple(DIFFICULTIES),
+                on_page=True,
+                flag="--difficulty",
+            ),
+            replace(SEED, on_page=True),
+            VAL_FRACTION,
+            TEST_FRACTION,
+        ),
+        label=lambda spec: f"synthetic, {spec.option('difficulty', 'normal')}",
+        discover=lambda settings: [DatasetChoice("synthetic (built in, offline)", DatasetSpec.of("synthetic"))],
+        from_text=lambda text, settings: DatasetSpec.of("synthetic") if text == "synthetic" else None,
+        text_help="'synthetic'",
+    )
+)

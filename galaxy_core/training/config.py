@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
+from galaxy_core.data import DatasetSpec, check_spec
 from galaxy_core.data.augment import AugmentOptions
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
@@ -16,7 +17,7 @@ MAX_EPOCHS = 500
 
 @dataclass(frozen=True)
 class TrainConfig:
-    dataset: dict  # arguments for galaxy_core.data.create_dataset, preprocessing included
+    dataset: DatasetSpec  # or its dict form, as config.json stores it
     model: str
     model_options: dict = field(default_factory=dict)
     augment: AugmentOptions = field(default_factory=AugmentOptions)
@@ -34,13 +35,14 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if isinstance(self.dataset, dict):
+            object.__setattr__(self, "dataset", DatasetSpec.from_dict(self.dataset))
+        check_spec(self.dataset)
         problems = []
-        if "name" not in self.dataset:
-            problems.append("dataset must name its source, e.g. {'name': 'synthetic'}")
         from galaxy_core.models import model_info  # deferred: the model zoo imports Keras
 
         info = model_info(self.model)  # raises for an unknown model, naming the known ones
-        if "name" in self.dataset and self.input_shape[0] < info.min_input_size:
+        if self.input_shape[0] < info.min_input_size:
             problems.append(
                 f"{self.model} needs images of at least {info.min_input_size} px; the dataset is set to "
                 f"{self.input_shape[0]} px"
@@ -68,11 +70,11 @@ class TrainConfig:
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        size = int(self.dataset.get("image_size", 64))
-        return (size, size, int(self.dataset.get("channels", 3)))
+        preprocess = self.dataset.preprocess
+        return (preprocess.image_size, preprocess.image_size, preprocess.channels)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "dataset": self.dataset.to_dict()}
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -102,7 +104,7 @@ DEFAULT_SETTINGS = {
 }
 
 
-def recommended_config(dataset: dict, model: str | None = None, **overrides) -> TrainConfig:
+def recommended_config(dataset: DatasetSpec, model: str | None = None, **overrides) -> TrainConfig:
     """The recommended settings for `dataset`; another model takes its own recipe's optimizer, rate and batch."""
     from galaxy_core.models import model_info
 

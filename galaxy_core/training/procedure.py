@@ -123,7 +123,7 @@ def _load_dataset(run: RunWriter, config: TrainConfig) -> Dataset:
     def progress(done: int, total: int, message: str) -> None:
         _check_stop(run, "while loading its dataset")
 
-    return create_dataset(**config.dataset, cache_dir=load_settings().cache_dir, progress=progress)
+    return create_dataset(config.dataset, cache_dir=load_settings().cache_dir, progress=progress)
 
 
 def _train(run: RunWriter, config: TrainConfig, dataset: Dataset | None) -> RunState:

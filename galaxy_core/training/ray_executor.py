@@ -189,7 +189,7 @@ class RunDriver:
         import ray
         import ray.exceptions
 
-        from galaxy_core.data import create_dataset
+        from galaxy_core.data import DatasetSpec, create_dataset
         from galaxy_core.training.procedure import StoppedBeforeTrainingError
 
         config = self.run.config()
@@ -200,7 +200,8 @@ class RunDriver:
 
         self.run.set_status(RunState.RUNNING, message="loading its dataset on the head")
         try:
-            dataset = create_dataset(**config["dataset"], cache_dir=self.cache_dir, progress=stop_check)
+            spec = DatasetSpec.from_dict(config["dataset"])
+            dataset = create_dataset(spec, cache_dir=self.cache_dir, progress=stop_check)
         except StoppedBeforeTrainingError as stop:
             return RunState.STOPPED, str(stop)
         self.run.set_status(RunState.RUNNING, message="waiting for a node of the Ray cluster with room")

@@ -40,6 +40,7 @@ from typing import IO
 
 import numpy as np
 
+from galaxy_core.data import DatasetSpec, check_spec
 from galaxy_core.files import replaced_atomically, write_bytes_atomically, write_json_atomically
 from galaxy_core.prediction import ModelLoadError
 
@@ -129,16 +130,10 @@ def _state_of(status: dict) -> RunState:
 def _checked_config(config: dict) -> dict:
     """The config, if it says what every reader relies on: a dataset spec and a model name; else ValueError."""
     problems = []
-    dataset = config.get("dataset")
-    if not isinstance(dataset, dict) or not isinstance(dataset.get("name"), str):
-        problems.append("its dataset is not a dataset description")
-    else:
-        kinds = {"image_size": int, "channels": int, "crop_fraction": int | float, "path": str}
-        problems += [
-            f"its dataset's {key} is {dataset[key]!r}"
-            for key, kind in kinds.items()
-            if key in dataset and (not isinstance(dataset[key], kind) or isinstance(dataset[key], bool))
-        ]
+    try:
+        check_spec(DatasetSpec.from_dict(config.get("dataset")))
+    except ValueError as error:
+        problems.append(f"its dataset: {error}")
     if not isinstance(config.get("model"), str):
         problems.append(f"its model is {config.get('model')!r}, not a model name")
     if "epochs" in config and _whole(config["epochs"]) is None:
@@ -186,8 +181,8 @@ class RunSummary:
         return self.config["model"]
 
     @property
-    def dataset(self) -> dict:
-        return self.config["dataset"]
+    def dataset(self) -> DatasetSpec:
+        return DatasetSpec.from_dict(self.config["dataset"])
 
     @property
     def has_test_results(self) -> bool:
@@ -205,7 +200,7 @@ class RunSummary:
             "state": self.state.value,
             "message": self.message,
             "model": self.model,
-            "dataset": self.dataset.get("path", self.dataset["name"]),
+            "dataset": self.dataset.path or self.dataset.source,
             "executor": self.executor,
             "node": self.node,
             "device": self.device,

@@ -78,7 +78,7 @@ def model_choice_ui() -> tuple[str, tuple, int, dict]:
     channels = channel_col.radio(
         "Channels",
         [3, 1],
-        index=[3, 1].index(dataset.get("channels", 3)),
+        index=[3, 1].index(dataset.preprocess.channels),
         format_func=lambda c: "RGB" if c == 3 else "Grayscale",
         horizontal=True,
     )

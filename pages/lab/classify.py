@@ -11,7 +11,7 @@ import streamlit as st
 from galaxy_core.data import DatasetError, PreprocessOptions
 from galaxy_core.data.images import SUPPORTED_EXTENSIONS
 from galaxy_core.export import EXPORT_FORMATS, SUFFIXES, export_run
-from galaxy_core.inference import run_class_names, run_preprocessing
+from galaxy_core.inference import run_class_names
 from galaxy_core.prediction import ModelLoadError
 from galaxy_core.training import Run, RunStore
 from galaxy_core.uploads import ImageInput, UploadLimits, predict_images, read_uploads
@@ -57,9 +57,9 @@ def uploaded_images(options: PreprocessOptions, settings) -> list[ImageInput]:
     return [upload for upload in uploads if isinstance(upload, ImageInput)]
 
 
-def dataset_images(config: dict) -> list[ImageInput]:
+def dataset_images(spec) -> list[ImageInput]:
     """A random handful of the run's own test images (or any split's, if it has no test split)."""
-    dataset = load_dataset(config["dataset"], get_settings())
+    dataset = load_dataset(spec, get_settings())
     split = dataset.splits["test"] if len(dataset.splits["test"]) else dataset.splits["train"]
     left, right = st.columns(2)
     count = left.select_slider("How many", SAMPLE_SIZES, 4, key="classify_sample_size")
@@ -151,14 +151,14 @@ if not runs:
     st.stop()
 runs.sort(key=lambda summary: summary.test_balanced_accuracy or -1.0, reverse=True)
 summary = choose_run(runs, key="classify_run", label="Model (the best by test balanced accuracy first)")
-run, config = summary.run, summary.config
+run = summary.run
 try:
     model = run_model(run)
     class_names = run_class_names(run)
 except (ModelLoadError, ValueError) as error:
     st.error(f"This run's model cannot be used: {error}")
     st.stop()
-options = PreprocessOptions(**run_preprocessing(config))
+options = summary.dataset.preprocess
 st.caption(
     f"Images are prepared as for this model: centre crop {options.crop_fraction:g} of the shorter side, resized to "
     f"{options.image_size} px, {'grayscale' if options.channels == 1 else 'RGB'}. Classes: {', '.join(class_names)}."
@@ -167,7 +167,7 @@ source = st.segmented_control(
     "Images", ["Upload", "From the dataset"], default="Upload", key="classify_source", required=True
 )
 try:
-    images = uploaded_images(options, settings) if source == "Upload" else dataset_images(config)
+    images = uploaded_images(options, settings) if source == "Upload" else dataset_images(summary.dataset)
 except DatasetError as error:
     st.error(f"The run's dataset cannot be read: {error}")
     images = []

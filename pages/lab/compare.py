@@ -7,6 +7,7 @@ import streamlit as st
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from galaxy_core.data import describe_spec
 from galaxy_core.evaluation import mcnemar, per_class_share, shared_mistakes
 from galaxy_core.inference import NotComparableError, comparison_warning, paired_predictions
 from galaxy_core.prediction import ModelLoadError
@@ -14,7 +15,6 @@ from galaxy_core.training import RunStore
 from galaxy_core.training.store import epoch_records
 from pages.lab.widgets import (
     confusion_figure,
-    describe_spec,
     enlarge,
     get_settings,
     lazy_tabs,

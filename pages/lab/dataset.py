@@ -12,16 +12,19 @@ from galaxy_core.data import (
     AugmentOptions,
     Dataset,
     DatasetError,
+    DatasetSpec,
     augment_images,
+    dataset_source,
     open_image,
     resolve_in_data_roots,
     to_grayscale,
 )
+from galaxy_core.data.folder import folder_spec
 from galaxy_core.data.images import ImageDecodeError
+from galaxy_core.data.sources import SourceOption
 from galaxy_core.data.stats import class_mean_images, imbalance, pixel_histograms
 from pages.lab.widgets import (
     ACTIVE_DATASET_KEY,
-    DEFAULT_SPEC,
     active_dataset_spec,
     dataset_choices,
     enlarge,
@@ -37,17 +40,37 @@ OTHER_FOLDER = "Another folder in a data root…"
 SELECTED_IMAGE_KEY = "dataset_selected_image"
 
 
-def identity(spec: dict) -> tuple:
-    return spec["name"], spec.get("path")
+def identity(spec: DatasetSpec) -> tuple:
+    """Which data a spec reads (its source and path), whatever its options and preprocessing."""
+    return spec.source, spec.path
 
 
-def activate(spec: dict) -> None:
+def activate(spec: DatasetSpec) -> None:
     """Make `spec` the lab's active dataset and rerun, so that the sidebar, drawn before the page, shows it."""
     st.session_state[ACTIVE_DATASET_KEY] = spec
     st.rerun()
 
 
-def dataset_picker_ui(settings) -> dict:
+def option_widget(option: SourceOption, value, column):
+    """A widget for one of a source's options, drawn from its registered type, range and help."""
+    if option.choices:
+        return column.selectbox(
+            option.name.replace("_", " ").capitalize(),
+            option.choices,
+            index=option.choices.index(value),
+            help=option.help,
+        )
+    return column.number_input(
+        option.name.replace("_", " ").capitalize(),
+        option.kind(option.minimum),
+        option.kind(option.maximum),
+        option.kind(value),
+        option.kind(option.step or 1),
+        help=option.help,
+    )
+
+
+def dataset_picker_ui(settings) -> DatasetSpec:
     """The dataset and preprocessing the user chose; also becomes the lab's active dataset."""
     active = active_dataset_spec()
     choices = dataset_choices(settings, repr(settings))
@@ -63,7 +86,7 @@ def dataset_picker_ui(settings) -> dict:
     if label == OTHER_FOLDER:
         typed = st.text_input(
             "Folder inside a data root",
-            value=active.get("path", ""),
+            value=active.path or "",
             placeholder="gz1-3class or /full/path/inside/a/data/root",
         )
         if not typed:
@@ -73,50 +96,50 @@ def dataset_picker_ui(settings) -> dict:
             )
             st.stop()
         try:
-            base = {"name": "folder", "path": str(resolve_in_data_roots(typed, settings.data_roots))}
+            base = folder_spec(resolve_in_data_roots(typed, settings.data_roots), settings)
         except DatasetError as error:
             st.error(str(error))
             st.stop()
     else:
         base = choices[labels.index(label)].spec
     if identity(base) != identity(active):
-        activate({**DEFAULT_SPEC, **base})
+        activate(base)
 
     with st.form(key=f"preprocess-{identity(active)}"):
         size_col, crop_col, channel_col = st.columns(3)
+        preprocess = active.preprocess
         image_size = size_col.selectbox(
             "Image size (px)",
             IMAGE_SIZES,
-            index=IMAGE_SIZES.index(active["image_size"]) if active["image_size"] in IMAGE_SIZES else 3,
+            index=IMAGE_SIZES.index(preprocess.image_size) if preprocess.image_size in IMAGE_SIZES else 3,
         )
         crop = crop_col.slider(
             "Centre crop (fraction of the side)",
             0.1,
             1.0,
-            float(active["crop_fraction"]),
+            float(preprocess.crop_fraction),
             0.05,
             help="Real survey cutouts show the galaxy in the middle; cropping keeps its detail.",
         )
         channels = channel_col.radio(
             "Colour",
             [3, 1],
-            index=[3, 1].index(active["channels"]),
+            index=[3, 1].index(preprocess.channels),
             horizontal=True,
             format_func=lambda c: "RGB" if c == 3 else "Grayscale",
         )
-        extra = {}
-        if active["name"] == "synthetic":
-            count_col, difficulty_col, seed_col = st.columns(3)
-            extra["num_images"] = count_col.number_input("Galaxies", 30, 20000, active.get("num_images", 3000), 300)
-            extra["difficulty"] = difficulty_col.selectbox(
-                "Difficulty",
-                ["easy", "normal", "hard"],
-                index=["easy", "normal", "hard"].index(active.get("difficulty", "normal")),
-                help="Harder: more noise, a wider blur and lower resolution.",
-            )
-            extra["seed"] = seed_col.number_input("Seed", 0, 10**6, active.get("seed", 0))
+        knobs = [option for option in dataset_source(active.source).options if option.on_page]
+        columns = st.columns(3) if knobs else []
+        chosen = {
+            option.name: option_widget(option, active.option(option.name, option.default), columns[i % 3])
+            for i, option in enumerate(knobs)
+        }
         if st.form_submit_button("Load"):
-            activate({**base, "image_size": image_size, "crop_fraction": round(crop, 2), "channels": channels, **extra})
+            activate(
+                active.with_options(**chosen).with_preprocess(
+                    image_size=image_size, crop_fraction=round(crop, 2), channels=channels
+                )
+            )
     return active
 
 

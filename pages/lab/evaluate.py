@@ -32,14 +32,14 @@ def _predict(_model, model_key: tuple, _images: np.ndarray, images_key: tuple, t
     return predict_probabilities(_model, _images, tta=tta)
 
 
-def load_answers(run, config: dict, checkpoint: str, tta: bool) -> RunAnswers:
+def load_answers(run, checkpoint: str, tta: bool) -> RunAnswers:
     """The chosen model's answers on the run's test split: saved predictions when they fit, computed otherwise
     (cached per model file and dataset)."""
     model = run_model(run, checkpoint)
-    dataset = load_dataset(config["dataset"], get_settings())
+    dataset = load_dataset(run.summary().dataset, get_settings())
     path = run.model_path(checkpoint)
     model_key = (str(path), path.stat().st_mtime)
-    images_key = (tuple(sorted(config["dataset"].items())), len(dataset.splits["test"]))
+    images_key = (dataset.spec, len(dataset.splits["test"]))
     return run_answers(
         run,
         model,
@@ -192,14 +192,14 @@ def inside_tab(data: RunAnswers) -> None:
     image_grid(filters, [str(i) for i in range(len(filters))], columns=16, size=48)
 
 
-def tta_tab(run, config: dict, checkpoint: str) -> None:
+def tta_tab(run, checkpoint: str) -> None:
     st.markdown(
         "Galaxies have no preferred orientation: each of the 8 flips and quarter turns of an image is an equally "
         "good picture of it. Averaging the model's answers over the 8 views (test-time augmentation) usually "
         "makes it steadier."
     )
-    plain = load_answers(run, config, checkpoint, tta=False)
-    averaged = load_answers(run, config, checkpoint, tta=True)
+    plain = load_answers(run, checkpoint, tta=False)
+    averaged = load_answers(run, checkpoint, tta=True)
     figures = {
         label: summarize(part.labels, part.predictions, part.class_names)
         for label, part in (("one view", plain), ("8 views averaged", averaged))
@@ -225,7 +225,7 @@ if not runs:
     st.info("No finished run yet: train one on the Train page, then come back here.")
     st.stop()
 summary = choose_run(runs, key="evaluate_run")
-run, config = summary.run, summary.config
+run = summary.run
 if summary.state is RunState.FAILED:
     st.error(f"This run {summary.message}, so there is no model to evaluate.")
     st.stop()
@@ -241,7 +241,7 @@ checkpoint = left.radio(
 )
 tta = right.toggle("Average over 8 flips and rotations (TTA)", key="evaluate_tta")
 try:
-    answers = load_answers(run, config, checkpoint, tta)
+    answers = load_answers(run, checkpoint, tta)
 except ModelLoadError as error:
     st.error(f"The model cannot be loaded: {error}")
     st.stop()
@@ -256,6 +256,6 @@ lazy_tabs(
         "Mistakes": lambda: mistakes_tab(answers),
         "Grad-CAM": lambda: gradcam_tab(answers),
         "Inside the network": lambda: inside_tab(answers),
-        "Test-time augmentation": lambda: tta_tab(run, config, checkpoint),
+        "Test-time augmentation": lambda: tta_tab(run, checkpoint),
     },
 )

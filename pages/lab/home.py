@@ -2,8 +2,9 @@
 
 import streamlit as st
 
+from galaxy_core.data import describe_spec
 from galaxy_core.install import installed_tensorflow, nvidia_gpus
-from pages.lab.widgets import active_dataset_spec, describe_spec, get_settings
+from pages.lab.widgets import active_dataset_spec, get_settings
 
 
 def training_device_text(settings) -> str:

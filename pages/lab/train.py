@@ -5,6 +5,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from galaxy_core.data import DatasetSpec, describe_spec
 from galaxy_core.data.augment import AugmentOptions
 from galaxy_core.models import list_models, model_info
 from galaxy_core.training import RunNotFoundError, RunState, RunSummary, TrainConfig
@@ -18,13 +19,13 @@ from galaxy_core.training.config import (
 )
 from galaxy_core.training.manager import JobManager, QueueFullError, RunsFolderError
 from galaxy_core.training.store import epoch_records
-from pages.lab.widgets import active_dataset_spec, describe_spec, get_settings, model_label
+from pages.lab.widgets import active_dataset_spec, get_settings, model_label
 
 SELECTED_RUN_KEY = "train_selected_run"
 REFRESH_SECONDS = 2
 
 
-def new_run_ui(dataset: dict, max_epochs: int) -> TrainConfig | None:
+def new_run_ui(dataset: DatasetSpec, max_epochs: int) -> TrainConfig | None:
     """The training form; returns a config when the user presses Train."""
     names = list_models()
     model = st.selectbox(
@@ -36,7 +37,7 @@ def new_run_ui(dataset: dict, max_epochs: int) -> TrainConfig | None:
         help=f"The recommended default is {model_label(DEFAULT_MODEL)}.",
     )
     info = model_info(model)
-    size = dataset.get("image_size", 64)
+    size = dataset.preprocess.image_size
     if size < info.min_input_size:
         st.warning(
             f"{info.title} needs images of at least {info.min_input_size} px; the active dataset has {size} "

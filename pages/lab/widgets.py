@@ -11,14 +11,22 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from galaxy_core.data import Dataset, DatasetChoice, DatasetError, create_dataset, discover_datasets, spec_from_name
+from galaxy_core.data import (
+    Dataset,
+    DatasetChoice,
+    DatasetError,
+    DatasetSpec,
+    create_dataset,
+    describe_spec,
+    discover_datasets,
+    spec_from_name,
+)
 from galaxy_core.settings import Settings, SettingsError, load_settings
 
 ROUTER = Path(__file__).resolve().parents[2] / "app.py"
 FAMILY_LABELS = {"report": "Report", "modern": "Modern", "custom": "Custom"}
 ACTIVE_DATASET_KEY = "active_dataset_spec"
 DEFAULT_DATASET_PROBLEM_KEY = "default_dataset_problem"
-DEFAULT_SPEC = {"name": "synthetic", "image_size": 64, "crop_fraction": 1.0, "channels": 3}
 MAX_DATASETS_IN_MEMORY = 3
 
 
@@ -53,9 +61,9 @@ def _loaded_datasets() -> tuple[OrderedDict, threading.Lock]:
     return OrderedDict(), threading.Lock()
 
 
-def load_dataset(spec: dict, settings: Settings) -> Dataset:
+def load_dataset(spec: DatasetSpec, settings: Settings) -> Dataset:
     """The dataset for `spec`, with a progress bar while it is decoded for the first time."""
-    key = (tuple(sorted(spec.items())), str(settings.cache_dir))
+    key = (spec, str(settings.cache_dir))
     loaded, lock = _loaded_datasets()
     with lock:
         if key in loaded:
@@ -67,7 +75,7 @@ def load_dataset(spec: dict, settings: Settings) -> Dataset:
         bar.progress(min(1.0, done / total) if total else 0.0, text=message)
 
     try:
-        dataset = create_dataset(**spec, cache_dir=settings.cache_dir, progress=progress)
+        dataset = create_dataset(spec, cache_dir=settings.cache_dir, progress=progress)
     finally:
         bar.empty()
     for split in dataset.splits.values():
@@ -79,32 +87,20 @@ def load_dataset(spec: dict, settings: Settings) -> Dataset:
     return dataset
 
 
-def active_dataset_spec() -> dict:
+def active_dataset_spec() -> DatasetSpec:
     """The session's dataset: a new session starts on the settings' default_dataset (synthetic when that is
     missing, with a note in the sidebar)."""
     if ACTIVE_DATASET_KEY not in st.session_state:
         settings = get_settings()
         try:
-            spec = {**DEFAULT_SPEC, **spec_from_name(settings.default_dataset, settings)}
+            spec = spec_from_name(settings.default_dataset, settings)
         except DatasetError as error:
             st.session_state[DEFAULT_DATASET_PROBLEM_KEY] = (
                 f"The default dataset ({settings.source}) is not available: {error}. Using synthetic galaxies."
             )
-            spec = dict(DEFAULT_SPEC)
+            spec = DatasetSpec.of("synthetic")
         st.session_state[ACTIVE_DATASET_KEY] = spec
     return st.session_state[ACTIVE_DATASET_KEY]
-
-
-def describe_spec(spec: dict) -> str:
-    """A short human label for a dataset spec: 'gz1-3class, 64 px, RGB, crop 0.4'."""
-    name = spec["name"] if spec["name"] != "folder" else spec["path"].rstrip("/").rsplit("/", 1)[-1]
-    if spec["name"] == "galaxy10":
-        name = spec["path"].rsplit("/", 1)[-1]
-    channels = "grayscale" if spec.get("channels") == 1 else "RGB"
-    text = f"{name}, {spec.get('image_size', 64)} px, {channels}"
-    if spec.get("crop_fraction", 1.0) != 1.0:
-        text += f", crop {spec['crop_fraction']}"
-    return text
 
 
 def sidebar_status() -> None:
