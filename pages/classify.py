@@ -1,5 +1,207 @@
-"""Entry for /classify: a session starting on this URL runs this file alone; it hands over to the router."""
+"""Classify: drop galaxy pictures (or a zip of them), or pick some from the dataset, and see what a model says."""
 
-from pages.lab.widgets import run_router
+import tempfile
+from pathlib import Path
 
-run_router()
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from galaxy_core.data import DatasetError, PreprocessOptions
+from galaxy_core.data.images import SUPPORTED_EXTENSIONS
+from galaxy_core.export import EXPORT_FORMATS, SUFFIXES, export_run
+from galaxy_core.inference import run_class_names
+from galaxy_core.prediction import ModelLoadError
+from galaxy_core.training import Run, RunStore
+from galaxy_core.uploads import ImageInput, UploadLimits, predict_images, read_uploads
+from pages.ui.display import enlarge
+from pages.ui.navigation import run_router
+from pages.ui.runs import choose_run, run_model
+from pages.ui.state import get_settings, load_dataset
+
+DETAILED = 12  # images shown with their input, probabilities and Grad-CAM; all of them go in the table
+SAMPLE_SIZES = (1, 4, 8, 16)
+UPLOAD_TYPES = [ext.lstrip(".") for ext in SUPPORTED_EXTENSIONS] + ["zip"]
+
+
+def probability_chart(class_names: list, probabilities: np.ndarray, spread: np.ndarray | None) -> go.Figure:
+    figure = go.Figure(
+        go.Bar(
+            x=probabilities,
+            y=class_names,
+            orientation="h",
+            error_x=None if spread is None else {"type": "data", "array": spread},
+            text=[f"{p:.0%}" for p in probabilities],
+            textposition="auto",
+        )
+    )
+    figure.update_layout(
+        height=60 + 36 * len(class_names), margin={"t": 10, "b": 10, "l": 10, "r": 10}, xaxis_range=[0, 1]
+    )
+    return figure
+
+
+def uploaded_images(options: PreprocessOptions, settings) -> list[ImageInput]:
+    files = st.file_uploader(
+        "Drop galaxy images here (jpg, png, tif, bmp, gif, webp, or a zip of them)",
+        type=UPLOAD_TYPES,
+        accept_multiple_files=True,
+        key="classify_uploads",
+        max_upload_size=settings.upload_limit_mb,
+        help=f"Each file up to {settings.upload_limit_mb} MB. Files are read in memory and never stored.",
+    )
+    if not files:
+        return []
+    uploads = read_uploads(((f.name, f.getvalue()) for f in files), options, UploadLimits.from_settings(settings))
+    for upload in uploads:
+        if not isinstance(upload, ImageInput):
+            st.warning(f"**{upload.name}** was not classified: {upload.reason}.")
+    return [upload for upload in uploads if isinstance(upload, ImageInput)]
+
+
+def dataset_images(spec) -> list[ImageInput]:
+    """A random handful of the run's own test images (or any split's, if it has no test split)."""
+    dataset = load_dataset(spec, get_settings())
+    split = dataset.splits["test"] if len(dataset.splits["test"]) else dataset.splits["train"]
+    left, right = st.columns(2)
+    count = left.select_slider("How many", SAMPLE_SIZES, 4, key="classify_sample_size")
+    if right.button("Pick others", icon=":material/shuffle:"):
+        st.session_state["classify_sample_seed"] = st.session_state.get("classify_sample_seed", 0) + 1
+    rng = np.random.default_rng(st.session_state.get("classify_sample_seed", 0))
+    chosen = rng.choice(len(split), size=min(count, len(split)), replace=False)
+    return [
+        ImageInput(
+            f"{split.source_ids[i]} (true: {dataset.class_names[split.labels[i]]})",
+            split.images[i],
+            tuple(split.original_sizes[i]),
+        )
+        for i in chosen
+    ]
+
+
+def result_card(model, image: ImageInput, prediction, class_names: list, number: int) -> None:
+    from galaxy_core.explain import gradcam, overlay
+
+    label = class_names[prediction.label_index]
+    st.markdown(f"**{image.name}** → **{label}** ({prediction.probabilities[prediction.label_index]:.0%})")
+    for warning in image.warnings:
+        st.caption(f"Note: {warning}")
+    columns = st.columns([1, 1, 2])
+    width, height = image.original_size
+    columns[0].image(
+        enlarge(image.pixels, 160), caption=f"what the model sees (from {width}x{height} px)", width="stretch"
+    )
+    heatmap = gradcam(model, image.pixels, prediction.label_index)[0]
+    columns[1].image(enlarge(overlay(image.pixels, heatmap), 160), caption=f"Grad-CAM for {label}", width="stretch")
+    columns[2].plotly_chart(
+        probability_chart(class_names, prediction.probabilities, prediction.spread),
+        key=f"classify_chart_{number}",
+    )
+
+
+def results_table(images: list[ImageInput], predictions: list, class_names: list) -> pd.DataFrame:
+    rows = []
+    for image, prediction in zip(images, predictions, strict=True):
+        row = {"file": image.name, "prediction": class_names[prediction.label_index]}
+        row.update({f"p({name})": float(p) for name, p in zip(class_names, prediction.probabilities, strict=True)})
+        if prediction.spread is not None:
+            row.update({f"spread({n})": float(s) for n, s in zip(class_names, prediction.spread, strict=True)})
+        row["notes"] = "; ".join(image.warnings)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+@st.cache_data(max_entries=8, show_spinner="Exporting…")
+def _export_bytes(run_path: str, model_key: tuple, export_format: str) -> bytes:
+    """The exported file's bytes; `model_key` (model file and time) makes a new checkpoint export afresh."""
+    with tempfile.TemporaryDirectory() as folder:
+        return export_run(Run(Path(run_path)), export_format, Path(folder)).read_bytes()
+
+
+def export_ui(run) -> None:
+    st.caption(
+        "Every format takes raw 0-255 pixels of the run's input size; the JSON model card says how to crop and "
+        "resize an image first and which output is which class."
+    )
+    labels = {
+        "keras": "Keras (.keras)",
+        "savedmodel": "TensorFlow SavedModel (.zip)",
+        "tflite": "TFLite",
+        "json": "Model card (JSON)",
+    }
+    export_format = st.radio("Format", EXPORT_FORMATS, format_func=labels.get, horizontal=True, key="classify_export")
+    wanted = (run.id, export_format)
+    if st.button("Prepare the file", key="classify_prepare"):
+        st.session_state["classify_prepared"] = wanted
+    if st.session_state.get("classify_prepared") == wanted:
+        path = run.model_path()
+        data = _export_bytes(str(run.path), (str(path), path.stat().st_mtime), export_format)
+        st.download_button(
+            f"Download {labels[export_format]}",
+            data,
+            file_name=f"{run.id}{SUFFIXES[export_format]}",
+            on_click="ignore",
+            icon=":material/download:",
+        )
+
+
+def render() -> None:
+    """Draw the Classify page."""
+    settings = get_settings()
+    st.title("Classify")
+    runs = [summary for summary in RunStore(settings.runs_dir).runs() if summary.has_model]
+    if not runs:
+        st.info("No trained model yet: train one on the Train page, then come back to classify your own images.")
+        st.stop()
+    runs.sort(key=lambda summary: summary.test_balanced_accuracy or -1.0, reverse=True)
+    summary = choose_run(runs, key="classify_run", label="Model (the best by test balanced accuracy first)")
+    run = summary.run
+    try:
+        model = run_model(run)
+        class_names = run_class_names(run)
+    except (ModelLoadError, ValueError) as error:
+        st.error(f"This run's model cannot be used: {error}")
+        st.stop()
+    options = summary.dataset.preprocess
+    st.caption(
+        f"Images are prepared as for this model: centre crop {options.crop_fraction:g} of the shorter side, resized "
+        f"to {options.image_size} px, {'grayscale' if options.channels == 1 else 'RGB'}. "
+        f"Classes: {', '.join(class_names)}."
+    )
+    source = st.segmented_control(
+        "Images", ["Upload", "From the dataset"], default="Upload", key="classify_source", required=True
+    )
+    try:
+        images = uploaded_images(options, settings) if source == "Upload" else dataset_images(summary.dataset)
+    except DatasetError as error:
+        st.error(f"The run's dataset cannot be read: {error}")
+        images = []
+    tta = st.toggle(
+        "Also average over the 8 flips and rotations",
+        key="classify_tta",
+        help="Galaxies have no preferred orientation; the bars then show the mean and the spread over the 8 views.",
+    )
+    if images:
+        predictions = predict_images(model, images, tta=tta)
+        for number, (image, prediction) in enumerate(zip(images[:DETAILED], predictions, strict=False)):
+            with st.container(border=True):
+                result_card(model, image, prediction, class_names, number)
+        table = results_table(images, predictions, class_names)
+        if len(images) > DETAILED:
+            st.markdown(f"The first {DETAILED} of {len(images)} images are shown above; all are in the table.")
+        st.dataframe(table, hide_index=True)
+        st.download_button(
+            "Download the results (CSV)",
+            table.to_csv(index=False),
+            file_name=f"classified-{run.id}.csv",
+            mime="text/csv",
+            on_click="ignore",
+            icon=":material/download:",
+        )
+    with st.expander("Download this model"):
+        export_ui(run)
+
+
+if __name__ == "__main__":  # a session that starts on this page's URL right after a server start
+    run_router()

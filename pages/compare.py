@@ -1,5 +1,275 @@
-"""Entry for /compare: a session starting on this URL runs this file alone; it hands over to the router."""
+"""Compare: two to four finished runs side by side: curves, figures, confusion matrices, and whether they differ."""
 
-from pages.lab.widgets import run_router
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
 
-run_router()
+from galaxy_core.data import describe_spec
+from galaxy_core.evaluation import mcnemar, per_class_share, shared_mistakes
+from galaxy_core.inference import NotComparableError, comparison_warning, paired_predictions
+from galaxy_core.prediction import ModelLoadError
+from galaxy_core.training import RunStore
+from galaxy_core.training.store import epoch_records
+from pages.ui.display import confusion_figure, enlarge, lazy_tabs
+from pages.ui.navigation import run_router
+from pages.ui.runs import run_label, run_model
+from pages.ui.state import get_settings, load_dataset
+
+MAX_RUNS = 4
+MAX_DISAGREEMENTS = 12
+MAX_SHARED_MISTAKES = 24
+COLOURS = qualitative.Plotly
+
+
+def curves_figure(entries: list, by_time: bool) -> go.Figure:
+    """Loss and accuracy of each run (one colour per run; solid train, dotted validation)."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
+    for number, summary in enumerate(entries):
+        run = summary.run
+        epochs = epoch_records(run.metrics())
+        start = summary.started or (epochs[0]["time"] if epochs else 0)
+        x = [(e["time"] - start) / 60 for e in epochs] if by_time else [e["epoch"] for e in epochs]
+        colour = COLOURS[number % len(COLOURS)]
+        for column, key in ((1, "loss"), (2, "accuracy")):
+            for prefix, dash in (("", "solid"), ("val_", "dot")):
+                figure.add_scatter(
+                    x=x,
+                    y=[e.get(prefix + key) for e in epochs],
+                    name=f"{run.id} {'val' if prefix else 'train'}",
+                    legendgroup=run.id,
+                    showlegend=column == 1,
+                    line={"color": colour, "dash": dash},
+                    row=1,
+                    col=column,
+                )
+    figure.update_xaxes(title_text="minutes since the start" if by_time else "epoch")
+    figure.update_yaxes(range=[0, 1.02], row=1, col=2)
+    figure.update_layout(height=420, margin={"t": 40}, legend={"orientation": "h", "y": -0.3})
+    return figure
+
+
+def curves_tab(entries: list) -> None:
+    by_time = st.toggle("By wall time instead of epoch", key="compare_by_time")
+    st.plotly_chart(curves_figure(entries, by_time), key="compare_curves")
+    st.caption("Solid: training; dotted: validation. A widening gap between them is overfitting.")
+
+
+def metrics_tab(entries: list) -> None:
+    rows = []
+    for summary in entries:
+        evaluation = summary.run.evaluation() or {}
+        minutes = (summary.finished - summary.started) / 60 if summary.finished and summary.started else None
+        row = {
+            "run": summary.id,
+            "model": summary.model,
+            "dataset": describe_spec(summary.dataset),
+            "parameters": summary.parameters,
+            "epochs": summary.epochs_done,
+            "training min": minutes,
+            "test accuracy": summary.test_accuracy,
+            "test balanced accuracy": summary.test_balanced_accuracy,
+            "balanced, 8 views": summary.test_balanced_accuracy_tta,
+        }
+        row.update({f"recall {name}": m["recall"] for name, m in evaluation.get("per_class", {}).items()})
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    formats = {c: st.column_config.NumberColumn(format="%.3f") for c in table.columns if "acc" in c or "recall" in c}
+    formats["balanced, 8 views"] = st.column_config.NumberColumn(format="%.3f")
+    formats["training min"] = st.column_config.NumberColumn(format="%.1f")
+    st.dataframe(table, hide_index=True, column_config=formats)
+
+
+def matrices_tab(entries: list) -> None:
+    normalised = st.toggle("Row-normalised", key="compare_normalised")
+    columns = st.columns(len(entries))
+    for column, summary in zip(columns, entries, strict=True):
+        run = summary.run
+        evaluation = run.evaluation()
+        if evaluation is None:
+            column.info(f"{run.id} has no test evaluation.")
+            continue
+        column.plotly_chart(
+            confusion_figure(
+                np.asarray(evaluation["confusion_matrix"]),
+                evaluation["class_names"],
+                normalised,
+                title=f"{summary.model} · {run.id[-4:]}",
+            ),
+            key=f"compare_matrix_{run.id}",
+        )
+
+
+def two_paired_runs(entries: list, what: str):
+    """Both runs' saved test predictions, or None after saying why `what` cannot be shown."""
+    if len(entries) != 2:
+        st.info(f"{what} compares exactly two runs: choose two.")
+        return None
+    try:
+        return paired_predictions([summary.run for summary in entries])
+    except ValueError as problem:
+        st.warning(f"{what} is not possible: {problem}.")
+        return None
+
+
+def significance_tab(entries: list) -> None:
+    pair = two_paired_runs(entries, "McNemar's test")
+    if pair is None:
+        return
+    first, second = pair
+    correct_first = first.probabilities.argmax(axis=1) == first.labels
+    correct_second = second.probabilities.argmax(axis=1) == second.labels
+    result = mcnemar(correct_first, correct_second)
+    names = [f"{summary.model} ({summary.id[-4:]})" for summary in entries]
+    table = pd.DataFrame(
+        result.table(),
+        index=[f"{names[0]} right", f"{names[0]} wrong"],
+        columns=[f"{names[1]} right", f"{names[1]} wrong"],
+    )
+    st.dataframe(table)
+    st.metric("p-value (McNemar, exact)", f"{result.p_value:.3g}")
+    st.markdown(result.in_words(names[0], names[1]))
+    st.caption(
+        "Only the images where exactly one model is right count. If the models were equally accurate, each of "
+        "those would be a coin flip between them."
+    )
+
+
+def disagreements_tab(entries: list) -> None:
+    from galaxy_core.explain import gradcam, overlay
+
+    pair = two_paired_runs(entries, "The disagreement gallery")
+    if pair is None:
+        return
+    first, second = pair
+    run_a, run_b = (summary.run for summary in entries)
+    differ = np.flatnonzero(first.probabilities.argmax(axis=1) != second.probabilities.argmax(axis=1))
+    st.markdown(f"The two runs disagree on **{len(differ)}** of {len(first.labels)} test images.")
+    if not len(differ):
+        return
+    try:
+        models = [run_model(run_a), run_model(run_b)]
+    except ModelLoadError as error:
+        st.error(f"A model cannot be loaded: {error}")
+        return
+    datasets = [load_dataset(summary.dataset, get_settings()) for summary in entries]
+    class_names = datasets[0].class_names
+    for index in differ[:MAX_DISAGREEMENTS]:
+        with st.container(border=True):
+            columns = st.columns(3)
+            image = datasets[0].splits["test"].images[index]
+            columns[0].image(
+                enlarge(image, 160),
+                caption=f"{first.source_ids[index]} · true {class_names[first.labels[index]]}",
+                width="stretch",
+            )
+            for column, model, dataset, saved, run in zip(
+                columns[1:], models, datasets, (first, second), (run_a, run_b), strict=True
+            ):
+                pixels = dataset.splits["test"].images[index]  # each run's own preprocessing
+                predicted = int(saved.probabilities[index].argmax())
+                heatmap = gradcam(model, pixels, predicted)[0]
+                column.image(
+                    enlarge(overlay(pixels, heatmap), 160),
+                    caption=f"{run.id[-4:]}: {class_names[predicted]} {saved.probabilities[index, predicted]:.0%}",
+                    width="stretch",
+                )
+    if len(differ) > MAX_DISAGREEMENTS:
+        st.caption(f"The first {MAX_DISAGREEMENTS} of {len(differ)}.")
+
+
+def shared_mistakes_tab(entries: list) -> None:
+    try:
+        saved = paired_predictions([summary.run for summary in entries])
+    except ValueError as problem:
+        st.warning(f"Shared mistakes cannot be shown: {problem}.")
+        return
+    labels = saved[0].labels
+    shared = shared_mistakes(labels, [predictions.probabilities for predictions in saved])
+    class_names = list(entries[0].class_names)
+    st.markdown(
+        f"Every chosen run gets **{len(shared)}** of {len(labels)} test images wrong. Where the models differ in "
+        "architecture or preprocessing and still agree on a wrong answer, look at the image before blaming the "
+        "models: on crowd-labelled data such as Galaxy Zoo's volunteer votes, many of these are doubtful labels."
+    )
+    if not len(shared):
+        return
+    counts, supports, cost = per_class_share(labels, shared, len(class_names))
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "class": class_names,
+                "shared mistakes": counts,
+                "test images": supports,
+                "share": counts / np.maximum(supports, 1),
+            }
+        ).style.format({"share": "{:.1%}"}),
+        hide_index=True,
+    )
+    st.caption(
+        f"Together these cost every chosen run {cost:.1%} of balanced accuracy: no run here scores above "
+        f"{1 - cost:.1%} unless it gets some of them right."
+    )
+    dataset = load_dataset(entries[0].dataset, get_settings())
+    mean = np.mean([predictions.probabilities for predictions in saved], axis=0)
+    columns = st.columns(4)
+    for position, index in enumerate(shared[:MAX_SHARED_MISTAKES]):
+        predicted = int(mean[index].argmax())
+        columns[position % 4].image(
+            enlarge(dataset.splits["test"].images[index], 160),
+            caption=(
+                f"{saved[0].source_ids[index]} · labelled {class_names[labels[index]]}, the runs say "
+                f"{class_names[predicted]} ({mean[index, predicted]:.0%} on average)"
+            ),
+            width="stretch",
+        )
+    if len(shared) > MAX_SHARED_MISTAKES:
+        st.caption(f"The {MAX_SHARED_MISTAKES} most confident of {len(shared)}.")
+
+
+def render() -> None:
+    """Draw the Compare page."""
+    settings = get_settings()
+    st.title("Compare")
+    runs = [summary for summary in RunStore(settings.runs_dir).runs() if summary.has_test_results]
+    if len(runs) < 2:
+        st.info("Comparing needs at least two runs with test results: train another on the Train page.")
+        st.stop()
+    by_id = {summary.id: summary for summary in runs}
+    chosen = st.multiselect(
+        f"Runs (2 to {MAX_RUNS})",
+        list(by_id),
+        default=list(by_id)[:2],
+        max_selections=MAX_RUNS,
+        format_func=lambda run_id: run_label(by_id[run_id]),
+        key="compare_runs",
+    )
+    if len(chosen) < 2:
+        st.info("Choose at least two runs.")
+        st.stop()
+    entries = [by_id[run_id] for run_id in chosen]
+    try:
+        warning = comparison_warning(entries)
+    except NotComparableError as error:
+        st.error(f"These runs cannot be compared: {error}. Choose runs trained on the same classes.")
+        st.stop()
+    if warning:
+        datasets = sorted({describe_spec(summary.dataset) for summary in entries})
+        st.warning(f"Compare with care: {warning}. Datasets: {'; '.join(datasets)}.")
+    lazy_tabs(
+        "compare_tabs",
+        {
+            "Curves": lambda: curves_tab(entries),
+            "Figures": lambda: metrics_tab(entries),
+            "Confusion matrices": lambda: matrices_tab(entries),
+            "Significance": lambda: significance_tab(entries),
+            "Disagreements": lambda: disagreements_tab(entries),
+            "Shared mistakes": lambda: shared_mistakes_tab(entries),
+        },
+    )
+
+
+if __name__ == "__main__":  # a session that starts on this page's URL right after a server start
+    run_router()

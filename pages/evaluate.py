@@ -1,5 +1,261 @@
-"""Entry for /evaluate: a session starting on this URL runs this file alone; it hands over to the router."""
+"""Evaluate: what a finished run got right and wrong on its test images, and where it looked."""
 
-from pages.lab.widgets import run_router
+import numpy as np
+import pandas as pd
+import streamlit as st
 
-run_router()
+from galaxy_core.data import DatasetError
+from galaxy_core.evaluation import answers_changed, cell_members, confident_mistakes, summarize
+from galaxy_core.inference import RunAnswers, run_answers
+from galaxy_core.prediction import ModelLoadError, predict_probabilities
+from galaxy_core.training import CHECKPOINTS, RunState, RunStore
+from pages.ui.display import confusion_figure, enlarge, image_grid, lazy_tabs
+from pages.ui.navigation import run_router
+from pages.ui.runs import choose_run, run_model
+from pages.ui.state import get_settings, load_dataset
+
+GALLERY_PAGE = 24
+MISTAKES_STEP = 6
+EXAMPLES_PER_CLASS = 4
+MAX_FEATURE_MAPS = 32
+CELL_TRUE_KEY, CELL_PREDICTED_KEY = "evaluate_cell_true", "evaluate_cell_predicted"
+
+
+@st.cache_data(max_entries=8, show_spinner="Predicting the test images…")
+def _predict(_model, model_key: tuple, _images: np.ndarray, images_key: tuple, tta: bool) -> np.ndarray:
+    return predict_probabilities(_model, _images, tta=tta)
+
+
+def load_answers(run, checkpoint: str, tta: bool) -> RunAnswers:
+    """The chosen model's answers on the run's test split: saved predictions when they fit, computed otherwise
+    (cached per model file and dataset)."""
+    model = run_model(run, checkpoint)
+    dataset = load_dataset(run.summary().dataset, get_settings())
+    path = run.model_path(checkpoint)
+    model_key = (str(path), path.stat().st_mtime)
+    images_key = (dataset.spec, len(dataset.splits["test"]))
+    return run_answers(
+        run,
+        model,
+        dataset,
+        checkpoint=checkpoint,
+        tta=tta,
+        predict=lambda images: _predict(model, model_key, images, images_key, tta),
+    )
+
+
+def metrics_tab(data: RunAnswers) -> None:
+    summary = summarize(data.labels, data.predictions, data.class_names)
+    columns = st.columns(3)
+    columns[0].metric("Accuracy", f"{summary['accuracy']:.1%}")
+    columns[1].metric(
+        "Balanced accuracy", f"{summary['balanced_accuracy']:.1%}", help="The mean of the per-class recalls."
+    )
+    columns[2].metric("Macro F1", f"{summary['macro_f1']:.3f}")
+    table = pd.DataFrame(summary["per_class"]).T.rename_axis("class").reset_index()
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config={name: st.column_config.NumberColumn(format="%.3f") for name in ("precision", "recall", "f1")},
+    )
+    st.caption(
+        "Recall: of the galaxies of this class, the share found. Precision: of those called this class, the share "
+        "right. F1: their harmonic mean. Support: test images of the class."
+    )
+
+
+def matrix_tab(data: RunAnswers) -> None:
+    matrix = summarize(data.labels, data.predictions, data.class_names)["confusion_matrix"]
+    normalised = st.toggle("Row-normalised (share of each true class)", key="evaluate_normalised")
+    event = st.plotly_chart(
+        confusion_figure(np.asarray(matrix), data.class_names, normalised),
+        on_select="rerun",
+        selection_mode="points",
+        key="evaluate_matrix",
+    )
+    points = event.selection.points if event else []
+    # The chart keeps reporting its selection on every rerun: apply a click once, so the menus stay free.
+    clicked = (points[0]["y"], points[0]["x"]) if points else None
+    if clicked and clicked != st.session_state.get("evaluate_clicked_cell"):
+        st.session_state[CELL_TRUE_KEY], st.session_state[CELL_PREDICTED_KEY] = clicked
+    st.session_state["evaluate_clicked_cell"] = clicked
+    st.caption("Click a cell, or choose it here, to see its images.")
+    left, right = st.columns(2)
+    true_name = left.selectbox("True class", data.class_names, key=CELL_TRUE_KEY)
+    predicted_name = right.selectbox("Predicted class", data.class_names, key=CELL_PREDICTED_KEY)
+    members = cell_members(
+        data.labels, data.probabilities, data.class_names.index(true_name), data.class_names.index(predicted_name)
+    )
+    st.markdown(f"**{len(members)}** test images are **{true_name}** and were predicted **{predicted_name}**.")
+    shown = members[:GALLERY_PAGE]
+    image_grid(data.images[shown], [data.caption(i) for i in shown])
+    if len(members) > GALLERY_PAGE:
+        st.caption(f"The {GALLERY_PAGE} most confident of {len(members)}.")
+
+
+def mistakes_tab(data: RunAnswers) -> None:
+    mistakes = confident_mistakes(data.labels, data.probabilities)
+    if not len(mistakes):
+        st.success("No test image is misclassified.")
+        return
+    st.markdown(
+        f"**{len(mistakes)}** of {len(data.labels)} test images are misclassified; the most confident mistakes "
+        "first (true → predicted, confidence). Confident mistakes are often label noise or odd images."
+    )
+    shown = len(mistakes)
+    if shown > MISTAKES_STEP:  # a slider needs more than one position
+        shown = st.slider(
+            "How many", MISTAKES_STEP, min(shown, 120), min(GALLERY_PAGE, shown), MISTAKES_STEP, key="evaluate_n"
+        )
+    image_grid(data.images[mistakes[:shown]], [data.caption(i) for i in mistakes[:shown]])
+
+
+def image_picker(data: RunAnswers) -> int:
+    """A test image chosen by number; the first misclassified one by default."""
+    mistakes = confident_mistakes(data.labels, data.probabilities)
+    default = int(mistakes[0]) if len(mistakes) else 0
+    return st.selectbox(
+        "Test image",
+        range(len(data.labels)),
+        index=default,
+        format_func=lambda i: f"#{i} {data.source_ids[i]} · {data.caption(i)}",
+        key="evaluate_image",
+    )
+
+
+def gradcam_tab(data: RunAnswers) -> None:
+    from galaxy_core.explain import default_gradcam_layer, gradcam, overlay, spatial_layer_names
+
+    layers = spatial_layer_names(data.model)
+    left, right = st.columns(2)
+    with left:
+        index = image_picker(data)
+    layer = right.selectbox(
+        "Layer", layers, index=layers.index(default_gradcam_layer(data.model)), key="evaluate_layer"
+    )
+    predicted = int(data.predictions[index])
+    classes = st.multiselect(
+        "Explain the classes",
+        data.class_names,
+        default=[data.class_names[predicted]],
+        key=f"evaluate_classes_{index}",
+        help="Grad-CAM shows where the evidence for a class lies; compare the predicted class with others.",
+    )
+    image = data.images[index]
+    columns = st.columns(max(4, 1 + len(classes)))
+    columns[0].image(enlarge(image, 192), caption=f"input · true {data.class_names[data.labels[index]]}")
+    for column, name in zip(columns[1:], classes, strict=False):
+        class_index = data.class_names.index(name)
+        heatmap = gradcam(data.model, image, class_index, layer)[0]
+        column.image(
+            enlarge(overlay(image, heatmap), 192),
+            caption=f"{name}: p = {data.probabilities[index, class_index]:.2f}",
+        )
+    st.subheader("What the network looks at, per class")
+    st.caption(f"The {EXAMPLES_PER_CLASS} most confident correct test images of each class, for its own class.")
+    for class_index, name in enumerate(data.class_names):
+        examples = cell_members(data.labels, data.probabilities, class_index, class_index)[:EXAMPLES_PER_CLASS]
+        if not len(examples):
+            st.caption(f"{name}: no correctly classified test image.")
+            continue
+        heatmaps = gradcam(data.model, data.images[examples], class_index, layer)
+        painted = np.stack([overlay(data.images[i], h) for i, h in zip(examples, heatmaps, strict=True)])
+        st.markdown(f"**{name}**")
+        image_grid(painted, [data.caption(i) for i in examples], columns=EXAMPLES_PER_CLASS, size=160)
+
+
+def inside_tab(data: RunAnswers) -> None:
+    from galaxy_core.explain import feature_maps, first_conv_filters, spatial_layer_names
+
+    st.markdown("**Feature maps**: what each filter of a layer responds to in one image (bright = strong).")
+    layers = spatial_layer_names(data.model)
+    left, right = st.columns(2)
+    with left:
+        index = image_picker(data)
+    layer = right.selectbox("Layer", layers, key="evaluate_feature_layer")
+    maps = feature_maps(data.model, data.images[index], layer)
+    count = min(MAX_FEATURE_MAPS, maps.shape[-1])
+    tiles = np.rint(np.moveaxis(maps[..., :count], -1, 0) * 255).astype(np.uint8)[..., None]
+    st.caption(f"{layer}: {maps.shape[0]}x{maps.shape[1]} maps, the first {count} of {maps.shape[-1]} channels.")
+    image_grid(tiles, [f"channel {c}" for c in range(count)], columns=8, size=96)
+    name, filters = first_conv_filters(data.model)
+    st.markdown(
+        f"**First-layer filters** ({name}): the {filters.shape[0]} kernels the network slides over the image, "
+        "each scaled to its own range. Trained ones often look like edge and colour detectors."
+    )
+    image_grid(filters, [str(i) for i in range(len(filters))], columns=16, size=48)
+
+
+def tta_tab(run, checkpoint: str) -> None:
+    st.markdown(
+        "Galaxies have no preferred orientation: each of the 8 flips and quarter turns of an image is an equally "
+        "good picture of it. Averaging the model's answers over the 8 views (test-time augmentation) usually "
+        "makes it steadier."
+    )
+    plain = load_answers(run, checkpoint, tta=False)
+    averaged = load_answers(run, checkpoint, tta=True)
+    figures = {
+        label: summarize(part.labels, part.predictions, part.class_names)
+        for label, part in (("one view", plain), ("8 views averaged", averaged))
+    }
+    rows = {
+        label: {
+            "accuracy": f["accuracy"],
+            "balanced accuracy": f["balanced_accuracy"],
+            "macro F1": f["macro_f1"],
+            **{f"recall {name}": m["recall"] for name, m in f["per_class"].items()},
+        }
+        for label, f in figures.items()
+    }
+    st.dataframe(pd.DataFrame(rows).T.style.format("{:.3f}"))
+    fixed, broken = answers_changed(plain.labels, plain.predictions, averaged.predictions)
+    st.markdown(f"Averaging corrects **{fixed}** test images and gets **{broken}** wrong that one view got right.")
+
+
+def render() -> None:
+    """Draw the Evaluate page."""
+    settings = get_settings()
+    st.title("Evaluate")
+    runs = [summary for summary in RunStore(settings.runs_dir).runs() if not summary.state.active]
+    if not runs:
+        st.info("No finished run yet: train one on the Train page, then come back here.")
+        st.stop()
+    summary = choose_run(runs, key="evaluate_run")
+    run = summary.run
+    if summary.state is RunState.FAILED:
+        st.error(f"This run {summary.message}, so there is no model to evaluate.")
+        st.stop()
+    if summary.state is RunState.INTERRUPTED:
+        st.warning(f"This run was {summary.message}. Its best checkpoint so far is shown.")
+    left, right = st.columns(2)
+    checkpoint = left.radio(
+        "Model",
+        CHECKPOINTS,
+        format_func={"best": "best checkpoint (best validation epoch)", "final": "final model (last epoch)"}.get,
+        horizontal=True,
+        key="evaluate_checkpoint",
+    )
+    tta = right.toggle("Average over 8 flips and rotations (TTA)", key="evaluate_tta")
+    try:
+        answers = load_answers(run, checkpoint, tta)
+    except ModelLoadError as error:
+        st.error(f"The model cannot be loaded: {error}")
+        st.stop()
+    except (DatasetError, ValueError) as error:
+        st.error(f"This run cannot be evaluated: {error}")
+        st.stop()
+    lazy_tabs(
+        "evaluate_tabs",
+        {
+            "Metrics": lambda: metrics_tab(answers),
+            "Confusion matrix": lambda: matrix_tab(answers),
+            "Mistakes": lambda: mistakes_tab(answers),
+            "Grad-CAM": lambda: gradcam_tab(answers),
+            "Inside the network": lambda: inside_tab(answers),
+            "Test-time augmentation": lambda: tta_tab(run, checkpoint),
+        },
+    )
+
+
+if __name__ == "__main__":  # a session that starts on this page's URL right after a server start
+    run_router()

@@ -1,5 +1,75 @@
-"""Entry for /home: a session starting on this URL runs this file alone; it hands over to the router."""
+"""Home: what the lab is, which dataset is active, where to go next."""
 
-from pages.lab.widgets import run_router
+import streamlit as st
 
-run_router()
+from galaxy_core.data import describe_spec
+from galaxy_core.install import installed_tensorflow, nvidia_gpus
+from pages.ui.navigation import HOME, LAB_PAGES, run_router
+from pages.ui.state import active_dataset_spec, get_settings
+
+
+def training_device_text(settings) -> str:
+    """Where runs train, without importing TensorFlow: the executor, the TensorFlow build, the GPUs."""
+    if settings.executor == "ray":
+        return (
+            f"On the Ray cluster at `{settings.ray_address}`: each run on a node with {settings.run_num_cpus:g} "
+            "free CPU(s), on its GPU when the cluster has GPUs. Each run's status names its node and device."
+        )
+    gpus = nvidia_gpus()
+    build = installed_tensorflow()
+    if gpus and "GPU build" in build:
+        device = f"the GPU ({', '.join(gpus)}), with mixed precision"
+    elif gpus:
+        device = f"the CPU: this machine has {', '.join(gpus)}, but {build} cannot use it (run `make clean run`)"
+    else:
+        device = "the CPU (no NVIDIA GPU found)"
+    return f"On this machine, in background processes, on {device}. TensorFlow: {build}."
+
+
+def render() -> None:
+    """Draw Home."""
+    settings = get_settings()
+
+    st.title("Galaxy CNN Lab")
+    st.markdown(
+        "A classroom lab for convolutional neural networks on real galaxy images. Browse galaxies, train a "
+        "network in the background, watch it learn, and see what it learned: which galaxies it confuses and "
+        "where in the image it looks."
+    )
+    st.markdown(
+        "The three classes come from Galaxy Zoo: **edge** (a disk seen edge-on), **smooth** (an elliptical) and "
+        "**spiral**. The built-in synthetic galaxies work offline; real SDSS galaxies are read from the data "
+        "folders in the settings."
+    )
+
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Active dataset")
+        st.markdown(f"**{describe_spec(active_dataset_spec())}**")
+        st.caption("Change it on the Dataset page; every page uses it.")
+    with right:
+        st.subheader("Where to go next")
+        for lab_page in LAB_PAGES:
+            if lab_page is not HOME:
+                st.page_link(lab_page.streamlit_page(), label=lab_page.purpose, icon=lab_page.icon)
+
+    st.subheader("Where runs train")
+    st.markdown(training_device_text(settings))
+
+    with st.expander("Settings in force"):
+        st.markdown(f"Read from: `{settings.source}`")
+        roots = (
+            "\n".join(f"- `{root}`" + ("" if root.is_dir() else " (missing)") for root in settings.data_roots)
+            or "- none: only the synthetic dataset is offered"
+        )
+        st.markdown(f"Data roots:\n{roots}")
+        st.markdown(
+            f"New sessions start on: `{settings.default_dataset}`  \nCache: `{settings.cache_dir}`  \n"
+            f"Runs: `{settings.runs_dir}`  \nUpload limit: {settings.upload_limit_mb} MB  \n"
+            f"Training: at most {settings.max_concurrent_runs} run(s) at once, {settings.max_queued_runs} waiting, "
+            f"{settings.max_epochs} epochs each"
+        )
+
+
+if __name__ == "__main__":  # a session that starts on this page's URL right after a server start
+    run_router()

@@ -1,5 +1,299 @@
-"""Entry for /train: a session starting on this URL runs this file alone; it hands over to the router."""
+"""Train: queue a run on the active dataset, and watch the runs learn (they train in background processes)."""
 
-from pages.lab.widgets import run_router
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
 
-run_router()
+from galaxy_core.data import DatasetSpec, describe_spec
+from galaxy_core.data.augment import AugmentOptions
+from galaxy_core.models import list_models, model_info
+from galaxy_core.training import RunNotFoundError, RunState, RunSummary, TrainConfig
+from galaxy_core.training.config import (
+    DEFAULT_MODEL,
+    MONITORS,
+    OPTIMIZERS,
+    SCHEDULES,
+    VALIDATION_SOURCES,
+    recommended_config,
+)
+from galaxy_core.training.manager import JobManager, QueueFullError, RunsFolderError
+from galaxy_core.training.store import epoch_records
+from pages.ui.navigation import run_router
+from pages.ui.runs import model_label
+from pages.ui.state import active_dataset_spec, get_settings
+
+SELECTED_RUN_KEY = "train_selected_run"
+REFRESH_SECONDS = 2
+
+
+def new_run_ui(dataset: DatasetSpec, max_epochs: int) -> TrainConfig | None:
+    """The training form; returns a config when the user presses Train."""
+    names = list_models()
+    model = st.selectbox(
+        "Model",
+        names,
+        index=names.index(DEFAULT_MODEL),
+        format_func=model_label,
+        key="train_model",
+        help=f"The recommended default is {model_label(DEFAULT_MODEL)}.",
+    )
+    info = model_info(model)
+    size = dataset.preprocess.image_size
+    if size < info.min_input_size:
+        st.warning(
+            f"{info.title} needs images of at least {info.min_input_size} px; the active dataset has {size} "
+            "px. Choose a larger image size on the Dataset page, or another model."
+        )
+        return None
+    defaults = recommended_config(dataset, model)
+    with st.form(f"train_form_{model}"):
+        left, middle, right = st.columns(3)
+        epochs = left.number_input(
+            "Epochs (at most)",
+            1,
+            max_epochs,
+            min(defaults.epochs, max_epochs),
+            help=f"This server allows at most {max_epochs} epochs per run.",
+        )
+        batch_size = left.select_slider("Batch size", [8, 16, 32, 64, 128, 256], defaults.batch_size)
+        learning_rate = middle.select_slider(
+            "Learning rate",
+            [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2],
+            defaults.learning_rate,
+            format_func=lambda v: f"{v:g}",
+        )
+        optimizer = middle.selectbox("Optimizer", OPTIMIZERS, OPTIMIZERS.index(defaults.optimizer))
+        schedule = middle.selectbox("Learning-rate schedule", SCHEDULES, SCHEDULES.index(defaults.schedule))
+        early_stopping = right.toggle("Early stopping", defaults.early_stopping)
+        monitor = right.selectbox(
+            "Watch",
+            MONITORS,
+            MONITORS.index(defaults.monitor),
+            help="Early stopping and the best checkpoint follow this validation figure.",
+        )
+        patience = right.number_input("Patience (epochs)", 1, 100, defaults.patience)
+        st.markdown("**Augmentation** (random, every batch) and **imbalance**")
+        aug = st.columns(5)
+        augment = AugmentOptions(
+            flip=aug[0].checkbox("Flips", True),
+            rotate=aug[1].checkbox("Rotations", True),
+            zoom=aug[2].slider("Zoom ±", 0.0, 0.5, 0.1, 0.05),
+            brightness=aug[3].slider("Brightness ±", 0.0, 0.5, 0.1, 0.05),
+        )
+        class_weighting = aug[4].toggle(
+            "Class weights",
+            defaults.class_weighting,
+            help="Weigh rare classes up so that each class counts as much in the loss.",
+        )
+        source_col, seed_col = st.columns(2)
+        validation = source_col.selectbox(
+            "Validation images",
+            VALIDATION_SOURCES,
+            format_func={"val_split": "the dataset's val split", "from_train": "10% held out of train"}.get,
+        )
+        seed = seed_col.number_input("Seed", 0, 10**6, 0, help="The same seed and settings reproduce the same curve.")
+        if not st.form_submit_button("Train", type="primary"):
+            return None
+    return TrainConfig(
+        dataset=dataset,
+        model=model,
+        augment=augment,
+        optimizer=optimizer,
+        learning_rate=float(learning_rate),
+        schedule=schedule,
+        batch_size=int(batch_size),
+        epochs=int(epochs),
+        early_stopping=early_stopping,
+        monitor=monitor,
+        patience=int(patience),
+        class_weighting=class_weighting,
+        validation=validation,
+        seed=int(seed),
+    )
+
+
+def runs_table_ui(summaries: list[RunSummary]) -> str | None:
+    """The runs, newest first; returns the id of the run chosen in the table (default: the newest)."""
+    rows = [
+        {
+            "run": summary.id,
+            "state": summary.state.value,
+            "what happened": summary.message,
+            "model": summary.model,
+            "dataset": describe_spec(summary.dataset),
+            "epochs": f"{summary.epochs_done}/{summary.epochs_planned or '?'}",
+            "val balanced acc": summary.best_val_balanced_accuracy,
+            "test balanced acc": summary.test_balanced_accuracy,
+            "time left": f"{summary.eta_seconds / 60:.1f} min"
+            if summary.state is RunState.RUNNING and summary.eta_seconds is not None
+            else "",
+            "where": summary.node or "",
+        }
+        for summary in summaries
+    ]
+    if not rows:
+        st.info("No runs yet: choose a model above and press Train.")
+        return None
+    table = pd.DataFrame(rows)
+    event = st.dataframe(
+        table,
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
+        key="runs_table",
+        column_config={
+            "val balanced acc": st.column_config.NumberColumn(format="%.3f"),
+            "test balanced acc": st.column_config.NumberColumn(format="%.3f"),
+        },
+    )
+    selected = event.selection.rows if event is not None else []
+    if selected:
+        st.session_state[SELECTED_RUN_KEY] = table["run"].iloc[selected[0]]
+    chosen = st.session_state.get(SELECTED_RUN_KEY)
+    return chosen if chosen in set(table["run"]) else table["run"].iloc[0]
+
+
+TRAIN_COLOUR, VAL_COLOUR, BALANCED_COLOUR = "#1f77b4", "#ff7f0e", "#2ca02c"
+
+
+def curves_figure(metrics: list[dict], by_batch: bool) -> go.Figure:
+    """Loss and accuracy, train against validation; the training side by epoch, or by batch."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
+    epochs = epoch_records(metrics)
+    if by_batch:
+        train = [m for m in metrics if m.get("kind") == "batch"]
+        steps_per_epoch = max((b["step"] for b in train), default=1) / max(1, len(epochs))
+        train_x, mode, suffix = [b["step"] / steps_per_epoch for b in train], "lines", " (batches)"
+    else:
+        train, mode, suffix = epochs, "lines+markers", ""
+        train_x = [e["epoch"] for e in epochs]
+    epoch_x = [e["epoch"] for e in epochs]
+    lines = [
+        (train_x, train, "loss", f"train loss{suffix}", 1, TRAIN_COLOUR, mode, None),
+        (train_x, train, "accuracy", f"train accuracy{suffix}", 2, TRAIN_COLOUR, mode, None),
+        (epoch_x, epochs, "val_loss", "val loss", 1, VAL_COLOUR, "lines+markers", None),
+        (epoch_x, epochs, "val_accuracy", "val accuracy", 2, VAL_COLOUR, "lines+markers", None),
+        (epoch_x, epochs, "val_balanced_accuracy", "val balanced accuracy", 2, BALANCED_COLOUR, "lines+markers", "dot"),
+    ]
+    for x, records, key, name, column, colour, line_mode, dash in lines:
+        figure.add_scatter(
+            x=x,
+            y=[r.get(key) for r in records],
+            name=name,
+            row=1,
+            col=column,
+            mode=line_mode,
+            line={"color": colour, "dash": dash},
+        )
+    figure.update_xaxes(title_text="epoch")
+    figure.update_yaxes(range=[0, 1.02], row=1, col=2)
+    figure.update_layout(height=380, margin={"t": 40, "b": 40}, legend={"orientation": "h", "y": -0.25})
+    return figure
+
+
+def run_view(manager: JobManager, run_id: str) -> None:
+    """The selected run: state, live curves, stop, log; refreshed every 2 s while it is queued or running."""
+    try:
+        summary = manager.store.get(run_id).summary()
+    except (RunNotFoundError, OSError, ValueError) as error:
+        st.warning(f"Run {run_id} cannot be read: {error}")
+        return
+    run, state = summary.run, summary.state
+    metrics = run.metrics()
+    epochs = epoch_records(metrics)
+    seen = st.session_state.setdefault("train_seen_states", {})
+    if seen.get(run.id) in (RunState.QUEUED, RunState.RUNNING) and not state.active:
+        seen[run.id] = state
+        st.rerun(scope="app")  # it just ended: refresh the table and stop polling
+    seen[run.id] = state
+    head = st.columns([3, 1])
+    head[0].markdown(
+        f"**{run.id}**: {state.value} · {summary.model} on {describe_spec(summary.dataset)}"
+        + (f" · {summary.device}" if summary.device else "")
+        + (f" · on {summary.node}" if summary.node else "")
+    )
+    if state.active and head[1].button("Stop", key=f"stop_{run.id}", icon=":material/stop_circle:"):
+        manager.stop(run.id)
+        st.toast("Stop requested: the run ends after its current batch and keeps what it learned.")
+    if state is RunState.QUEUED:
+        st.info(f"Queued: {summary.message}. It starts by itself when a training slot is free.")
+    elif state is RunState.RUNNING:
+        text = f"{summary.message}"
+        if run.stop_requested():
+            text = f"stopping ({text})"
+        last = epochs[-1] if epochs else None
+        planned = summary.epochs_planned or 1
+        if last:
+            text += (
+                f" · epoch {last['epoch']} of at most {planned} · {last['images_per_second']:.0f} images/s"
+                f" · about {last['eta_seconds'] / 60:.1f} min left"
+            )
+        st.progress(min(1.0, summary.epochs_done / planned), text=text)
+    elif state is RunState.FAILED:
+        st.error(f"The run {summary.message}")
+    elif state is RunState.INTERRUPTED:
+        st.warning(f"The run was {summary.message}. Everything it wrote before is kept.")
+    else:
+        st.success(f"The run {summary.message}.")
+    if summary.has_test_results:
+        cols = st.columns(3)
+        cols[0].metric("Test accuracy", f"{summary.test_accuracy:.1%}")
+        cols[1].metric("Test balanced accuracy", f"{summary.test_balanced_accuracy:.1%}")
+        best = summary.best_val_balanced_accuracy
+        cols[2].metric("Best val balanced accuracy", f"{best:.1%}" if best is not None else "-")
+    if metrics:
+        by_batch = st.toggle("Training curve by batch", key=f"by_batch_{run.id}")
+        st.plotly_chart(curves_figure(metrics, by_batch), key=f"curves_{run.id}")
+    with st.expander("Log"):
+        st.code(run.log_tail(40) or "(empty)", language=None)
+        if summary.traceback:
+            st.code(summary.traceback, language="python")
+
+
+def service_ui(manager: JobManager, summaries: list[RunSummary]) -> None:
+    """Start the training service if runs wait for it, and say what keeps queued runs waiting, if anything."""
+    manager.ensure_service(summaries)
+    service = manager.service()
+    if service.problem and any(summary.state is RunState.QUEUED for summary in summaries):
+        st.warning(f"Training service: {service.describe()}. Queued runs are kept and start once this is fixed.")
+
+
+def render() -> None:
+    """Draw the Train page."""
+    settings = get_settings()
+    manager = JobManager.from_settings(settings)
+    st.title("Train")
+    dataset = active_dataset_spec()
+    st.caption(
+        f"On the active dataset: **{describe_spec(dataset)}** (change it on the Dataset page). Runs train in "
+        "background processes: leave this page or close the browser, they go on."
+    )
+    summaries, damaged = manager.store.scan()
+    with st.expander("New run", expanded=not summaries):
+        try:
+            config = new_run_ui(dataset, settings.max_epochs)
+        except ValueError as error:
+            st.error(f"These settings cannot train: {error}")
+            config = None
+        if config is not None:
+            try:
+                run = manager.submit(config)
+            except (QueueFullError, RunsFolderError) as error:
+                st.error(f"The run was not queued: {error}.")
+            else:
+                st.session_state[SELECTED_RUN_KEY] = run.id
+                st.success(f"Queued run {run.id}.")
+                summaries, damaged = manager.store.scan()
+    service_ui(manager, summaries)
+    chosen = runs_table_ui(summaries)
+    if damaged:
+        with st.expander(f"{len(damaged)} damaged run folder(s), left out"):
+            st.markdown("\n".join(f"- `{run.id}`: damaged: {run.reason}" for run in damaged))
+    if chosen:
+        active = next(summary.state.active for summary in summaries if summary.id == chosen)
+        st.fragment(run_every=REFRESH_SECONDS if active else None)(run_view)(manager, chosen)
+
+
+if __name__ == "__main__":  # a session that starts on this page's URL right after a server start
+    run_router()

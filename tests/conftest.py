@@ -14,7 +14,6 @@ import pytest
 from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PAGES = REPO_ROOT / "pages" / "lab"
 PAGE_TIMEOUT = 120  # seconds: a first page run may import TensorFlow and decode a dataset
 GZ1_PATH = REPO_ROOT.parent / "shared" / "data" / "gz1-3class"
 
@@ -97,11 +96,17 @@ def write_image_folder(
     return root
 
 
+def page_script(name: str) -> str:
+    """A script that draws one page, as the router does."""
+    return f"from pages.{name} import render\n\nrender()\n"
+
+
 def open_page(name: str, **state):
-    """pages/lab/<name>.py run once under Streamlit's AppTest, with these session-state values (None: unset)."""
+    """The page pages/<name>.py drawn once under Streamlit's AppTest (without the router's sidebar), with these
+    session-state values (None: unset)."""
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(PAGES / f"{name}.py"), default_timeout=PAGE_TIMEOUT)
+    at = AppTest.from_string(page_script(name), default_timeout=PAGE_TIMEOUT)
     for key, value in state.items():
         if value is not None:
             at.session_state[key] = value

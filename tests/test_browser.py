@@ -119,6 +119,20 @@ def page(request):
         browser.close()
 
 
+def test_a_deep_link_goes_through_the_router(app_url, page):
+    from playwright.sync_api import expect
+
+    # First in this module, so that it is the server's first visit: Streamlit then runs pages/architecture.py
+    # alone (its old pages/ folder rule), which must hand over to the router.
+    page.goto(f"{app_url}/architecture")
+    expect(page.get_by_role("heading", name="Architecture")).to_be_visible()
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar.get_by_text("Active dataset")).to_be_visible()  # drawn by the router, app.py
+    expect(sidebar.get_by_role("link", name="Train")).to_be_visible()
+    expect(sidebar.get_by_text("widgets")).to_have_count(0)  # not Streamlit's old pages/ menu
+    expect(page.get_by_text("Page not found")).to_have_count(0)
+
+
 def test_home_then_browse_synthetic_and_real_folder(app_url, page):
     from playwright.sync_api import expect
 
@@ -138,18 +152,6 @@ def test_home_then_browse_synthetic_and_real_folder(app_url, page):
     expect(page.get_by_test_id("stSidebar").get_by_text("classroom, 64 px, RGB")).to_be_visible()
     page.get_by_role("tab", name="Overview").click()
     expect(page.get_by_text("The classes are imbalanced")).to_be_visible()
-
-
-def test_a_deep_link_goes_through_the_router(app_url, page):
-    from playwright.sync_api import expect
-
-    page.goto(f"{app_url}/architecture")  # a fresh session starting on a page's URL
-    expect(page.get_by_role("heading", name="Architecture")).to_be_visible()
-    sidebar = page.get_by_test_id("stSidebar")
-    expect(sidebar.get_by_text("Active dataset")).to_be_visible()  # drawn by the router, app.py
-    expect(sidebar.get_by_role("link", name="Train")).to_be_visible()
-    expect(sidebar.get_by_text("widgets")).to_have_count(0)  # not Streamlit's old pages/ menu
-    expect(page.get_by_text("Page not found")).to_have_count(0)
 
 
 def test_train_a_run_and_watch_its_curve(app_url, page):

@@ -128,7 +128,8 @@ def test_the_command_line_and_the_app_start_without_tensorflow():
     from tests.conftest import REPO_ROOT
 
     code = (
-        "import sys; import galaxy_core.cli as cli; cli.build_parser(); import pages.lab.widgets; "
+        "import sys; import galaxy_core.cli as cli; cli.build_parser(); "
+        "import pages.ui.state, pages.ui.runs, pages.home; "
         "import galaxy_core.inference, galaxy_core.uploads, galaxy_core.export; "
         "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
     )

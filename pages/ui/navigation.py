@@ -1,0 +1,44 @@
+"""The lab's pages, listed once: the router (app.py) registers them and Home links to them."""
+
+from __future__ import annotations
+
+import importlib
+import runpy
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+ROUTER = Path(__file__).resolve().parents[2] / "app.py"
+
+
+@dataclass(frozen=True)
+class LabPage:
+    """A page: `pages/<url_path>.py`, whose `render()` draws it at /<url_path>."""
+
+    url_path: str
+    title: str
+    icon: str
+    purpose: str  # Home's link text
+
+    def streamlit_page(self) -> st.Page:
+        render = importlib.import_module(f"pages.{self.url_path}").render
+        return st.Page(render, title=self.title, icon=self.icon, url_path=self.url_path, default=self is HOME)
+
+
+HOME = LabPage("home", "Home", ":material/home:", "What the lab is")
+LAB_PAGES = (
+    HOME,
+    LabPage("dataset", "Dataset", ":material/photo_library:", "Browse the dataset"),
+    LabPage("architecture", "Architecture", ":material/account_tree:", "Look inside a network"),
+    LabPage("train", "Train", ":material/model_training:", "Train a network and watch it learn"),
+    LabPage("evaluate", "Evaluate", ":material/grid_on:", "See what it got wrong and where it looked"),
+    LabPage("classify", "Classify", ":material/image_search:", "Classify your own galaxy pictures"),
+    LabPage("compare", "Compare", ":material/compare:", "Compare models side by side"),
+)
+
+
+def run_router() -> None:
+    """Run app.py. After a server start, Streamlit runs a script found directly in pages/ by itself for a session
+    that starts on its URL (/dataset, say); each page file calls this then, so every URL goes through the router."""
+    runpy.run_path(str(ROUTER))

@@ -1,0 +1,48 @@
+"""Runs in menus and their models, loaded once per server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from galaxy_core.data import describe_spec
+
+FAMILY_LABELS = {"report": "Report", "modern": "Modern", "custom": "Custom"}
+
+
+def model_label(name: str) -> str:
+    """'Report: Practice 1 ...' / 'Modern: Small ResNet': a model's family and title, for menus."""
+    from galaxy_core.models import model_info
+
+    info = model_info(name)
+    return f"{FAMILY_LABELS[info.family]}: {info.title}"
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
+def _cached_model(path: str, modified: float):
+    """A loaded model, shared by every session; `modified` makes a rewritten file load afresh."""
+    from galaxy_core.prediction import load_model_file
+
+    return load_model_file(Path(path))
+
+
+def run_model(run, checkpoint: str = "best"):
+    """The run's model (best checkpoint or final), loaded once per server. Raises ModelLoadError."""
+    path = run.model_path(checkpoint)
+    return _cached_model(str(path), path.stat().st_mtime)
+
+
+def run_label(summary) -> str:
+    """'20261128-…-inception_small-ab12 · finished · gz1-3class, 64 px, RGB · test 84.7%' for menus."""
+    text = f"{summary.id} · {summary.state.value} · {describe_spec(summary.dataset)}"
+    if summary.has_test_results:
+        text += f" · test balanced {summary.test_balanced_accuracy:.1%}"
+    return text
+
+
+def choose_run(summaries: list, key: str, label: str = "Run"):
+    """A run picker over run summaries; returns the chosen one."""
+    by_id = {summary.id: summary for summary in summaries}
+    chosen = st.selectbox(label, list(by_id), format_func=lambda run_id: run_label(by_id[run_id]), key=key)
+    return by_id[chosen]

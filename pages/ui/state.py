@@ -1,0 +1,99 @@
+"""The session's and the server's state shared by the pages: settings, the datasets in memory, the active dataset."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import streamlit as st
+
+from galaxy_core.data import (
+    Dataset,
+    DatasetChoice,
+    DatasetError,
+    DatasetSpec,
+    create_dataset,
+    describe_spec,
+    discover_datasets,
+    spec_from_name,
+)
+from galaxy_core.settings import Settings, SettingsError, load_settings
+
+ACTIVE_DATASET_KEY = "active_dataset_spec"
+DEFAULT_DATASET_PROBLEM_KEY = "default_dataset_problem"
+MAX_DATASETS_IN_MEMORY = 3
+
+
+def get_settings() -> Settings:
+    """The lab's settings, or a clear error and a stopped page when they are unusable."""
+    try:
+        return load_settings()
+    except SettingsError as error:
+        st.error(f"The lab's settings cannot be used: {error}")
+        st.stop()
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def dataset_choices(_settings: Settings, settings_key: str) -> list[DatasetChoice]:
+    """Datasets found in the data roots (re-scanned every 30 s; `settings_key` keys the cache)."""
+    return discover_datasets(_settings)
+
+
+@st.cache_resource(show_spinner=False)
+def _loaded_datasets() -> tuple[OrderedDict, threading.Lock]:
+    """Datasets in memory for every session of this server: the few most recently used, read-only.
+
+    A plain LRU rather than st.cache_data, because a first load reports progress to the page, and
+    Streamlit's caches cannot replay elements drawn from inside a cached function onto outside blocks.
+    """
+    return OrderedDict(), threading.Lock()
+
+
+def load_dataset(spec: DatasetSpec, settings: Settings) -> Dataset:
+    """The dataset for `spec`, with a progress bar while it is decoded for the first time."""
+    key = (spec, str(settings.cache_dir))
+    loaded, lock = _loaded_datasets()
+    with lock:
+        if key in loaded:
+            loaded.move_to_end(key)
+            return loaded[key]
+    bar = st.empty()
+
+    def progress(done: int, total: int, message: str) -> None:
+        bar.progress(min(1.0, done / total) if total else 0.0, text=message)
+
+    try:
+        dataset = create_dataset(spec, cache_dir=settings.cache_dir, progress=progress)
+    finally:
+        bar.empty()
+    for split in dataset.splits.values():
+        split.images.flags.writeable = False
+    with lock:
+        loaded[key] = dataset
+        while len(loaded) > MAX_DATASETS_IN_MEMORY:
+            loaded.popitem(last=False)
+    return dataset
+
+
+def active_dataset_spec() -> DatasetSpec:
+    """The session's dataset: a new session starts on the settings' default_dataset (synthetic when that is
+    missing, with a note in the sidebar)."""
+    if ACTIVE_DATASET_KEY not in st.session_state:
+        settings = get_settings()
+        try:
+            spec = spec_from_name(settings.default_dataset, settings)
+        except DatasetError as error:
+            st.session_state[DEFAULT_DATASET_PROBLEM_KEY] = (
+                f"The default dataset ({settings.source}) is not available: {error}. Using synthetic galaxies."
+            )
+            spec = DatasetSpec.of("synthetic")
+        st.session_state[ACTIVE_DATASET_KEY] = spec
+    return st.session_state[ACTIVE_DATASET_KEY]
+
+
+def sidebar_status() -> None:
+    with st.sidebar:
+        st.caption("Active dataset")
+        st.markdown(f"**{describe_spec(active_dataset_spec())}**")
+        if DEFAULT_DATASET_PROBLEM_KEY in st.session_state:
+            st.warning(st.session_state[DEFAULT_DATASET_PROBLEM_KEY])
