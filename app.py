@@ -1,11 +1,15 @@
 """Galaxy CNN Lab: the router. Each page is pages/<name>.py with a render() function; everything else is galaxy_core."""
 
+from pathlib import Path
+
 import streamlit as st
 
 from pages.ui.navigation import LAB_PAGES
 from pages.ui.state import sidebar_status
 
-st.set_page_config(page_title="Galaxy CNN Lab", page_icon="assets/icon.png", layout="wide")
+ICON = Path(__file__).resolve().parent / "assets" / "icon.png"  # not installed with a wheel: an emoji then
+
+st.set_page_config(page_title="Galaxy CNN Lab", page_icon=str(ICON) if ICON.is_file() else "🌌", layout="wide")
 navigation = st.navigation({"Lab": [page.streamlit_page() for page in LAB_PAGES]})
 sidebar_status()
 navigation.run()

@@ -1,4 +1,5 @@
-"""`galaxy-lab`: the lab's operations from a terminal.
+"""`galaxy-lab`: the lab's operations from a terminal. Each command is a function that adds its parser, beside
+the handler it runs; the handlers call the same library functions as the pages.
 
 galaxy-lab serve                  start the web app
 galaxy-lab datasets               list the datasets the lab can offer
@@ -16,21 +17,66 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from galaxy_core.data import DATASET_SOURCES, PreprocessOptions, dataset_names_help
-from galaxy_core.settings import SettingsError, load_settings
-
-APP_FILE = Path(__file__).resolve().parent.parent / "app.py"
+from galaxy_core.data import (
+    DATASET_SOURCES,
+    PreprocessOptions,
+    create_dataset,
+    dataset_names_help,
+    dataset_source,
+    discover_datasets,
+    spec_from_name,
+)
+from galaxy_core.data.augment import AugmentOptions
+from galaxy_core.data.galaxy10 import download_galaxy10
+from galaxy_core.errors import GalaxyLabError
+from galaxy_core.export import EXPORT_FORMATS, export_run
+from galaxy_core.inference import load_run_model, run_class_names, run_dataset_spec
+from galaxy_core.prediction import EVALUATION_SPLITS, evaluate_model
+from galaxy_core.settings import load_settings
+from galaxy_core.training import CHECKPOINTS, RunState, RunStore
+from galaxy_core.training.config import (
+    DEFAULT_MODEL,
+    DEFAULT_SETTINGS,
+    MONITORS,
+    OPTIMIZERS,
+    SCHEDULES,
+    VALIDATION_SOURCES,
+    recommended_config,
+)
+from galaxy_core.training.manager import JobManager
+from galaxy_core.uploads import ImageInput, UploadLimits, predict_images, prediction_rows, read_upload_paths
 
 
 def _terminal_progress(done: int, total: int, message: str) -> None:
     percent = f"{100 * done / total:5.1f}% " if total else ""
     end = "\n" if total and done >= total else ""
     print(f"\r{percent}{message}", end=end, file=sys.stderr, flush=True)
+
+
+def _manager(args, settings) -> JobManager:
+    """The training service's manager for the runs folder of --runs-dir or the settings."""
+    return JobManager.from_settings(settings, getattr(args, "runs_dir", None))
+
+
+def _store(args, settings) -> RunStore:
+    return _manager(args, settings).store
+
+
+# Options several commands share.
+RUNS_DIR = argparse.ArgumentParser(add_help=False)
+RUNS_DIR.add_argument("--runs-dir", type=Path, help="runs folder (default: GALAXY_LAB_RUNS_DIR or settings)")
+ONE_RUN = argparse.ArgumentParser(add_help=False, parents=[RUNS_DIR])
+ONE_RUN.add_argument("run_id", metavar="RUN", help="run id (see galaxy-lab runs)")
+WHICH_MODEL = argparse.ArgumentParser(add_help=False, parents=[ONE_RUN])
+WHICH_MODEL.add_argument("--checkpoint", choices=CHECKPOINTS, default="best", help="which model (default best)")
+WITH_TTA = argparse.ArgumentParser(add_help=False, parents=[WHICH_MODEL])
+WITH_TTA.add_argument("--tta", action="store_true", help="average over the 8 flips and quarter turns")
 
 
 def add_dataset_arguments(parser: argparse.ArgumentParser, positional: bool = True) -> None:
@@ -60,6 +106,7 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, positional: bool = Tr
         parser.add_argument(
             flag,
             dest=f"source_{option.name}",
+            metavar=option.name.upper(),
             type=option.kind,
             choices=option.choices or None,
             help=f"{only}{option.help} (default {option.default})",
@@ -68,7 +115,6 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, positional: bool = Tr
 
 def dataset_spec_from_args(args: argparse.Namespace, settings):
     """The DatasetSpec the dataset arguments name; a flag the dataset's source does not take is an error."""
-    from galaxy_core.data import dataset_source, spec_from_name
 
     spec = spec_from_name(args.dataset, settings)
     given = {
@@ -84,31 +130,55 @@ def dataset_spec_from_args(args: argparse.Namespace, settings):
     )
 
 
-def _serve(args, settings) -> int:
-    from galaxy_core.training.manager import JobManager
+def app_file() -> Path:
+    """The app's router, app.py: beside the galaxy_core package, in a checkout as in an installed wheel."""
+    app = Path(__file__).resolve().parent.parent / "app.py"
+    if not (app.is_file() and (app.parent / "pages" / "ui" / "navigation.py").is_file()):
+        raise GalaxyLabError(f"the app (app.py and pages/) is not beside galaxy_core in {app.parent}")
+    return app
 
-    if not APP_FILE.is_file():
-        print(f"error: {APP_FILE} not found; run from a checkout of Galaxy CNN Lab", file=sys.stderr)
-        return 2
+
+def serve_command(commands) -> None:
+    parser = commands.add_parser("serve", help="start the web app")
+    parser.add_argument("--port", type=int, default=8501, help="the port to serve on (default 8501)")
+    parser.add_argument("--headless", action="store_true", help="do not open a browser")
+    parser.set_defaults(run=_serve)
+
+
+def _serve(args, settings) -> int:
+    """Streamlit in a child process; SIGINT and SIGTERM are passed on to it, and serve returns when it has ended."""
+    app = app_file()
     command = [
         sys.executable,
         "-m",
         "streamlit",
         "run",
-        str(APP_FILE),
+        str(app),
         f"--server.maxUploadSize={settings.upload_limit_mb}",
         f"--server.port={args.port}",
     ]
     if args.headless:
         command.append("--server.headless=true")
-    manager = JobManager.from_settings(settings)
+    manager = _manager(args, settings)
     manager.ensure_service(manager.store.runs())  # resume the queue after a restart, before anyone looks
-    return subprocess.call(command)
+    server = subprocess.Popen(command)
+
+    def pass_on(signal_number, frame) -> None:
+        server.send_signal(signal_number)
+
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signal_number, pass_on)
+    return server.wait()
+
+
+
+def datasets_command(commands) -> None:
+    parser = commands.add_parser("datasets", help="list the datasets found (synthetic, data roots, downloads)")
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(run=_datasets)
 
 
 def _datasets(args, settings) -> int:
-    from galaxy_core.data import discover_datasets
-
     choices = discover_datasets(settings)
     if args.json:
         print(json.dumps([{"label": c.label, "spec": c.spec.to_dict()} for c in choices], indent=2))
@@ -118,9 +188,14 @@ def _datasets(args, settings) -> int:
     return 0
 
 
-def _data_info(args, settings) -> int:
-    from galaxy_core.data import create_dataset
+def data_info_command(commands) -> None:
+    parser = commands.add_parser("data-info", help="load a dataset and print its splits and class counts")
+    add_dataset_arguments(parser)
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(run=_data_info)
 
+
+def _data_info(args, settings) -> int:
     spec = dataset_spec_from_args(args, settings)
     started = time.perf_counter()
     dataset = create_dataset(spec, cache_dir=settings.cache_dir, progress=_terminal_progress)
@@ -151,14 +226,54 @@ def _data_info(args, settings) -> int:
     return 0
 
 
-def _download(args, settings) -> int:
-    from galaxy_core.data.galaxy10 import download_galaxy10
+def download_command(commands) -> None:
+    parser = commands.add_parser("download", help="download a Galaxy10 HDF5 file")
+    parser.add_argument("variant", choices=["sdss", "decals"])
+    parser.add_argument("--dest", type=Path, help="folder to save into (default: the cache's downloads/)")
+    parser.add_argument("--url", help="another address for the same file (a mirror)")
+    parser.add_argument("--sha256", help="the expected checksum when --url serves another file")
+    parser.set_defaults(run=_download)
 
+
+def _download(args, settings) -> int:
     path = download_galaxy10(
         args.variant, args.dest or settings.download_dir, url=args.url, sha256=args.sha256, progress=_terminal_progress
     )
     print(f"\n{path}")
     return 0
+
+
+def train_command(commands) -> None:
+    parser = commands.add_parser(
+        "train",
+        parents=[RUNS_DIR],
+        help="queue a training run and follow it here",
+        description="Queues a run with the recommended default model and settings (change them with the options "
+        "below) and follows it in this terminal: Ctrl-C asks it to stop, and it keeps what it learned. The run goes "
+        "through the same queue as the app's, so it counts toward max_concurrent_runs. The run id is printed last.",
+    )
+    add_dataset_arguments(parser, positional=False)
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"registered model name (default {DEFAULT_MODEL})")
+    parser.add_argument("--model-options", help="builder options as JSON, e.g. '{\"blocks\": 4}'")
+    parser.add_argument("--epochs", type=int, help=f"maximum epochs (default {DEFAULT_SETTINGS['epochs']})")
+    parser.add_argument("--batch-size", type=int, help="images per step (default: the model's recipe)")
+    parser.add_argument("--learning-rate", type=float, help="initial learning rate (default: the model's recipe)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS)
+    parser.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule (default cosine)")
+    parser.add_argument("--monitor", choices=MONITORS, help="what early stopping and the best checkpoint watch")
+    parser.add_argument("--patience", type=int, help="epochs without improvement before stopping (default 10)")
+    parser.add_argument("--no-early-stopping", action="store_true")
+    parser.add_argument("--no-class-weights", action="store_true", help="do not reweight imbalanced classes")
+    parser.add_argument("--no-augment", action="store_true", help="no flips, rotations, zoom or brightness")
+    parser.add_argument(
+        "--validation",
+        choices=VALIDATION_SOURCES,
+        help="the dataset's val split (default), or a share held out of the training split",
+    )
+    parser.add_argument("--validation-fraction", type=float, help="share of train held out (default 0.1)")
+    parser.add_argument("--seed", type=int, help="training seed: same seed and config, same curve (default 0)")
+    parser.add_argument("--detach", action="store_true", help="queue the run, print its id and return at once")
+    parser.set_defaults(run=_train)
 
 
 def _print_record(record: dict, live: bool) -> None:
@@ -194,7 +309,6 @@ def _print_record(record: dict, live: bool) -> None:
 
 def _follow(manager, run):
     """Print a run's progress until it ends; returns its final summary. Ctrl-C raises KeyboardInterrupt."""
-    from galaxy_core.training import RunState
 
     live, last_message, summary = sys.stderr.isatty(), None, None
     for records, summary in manager.follow(run):
@@ -208,11 +322,6 @@ def _follow(manager, run):
 
 
 def _train(args, settings) -> int:
-    from galaxy_core.data.augment import AugmentOptions
-    from galaxy_core.training import RunState
-    from galaxy_core.training.config import recommended_config
-    from galaxy_core.training.manager import JobManager
-
     overrides = {
         "epochs": args.epochs,
         "batch_size": args.batch_size,
@@ -233,7 +342,7 @@ def _train(args, settings) -> int:
     config = recommended_config(
         dataset, args.model, model_options=options, **{k: v for k, v in overrides.items() if v is not None}
     )
-    manager = JobManager.from_settings(settings, args.runs_dir)
+    manager = _manager(args, settings)
     run = manager.submit(config)
     print(f"run {run.id} queued in {run.path.parent}", file=sys.stderr)
     if args.detach:
@@ -266,10 +375,25 @@ def _train(args, settings) -> int:
     return 0 if summary.state in (RunState.FINISHED, RunState.STOPPED) else 1
 
 
-def _runs(args, settings) -> int:
-    from galaxy_core.training.manager import JobManager
+def runs_command(commands) -> None:
+    parser = commands.add_parser("runs", parents=[RUNS_DIR], help="list the training runs")
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(run=_runs)
 
-    manager = JobManager.from_settings(settings, args.runs_dir)
+
+# (column of RunSummary.table_row, heading, width)
+RUNS_COLUMNS = (
+    ("run", "run", 44),
+    ("state", "state", 11),
+    ("model", "model", 16),
+    ("epochs", "epochs", 7),
+    ("val balanced acc", "val bal", 8),
+    ("test balanced acc", "test bal", 8),
+)
+
+
+def _runs(args, settings) -> int:
+    manager = _manager(args, settings)
     summaries, damaged = manager.store.scan()
     manager.ensure_service(summaries)
     if args.json:
@@ -279,26 +403,28 @@ def _runs(args, settings) -> int:
         return 0
     print(f"training service: {manager.service().describe()}")
 
-    def fmt(value):
-        return f"{value:8.4f}" if isinstance(value, float) else f"{'-':>8s}"
+    def cell(value, width: int) -> str:
+        if isinstance(value, float):
+            return f"{value:{width}.4f}"
+        return f"{'-' if value is None else value:{width}s}"
 
-    print(f"{'run':44s} {'state':11s} {'model':16s} {'epochs':>7s} {'val bal':>8s} {'test bal':>8s}  what happened")
+    print(" ".join(f"{heading:{width}s}" for _, heading, width in RUNS_COLUMNS) + "  what happened")
     for summary in summaries:
-        epochs = f"{summary.epochs_done}/{summary.epochs_planned or '?'}"
-        print(
-            f"{summary.id:44s} {summary.state.value:11s} {summary.model:16s} {epochs:>7s} "
-            f"{fmt(summary.best_val_balanced_accuracy)} {fmt(summary.test_balanced_accuracy)}  {summary.message}"
-        )
+        row = summary.table_row()
+        print(" ".join(cell(row[key], width) for key, _, width in RUNS_COLUMNS) + f"  {row['what happened']}")
     for run in damaged:
         print(f"{run.id:44s} {'damaged':11s} {run.reason}")
     return 0
 
 
-def _stop(args, settings) -> int:
-    from galaxy_core.training import RunState
-    from galaxy_core.training.manager import JobManager
 
-    summary = JobManager.from_settings(settings, args.runs_dir).stop(args.run_id)
+def stop_command(commands) -> None:
+    parser = commands.add_parser("stop", parents=[ONE_RUN], help="stop a queued or running run")
+    parser.set_defaults(run=_stop)
+
+
+def _stop(args, settings) -> int:
+    summary = _manager(args, settings).stop(args.run_id)
     if summary.state is RunState.RUNNING:
         print(f"{summary.id}: stop requested; it ends after its current batch and keeps what it learned")
     else:
@@ -306,13 +432,27 @@ def _stop(args, settings) -> int:
     return 0
 
 
-def _evaluate(args, settings) -> int:
-    from galaxy_core.data import create_dataset, spec_from_name
-    from galaxy_core.inference import load_run_model, run_class_names, run_dataset_spec
-    from galaxy_core.prediction import evaluate_model
-    from galaxy_core.training import RunStore
+def evaluate_command(commands) -> None:
+    parser = commands.add_parser(
+        "evaluate",
+        parents=[WITH_TTA],
+        help="evaluate a run's model on a labelled dataset",
+        description="Images are preprocessed as the run's were (size, crop, channels); the dataset's class names "
+        "must be the run's.",
+    )
+    parser.add_argument("--dataset", help=dataset_names_help() + " (default: the run's own dataset)")
+    parser.add_argument(
+        "--split",
+        choices=EVALUATION_SPLITS,
+        default="test",
+        help="which images: a split, or all of the dataset's images (default test)",
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object with every figure")
+    parser.set_defaults(run=_evaluate)
 
-    run = RunStore(args.runs_dir or settings.runs_dir).get(args.run_id)
+
+def _evaluate(args, settings) -> int:
+    run = _store(args, settings).get(args.run_id)
     spec = run_dataset_spec(run, spec_from_name(args.dataset, settings) if args.dataset else None)
     dataset = create_dataset(spec, cache_dir=settings.cache_dir, progress=_terminal_progress)
     model = load_run_model(run, args.checkpoint)
@@ -345,33 +485,26 @@ def _evaluate(args, settings) -> int:
     return 0
 
 
-def _predict(args, settings) -> int:
-    from galaxy_core.inference import load_run_model, run_class_names
-    from galaxy_core.training import RunStore
-    from galaxy_core.uploads import ImageInput, UploadLimits, predict_images, read_upload_paths
+def predict_command(commands) -> None:
+    parser = commands.add_parser(
+        "predict",
+        parents=[WITH_TTA],
+        help="classify image files with a run's model",
+        description="Each file that cannot be used is reported with its reason; the others are still classified. "
+        "Exit status 0 when at least one file was classified.",
+    )
+    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files or zip archives")
+    parser.add_argument("--json", action="store_true", help="one JSON list, an object per file")
+    parser.set_defaults(run=_predict)
 
-    run = RunStore(args.runs_dir or settings.runs_dir).get(args.run_id)
+
+def _predict(args, settings) -> int:
+    run = _store(args, settings).get(args.run_id)
     options = run.summary().dataset.preprocess
     uploads = read_upload_paths(args.images, options, UploadLimits.from_settings(settings))
     images = [upload for upload in uploads if isinstance(upload, ImageInput)]
-    class_names = run_class_names(run)
-    predictions = iter(predict_images(load_run_model(run, args.checkpoint), images, tta=args.tta) if images else [])
-    results = []
-    for upload in uploads:  # results follow the inputs in order
-        if not isinstance(upload, ImageInput):
-            results.append({"file": upload.name, "error": upload.reason})
-            continue
-        prediction = next(predictions)
-        result = {
-            "file": upload.name,
-            "label": class_names[prediction.label_index],
-            "probabilities": dict(zip(class_names, map(float, prediction.probabilities), strict=True)),
-        }
-        if prediction.spread is not None:
-            result["spread"] = dict(zip(class_names, map(float, prediction.spread), strict=True))
-        if upload.warnings:
-            result["warnings"] = list(upload.warnings)
-        results.append(result)
+    predictions = predict_images(load_run_model(run, args.checkpoint), images, tta=args.tta) if images else []
+    results = prediction_rows(uploads, predictions, run_class_names(run))
     status = 0 if images else 1
     if args.json:
         print(json.dumps(results, indent=2))
@@ -386,149 +519,47 @@ def _predict(args, settings) -> int:
     return status
 
 
-def _export(args, settings) -> int:
-    from galaxy_core.export import EXPORT_FORMATS, export_run
-    from galaxy_core.training import RunStore
+def export_command(commands) -> None:
+    parser = commands.add_parser("export", parents=[WHICH_MODEL], help="write a run's model for use elsewhere")
+    parser.add_argument("--format", choices=[*EXPORT_FORMATS, "all"], default="all", help="what to write (default all)")
+    parser.add_argument("--output", type=Path, default=Path("exports"), help="folder to write into (default exports)")
+    parser.set_defaults(run=_export)
 
-    run = RunStore(args.runs_dir or settings.runs_dir).get(args.run_id)
+
+def _export(args, settings) -> int:
+    run = _store(args, settings).get(args.run_id)
     formats = EXPORT_FORMATS if args.format == "all" else (args.format,)
     for export_format in formats:
         print(export_run(run, export_format, args.output, args.checkpoint))
     return 0
 
 
+COMMANDS = (
+    serve_command,
+    datasets_command,
+    data_info_command,
+    download_command,
+    train_command,
+    runs_command,
+    stop_command,
+    evaluate_command,
+    predict_command,
+    export_command,
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="galaxy-lab", description="Galaxy CNN Lab from a terminal.")
     commands = parser.add_subparsers(dest="command", required=True)
-
-    serve = commands.add_parser("serve", help="start the web app")
-    serve.add_argument("--port", type=int, default=8501)
-    serve.add_argument("--headless", action="store_true", help="do not open a browser")
-    serve.set_defaults(run=_serve)
-
-    datasets = commands.add_parser("datasets", help="list the datasets found (synthetic, data roots, downloads)")
-    datasets.add_argument("--json", action="store_true")
-    datasets.set_defaults(run=_datasets)
-
-    info = commands.add_parser("data-info", help="load a dataset and print its splits and class counts")
-    add_dataset_arguments(info)
-    info.add_argument("--json", action="store_true")
-    info.set_defaults(run=_data_info)
-
-    download = commands.add_parser("download", help="download a Galaxy10 HDF5 file")
-    download.add_argument("variant", choices=["sdss", "decals"])
-    download.add_argument("--dest", type=Path, help="folder to save into (default: the cache's downloads/)")
-    download.add_argument("--url", help="another address for the same file (a mirror)")
-    download.add_argument("--sha256", help="the expected checksum when --url serves another file")
-    download.set_defaults(run=_download)
-
-    runs_dir = argparse.ArgumentParser(add_help=False)
-    runs_dir.add_argument("--runs-dir", type=Path, help="runs folder (default: GALAXY_LAB_RUNS_DIR or settings)")
-    one_run = argparse.ArgumentParser(add_help=False, parents=[runs_dir])
-    one_run.add_argument("run_id", metavar="RUN", help="run id (see galaxy-lab runs)")
-
-    from galaxy_core.training.config import (
-        DEFAULT_MODEL,
-        DEFAULT_SETTINGS,
-        MONITORS,
-        OPTIMIZERS,
-        SCHEDULES,
-        VALIDATION_SOURCES,
-    )
-
-    train = commands.add_parser(
-        "train",
-        parents=[runs_dir],
-        help="queue a training run and follow it here",
-        description="Queues a run with the recommended default model and settings (change them with the options "
-        "below) and follows it in this terminal: Ctrl-C asks it to stop, and it keeps what it learned. The run goes "
-        "through the same queue as the app's, so it counts toward max_concurrent_runs. The run id is printed last.",
-    )
-    add_dataset_arguments(train, positional=False)
-    train.add_argument("--model", default=DEFAULT_MODEL, help=f"registered model name (default {DEFAULT_MODEL})")
-    train.add_argument("--model-options", help="builder options as JSON, e.g. '{\"blocks\": 4}'")
-    train.add_argument("--epochs", type=int, help=f"maximum epochs (default {DEFAULT_SETTINGS['epochs']})")
-    train.add_argument("--batch-size", type=int, help="images per step (default: the model's recipe)")
-    train.add_argument("--learning-rate", type=float, help="initial learning rate (default: the model's recipe)")
-    train.add_argument("--optimizer", choices=OPTIMIZERS)
-    train.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule (default cosine)")
-    train.add_argument("--monitor", choices=MONITORS, help="what early stopping and the best checkpoint watch")
-    train.add_argument("--patience", type=int, help="epochs without improvement before stopping (default 10)")
-    train.add_argument("--no-early-stopping", action="store_true")
-    train.add_argument("--no-class-weights", action="store_true", help="do not reweight imbalanced classes")
-    train.add_argument("--no-augment", action="store_true", help="no flips, rotations, zoom or brightness")
-    train.add_argument(
-        "--validation",
-        choices=VALIDATION_SOURCES,
-        help="the dataset's val split (default), or a share held out of the training split",
-    )
-    train.add_argument("--validation-fraction", type=float, help="share of train held out (default 0.1)")
-    train.add_argument("--seed", type=int, help="training seed: same seed and config, same curve (default 0)")
-    train.add_argument("--detach", action="store_true", help="queue the run, print its id and return at once")
-    train.set_defaults(run=_train)
-
-    runs = commands.add_parser("runs", parents=[runs_dir], help="list the training runs")
-    runs.add_argument("--json", action="store_true")
-    runs.set_defaults(run=_runs)
-
-    stop = commands.add_parser("stop", parents=[one_run], help="stop a queued or running run")
-    stop.set_defaults(run=_stop)
-
-    from galaxy_core.prediction import EVALUATION_SPLITS
-    from galaxy_core.training import CHECKPOINTS
-
-    which_model = argparse.ArgumentParser(add_help=False, parents=[one_run])
-    which_model.add_argument("--checkpoint", choices=CHECKPOINTS, default="best", help="which model (default best)")
-    with_tta = argparse.ArgumentParser(add_help=False, parents=[which_model])
-    with_tta.add_argument("--tta", action="store_true", help="average over the 8 flips and quarter turns")
-
-    evaluate = commands.add_parser(
-        "evaluate",
-        parents=[with_tta],
-        help="evaluate a run's model on a labelled dataset",
-        description="Images are preprocessed as the run's were (size, crop, channels); the dataset's class names "
-        "must be the run's.",
-    )
-    evaluate.add_argument("--dataset", help=dataset_names_help() + " (default: the run's own dataset)")
-    evaluate.add_argument(
-        "--split",
-        choices=EVALUATION_SPLITS,
-        default="test",
-        help="which images: a split, or all of the dataset's images (default test)",
-    )
-    evaluate.add_argument("--json", action="store_true", help="one JSON object with every figure")
-    evaluate.set_defaults(run=_evaluate)
-
-    predict = commands.add_parser(
-        "predict",
-        parents=[with_tta],
-        help="classify image files with a run's model",
-        description="Each file that cannot be used is reported with its reason; the others are still classified. "
-        "Exit status 0 when at least one file was classified.",
-    )
-    predict.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files or zip archives")
-    predict.add_argument("--json", action="store_true", help="one JSON list, an object per file")
-    predict.set_defaults(run=_predict)
-
-    from galaxy_core.export import EXPORT_FORMATS
-
-    export = commands.add_parser("export", parents=[which_model], help="write a run's model for use elsewhere")
-    export.add_argument("--format", choices=[*EXPORT_FORMATS, "all"], default="all", help="what to write (default all)")
-    export.add_argument("--output", type=Path, default=Path("exports"), help="folder to write into (default exports)")
-    export.set_defaults(run=_export)
+    for add_command in COMMANDS:
+        add_command(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings()
-        return args.run(args, settings)
-    except (SettingsError, ValueError, OSError, RuntimeError, LookupError) as error:
-        # DatasetError, DownloadError, RunNotFoundError and bad options land here with a message for the user.
+        return args.run(args, load_settings())
+    except GalaxyLabError as error:  # the lab's own errors say what to do; anything else keeps its traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

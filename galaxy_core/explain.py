@@ -13,6 +13,8 @@ import weakref
 
 import numpy as np
 
+from galaxy_core.errors import InvalidInputError
+
 LOGITS_LAYER = "logits"
 GRADCAM_BATCH = 32
 # Anchor colours of the "turbo" colormap (Google, 2019): dark blue (cold) to dark red (hot).
@@ -59,7 +61,7 @@ def default_gradcam_layer(model) -> str:
 
     names = spatial_layer_names(model)
     if not names:
-        raise ValueError(f"model {model.name!r} has no convolutional (spatial) layer to explain")
+        raise InvalidInputError(f"model {model.name!r} has no convolutional (spatial) layer to explain")
     declared = model_info(model.name).gradcam_layer if model.name in list_models() else None
     return declared if declared in names else names[-1]
 
@@ -74,14 +76,14 @@ def _gradcam_function(model, layer_name: str):
     if layer_name in functions:
         return functions[layer_name]
     if layer_name not in spatial_layer_names(model):
-        raise ValueError(
+        raise InvalidInputError(
             f"{layer_name!r} is not a spatial layer of {model.name}; choose one of: "
             + ", ".join(spatial_layer_names(model))
         )
     try:
         logits_output = model.get_layer(LOGITS_LAYER).output
     except ValueError as error:
-        raise ValueError(f"model {model.name!r} has no {LOGITS_LAYER!r} layer to explain") from error
+        raise InvalidInputError(f"model {model.name!r} has no {LOGITS_LAYER!r} layer to explain") from error
     probe = keras.Model(model.input, [model.get_layer(layer_name).output, logits_output])
 
     @tf.function(reduce_retracing=True)
@@ -123,7 +125,7 @@ def gradcam(model, images, class_index=None, layer_name: str | None = None) -> n
     classes = np.broadcast_to(np.asarray(wanted, dtype=np.int32), (len(images),))
     num_classes = model.output.shape[-1]
     if class_index is not None and (classes.min() < 0 or classes.max() >= num_classes):
-        raise ValueError(f"class_index must be 0-{num_classes - 1} for {model.name}, got {class_index!r}")
+        raise InvalidInputError(f"class_index must be 0-{num_classes - 1} for {model.name}, got {class_index!r}")
     heatmaps = [
         compute(images[start : start + GRADCAM_BATCH], classes[start : start + GRADCAM_BATCH]).numpy()
         for start in range(0, len(images), GRADCAM_BATCH)
@@ -156,7 +158,7 @@ def feature_maps(model, image: np.ndarray, layer_name: str) -> np.ndarray:
     import keras
 
     if layer_name not in spatial_layer_names(model):
-        raise ValueError(f"{layer_name!r} is not a spatial layer of {model.name}")
+        raise InvalidInputError(f"{layer_name!r} is not a spatial layer of {model.name}")
     probe = keras.Model(model.input, model.get_layer(layer_name).output)
     maps = np.asarray(probe(_as_batch(image), training=False), dtype=np.float32)[0]
     low, high = maps.min(axis=(0, 1)), maps.max(axis=(0, 1))
@@ -180,4 +182,4 @@ def first_conv_filters(model) -> tuple[str, np.ndarray]:
             high = kernel.max(axis=(1, 2, 3), keepdims=True)
             scaled = np.divide(kernel - low, high - low, out=np.zeros_like(kernel), where=high > low)
             return layer.name, np.rint(scaled * 255).astype(np.uint8)
-    raise ValueError(f"model {model.name!r} has no 2-D convolution")
+    raise InvalidInputError(f"model {model.name!r} has no 2-D convolution")

@@ -12,6 +12,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from galaxy_core.errors import InvalidInputError
 from galaxy_core.inference import load_run_model, run_class_names
 from galaxy_core.training.store import Run
 
@@ -72,7 +73,7 @@ def _export_tflite(model, destination: Path) -> None:
 def export_run(run: Run, export_format: str, output_dir: Path, checkpoint: str = "best") -> Path:
     """Write the run's model in `export_format` into `output_dir`; returns the file written."""
     if export_format not in EXPORT_FORMATS:
-        raise ValueError(f"format must be one of {EXPORT_FORMATS}, got {export_format!r}")
+        raise InvalidInputError(f"format must be one of {EXPORT_FORMATS}, got {export_format!r}")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     destination = output_dir / f"{run.id}{SUFFIXES[export_format]}"

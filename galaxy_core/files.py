@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from galaxy_core.errors import InvalidInputError
+
 MAX_TYPED_PATH = 1024  # characters: far beyond any real folder, far below what file systems refuse with an error
 
 
@@ -17,13 +19,13 @@ def typed_path(text: str, what: str) -> Path:
     """A path someone typed (in the app, a settings file, a variable), checked before any file system call: no NUL
     or other control character, not empty, not absurdly long. Raises ValueError saying what is wrong with `what`."""
     if not isinstance(text, str):
-        raise ValueError(f"{what} must be a path, got {text!r}")
+        raise InvalidInputError(f"{what} must be a path, got {text!r}")
     if not text.strip():
-        raise ValueError(f"{what} is empty")
+        raise InvalidInputError(f"{what} is empty")
     if len(text) > MAX_TYPED_PATH:
-        raise ValueError(f"{what} is {len(text):,} characters long; at most {MAX_TYPED_PATH:,}")
+        raise InvalidInputError(f"{what} is {len(text):,} characters long; at most {MAX_TYPED_PATH:,}")
     if any(not character.isprintable() for character in text):
-        raise ValueError(f"{what} contains a control character (a NUL byte, a newline, ...)")
+        raise InvalidInputError(f"{what} contains a control character (a NUL byte, a newline, ...)")
     return Path(text.strip()).expanduser()
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from galaxy_core.data import Dataset, DatasetError, DatasetSpec
+from galaxy_core.errors import InvalidInputError
 from galaxy_core.prediction import align_labels, load_model_file, predict_probabilities
 from galaxy_core.training.store import Run, RunSummary
 
@@ -28,7 +29,7 @@ def run_class_names(run: Run) -> list[str]:
     """The classes the run's model answers with, in its output order."""
     names = run.summary().class_names
     if not names:
-        raise ValueError(f"run {run.id} never got as far as loading its dataset: it has no classes to evaluate")
+        raise InvalidInputError(f"run {run.id} never got as far as loading its dataset: it has no classes to evaluate")
     return list(names)
 
 
@@ -55,11 +56,11 @@ def paired_predictions(runs: list[Run]) -> list[SavedPredictions]:
     compared image by image); raises ValueError saying why not."""
     saved = [saved_predictions(run) for run in runs]
     if any(predictions is None for predictions in saved):
-        raise ValueError("a run saved no test predictions (no test split, or it did not finish)")
+        raise InvalidInputError("a run saved no test predictions (no test split, or it did not finish)")
     first = saved[0]
     for other in saved[1:]:
         if not np.array_equal(first.source_ids, other.source_ids) or not np.array_equal(first.labels, other.labels):
-            raise ValueError("the runs were tested on different images, so their answers cannot be paired")
+            raise InvalidInputError("the runs were tested on different images, so their answers cannot be paired")
     return saved
 
 
@@ -111,7 +112,7 @@ def run_answers(
     return RunAnswers(model, test.images, labels, probabilities, test.source_ids, class_names)
 
 
-class NotComparableError(ValueError):
+class NotComparableError(InvalidInputError):
     """Runs whose figures cannot be set side by side (they answer with different classes)."""
 
 

@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
 
+from galaxy_core.errors import InvalidInputError
+
 BUILDS = ("cpu", "gpu")
 OVERRIDE = "GALAXY_LAB_TENSORFLOW"
 # A requirement line of the CPU build: its package, version and environment marker.
@@ -45,7 +47,7 @@ def choose_build(gpus: list[str], environ: Mapping[str, str]) -> str:
     chosen = environ.get(OVERRIDE, "").strip().lower()
     if chosen:
         if chosen not in BUILDS:
-            raise ValueError(f"{OVERRIDE} must be one of {BUILDS}, got {chosen!r}")
+            raise InvalidInputError(f"{OVERRIDE} must be one of {BUILDS}, got {chosen!r}")
         return chosen
     return "gpu" if gpus else "cpu"
 

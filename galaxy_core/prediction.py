@@ -13,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
+from galaxy_core.errors import GalaxyLabError, InvalidInputError
 from galaxy_core.evaluation import summarize
 
 EVALUATION_SPLITS = ("test", "val", "train", "all")
 PREDICT_BATCH = 256
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(GalaxyLabError, RuntimeError):
     """A model file is missing or cannot be loaded; the message says which file and why."""
 
 
@@ -40,7 +41,7 @@ def load_model_file(path: Path):
 def dihedral_views(images: np.ndarray) -> list[np.ndarray]:
     """The 8 flips and quarter turns of a batch of square images (N, H, H, C); the first is the batch itself."""
     if images.shape[1] != images.shape[2]:
-        raise ValueError(f"views need square images, got {images.shape[1]}x{images.shape[2]}")
+        raise InvalidInputError(f"views need square images, got {images.shape[1]}x{images.shape[2]}")
     turns = [np.rot90(images, k, axes=(1, 2)) for k in range(4)]
     return turns + [view[:, :, ::-1] for view in turns]
 
@@ -68,7 +69,7 @@ def align_labels(labels: np.ndarray, dataset_classes, model_classes) -> np.ndarr
     """A dataset's labels as the model's class indices, matched by class name (any order)."""
     dataset_classes, model_classes = list(dataset_classes), list(model_classes)
     if sorted(dataset_classes) != sorted(model_classes):
-        raise ValueError(
+        raise InvalidInputError(
             f"the dataset's classes {dataset_classes} are not the model's {model_classes}: "
             "a model can only be evaluated on images of the classes it was trained on"
         )
@@ -87,12 +88,12 @@ class EvaluationResult:
 def evaluate_model(model, dataset, class_names, split: str = "test", *, tta: bool = False) -> EvaluationResult:
     """Metrics of `model` (trained on `class_names`) on one split of `dataset`, or on all of its images."""
     if split not in EVALUATION_SPLITS:
-        raise ValueError(f"split must be one of {EVALUATION_SPLITS}, got {split!r}")
+        raise InvalidInputError(f"split must be one of {EVALUATION_SPLITS}, got {split!r}")
     parts = list(dataset.splits.values()) if split == "all" else [dataset.splits[split]]
     images = np.concatenate([part.images for part in parts])
     if not len(images):
         hint = " (a folder without split folders puts its test images in 'test'; or use --split all)"
-        raise ValueError(f"the dataset {dataset.name} has no images in its {split!r} split{hint}")
+        raise InvalidInputError(f"the dataset {dataset.name} has no images in its {split!r} split{hint}")
     labels = align_labels(np.concatenate([part.labels for part in parts]), dataset.class_names, class_names)
     source_ids = np.concatenate([part.source_ids for part in parts])
     probabilities = predict_probabilities(model, images, tta=tta)

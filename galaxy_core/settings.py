@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from galaxy_core.errors import GalaxyLabError
 from galaxy_core.files import typed_path
 
 SETTINGS_FILE_NAME = "galaxy-lab.toml"
@@ -52,7 +53,7 @@ SERVICE_KEYS = ("executor", "ray_address", "run_num_cpus", "run_num_gpus")
 KNOWN_KEYS = {"data_roots", "cache_dir", "runs_dir", "default_dataset", "dataset_defaults", *LIMITS, *SERVICE_KEYS}
 
 
-class SettingsError(ValueError):
+class SettingsError(GalaxyLabError, ValueError):
     """A settings file or variable holds a value the lab cannot use."""
 
 

@@ -232,6 +232,29 @@ def _distinct(uploads: list[Upload]) -> list[Upload]:
     return uploads
 
 
+def prediction_rows(uploads: list[Upload], predictions: list[Prediction], class_names) -> list[dict]:
+    """One record per upload, in their order: the answer and its probabilities (and spread over the 8 views, and
+    notes) for an image; the reason for a refused file. `predictions` are those of the uploads' images, in order."""
+    answers = iter(predictions)
+    rows = []
+    for upload in uploads:
+        if not isinstance(upload, ImageInput):
+            rows.append({"file": upload.name, "error": upload.reason})
+            continue
+        prediction = next(answers)
+        row = {
+            "file": upload.name,
+            "label": class_names[prediction.label_index],
+            "probabilities": dict(zip(class_names, map(float, prediction.probabilities), strict=True)),
+        }
+        if prediction.spread is not None:
+            row["spread"] = dict(zip(class_names, map(float, prediction.spread), strict=True))
+        if upload.warnings:
+            row["warnings"] = list(upload.warnings)
+        rows.append(row)
+    return rows
+
+
 def predict_images(model, images: list[ImageInput], *, tta: bool = False) -> list[Prediction]:
     """Class probabilities per image; with `tta`, the mean over the 8 flips and rotations and its spread."""
     from galaxy_core.prediction import predict_probabilities, predict_views

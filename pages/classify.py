@@ -14,7 +14,7 @@ from galaxy_core.export import EXPORT_FORMATS, SUFFIXES, export_run
 from galaxy_core.inference import run_class_names
 from galaxy_core.prediction import ModelLoadError
 from galaxy_core.training import Run, RunStore
-from galaxy_core.uploads import ImageInput, UploadLimits, predict_images, read_uploads
+from galaxy_core.uploads import ImageInput, UploadLimits, predict_images, prediction_rows, read_uploads
 from pages.ui.display import enlarge
 from pages.ui.navigation import run_router
 from pages.ui.runs import choose_run, run_model
@@ -101,14 +101,14 @@ def result_card(model, image: ImageInput, prediction, class_names: list, number:
 
 
 def results_table(images: list[ImageInput], predictions: list, class_names: list) -> pd.DataFrame:
+    """The rows `galaxy-lab predict --json` prints, flattened: p(class), spread(class), notes."""
     rows = []
-    for image, prediction in zip(images, predictions, strict=True):
-        row = {"file": image.name, "prediction": class_names[prediction.label_index]}
-        row.update({f"p({name})": float(p) for name, p in zip(class_names, prediction.probabilities, strict=True)})
-        if prediction.spread is not None:
-            row.update({f"spread({n})": float(s) for n, s in zip(class_names, prediction.spread, strict=True)})
-        row["notes"] = "; ".join(image.warnings)
-        rows.append(row)
+    for row in prediction_rows(images, predictions, class_names):
+        flat = {"file": row["file"], "prediction": row["label"]}
+        flat.update({f"p({name})": p for name, p in row["probabilities"].items()})
+        flat.update({f"spread({name})": s for name, s in row.get("spread", {}).items()})
+        flat["notes"] = "; ".join(row.get("warnings", []))
+        rows.append(flat)
     return pd.DataFrame(rows)
 
 

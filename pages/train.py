@@ -115,23 +115,7 @@ def new_run_ui(dataset: DatasetSpec, max_epochs: int) -> TrainConfig | None:
 
 def runs_table_ui(summaries: list[RunSummary]) -> str | None:
     """The runs, newest first; returns the id of the run chosen in the table (default: the newest)."""
-    rows = [
-        {
-            "run": summary.id,
-            "state": summary.state.value,
-            "what happened": summary.message,
-            "model": summary.model,
-            "dataset": describe_spec(summary.dataset),
-            "epochs": f"{summary.epochs_done}/{summary.epochs_planned or '?'}",
-            "val balanced acc": summary.best_val_balanced_accuracy,
-            "test balanced acc": summary.test_balanced_accuracy,
-            "time left": f"{summary.eta_seconds / 60:.1f} min"
-            if summary.state is RunState.RUNNING and summary.eta_seconds is not None
-            else "",
-            "where": summary.node or "",
-        }
-        for summary in summaries
-    ]
+    rows = [summary.table_row() for summary in summaries]
     if not rows:
         st.info("No runs yet: choose a model above and press Train.")
         return None

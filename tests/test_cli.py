@@ -1,4 +1,7 @@
+import contextlib
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -134,3 +137,81 @@ def test_the_command_line_and_the_app_start_without_tensorflow():
         "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=False).returncode == 0
+
+
+def test_a_flag_the_datasets_source_does_not_take_is_refused(isolated_settings, capsys):
+    write_image_folder(isolated_settings["data"] / "mine", {"a": 3, "b": 3})
+    assert main(["data-info", "mine", "--num-images", "300"]) == 2
+    assert "dataset source 'folder' does not take 'num_images'" in capsys.readouterr().err
+
+
+def test_a_programming_error_keeps_its_traceback(monkeypatch):
+    import galaxy_core.cli as cli
+
+    def broken(args, settings):
+        return {}["model"]
+
+    monkeypatch.setattr(cli, "_datasets", broken)
+    with pytest.raises(KeyError, match="model"):  # not turned into "error: 'model'"
+        main(["datasets"])
+
+
+def test_serve_runs_from_an_installed_copy_and_a_sigterm_leaves_nothing_behind(tmp_path):
+    """Installed with pip (no checkout on the path), `galaxy-lab serve` finds its app; SIGTERM ends Streamlit too."""
+    import shutil
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    from tests.conftest import REPO_ROOT
+
+    source = tmp_path / "source"
+    for name in ("galaxy_core", "pages"):
+        shutil.copytree(REPO_ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "app.py"):
+        shutil.copy(REPO_ROOT / name, source / name)
+    installed = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-t", installed, source],
+        check=True,
+        capture_output=True,
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    serve = "import sys; from galaxy_core.cli import main; sys.exit(main(sys.argv[1:]))"
+    server = subprocess.Popen(
+        [sys.executable, "-c", serve, "serve", "--headless", "--port", str(port)],
+        cwd=work,
+        env={**os.environ, "PYTHONPATH": str(installed)},
+        start_new_session=True,
+    )
+
+    def healthy() -> bool:
+        assert server.poll() is None, "serve ended early"
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok"
+        except OSError:
+            return False
+
+    try:
+        wait_for(healthy, timeout=60, interval=0.5)
+        children = subprocess.run(["pgrep", "-g", str(server.pid)], capture_output=True, text=True).stdout.split()
+        assert len(children) >= 2  # serve and its Streamlit child
+        streamlit_cmdline = " ".join(
+            Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ") for pid in children if int(pid) != server.pid
+        )
+        assert str(installed / "app.py") in streamlit_cmdline
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) in (0, -signal.SIGTERM, 143)
+        assert subprocess.run(["pgrep", "-g", str(server.pid)], capture_output=True).stdout == b""
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT, not past a listener
+            probe.bind(("127.0.0.1", port))  # nothing listens on the port any more
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # whatever is left of the group, leader gone or not
+            os.killpg(server.pid, signal.SIGKILL)

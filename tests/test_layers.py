@@ -9,6 +9,7 @@ import pytest
 LIBRARY = Path(__file__).resolve().parents[1] / "galaxy_core"
 LAYERS = [
     (
+        "galaxy_core.errors",
         "galaxy_core.files",
         "galaxy_core.settings",
         "galaxy_core.install",

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from galaxy_core.errors import InvalidInputError
+
 
 @dataclass(frozen=True)
 class AugmentOptions:
@@ -26,7 +28,7 @@ class AugmentOptions:
         for name in ("zoom", "brightness"):
             value = getattr(self, name)
             if not 0.0 <= value <= 0.5:
-                raise ValueError(f"augmentation {name} must be between 0 and 0.5, got {value!r}")
+                raise InvalidInputError(f"augmentation {name} must be between 0 and 0.5, got {value!r}")
 
     @property
     def enabled(self) -> bool:

@@ -9,13 +9,14 @@ import numpy as np
 
 from galaxy_core.data.images import PreprocessOptions
 from galaxy_core.data.sources import DatasetSpec
+from galaxy_core.errors import GalaxyLabError, InvalidInputError
 
 SPLIT_NAMES = ("train", "val", "test")
 # Called as progress(done, total, message) during long work (decoding, rendering, downloading).
 ProgressCallback = Callable[[int, int, str], None]
 
 
-class DatasetError(ValueError):
+class DatasetError(GalaxyLabError, ValueError):
     """A dataset cannot be built; the message names the folder or file and what was expected."""
 
 
@@ -90,7 +91,7 @@ def stratified_split(
     """
     val_fraction, test_fraction = fractions
     if val_fraction < 0 or test_fraction < 0 or val_fraction + test_fraction >= 1:
-        raise ValueError(f"val and test fractions must be >= 0 and sum below 1, got {fractions}")
+        raise InvalidInputError(f"val and test fractions must be >= 0 and sum below 1, got {fractions}")
     rng = np.random.default_rng(seed)
     parts: tuple[list, list, list] = ([], [], [])
     for label in np.unique(labels):

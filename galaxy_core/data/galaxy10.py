@@ -26,6 +26,7 @@ from galaxy_core.data.sources import (
     existing_path,
     register_source,
 )
+from galaxy_core.errors import GalaxyLabError
 
 CHUNK_IMAGES = 512
 DOWNLOAD_BLOCK = 1 << 20
@@ -86,7 +87,7 @@ VARIANTS = {
 }
 
 
-class DownloadError(RuntimeError):
+class DownloadError(GalaxyLabError, RuntimeError):
     """A download failed; the message says why and what to do instead."""
 
 

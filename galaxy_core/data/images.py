@@ -15,6 +15,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
+from galaxy_core.errors import GalaxyLabError, InvalidInputError
+
 SUPPORTED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp")
 # The formats Pillow may decode (whatever a file's name says); the others are never tried: some, such as EPS, are
 # handed by Pillow to external programs. (JPEG includes MPO, the variant many phone cameras write.)
@@ -39,7 +41,7 @@ MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 512
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(GalaxyLabError, ValueError):
     """A file is not a usable image; the message says why, in words a user can act on."""
 
 
@@ -53,14 +55,14 @@ class PreprocessOptions:
 
     def __post_init__(self) -> None:
         if not isinstance(self.image_size, int) or not MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE:
-            raise ValueError(
+            raise InvalidInputError(
                 f"image_size must be a whole number from {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} px, "
                 f"got {self.image_size!r}"
             )
         if not 0.05 <= float(self.crop_fraction) <= 1.0:
-            raise ValueError(f"crop_fraction must be between 0.05 and 1.0, got {self.crop_fraction!r}")
+            raise InvalidInputError(f"crop_fraction must be between 0.05 and 1.0, got {self.crop_fraction!r}")
         if self.channels not in (1, 3):
-            raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {self.channels!r}")
+            raise InvalidInputError(f"channels must be 1 (grayscale) or 3 (RGB), got {self.channels!r}")
 
     def crop_box(self, width: int, height: int) -> tuple[int, int, int, int]:
         """The centre square on whole pixels, the same window the JPEG fast path decodes."""
@@ -188,7 +190,7 @@ def load_image_file(path: str | Path, options: PreprocessOptions) -> tuple[np.nd
 def preprocess_array(images: np.ndarray, options: PreprocessOptions) -> np.ndarray:
     """Preprocess a batch of uint8 RGB arrays (N, H, W, 3), as arrays from HDF5 or the renderer."""
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-        raise ValueError(f"expected uint8 images of shape (N, H, W, 3), got {images.dtype} {images.shape}")
+        raise InvalidInputError(f"expected uint8 images of shape (N, H, W, 3), got {images.dtype} {images.shape}")
     height, width = images.shape[1:3]
     if (width, height) == (options.image_size,) * 2 and options.crop_fraction == 1.0:
         return to_grayscale(images) if options.channels == 1 else images

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from galaxy_core.data.augment import AugmentOptions, augment_batch
+from galaxy_core.errors import InvalidInputError
 
 
 def make_tf_dataset(
@@ -24,7 +25,7 @@ def make_tf_dataset(
     import tensorflow as tf
 
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
     # Shuffle and batch indices, then gather whole batches: one op per batch instead of one per image.
     all_images, all_labels = tf.constant(images), tf.constant(labels.astype(np.int32))
     dataset = tf.data.Dataset.range(len(images))

@@ -15,6 +15,7 @@ from galaxy_core.data import galaxy10  # noqa: F401
 # isort: on
 from galaxy_core.data.dataset import Dataset, DatasetError, ProgressCallback
 from galaxy_core.data.sources import DATASET_SOURCES, DatasetChoice, DatasetSpec, dataset_source
+from galaxy_core.errors import InvalidInputError
 from galaxy_core.files import typed_path
 from galaxy_core.settings import Settings
 
@@ -31,7 +32,7 @@ def check_spec(spec: DatasetSpec) -> DatasetSpec:
         source.option(name).check(value)
     missing = [option.name for option in source.options if option.default is None and spec.option(option.name) is None]
     if missing:
-        raise ValueError(f"dataset source {spec.source!r} needs {missing}")
+        raise InvalidInputError(f"dataset source {spec.source!r} needs {missing}")
     return spec
 
 

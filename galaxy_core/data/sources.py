@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from galaxy_core.data.images import PreprocessOptions
+from galaxy_core.errors import InvalidInputError
 
 PREPROCESS_KEYS = ("image_size", "crop_fraction", "channels")
 # Arguments every loader takes from the factory itself, not from the spec's options.
@@ -39,7 +40,7 @@ class DatasetSpec:
         """The spec stored as {"name": source, "image_size": ..., "crop_fraction": ..., "channels": ..., options}.
         Raises ValueError saying what is wrong."""
         if not isinstance(values, dict) or not isinstance(values.get("name"), str):
-            raise ValueError(f"a dataset spec names its source, e.g. {{'name': 'synthetic'}}; got {values!r}")
+            raise InvalidInputError(f"a dataset spec names its source, e.g. {{'name': 'synthetic'}}; got {values!r}")
         options = {key: value for key, value in values.items() if key != "name" and key not in PREPROCESS_KEYS}
         preprocess = PreprocessOptions(**{key: values[key] for key in PREPROCESS_KEYS if key in values})
         return cls.of(values["name"], preprocess, **options)
@@ -93,11 +94,11 @@ class SourceOption:
         """Raises ValueError saying what was received and what was expected."""
         wanted = (int, float) if self.kind is float else self.kind
         if isinstance(value, bool) or not isinstance(value, wanted):
-            raise ValueError(f"{self.name} must be a {self.kind.__name__}, got {value!r}")
+            raise InvalidInputError(f"{self.name} must be a {self.kind.__name__}, got {value!r}")
         if self.choices and value not in self.choices:
-            raise ValueError(f"{self.name} must be one of {list(self.choices)}, got {value!r}")
+            raise InvalidInputError(f"{self.name} must be one of {list(self.choices)}, got {value!r}")
         if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
-            raise ValueError(f"{self.name} must be from {self.minimum} to {self.maximum}, got {value!r}")
+            raise InvalidInputError(f"{self.name} must be from {self.minimum} to {self.maximum}, got {value!r}")
 
 
 # Options several sources share: how a dataset without split folders is split.
@@ -126,7 +127,7 @@ class DatasetSource:
         for option in self.options:
             if option.name == name:
                 return option
-        raise ValueError(f"dataset source {self.name!r} does not take {name!r}; it takes {self.option_names}")
+        raise InvalidInputError(f"dataset source {self.name!r} does not take {name!r}; it takes {self.option_names}")
 
     @property
     def option_names(self) -> list[str]:
@@ -139,11 +140,11 @@ DATASET_SOURCES: dict[str, DatasetSource] = {}
 def register_source(source: DatasetSource) -> DatasetSource:
     """Add a source; its options must be exactly its loader's own parameters, whose defaults they take."""
     if source.name in DATASET_SOURCES:
-        raise ValueError(f"dataset source {source.name!r} is registered twice")
+        raise InvalidInputError(f"dataset source {source.name!r} is registered twice")
     parameters = inspect.signature(source.load).parameters
     own = [name for name in parameters if name not in FACTORY_ARGUMENTS]
     if sorted(own) != sorted(source.option_names):
-        raise ValueError(f"source {source.name!r}: options {source.option_names} are not its loader's {own}")
+        raise InvalidInputError(f"source {source.name!r}: options {source.option_names} are not its loader's {own}")
     defaults = {name: parameter.default for name, parameter in parameters.items()}
     options = tuple(
         replace(option, default=None if defaults[option.name] is inspect.Parameter.empty else defaults[option.name])
@@ -155,7 +156,7 @@ def register_source(source: DatasetSource) -> DatasetSource:
 
 def dataset_source(name: str) -> DatasetSource:
     if name not in DATASET_SOURCES:
-        raise ValueError(f"unknown dataset source {name!r}; known sources: {sorted(DATASET_SOURCES)}")
+        raise InvalidInputError(f"unknown dataset source {name!r}; known sources: {sorted(DATASET_SOURCES)}")
     return DATASET_SOURCES[name]
 
 

@@ -35,6 +35,7 @@ from galaxy_core.data.sources import (
     SourceOption,
     register_source,
 )
+from galaxy_core.errors import InvalidInputError
 
 CLASS_NAMES = ("edge", "smooth", "spiral")  # the order of gz1-3class's folders
 RED = np.array([1.0, 0.78, 0.55], dtype=np.float32)
@@ -178,7 +179,7 @@ def render_galaxy(kind: str, rng: np.random.Generator, size: int, difficulty: Di
     elif kind == "edge":
         light = _edge(rng, u, v, scale)
     else:
-        raise ValueError(f"unknown galaxy kind {kind!r}; expected one of {CLASS_NAMES}")
+        raise InvalidInputError(f"unknown galaxy kind {kind!r}; expected one of {CLASS_NAMES}")
     light = _add_field_objects(rng, light.astype(np.float32), x, y, scale)
 
     sky_sigma = math.sqrt(SKY_COUNTS)
@@ -235,9 +236,9 @@ def load_synthetic(
 ) -> Dataset:
     """Render a balanced, seeded set of galaxies (identical for identical arguments)."""
     if difficulty not in DIFFICULTIES:
-        raise ValueError(f"difficulty must be one of {sorted(DIFFICULTIES)}, got {difficulty!r}")
+        raise InvalidInputError(f"difficulty must be one of {sorted(DIFFICULTIES)}, got {difficulty!r}")
     if not isinstance(num_images, int) or not 30 <= num_images <= 100_000:
-        raise ValueError(f"num_images must be a whole number from 30 to 100000, got {num_images!r}")
+        raise InvalidInputError(f"num_images must be a whole number from 30 to 100000, got {num_images!r}")
     key = {
         "source": "synthetic",
         "render": [num_images, difficulty, seed],

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import keras
 
+from galaxy_core.errors import InvalidInputError
 from galaxy_core.models.layers import (
     BATCH_NORM_MOMENTUM,
     PREPROCESS_MODES,
@@ -50,7 +51,7 @@ def resolve_weights(weights: str, file_name: str) -> tuple[str | None, str]:
         )
     path = Path(weights).expanduser()
     if not path.is_file():
-        raise ValueError(f"weights must be one of {WEIGHT_CHOICES} or an existing file; {path} does not exist")
+        raise InvalidInputError(f"weights must be one of {WEIGHT_CHOICES} or an existing file; {path} does not exist")
     return str(path), f"weights from {path}"
 
 

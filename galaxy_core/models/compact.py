@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import keras
 
+from galaxy_core.errors import InvalidInputError
 from galaxy_core.models.layers import (
     PREPROCESS_MODES,
     batch_normalization,
@@ -52,7 +53,7 @@ def _residual_block(x, filters: int, strides: int, name: str):
 )
 def resnet_small(*, input_shape, num_classes, name, classifier_activation, width: int = 32, dropout: float = 0.2):
     if width < 1:
-        raise ValueError(f"width must be >= 1, got {width}")
+        raise InvalidInputError(f"width must be >= 1, got {width}")
     inputs = keras.Input(input_shape, name="image")
     x = conv_bn_relu(preprocess(inputs, "unit"), width, "stem")
     for stage, multiplier in enumerate((1, 2, 4), start=1):
@@ -85,7 +86,7 @@ def densenet_small(
     *, input_shape, num_classes, name, classifier_activation, growth_rate: int = 12, layers_per_block: int = 4
 ):
     if growth_rate < 1 or layers_per_block < 1:
-        raise ValueError(f"growth_rate and layers_per_block must be >= 1, got {growth_rate}, {layers_per_block}")
+        raise InvalidInputError(f"growth_rate and layers_per_block must be >= 1, got {growth_rate}, {layers_per_block}")
     inputs = keras.Input(input_shape, name="image")
     x = conv_bn_relu(preprocess(inputs, "unit"), 2 * growth_rate, "stem")
     for block in (1, 2, 3):
@@ -132,7 +133,7 @@ def _inception_module(x, filters: int, name: str):
 )
 def inception_small(*, input_shape, num_classes, name, classifier_activation, width: int = 64, dropout: float = 0.2):
     if width < 4:
-        raise ValueError(f"width must be >= 4 (four paths), got {width}")
+        raise InvalidInputError(f"width must be >= 4 (four paths), got {width}")
     inputs = keras.Input(input_shape, name="image")
     x = conv_bn_relu(preprocess(inputs, "unit"), width // 2, "stem")
     x = keras.layers.MaxPooling2D(name="stem_pool")(x)

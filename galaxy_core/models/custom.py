@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from galaxy_core.errors import InvalidInputError
 from galaxy_core.models.layers import PREPROCESS_MODES, classifier, conv_bn_relu, preprocess
 from galaxy_core.models.registry import register_model
 
@@ -30,9 +31,9 @@ def _check(blocks, filters, kernel_size, convs_per_block, pooling, dropout, head
     if dense_units < 0:
         problems.append(f"dense_units must be >= 0, got {dense_units}")
     if problems:
-        raise ValueError("; ".join(problems))
+        raise InvalidInputError("; ".join(problems))
     if min(input_shape[:2]) < 2**blocks:
-        raise ValueError(
+        raise InvalidInputError(
             f"custom_cnn with {blocks} blocks halves the image {blocks} times, so it needs at least "
             f"{2**blocks} px; got {input_shape[0]}x{input_shape[1]}"
         )

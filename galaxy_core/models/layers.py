@@ -9,6 +9,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from galaxy_core.errors import InvalidInputError
+
 # ImageNet channel means in BGR order, as the "caffe" preprocessing of VGG16 subtracts them.
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 PREPROCESS_MODES = {
@@ -26,7 +28,7 @@ class ImagePreprocess(keras.layers.Layer):
     def __init__(self, mode: str = "unit", to_rgb: bool = False, **kwargs):
         super().__init__(**kwargs)
         if mode not in PREPROCESS_MODES:
-            raise ValueError(f"preprocess mode must be one of {sorted(PREPROCESS_MODES)}, got {mode!r}")
+            raise InvalidInputError(f"preprocess mode must be one of {sorted(PREPROCESS_MODES)}, got {mode!r}")
         self.mode = mode
         self.to_rgb = to_rgb
 

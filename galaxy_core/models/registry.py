@@ -10,6 +10,8 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from galaxy_core.errors import InvalidInputError
+
 MODEL_REGISTRY: dict[str, ModelInfo] = {}
 CHANNELS = (1, 3)
 FAMILIES = ("report", "modern", "custom")
@@ -61,7 +63,7 @@ def register_model(**info) -> Callable:
     def decorate(builder: Callable) -> Callable:
         name = info["name"]
         if name in MODEL_REGISTRY:
-            raise ValueError(f"model {name!r} is registered twice")
+            raise InvalidInputError(f"model {name!r} is registered twice")
         MODEL_REGISTRY[name] = ModelInfo(builder=builder, **info)
         return builder
 
@@ -76,18 +78,18 @@ def list_models(family: str | None = None) -> list[str]:
 
 def model_info(name: str) -> ModelInfo:
     if name not in MODEL_REGISTRY:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
+        raise InvalidInputError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
     return MODEL_REGISTRY[name]
 
 
 def _check_input_shape(info: ModelInfo, input_shape) -> tuple[int, int, int]:
     if len(input_shape) != 3 or not all(isinstance(d, int) for d in input_shape):
-        raise ValueError(f"input_shape must be (height, width, channels) as whole numbers, got {input_shape!r}")
+        raise InvalidInputError(f"input_shape must be (height, width, channels) as whole numbers, got {input_shape!r}")
     height, width, channels = input_shape
     if channels not in CHANNELS:
-        raise ValueError(f"input channels must be 1 (grayscale) or 3 (RGB), got {channels}")
+        raise InvalidInputError(f"input channels must be 1 (grayscale) or 3 (RGB), got {channels}")
     if min(height, width) < info.min_input_size:
-        raise ValueError(
+        raise InvalidInputError(
             f"{info.name} needs images of at least {info.min_input_size} px (its pooling would shrink smaller "
             f"ones to nothing), got {height}x{width}"
         )
@@ -112,11 +114,12 @@ def create_model(
         input_shape = (info.default_input_size, info.default_input_size, info.default_channels)
     input_shape = _check_input_shape(info, tuple(input_shape))
     if not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be a whole number >= 2, got {num_classes!r}")
+        raise InvalidInputError(f"num_classes must be a whole number >= 2, got {num_classes!r}")
     options = {key: value for key, value in options.items() if value is not None}
     unknown = sorted(set(options) - set(info.options()))
     if unknown:
-        raise ValueError(f"model {name!r} does not take {unknown}; it takes {sorted(info.options()) or 'no options'}")
+        accepted = sorted(info.options()) or "no options"
+        raise InvalidInputError(f"model {name!r} does not take {unknown}; it takes {accepted}")
     return info.builder(
         input_shape=input_shape,
         num_classes=num_classes,

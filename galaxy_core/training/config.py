@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from galaxy_core.data import DatasetSpec, check_spec
 from galaxy_core.data.augment import AugmentOptions
+from galaxy_core.errors import InvalidInputError
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine")
@@ -66,7 +67,7 @@ class TrainConfig:
         if not 0.0 < self.validation_fraction < 0.5:
             problems.append(f"validation_fraction must be between 0 and 0.5, got {self.validation_fraction}")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise InvalidInputError("; ".join(problems))
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -81,7 +82,7 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown training settings {unknown}; known: {sorted(known)}")
+            raise InvalidInputError(f"unknown training settings {unknown}; known: {sorted(known)}")
         values = dict(values)
         if isinstance(values.get("augment"), dict):
             values["augment"] = AugmentOptions(**values["augment"])

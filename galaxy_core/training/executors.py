@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from galaxy_core.errors import GalaxyLabError
 from galaxy_core.training.store import Run, RunState
 from galaxy_core.training.worker import EXIT_FOLDER_GONE, EXIT_NO_SPACE, EXIT_UNRECORDED
 
 EXECUTORS = ("local", "ray")
 
 
-class ExecutorUnavailableError(RuntimeError):
+class ExecutorUnavailableError(GalaxyLabError, RuntimeError):
     """The executor cannot take runs now (not installed, cluster unreachable, resources it can never have); the
     message says why, for the user. Queued runs wait."""
 

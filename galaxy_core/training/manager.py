@@ -12,16 +12,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from galaxy_core.errors import GalaxyLabError
 from galaxy_core.training.config import TrainConfig
 from galaxy_core.training.store import Run, RunState, RunStore, RunSummary
 from galaxy_core.training.supervisor import ensure_supervisor
 
 
-class QueueFullError(RuntimeError):
+class QueueFullError(GalaxyLabError, RuntimeError):
     """A run was refused: the queue is full or the run asks for more than the server allows."""
 
 
-class RunsFolderError(RuntimeError):
+class RunsFolderError(GalaxyLabError, RuntimeError):
     """The runs folder cannot be written (read-only, full, missing permissions): nothing can be queued."""
 
 

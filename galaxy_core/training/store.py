@@ -40,7 +40,8 @@ from typing import IO
 
 import numpy as np
 
-from galaxy_core.data import DatasetSpec, check_spec
+from galaxy_core.data import DatasetSpec, check_spec, describe_spec
+from galaxy_core.errors import GalaxyLabError, InvalidInputError
 from galaxy_core.files import replaced_atomically, write_bytes_atomically, write_json_atomically
 from galaxy_core.prediction import ModelLoadError
 
@@ -68,7 +69,7 @@ class RunState(StrEnum):
         return self in (RunState.QUEUED, RunState.RUNNING)
 
 
-class RunNotFoundError(LookupError):
+class RunNotFoundError(GalaxyLabError, LookupError):
     """No run with that id in the store (or the id is not a valid run id)."""
 
 
@@ -193,6 +194,22 @@ class RunSummary:
         """The run ended and kept a model (a best checkpoint or a final model) to evaluate or classify with."""
         return not self.state.active and (self.run.best_model_path.is_file() or self.run.final_model_path.is_file())
 
+    def table_row(self) -> dict:
+        """The run as one row of the runs table (the Train page's and `galaxy-lab runs`)."""
+        running = self.state is RunState.RUNNING
+        return {
+            "run": self.id,
+            "state": self.state.value,
+            "what happened": self.message,
+            "model": self.model,
+            "dataset": describe_spec(self.dataset),
+            "epochs": f"{self.epochs_done}/{self.epochs_planned or '?'}",
+            "val balanced acc": self.best_val_balanced_accuracy,
+            "test balanced acc": self.test_balanced_accuracy,
+            "time left": f"{self.eta_seconds / 60:.1f} min" if running and self.eta_seconds is not None else "",
+            "where": self.node or "",
+        }
+
     def to_json(self) -> dict:
         """The summary as `galaxy-lab runs --json` prints it."""
         return {
@@ -249,7 +266,7 @@ class Run:
         """The run's best checkpoint (its final model when it kept no checkpoint) or its final model; raises
         ModelLoadError saying why when the run kept none."""
         if checkpoint not in CHECKPOINTS:
-            raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, got {checkpoint!r}")
+            raise InvalidInputError(f"checkpoint must be one of {CHECKPOINTS}, got {checkpoint!r}")
         path = self.path / MODEL_FILES[checkpoint]
         if checkpoint == "best" and not path.is_file():
             path = self.final_model_path
