@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT, write_image_folder
+from tests.helpers import REPO_ROOT, write_image_folder
 
 pytestmark = pytest.mark.browser
 CHROMIUM = os.environ.get("GALAXY_LAB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

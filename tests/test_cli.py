@@ -7,7 +7,7 @@ import pytest
 
 from galaxy_core.cli import main
 from galaxy_core.training.manager import JobManager
-from tests.conftest import stop_training_service, wait_for, write_image_folder
+from tests.helpers import stop_training_service, wait_for, write_image_folder
 
 
 def test_data_info_prints_counts_as_json(capsys):
@@ -128,7 +128,7 @@ def test_the_command_line_and_the_app_start_without_tensorflow():
     import subprocess
     import sys
 
-    from tests.conftest import REPO_ROOT
+    from tests.helpers import REPO_ROOT
 
     code = (
         "import sys; import galaxy_core.cli as cli; cli.build_parser(); "
@@ -165,7 +165,7 @@ def test_serve_runs_from_an_installed_copy_and_a_sigterm_leaves_nothing_behind(t
     import sys
     import urllib.request
 
-    from tests.conftest import REPO_ROOT
+    from tests.helpers import REPO_ROOT
 
     source = tmp_path / "source"
     for name in ("galaxy_core", "pages"):

@@ -24,8 +24,7 @@ from ray.cluster_utils import Cluster
 
 from galaxy_core.training import RunState
 from galaxy_core.training.manager import JobManager
-from tests.conftest import wait_for
-from tests.test_training import tiny_config
+from tests.helpers import tiny_config, wait_for
 
 LONG = 150
 

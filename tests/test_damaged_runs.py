@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from galaxy_core.cli import main
-from tests.conftest import open_page
+from tests.helpers import open_page
 
 
 def rewrite_json(name: str, change):

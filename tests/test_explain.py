@@ -15,6 +15,7 @@ from galaxy_core.explain import (
     spatial_layer_names,
 )
 from galaxy_core.models import create_model, list_models, model_info
+from tests.helpers import shared_model
 
 
 def blob_images(size: int, count: int = 2, channels: int = 3) -> np.ndarray:
@@ -31,9 +32,8 @@ def blob_images(size: int, count: int = 2, channels: int = 3) -> np.ndarray:
 
 @pytest.mark.parametrize("name", list_models())
 def test_gradcam_works_for_every_registered_model(name):
-    keras.utils.set_random_seed(0)  # an untrained network's maps depend on its initial weights
     size = max(32, model_info(name).min_input_size)
-    model = create_model(name, (size, size, 3), 3)
+    model = shared_model(name, (size, size, 3))  # from seed 0: an untrained network's maps depend on its weights
     images = blob_images(size)
     assert default_gradcam_layer(model) == model_info(name).gradcam_layer
     maps = [gradcam(model, images, class_index) for class_index in range(3)]
@@ -49,7 +49,7 @@ def test_gradcam_works_for_every_registered_model(name):
 @pytest.mark.parametrize("name", ["inception_small", "mobilenet_v2", "custom_cnn"])
 def test_gradcam_of_a_loaded_model_equals_the_original(name, tmp_path):
     size = max(32, model_info(name).min_input_size)
-    model = create_model(name, (size, size, 3), 3)
+    model = shared_model(name, (size, size, 3))
     model.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
     images = blob_images(size)

@@ -4,7 +4,7 @@ from PIL import Image
 
 from galaxy_core.data import DatasetError, create_dataset
 from galaxy_core.data import folder as folder_module
-from tests.conftest import write_image_folder
+from tests.helpers import write_image_folder
 
 
 def load(path, **options):

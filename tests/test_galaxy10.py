@@ -3,22 +3,12 @@ import http.server
 import socket
 import threading
 
-import h5py
 import numpy as np
 import pytest
 
 from galaxy_core.data import DatasetError, create_dataset
 from galaxy_core.data.galaxy10 import VARIANTS, DownloadError, download_galaxy10
-
-
-def write_galaxy10(path, count=40, size=69, labels=None, keys=("images", "ans")):
-    rng = np.random.default_rng(0)
-    with h5py.File(path, "w") as file:
-        if "images" in keys:
-            file["images"] = rng.integers(0, 255, (count, size, size, 3), dtype=np.uint8)
-        if "ans" in keys:
-            file["ans"] = np.arange(count) % 10 if labels is None else labels
-    return path
+from tests.helpers import write_galaxy10
 
 
 def test_sdss_file_loads_with_its_class_names(tmp_path):

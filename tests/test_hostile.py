@@ -12,7 +12,7 @@ import pytest
 from galaxy_core.cli import main
 from galaxy_core.data import PreprocessOptions
 from galaxy_core.uploads import ImageInput, UploadLimits, read_uploads
-from tests.conftest import open_page
+from tests.helpers import open_page
 from tests.hostile import LIMITS, Case, corpus
 
 OPTIONS = PreprocessOptions(image_size=32)

@@ -25,7 +25,7 @@ from galaxy_core.prediction import (
     predict_probabilities,
 )
 from galaxy_core.training import Run
-from tests.conftest import write_image_folder
+from tests.helpers import write_image_folder
 
 
 def test_dihedral_views_are_the_8_flips_and_quarter_turns():

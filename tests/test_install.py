@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from galaxy_core import install
-from tests.conftest import REPO_ROOT
+from tests.helpers import REPO_ROOT
 
 A100 = "GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-5d6e)"
 
@@ -61,7 +61,7 @@ def test_the_gpu_build_replaces_the_cpu_build_of_the_same_version():
 def test_home_says_where_runs_train_with_a_faked_gpu(tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from tests.conftest import PAGE_TIMEOUT
+    from tests.helpers import PAGE_TIMEOUT
 
     fake = tmp_path / "nvidia-smi"
     fake.write_text(f"#!/bin/sh\necho '{A100}'\n")

@@ -9,7 +9,7 @@ import pytest
 
 from galaxy_core.evaluation import summarize
 from galaxy_core.training import Run
-from tests.conftest import open_page
+from tests.helpers import open_page
 from tests.uploads import mixed_uploads, zip_of
 
 

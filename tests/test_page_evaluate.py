@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from galaxy_core.inference import saved_predictions
-from tests.conftest import open_page
+from tests.helpers import open_page
 
 
 def test_no_runs_yet_points_to_the_train_page():

@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from galaxy_core.data import DatasetSpec
 from pages.ui.navigation import LAB_PAGES
-from tests.conftest import PAGE_TIMEOUT, REPO_ROOT, open_page, write_image_folder
+from tests.helpers import PAGE_TIMEOUT, REPO_ROOT, open_page, write_image_folder
 
 SMALL_SYNTHETIC = DatasetSpec.of("synthetic", num_images=60).with_preprocess(image_size=32)
 
@@ -222,7 +222,7 @@ def test_train_page_queues_a_run_that_trains_in_the_background(isolated_settings
 
 def test_train_page_shows_a_failed_run_with_its_reason(isolated_settings):
     from galaxy_core.training import RunStore
-    from tests.test_training import tiny_config
+    from tests.helpers import tiny_config
 
     run = RunStore(isolated_settings["runs"]).create(tiny_config().to_dict(), "custom_cnn")
     run.set_status("failed", error="ValueError: something broke", traceback="Traceback ...")
@@ -233,8 +233,7 @@ def test_train_page_shows_a_failed_run_with_its_reason(isolated_settings):
 
 def test_train_page_says_why_queued_runs_wait_and_keeps_them(isolated_settings, monkeypatch):
     from galaxy_core.training.manager import JobManager
-    from tests.conftest import wait_for
-    from tests.test_training import tiny_config
+    from tests.helpers import tiny_config, wait_for
 
     monkeypatch.setenv("GALAXY_LAB_EXECUTOR", "ray")
     monkeypatch.setenv("GALAXY_LAB_RAY_ADDRESS", "127.0.0.1:9")

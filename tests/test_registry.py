@@ -12,8 +12,7 @@ from galaxy_core.data import (
     spec_from_name,
 )
 from galaxy_core.settings import load_settings
-from tests.conftest import write_image_folder
-from tests.test_galaxy10 import write_galaxy10
+from tests.helpers import write_galaxy10, write_image_folder
 
 
 def test_sources_in_menu_order_and_unknown_names():

@@ -17,8 +17,7 @@ import pytest
 from galaxy_core.training import RunState, RunStore
 from galaxy_core.training.executors import process_alive
 from galaxy_core.training.manager import JobManager
-from tests.conftest import REPO_ROOT, wait_for
-from tests.test_training import TINY_DATA, TINY_MODEL, tiny_config
+from tests.helpers import REPO_ROOT, TINY_DATA, TINY_MODEL, tiny_config, wait_for
 
 LONG = 400  # epochs: a run that trains until it is stopped or killed
 
@@ -179,8 +178,8 @@ FULL_DISK_SCRIPT = textwrap.dedent(
     """
     import json, subprocess, sys
     from galaxy_core.training.manager import JobManager
-    from tests.conftest import stop_training_service, wait_for
-    from tests.test_training import tiny_config
+    from tests.helpers import stop_training_service, wait_for
+    from tests.helpers import tiny_config
     runs = sys.argv[1]
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", runs], check=True)
     manager = JobManager(runs)

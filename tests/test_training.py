@@ -14,21 +14,7 @@ from galaxy_core.data import DatasetSpec
 from galaxy_core.training import RunNotFoundError, RunState, RunStore, TrainConfig
 from galaxy_core.training.manager import JobManager, QueueFullError
 from galaxy_core.training.procedure import class_weights, train_run
-
-TINY_DATA = {"name": "synthetic", "num_images": 60, "image_size": 16}
-TINY_MODEL = {"blocks": 1, "filters": 4, "convs_per_block": 1}
-
-
-def tiny_config(**overrides) -> TrainConfig:
-    values = {
-        "dataset": TINY_DATA,
-        "model": "custom_cnn",
-        "model_options": TINY_MODEL,
-        "epochs": 2,
-        "batch_size": 16,
-        "early_stopping": False,
-    }
-    return TrainConfig(**{**values, **overrides})
+from tests.helpers import TINY_DATA, tiny_config
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,134 @@
+"""Helpers the tests share: paths, polling, small datasets written on the fly, pages under AppTest, tiny runs.
+
+Fixtures live in conftest.py; test modules import these helpers from here, never from each other."""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+from PIL import Image
+
+from galaxy_core.training import TrainConfig
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PAGE_TIMEOUT = 120  # seconds: a first page run may import TensorFlow and decode a dataset
+GZ1_PATH = REPO_ROOT.parent / "shared" / "data" / "gz1-3class"
+
+
+def stop_training_service(runs: Path) -> None:
+    """End what a test started in `runs`: its training service and any worker still training."""
+    from galaxy_core.training import RunState, RunStore
+    from galaxy_core.training.executors import kill_process
+    from galaxy_core.training.store import valid_pid
+    from galaxy_core.training.supervisor import _spawned
+
+    for process in _spawned:  # services this test process started, even one that has not yet taken its lock
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    store = RunStore(runs)
+    pid = valid_pid((store.service_status() or {}).get("pid"))
+    if pid and store.service_running():  # one a worker or a command started
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while store.service_running() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    for summary in store.runs():
+        if summary.state is RunState.RUNNING:
+            kill_process(summary.pid, summary.pid_start)
+
+
+def wait_for(predicate, timeout=120.0, interval=0.2):
+    """The first true value of `predicate()`, polled every `interval` seconds; fails after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("timed out waiting")
+
+
+def galaxy_like_image(rng: np.random.Generator, label: int, size: int = 24) -> np.ndarray:
+    """A small RGB image whose brightness pattern depends on the label, so splits can be told apart."""
+    pixels = rng.integers(0, 40, (size, size, 3), dtype=np.uint8)
+    pixels[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] += np.uint8(60 * (label + 1))
+    return pixels
+
+
+def write_image_folder(
+    root: Path, classes: dict[str, int], *, splits: tuple[str, ...] = (), extension: str = ".png", seed: int = 0
+) -> Path:
+    """Write `count` images per class, under split folders when `splits` is given."""
+    rng = np.random.default_rng(seed)
+    for split in splits or ("",):
+        for label, (name, count) in enumerate(classes.items()):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for index in range(count):
+                Image.fromarray(galaxy_like_image(rng, label)).save(folder / f"{name}_{index:03d}{extension}")
+    return root
+
+
+def page_script(name: str) -> str:
+    """A script that draws one page, as the router does."""
+    return f"from pages.{name} import render\n\nrender()\n"
+
+
+def open_page(name: str, **state):
+    """The page pages/<name>.py drawn once under Streamlit's AppTest (without the router's sidebar), with these
+    session-state values (None: unset)."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_string(page_script(name), default_timeout=PAGE_TIMEOUT)
+    for key, value in state.items():
+        if value is not None:
+            at.session_state[key] = value
+    return at.run()
+
+
+TINY_DATA = {"name": "synthetic", "num_images": 60, "image_size": 16}
+TINY_MODEL = {"blocks": 1, "filters": 4, "convs_per_block": 1}
+
+
+def tiny_config(**overrides) -> TrainConfig:
+    values = {
+        "dataset": TINY_DATA,
+        "model": "custom_cnn",
+        "model_options": TINY_MODEL,
+        "epochs": 2,
+        "batch_size": 16,
+        "early_stopping": False,
+    }
+    return TrainConfig(**{**values, **overrides})
+
+
+def write_galaxy10(path, count=40, size=69, labels=None, keys=("images", "ans")):
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as file:
+        if "images" in keys:
+            file["images"] = rng.integers(0, 255, (count, size, size, 3), dtype=np.uint8)
+        if "ans" in keys:
+            file["ans"] = np.arange(count) % 10 if labels is None else labels
+    return path
+
+
+@functools.cache
+def shared_model(name: str, input_shape: tuple[int, int, int], num_classes: int = 3):
+    """A registered model built once per test session for this configuration, from seed 0, for tests that only
+    read it (predict, Grad-CAM, save): the keras.applications bases are the slowest part of the suite to build."""
+    import keras
+
+    from galaxy_core.models import create_model
+
+    keras.utils.set_random_seed(0)
+    return create_model(name, input_shape, num_classes)
