@@ -563,3 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     except GalaxyLabError as error:  # the lab's own errors say what to do; anything else keeps its traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

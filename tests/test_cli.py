@@ -183,9 +183,8 @@ def test_serve_runs_from_an_installed_copy_and_a_sigterm_leaves_nothing_behind(t
         port = probe.getsockname()[1]
     work = tmp_path / "elsewhere"
     work.mkdir()
-    serve = "import sys; from galaxy_core.cli import main; sys.exit(main(sys.argv[1:]))"
     server = subprocess.Popen(
-        [sys.executable, "-c", serve, "serve", "--headless", "--port", str(port)],
+        [sys.executable, "-m", "galaxy_core.cli", "serve", "--headless", "--port", str(port)],
         cwd=work,
         env={**os.environ, "PYTHONPATH": str(installed)},
         start_new_session=True,

@@ -242,7 +242,7 @@ READ_ONLY_SCRIPT = textwrap.dedent(
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         listed = main(["runs"])
         trained = main(["train", "--epochs", "1", "--num-images", "30", "--image-size", "16", "--model", "custom_cnn"])
-    page = AppTest.from_string("from pages.train import render\nrender()\n", default_timeout=120).run()
+    page = AppTest.from_string("from pages.train import render; render()", default_timeout=120).run()
     print(json.dumps([listed, trained, err.getvalue().strip().splitlines()[-1], bool(page.exception)]))
     """
 )

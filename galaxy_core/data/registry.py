@@ -30,7 +30,7 @@ def check_spec(spec: DatasetSpec) -> DatasetSpec:
     source = dataset_source(spec.source)
     for name, value in spec.options:
         source.option(name).check(value)
-    missing = [option.name for option in source.options if option.default is None and spec.option(option.name) is None]
+    missing = [option.name for option in source.options if option.required and spec.option(option.name) is None]
     if missing:
         raise InvalidInputError(f"dataset source {spec.source!r} needs {missing}")
     return spec

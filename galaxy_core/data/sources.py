@@ -88,7 +88,8 @@ class SourceOption:
     step: float | None = None
     on_page: bool = False  # a knob on the Dataset page
     flag: str | None = None  # its terminal flag; None: not offered there (e.g. a path, given as the dataset name)
-    default: object = None
+    default: object = None  # the loader's default
+    required: bool = False  # the loader has no default
 
     def check(self, value: object) -> None:
         """Raises ValueError saying what was received and what was expected."""
@@ -145,9 +146,11 @@ def register_source(source: DatasetSource) -> DatasetSource:
     own = [name for name in parameters if name not in FACTORY_ARGUMENTS]
     if sorted(own) != sorted(source.option_names):
         raise InvalidInputError(f"source {source.name!r}: options {source.option_names} are not its loader's {own}")
-    defaults = {name: parameter.default for name, parameter in parameters.items()}
+    empty = inspect.Parameter.empty
     options = tuple(
-        replace(option, default=None if defaults[option.name] is inspect.Parameter.empty else defaults[option.name])
+        replace(option, default=None, required=True)
+        if parameters[option.name].default is empty
+        else replace(option, default=parameters[option.name].default)
         for option in source.options
     )
     DATASET_SOURCES[source.name] = replace(source, options=options)
