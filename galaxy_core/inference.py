@@ -112,6 +112,16 @@ def run_answers(
     return RunAnswers(model, test.images, labels, probabilities, test.source_ids, class_names)
 
 
+def default_comparison(summaries: list[RunSummary]) -> list[RunSummary]:
+    """The two most recent of `summaries` (newest first) tested on the same images and classes, so that every
+    comparison of them can be made; else the two most recent."""
+    for index, newest in enumerate(summaries):
+        for other in summaries[index + 1 :]:
+            if newest.dataset.same_images(other.dataset) and newest.class_names == other.class_names:
+                return [newest, other]
+    return summaries[:2]
+
+
 class NotComparableError(InvalidInputError):
     """Runs whose figures cannot be set side by side (they answer with different classes)."""
 

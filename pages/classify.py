@@ -17,8 +17,8 @@ from galaxy_core.training import Run, RunStore
 from galaxy_core.uploads import ImageInput, UploadLimits, predict_images, prediction_rows, read_uploads
 from pages.ui.display import enlarge
 from pages.ui.navigation import run_router
-from pages.ui.runs import choose_run, run_model
-from pages.ui.state import get_settings, load_dataset
+from pages.ui.runs import choose_run, run_model, runs_apart
+from pages.ui.state import get_settings, load_dataset, note_run_dataset
 
 DETAILED = 12  # images shown with their input, probabilities and Grad-CAM; all of them go in the table
 SAMPLE_SIZES = (1, 4, 8, 16)
@@ -150,12 +150,17 @@ def render() -> None:
     """Draw the Classify page."""
     settings = get_settings()
     st.title("Classify")
-    runs = [summary for summary in RunStore(settings.runs_dir).runs() if summary.has_model]
+    every = RunStore(settings.runs_dir).runs()
+    runs = [summary for summary in every if summary.has_model]
+    others = [summary for summary in every if not summary.has_model]
     if not runs:
         st.info("No trained model yet: train one on the Train page, then come back to classify your own images.")
+        runs_apart(others, "classify")
         st.stop()
     runs.sort(key=lambda summary: summary.test_balanced_accuracy or -1.0, reverse=True)
     summary = choose_run(runs, key="classify_run", label="Model (the best by test balanced accuracy first)")
+    runs_apart(others, "classify")
+    note_run_dataset(summary)
     run = summary.run
     try:
         model = run_model(run)

@@ -9,13 +9,13 @@ from plotly.subplots import make_subplots
 
 from galaxy_core.data import describe_spec
 from galaxy_core.evaluation import mcnemar, per_class_share, shared_mistakes
-from galaxy_core.inference import NotComparableError, comparison_warning, paired_predictions
+from galaxy_core.inference import NotComparableError, comparison_warning, default_comparison, paired_predictions
 from galaxy_core.prediction import ModelLoadError
 from galaxy_core.training import RunStore
 from galaxy_core.training.store import epoch_records
 from pages.ui.display import confusion_figure, enlarge, lazy_tabs
 from pages.ui.navigation import run_router
-from pages.ui.runs import run_label, run_model
+from pages.ui.runs import run_label, run_model, runs_apart
 from pages.ui.state import get_settings, load_dataset
 
 MAX_RUNS = 4
@@ -233,19 +233,24 @@ def render() -> None:
     """Draw the Compare page."""
     settings = get_settings()
     st.title("Compare")
-    runs = [summary for summary in RunStore(settings.runs_dir).runs() if summary.has_test_results]
+    every = RunStore(settings.runs_dir).runs()
+    runs = [summary for summary in every if summary.has_test_results]
+    others = [summary for summary in every if not summary.has_test_results]
     if len(runs) < 2:
         st.info("Comparing needs at least two runs with test results: train another on the Train page.")
+        runs_apart(others, "be compared (no test results)")
         st.stop()
     by_id = {summary.id: summary for summary in runs}
     chosen = st.multiselect(
         f"Runs (2 to {MAX_RUNS})",
         list(by_id),
-        default=list(by_id)[:2],
+        default=[summary.id for summary in default_comparison(runs)],
         max_selections=MAX_RUNS,
         format_func=lambda run_id: run_label(by_id[run_id]),
         key="compare_runs",
+        bind="query-params",
     )
+    runs_apart(others, "be compared (no test results)")
     if len(chosen) < 2:
         st.info("Choose at least two runs.")
         st.stop()

@@ -8,11 +8,11 @@ from galaxy_core.data import DatasetError
 from galaxy_core.evaluation import answers_changed, cell_members, confident_mistakes, summarize
 from galaxy_core.inference import RunAnswers, run_answers
 from galaxy_core.prediction import ModelLoadError, predict_probabilities
-from galaxy_core.training import CHECKPOINTS, RunState, RunStore
+from galaxy_core.training import RunState, RunStore
 from pages.ui.display import confusion_figure, enlarge, image_grid, lazy_tabs
 from pages.ui.navigation import run_router
-from pages.ui.runs import choose_run, run_model
-from pages.ui.state import get_settings, load_dataset
+from pages.ui.runs import choose_run, run_model, runs_apart
+from pages.ui.state import get_settings, load_dataset, note_run_dataset
 
 GALLERY_PAGE = 24
 MISTAKES_STEP = 6
@@ -216,26 +216,29 @@ def render() -> None:
     """Draw the Evaluate page."""
     settings = get_settings()
     st.title("Evaluate")
-    runs = [summary for summary in RunStore(settings.runs_dir).runs() if not summary.state.active]
+    every = RunStore(settings.runs_dir).runs()
+    runs = [summary for summary in every if summary.has_model]
+    others = [summary for summary in every if not summary.has_model]
     if not runs:
-        st.info("No finished run yet: train one on the Train page, then come back here.")
+        st.info("No run with a model yet: train one on the Train page, then come back here.")
+        runs_apart(others, "be evaluated")
         st.stop()
     summary = choose_run(runs, key="evaluate_run")
+    runs_apart(others, "be evaluated")
+    note_run_dataset(summary)
     run = summary.run
-    if summary.state is RunState.FAILED:
-        st.error(f"This run {summary.message}, so there is no model to evaluate.")
-        st.stop()
-    if summary.state is RunState.INTERRUPTED:
-        st.warning(f"This run was {summary.message}. Its best checkpoint so far is shown.")
+    if summary.state is not RunState.FINISHED:
+        st.warning(f"This run {summary.message}. Its best checkpoint so far is shown.")
     left, right = st.columns(2)
     checkpoint = left.radio(
         "Model",
-        CHECKPOINTS,
+        run.checkpoints(),
         format_func={"best": "best checkpoint (best validation epoch)", "final": "final model (last epoch)"}.get,
         horizontal=True,
         key="evaluate_checkpoint",
+        bind="query-params",
     )
-    tta = right.toggle("Average over 8 flips and rotations (TTA)", key="evaluate_tta")
+    tta = right.toggle("Average over 8 flips and rotations (TTA)", key="evaluate_tta", bind="query-params")
     try:
         answers = load_answers(run, checkpoint, tta)
     except ModelLoadError as error:

@@ -134,8 +134,10 @@ def runs_table_ui(summaries: list[RunSummary]) -> str | None:
     selected = event.selection.rows if event is not None else []
     if selected:
         st.session_state[SELECTED_RUN_KEY] = table["run"].iloc[selected[0]]
-    chosen = st.session_state.get(SELECTED_RUN_KEY)
-    return chosen if chosen in set(table["run"]) else table["run"].iloc[0]
+    chosen = st.session_state.get(SELECTED_RUN_KEY, st.query_params.get(SELECTED_RUN_KEY))
+    chosen = chosen if chosen in set(table["run"]) else table["run"].iloc[0]
+    st.query_params[SELECTED_RUN_KEY] = chosen  # a reload or a shared link shows the same run
+    return chosen
 
 
 TRAIN_COLOUR, VAL_COLOUR, BALANCED_COLOUR = "#1f77b4", "#ff7f0e", "#2ca02c"

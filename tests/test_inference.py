@@ -11,6 +11,7 @@ from galaxy_core.data import create_dataset
 from galaxy_core.inference import (
     NotComparableError,
     comparison_warning,
+    default_comparison,
     load_run_model,
     paired_predictions,
     run_answers,
@@ -157,3 +158,15 @@ def test_runs_with_other_classes_are_refused_and_other_datasets_flagged(finished
     assert "different datasets or preprocessing" in comparison_warning([summary, other_dataset])
     with pytest.raises(NotComparableError, match="different classes"):
         comparison_warning([summary, replace(summary, class_names=("cats", "dogs", "birds"))])
+
+
+def test_compare_opens_on_the_two_newest_runs_tested_on_the_same_images(finished_run):
+    summary = finished_run.summary()
+
+    def on(**dataset) -> object:
+        return replace(summary, config={**summary.config, "dataset": {**summary.config["dataset"], **dataset}})
+
+    newest, other_images, same_images_other_size, oldest = on(seed=9), on(), on(image_size=48), on()
+    pair = default_comparison([newest, other_images, same_images_other_size, oldest])
+    assert pair == [other_images, same_images_other_size]  # the newest has no partner tested on its images
+    assert default_comparison([newest, other_images]) == [newest, other_images]  # none alike: the two newest

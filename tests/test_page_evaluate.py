@@ -4,13 +4,15 @@ import numpy as np
 import pytest
 
 from galaxy_core.inference import saved_predictions
+from galaxy_core.training import RunStore
+from pages.ui.runs import run_label
 from tests.helpers import open_page
 
 
 def test_no_runs_yet_points_to_the_train_page():
     at = open_page("evaluate")
     assert not at.exception
-    assert "No finished run yet" in at.info[0].value
+    assert "No run with a model yet" in at.info[0].value
 
 
 def test_metrics_tab_shows_the_headline_figures_and_per_class_table(finished_run):
@@ -103,10 +105,24 @@ def test_final_model_and_tta_switches(finished_run):
     assert at.metric[1].value == f"{expected:.1%}"
 
 
-def test_a_failed_run_says_why_it_cannot_be_evaluated(finished_run):
+def test_a_failed_run_with_a_checkpoint_says_what_is_shown(finished_run):
     finished_run.set_status("failed", error="ValueError: something broke")
     at = open_page("evaluate")
-    assert "This run failed" in at.error[0].value and "something broke" in at.error[0].value
+    assert not at.error
+    assert "This run failed: ValueError: something broke" in at.warning[0].value
+    assert "best checkpoint so far" in at.warning[0].value
+
+
+def test_runs_without_a_model_are_listed_apart_with_their_reason_never_as_an_error(finished_run):
+    early = RunStore(finished_run.path.parent).create(finished_run.config(), "custom_cnn")
+    early.set_status("stopped", message="stopped while loading its dataset: no model")
+    finished_run.final_model_path.unlink()  # stopped after its first epochs: a best checkpoint, no final model
+    at = open_page("evaluate")
+    assert not at.exception and not at.error
+    assert at.selectbox(key="evaluate_run").options == [run_label(finished_run.summary())]
+    assert at.expander[0].label == "1 other run(s) cannot be evaluated"
+    assert f"`{early.id}` (custom_cnn): stopped while loading its dataset: no model" in at.expander[0].markdown[0].value
+    assert at.radio(key="evaluate_checkpoint").options == ["best checkpoint (best validation epoch)"]
 
 
 def test_a_model_file_that_no_longer_loads_is_reported(finished_run):

@@ -5,7 +5,7 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from galaxy_core.data import DatasetSpec
+from galaxy_core.data import DatasetSpec, spec_to_link
 from pages.ui.navigation import LAB_PAGES
 from tests.helpers import PAGE_TIMEOUT, REPO_ROOT, open_page, write_image_folder
 
@@ -43,6 +43,22 @@ def test_a_new_session_starts_on_the_configured_default_dataset(isolated_setting
     assert not at.exception
     assert at.selectbox[0].value == "mine (folder)"
     assert at.metric[0].value == "2"  # classes
+
+
+def test_a_session_opened_from_a_link_starts_on_its_dataset_and_keeps_it_in_the_url(isolated_settings):
+    mine = write_image_folder(isolated_settings["data"] / "mine", {"a": 4, "b": 4})
+    link = spec_to_link(DatasetSpec.of("folder", path=str(mine)).with_preprocess(image_size=32, channels=1))
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=PAGE_TIMEOUT)
+    at.query_params["dataset"] = link
+    at.run()
+    assert not at.exception and not at.sidebar.warning
+    assert any("mine, 32 px, grayscale" in m.value for m in at.sidebar.markdown)
+    assert at.query_params["dataset"] == link
+    outside = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=PAGE_TIMEOUT)
+    outside.query_params["dataset"] = spec_to_link(DatasetSpec.of("folder", path="/etc"))
+    outside.run()
+    assert "The link's dataset cannot be used" in outside.sidebar.warning[0].value
+    assert any("synthetic, normal, 64 px, RGB" in m.value for m in outside.sidebar.markdown)
 
 
 def test_a_missing_default_dataset_falls_back_to_synthetic_with_a_note(monkeypatch):

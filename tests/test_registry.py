@@ -9,7 +9,9 @@ from galaxy_core.data import (
     discover_datasets,
     list_dataset_sources,
     resolve_in_data_roots,
+    spec_from_link,
     spec_from_name,
+    spec_to_link,
 )
 from galaxy_core.settings import load_settings
 from tests.helpers import write_galaxy10, write_image_folder
@@ -119,3 +121,22 @@ def test_names_typed_in_a_terminal(isolated_settings, tmp_path):
         spec_from_name("galaxy10-decals", settings)
     with pytest.raises(DatasetError, match="'nothing-here' is none of: 'synthetic'; a folder of class folders"):
         spec_from_name("nothing-here", settings)
+
+
+def test_a_link_carries_a_spec_and_cannot_point_outside_the_data_roots(isolated_settings, tmp_path):
+    settings = load_settings()
+    mine = write_image_folder(isolated_settings["data"] / "mine", {"a": 2, "b": 2})
+    spec = DatasetSpec.of("folder", path=str(mine), seed=3).with_preprocess(image_size=32, crop_fraction=0.5)
+    assert spec_from_link(spec_to_link(spec), settings) == spec
+    assert spec_from_link(spec_to_link(DatasetSpec.of("synthetic")), settings) == DatasetSpec.of("synthetic")
+    outside = write_image_folder(tmp_path / "secret", {"a": 2, "b": 2})
+    for path in (str(outside), str(mine / ".." / ".." / "secret"), "/etc"):
+        with pytest.raises(DatasetError, match="outside the data roots"):
+            spec_from_link(spec_to_link(DatasetSpec.of("folder", path=path)), settings)
+    for text, message in [
+        ("{not json", "not a dataset description"),
+        ('{"name": "mnist"}', "unknown dataset source 'mnist'"),
+        ('{"name": "synthetic", "num_images": "all"}', "num_images must be a int"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            spec_from_link(text, settings)

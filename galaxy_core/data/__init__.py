@@ -12,7 +12,9 @@ from galaxy_core.data.registry import (
     discover_datasets,
     list_dataset_sources,
     resolve_in_data_roots,
+    spec_from_link,
     spec_from_name,
+    spec_to_link,
 )
 from galaxy_core.data.sources import DATASET_SOURCES, DatasetChoice, DatasetSource, DatasetSpec, dataset_source
 
@@ -39,6 +41,8 @@ __all__ = [
     "list_dataset_sources",
     "open_image",
     "resolve_in_data_roots",
+    "spec_from_link",
     "spec_from_name",
+    "spec_to_link",
     "to_grayscale",
 ]

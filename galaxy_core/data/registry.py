@@ -3,6 +3,7 @@ typed in a terminal, labels for menus, and path confinement."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -82,6 +83,25 @@ def spec_from_name(text: str, settings: Settings) -> DatasetSpec:
 
 def dataset_names_help() -> str:
     return "; ".join(source.text_help for source in DATASET_SOURCES.values())
+
+
+def spec_to_link(spec: DatasetSpec) -> str:
+    """The spec as text for a URL (compact JSON of its dict form); `spec_from_link` reads it back."""
+    return json.dumps(spec.to_dict(), separators=(",", ":"), sort_keys=True)
+
+
+def spec_from_link(text: str, settings: Settings) -> DatasetSpec:
+    """The spec a link carries, checked like anything typed by a stranger: a known source and options, and a path
+    (if any) inside the data roots or the downloads folder. Raises DatasetError or InvalidInputError saying why."""
+    try:
+        values = json.loads(text)
+    except ValueError:
+        raise InvalidInputError(f"the link's dataset is not a dataset description: {text[:80]!r}") from None
+    spec = check_spec(DatasetSpec.from_dict(values))
+    if spec.path is None:
+        return spec
+    confined = resolve_in_data_roots(spec.path, (*settings.data_roots, settings.download_dir))
+    return spec.with_options(path=str(confined))
 
 
 def describe_spec(spec: DatasetSpec) -> str:

@@ -59,6 +59,10 @@ class DatasetSpec:
         """The spec with preprocessing changed (image_size, crop_fraction, channels); None keeps the current value."""
         return replace(self, preprocess=replace(self.preprocess, **{k: v for k, v in changes.items() if v is not None}))
 
+    def same_images(self, other: DatasetSpec) -> bool:
+        """Whether both specs read the same images into the same splits, whatever their preprocessing."""
+        return (self.source, self.options) == (other.source, other.options)
+
     @property
     def path(self) -> str | None:
         """Where the data is read from, for sources that read files."""

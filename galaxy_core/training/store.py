@@ -262,6 +262,10 @@ class Run:
     def final_model_path(self) -> Path:
         return self.path / MODEL_FILES["final"]
 
+    def checkpoints(self) -> list[str]:
+        """The models the run kept, of "best" and "final"."""
+        return [checkpoint for checkpoint, name in MODEL_FILES.items() if (self.path / name).is_file()]
+
     def model_path(self, checkpoint: str = "best") -> Path:
         """The run's best checkpoint (its final model when it kept no checkpoint) or its final model; raises
         ModelLoadError saying why when the run kept none."""

@@ -8,8 +8,9 @@ import streamlit as st
 
 
 def lazy_tabs(key: str, tabs: dict) -> None:
-    """Tabs of which only the open one runs: `tabs` maps each label to a function drawing its content."""
-    containers = st.tabs(list(tabs), key=key, on_change="rerun")
+    """Tabs of which only the open one runs, the open one kept in the URL (`key` names it there): `tabs` maps each
+    label to a function drawing its content."""
+    containers = st.tabs(list(tabs), key=key, on_change="rerun", bind="query-params")
     for container, draw in zip(containers, tabs.values(), strict=True):
         if container.open:
             with container:

@@ -42,7 +42,17 @@ def run_label(summary) -> str:
 
 
 def choose_run(summaries: list, key: str, label: str = "Run"):
-    """A run picker over run summaries; returns the chosen one."""
+    """A run picker over the runs that can answer the page's question, kept in the URL (`key` names it there);
+    returns the chosen run's summary."""
     by_id = {summary.id: summary for summary in summaries}
-    chosen = st.selectbox(label, list(by_id), format_func=lambda run_id: run_label(by_id[run_id]), key=key)
+    chosen = st.selectbox(
+        label, list(by_id), format_func=lambda run_id: run_label(by_id[run_id]), key=key, bind="query-params"
+    )
     return by_id[chosen]
+
+
+def runs_apart(others: list, cannot: str) -> None:
+    """The runs that cannot answer the page's question, listed apart from its menu, each with why."""
+    if others:
+        with st.expander(f"{len(others)} other run(s) cannot {cannot}"):
+            st.markdown("\n".join(f"- `{summary.id}` ({summary.model}): {summary.message}" for summary in others))

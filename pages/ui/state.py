@@ -15,12 +15,16 @@ from galaxy_core.data import (
     create_dataset,
     describe_spec,
     discover_datasets,
+    spec_from_link,
     spec_from_name,
+    spec_to_link,
 )
+from galaxy_core.errors import GalaxyLabError
 from galaxy_core.settings import Settings, SettingsError, load_settings
 
 ACTIVE_DATASET_KEY = "active_dataset_spec"
 DEFAULT_DATASET_PROBLEM_KEY = "default_dataset_problem"
+DATASET_PARAM = "dataset"  # the URL's query parameter for the active dataset
 MAX_DATASETS_IN_MEMORY = 3
 
 
@@ -75,25 +79,43 @@ def load_dataset(spec: DatasetSpec, settings: Settings) -> Dataset:
     return dataset
 
 
-def active_dataset_spec() -> DatasetSpec:
-    """The session's dataset: a new session starts on the settings' default_dataset (synthetic when that is
-    missing, with a note in the sidebar)."""
-    if ACTIVE_DATASET_KEY not in st.session_state:
-        settings = get_settings()
+def _starting_dataset(settings: Settings) -> DatasetSpec:
+    """A new session's dataset: the one in its URL (a reload, a shared link), else the settings' default_dataset,
+    else synthetic galaxies; a problem with either is noted in the sidebar."""
+    link = st.query_params.get(DATASET_PARAM)
+    if link:
         try:
-            spec = spec_from_name(settings.default_dataset, settings)
-        except DatasetError as error:
-            st.session_state[DEFAULT_DATASET_PROBLEM_KEY] = (
-                f"The default dataset ({settings.source}) is not available: {error}. Using synthetic galaxies."
-            )
-            spec = DatasetSpec.of("synthetic")
-        st.session_state[ACTIVE_DATASET_KEY] = spec
+            return spec_from_link(link, settings)
+        except GalaxyLabError as error:
+            st.session_state[DEFAULT_DATASET_PROBLEM_KEY] = f"The link's dataset cannot be used: {error}."
+    try:
+        return spec_from_name(settings.default_dataset, settings)
+    except DatasetError as error:
+        st.session_state[DEFAULT_DATASET_PROBLEM_KEY] = (
+            f"The default dataset ({settings.source}) is not available: {error}. Using synthetic galaxies."
+        )
+    return DatasetSpec.of("synthetic")
+
+
+def active_dataset_spec() -> DatasetSpec:
+    """The session's dataset (see `_starting_dataset` for a new session's)."""
+    if ACTIVE_DATASET_KEY not in st.session_state:
+        st.session_state[ACTIVE_DATASET_KEY] = _starting_dataset(get_settings())
     return st.session_state[ACTIVE_DATASET_KEY]
 
 
 def sidebar_status() -> None:
+    """The active dataset, in the sidebar and in the URL (so that a reload or a shared link keeps it)."""
+    spec = active_dataset_spec()
+    st.query_params[DATASET_PARAM] = spec_to_link(spec)
     with st.sidebar:
         st.caption("Active dataset")
-        st.markdown(f"**{describe_spec(active_dataset_spec())}**")
+        st.markdown(f"**{describe_spec(spec)}**")
         if DEFAULT_DATASET_PROBLEM_KEY in st.session_state:
             st.warning(st.session_state[DEFAULT_DATASET_PROBLEM_KEY])
+
+
+def note_run_dataset(summary) -> None:
+    """Say in the sidebar which dataset the run on this page was trained on, when it is not the active one."""
+    if summary.dataset != active_dataset_spec():
+        st.sidebar.info(f"This page shows run {summary.id[-4:]}, trained on **{describe_spec(summary.dataset)}**.")
