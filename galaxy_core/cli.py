@@ -386,7 +386,7 @@ RUNS_COLUMNS = (
     ("run", "run", 44),
     ("state", "state", 11),
     ("model", "model", 16),
-    ("epochs", "epochs", 7),
+    ("epochs", "epochs", 18),
     ("val balanced acc", "val bal", 8),
     ("test balanced acc", "test bal", 8),
 )

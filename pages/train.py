@@ -149,8 +149,10 @@ def curves_figure(metrics: list[dict], by_batch: bool) -> go.Figure:
     epochs = epoch_records(metrics)
     if by_batch:
         train = [m for m in metrics if m.get("kind") == "batch"]
-        steps_per_epoch = max((b["step"] for b in train), default=1) / max(1, len(epochs))
-        train_x, mode, suffix = [b["step"] / steps_per_epoch for b in train], "lines", " (batches)"
+        # Older runs' batch records lack steps_per_epoch: estimated from the epochs finished.
+        estimate = max((b["step"] for b in train), default=1) / max(1, len(epochs))
+        train_x = [b["step"] / b.get("steps_per_epoch", estimate) for b in train]
+        mode, suffix = "lines", " (batches)"
     else:
         train, mode, suffix = epochs, "lines+markers", ""
         train_x = [e["epoch"] for e in epochs]
@@ -209,13 +211,13 @@ def run_view(manager: JobManager, run_id: str) -> None:
         if run.stop_requested():
             text = f"stopping ({text})"
         last = epochs[-1] if epochs else None
-        planned = summary.epochs_planned or 1
+        text += f" · epoch {summary.epochs_done + 1} of at most {summary.epochs_planned or '?'}"
+        text += summary.batch_progress()
         if last:
-            text += (
-                f" · epoch {last['epoch']} of at most {planned} · {last['images_per_second']:.0f} images/s"
-                f" · about {last['eta_seconds'] / 60:.1f} min left"
-            )
-        st.progress(min(1.0, summary.epochs_done / planned), text=text)
+            text += f" · {last['images_per_second']:.0f} images/s"
+        if summary.eta_seconds is not None:
+            text += f" · about {summary.eta_seconds / 60:.1f} min left"
+        st.progress(summary.progress, text=text)
     elif state is RunState.FAILED:
         st.error(f"The run {summary.message}")
     elif state is RunState.INTERRUPTED:
@@ -229,7 +231,11 @@ def run_view(manager: JobManager, run_id: str) -> None:
         best = summary.best_val_balanced_accuracy
         cols[2].metric("Best val balanced accuracy", f"{best:.1%}" if best is not None else "-")
     if metrics:
-        by_batch = st.toggle("Training curve by batch", key=f"by_batch_{run.id}")
+        if epochs:
+            by_batch = st.toggle("Training curve by batch", key=f"by_batch_{run.id}")
+        else:
+            by_batch = True
+            st.caption("Until the first epoch ends, the training curve is drawn batch by batch.")
         st.plotly_chart(curves_figure(metrics, by_batch), key=f"curves_{run.id}")
     with st.expander("Log"):
         st.code(run.log_tail(40) or "(empty)", language=None)

@@ -6,6 +6,7 @@ import errno
 import json
 import logging
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -195,6 +196,23 @@ def test_a_stop_in_the_first_epoch_keeps_no_model(isolated_settings):
     assert train_run(StopWhen(run, "training", asks=2)) == "stopped"
     assert run.summary().message == "stopped during its first epoch, before any epoch finished: no model"
     assert not run.best_model_path.exists() and not run.final_model_path.exists()
+
+
+def test_the_first_epoch_reports_its_batches_and_an_eta_before_it_ends(isolated_settings, monkeypatch):
+    import galaxy_core.training.callback as callback
+
+    monkeypatch.setattr(callback, "PROGRESS_STATUS_SECONDS", 0.0)  # every batch, for the test
+    run = RunStore(isolated_settings["runs"]).create(tiny_config(epochs=5, batch_size=4).to_dict(), "c")
+    # 48 training images in batches of 4: 12 an epoch. Training asks after every batch: the 7th ask is after the 7th.
+    assert train_run(StopWhen(run, "training", asks=7)) == "stopped"
+    status = run.status()
+    assert (status["batches_done"], status["steps_per_epoch"]) == (7, 12)
+    assert status["eta_seconds"] > 0
+    batches = [m for m in run.metrics() if m["kind"] == "batch"]
+    assert batches and all(b["steps_per_epoch"] == 12 for b in batches)
+    summary = replace(run.summary(), state=RunState.RUNNING)  # as it was, mid-epoch
+    assert summary.table_row()["epochs"] == "0/5, batch 7/12"
+    assert summary.progress == pytest.approx(7 / 12 / 5)
 
 
 def test_a_crash_ends_as_failed_with_its_traceback(isolated_settings):

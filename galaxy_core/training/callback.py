@@ -13,6 +13,7 @@ from galaxy_core.evaluation import balanced_accuracy, confusion_matrix
 from galaxy_core.training.store import RunState
 
 BATCH_RECORD_SECONDS = 0.5
+PROGRESS_STATUS_SECONDS = 2.0  # how often the status says how far the current epoch has come
 VALIDATION_BATCH = 256
 
 
@@ -64,6 +65,7 @@ class RunMetrics(keras.callbacks.Callback):
         self.epoch_started = time.perf_counter()
         self.batches_done = 0
         self.last_batch_record = 0.0
+        self.last_progress_status = self.epoch_started
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
@@ -76,11 +78,23 @@ class RunMetrics(keras.callbacks.Callback):
                     "kind": "batch",
                     "epoch": self.epochs_done,
                     "step": self.epochs_done * self.steps_per_epoch + batch + 1,
+                    "steps_per_epoch": self.steps_per_epoch,
                     "loss": float(logs.get("loss", math.nan)),
                     "accuracy": float(logs.get("accuracy", math.nan)),
                 }
             )
+        if now - self.last_progress_status >= PROGRESS_STATUS_SECONDS:
+            self.last_progress_status = now
+            self._report_progress(now)
         self._check_stop()
+
+    def _report_progress(self, now: float) -> None:
+        """The batches done in this epoch; before the first epoch ends, an ETA from the batches' pace."""
+        fields = {"batches_done": self.batches_done, "steps_per_epoch": self.steps_per_epoch}
+        if not self.epoch_seconds:
+            seconds_per_batch = (now - self.epoch_started) / self.batches_done
+            fields["eta_seconds"] = seconds_per_batch * (self.planned_epochs * self.steps_per_epoch - self.batches_done)
+        self.run.set_status(RunState.RUNNING, **fields)
 
     def _check_stop(self) -> bool:
         if not self.stopped_by_request and self.run.stop_requested():
@@ -129,6 +143,7 @@ class RunMetrics(keras.callbacks.Callback):
         self.run.set_status(
             RunState.RUNNING,
             epochs_done=epoch + 1,
+            batches_done=0,
             best_val_balanced_accuracy=self.best_val_balanced_accuracy,
             eta_seconds=eta,
         )

@@ -170,6 +170,8 @@ class RunSummary:
     started: float | None  # when its training procedure began
     finished: float | None
     eta_seconds: float | None
+    batches_done: int | None  # in the epoch under way
+    steps_per_epoch: int | None
     error: str | None
     traceback: str | None
 
@@ -194,6 +196,19 @@ class RunSummary:
         """The run ended and kept a model (a best checkpoint or a final model) to evaluate or classify with."""
         return not self.state.active and (self.run.best_model_path.is_file() or self.run.final_model_path.is_file())
 
+    def batch_progress(self) -> str:
+        """", batch 12/40" while an epoch is under way; "" otherwise."""
+        if self.state is RunState.RUNNING and self.batches_done and self.steps_per_epoch:
+            return f", batch {self.batches_done}/{self.steps_per_epoch}"
+        return ""
+
+    @property
+    def progress(self) -> float:
+        """The share of its planned epochs the run has done, batches of the current epoch included."""
+        planned = self.epochs_planned or 1
+        within = self.batches_done / self.steps_per_epoch if self.batches_done and self.steps_per_epoch else 0.0
+        return min(1.0, (self.epochs_done + within) / planned)
+
     def table_row(self) -> dict:
         """The run as one row of the runs table (the Train page's and `galaxy-lab runs`)."""
         running = self.state is RunState.RUNNING
@@ -203,7 +218,7 @@ class RunSummary:
             "what happened": self.message,
             "model": self.model,
             "dataset": describe_spec(self.dataset),
-            "epochs": f"{self.epochs_done}/{self.epochs_planned or '?'}",
+            "epochs": f"{self.epochs_done}/{self.epochs_planned or '?'}" + self.batch_progress(),
             "val balanced acc": self.best_val_balanced_accuracy,
             "test balanced acc": self.test_balanced_accuracy,
             "time left": f"{self.eta_seconds / 60:.1f} min" if running and self.eta_seconds is not None else "",
@@ -348,6 +363,8 @@ class Run:
             started=_number(status.get("started")),
             finished=_number(status.get("finished")),
             eta_seconds=_number(status.get("eta_seconds")),
+            batches_done=_whole(status.get("batches_done")),
+            steps_per_epoch=_whole(status.get("steps_per_epoch")),
             error=error,
             traceback=_text(status.get("traceback")),
         )
