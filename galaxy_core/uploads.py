@@ -11,6 +11,7 @@ A file is an archive when its name ends in .zip, or when it is not a decodable i
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import os
@@ -230,6 +231,19 @@ def _distinct(uploads: list[Upload]) -> list[Upload]:
         if seen[upload.name] > 1:
             uploads[index] = replace(upload, name=f"{upload.name} ({seen[upload.name]})")
     return uploads
+
+
+def without_repeats(files: Iterable[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], int]:
+    """The files with the same bytes as an earlier one left out (a picture dropped twice), and how many were."""
+    seen, kept, repeats = set(), [], 0
+    for name, data in files:
+        digest = hashlib.sha256(data).digest()
+        if digest in seen:
+            repeats += 1
+        else:
+            seen.add(digest)
+            kept.append((name, data))
+    return kept, repeats
 
 
 def prediction_rows(uploads: list[Upload], predictions: list[Prediction], class_names) -> list[dict]:

@@ -14,7 +14,14 @@ from galaxy_core.export import EXPORT_FORMATS, SUFFIXES, export_run
 from galaxy_core.inference import run_class_names
 from galaxy_core.prediction import ModelLoadError
 from galaxy_core.training import Run, RunStore
-from galaxy_core.uploads import ImageInput, UploadLimits, predict_images, prediction_rows, read_uploads
+from galaxy_core.uploads import (
+    ImageInput,
+    UploadLimits,
+    predict_images,
+    prediction_rows,
+    read_uploads,
+    without_repeats,
+)
 from pages.ui.display import enlarge
 from pages.ui.navigation import run_router
 from pages.ui.runs import choose_run, run_model, runs_apart
@@ -23,6 +30,7 @@ from pages.ui.state import get_settings, load_dataset, note_run_dataset
 DETAILED = 12  # images shown with their input, probabilities and Grad-CAM; all of them go in the table
 SAMPLE_SIZES = (1, 4, 8, 16)
 UPLOAD_TYPES = [ext.lstrip(".") for ext in SUPPORTED_EXTENSIONS] + ["zip"]
+UPLOADER_GENERATION_KEY = "classify_uploader_generation"  # a new key empties the uploader
 
 
 def probability_chart(class_names: list, probabilities: np.ndarray, spread: np.ndarray | None) -> go.Figure:
@@ -43,17 +51,24 @@ def probability_chart(class_names: list, probabilities: np.ndarray, spread: np.n
 
 
 def uploaded_images(options: PreprocessOptions, settings) -> list[ImageInput]:
+    generation = st.session_state.get(UPLOADER_GENERATION_KEY, 0)
     files = st.file_uploader(
         "Drop galaxy images here (jpg, png, tif, bmp, gif, webp, or a zip of them)",
         type=UPLOAD_TYPES,
         accept_multiple_files=True,
-        key="classify_uploads",
+        key=f"classify_uploads_{generation}",
         max_upload_size=settings.upload_limit_mb,
         help=f"Each file up to {settings.upload_limit_mb} MB. Files are read in memory and never stored.",
     )
     if not files:
         return []
-    uploads = read_uploads(((f.name, f.getvalue()) for f in files), options, UploadLimits.from_settings(settings))
+    if st.button("Clear the dropped files", icon=":material/delete_sweep:"):
+        st.session_state[UPLOADER_GENERATION_KEY] = generation + 1  # a new, empty uploader
+        st.rerun()
+    distinct, repeats = without_repeats((f.name, f.getvalue()) for f in files)
+    if repeats:
+        st.caption(f"{repeats} file(s) dropped again are shown once.")
+    uploads = read_uploads(distinct, options, UploadLimits.from_settings(settings))
     for upload in uploads:
         if not isinstance(upload, ImageInput):
             st.warning(f"**{upload.name}** was not classified: {upload.reason}.")

@@ -11,7 +11,7 @@ import pytest
 
 from galaxy_core.cli import main
 from galaxy_core.data import PreprocessOptions
-from galaxy_core.uploads import ImageInput, UploadLimits, read_uploads
+from galaxy_core.uploads import ImageInput, UploadLimits, read_uploads, without_repeats
 from tests.helpers import open_page
 from tests.hostile import LIMITS, Case, corpus
 
@@ -119,7 +119,7 @@ def test_the_requests_of_their_own_through_predict_json(case, finished_run, tmp_
 
 def upload_through_the_page(files: list[tuple[str, bytes]]):
     at = open_page("classify")
-    at.file_uploader(key="classify_uploads").set_value(
+    at.file_uploader(key="classify_uploads_0").set_value(
         [(name, data, "application/octet-stream") for name, data in files]
     )
     return at.run()
@@ -128,7 +128,9 @@ def upload_through_the_page(files: list[tuple[str, bytes]]):
 def test_the_shared_cases_on_the_classify_page(finished_run, corpus_limits):
     at = upload_through_the_page([(case.name, case.data) for case in SHARED])
     assert not at.exception
-    expected = [o for case in SHARED for o in case.outcomes]
+    distinct, _ = without_repeats((case.name, case.data) for case in SHARED)  # the page shows a repeat once
+    kept = {name for name, _ in distinct}
+    expected = [o for case in SHARED if case.name in kept for o in case.outcomes]
     warnings = [w.value for w in at.warning if "was not classified" in w.value]
     assert len(warnings) == len([o for o in expected if o is not None])
     for reason in {o for o in expected if o is not None}:

@@ -10,7 +10,7 @@ import pytest
 from galaxy_core.evaluation import summarize
 from galaxy_core.training import Run
 from tests.helpers import open_page
-from tests.uploads import mixed_uploads, zip_of
+from tests.uploads import encode, galaxy_photo, mixed_uploads, zip_of
 
 
 @pytest.fixture
@@ -43,10 +43,12 @@ def test_classify_mixed_uploads_reports_each_bad_file_and_classifies_the_rest(fi
     bundle = zip_of({"more/a.png": uploads[0][1], "more/notes.txt": b"hi"})
     files = [(name, data, "application/octet-stream") for name, data, _ in uploads] + [
         ("bundle.zip", bundle, "application/zip"),
-        ("galaxy.jpg", uploads[0][1], "image/jpeg"),  # the same name twice is two images, told apart
+        ("galaxy.jpg", encode(galaxy_photo(70), "JPEG"), "image/jpeg"),  # another picture of the same name
+        ("rotated.jpg", uploads[1][1], "image/jpeg"),  # the same picture dropped again: shown once
     ]
-    at.file_uploader(key="classify_uploads").set_value(files).run()
+    at.file_uploader(key="classify_uploads_0").set_value(files).run()
     assert not at.exception
+    assert "1 file(s) dropped again are shown once." in [c.value for c in at.caption]
     warnings = [w.value for w in at.warning]
     for name, _, reason in uploads:
         if reason:
@@ -144,3 +146,12 @@ def test_compare_refuses_runs_with_other_classes(finished_run, second_run):
     assert not at.exception
     assert "cannot be compared: they answer with different classes" in at.error[0].value
     assert not at.tabs and not at.dataframe  # refused: no tab is drawn
+
+
+def test_clearing_the_dropped_files_empties_the_uploader(finished_run):
+    at = open_page("classify")
+    at.file_uploader(key="classify_uploads_0").set_value([("galaxy.jpg", mixed_uploads()[0][1], "image/jpeg")]).run()
+    assert len(at.dataframe[0].value) == 1
+    at.button[0].click().run()
+    assert not at.exception and not at.dataframe
+    assert at.file_uploader(key="classify_uploads_1").value in (None, [])

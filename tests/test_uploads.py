@@ -13,7 +13,7 @@ from galaxy_core.data import PreprocessOptions
 from galaxy_core.data.images import open_image, preprocess_pil
 from galaxy_core.export import export_run
 from galaxy_core.inference import load_run_model
-from galaxy_core.uploads import ImageInput, RejectedFile, UploadLimits, read_uploads
+from galaxy_core.uploads import ImageInput, RejectedFile, UploadLimits, read_uploads, without_repeats
 from tests.uploads import encode, exif_rotated_jpeg, galaxy_photo, mixed_uploads, zip_of
 
 OPTIONS = PreprocessOptions(image_size=32)
@@ -140,3 +140,9 @@ def test_every_export_format_reloads_and_predicts_like_the_original(finished_run
 def test_export_rejects_an_unknown_format(finished_run, tmp_path):
     with pytest.raises(ValueError, match="format must be one of"):
         export_run(finished_run, "onnx", tmp_path)
+
+
+def test_a_file_dropped_again_is_left_out_once_counted():
+    first, other = encode(galaxy_photo(), "PNG"), encode(galaxy_photo(40), "PNG")
+    kept, repeats = without_repeats([("a.png", first), ("b.png", other), ("a copy.png", first), ("a.png", first)])
+    assert kept == [("a.png", first), ("b.png", other)] and repeats == 2
