@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -38,6 +39,7 @@ from galaxy_core.errors import GalaxyLabError
 from galaxy_core.export import EXPORT_FORMATS, export_run
 from galaxy_core.inference import load_run_model, run_class_names, run_dataset_spec
 from galaxy_core.prediction import EVALUATION_SPLITS, evaluate_model
+from galaxy_core.runtime import import_tensorflow
 from galaxy_core.settings import load_settings
 from galaxy_core.training import CHECKPOINTS, RunState, RunStore
 from galaxy_core.training.config import (
@@ -54,9 +56,13 @@ from galaxy_core.uploads import ImageInput, UploadLimits, predict_images, predic
 
 
 def _terminal_progress(done: int, total: int, message: str) -> None:
-    percent = f"{100 * done / total:5.1f}% " if total else ""
-    end = "\n" if total and done >= total else ""
-    print(f"\r{percent}{message}", end=end, file=sys.stderr, flush=True)
+    """Progress of a long load: one rewritten line on a terminal; elsewhere (a log file), only each step's end."""
+    finished = bool(total) and done >= total
+    if sys.stderr.isatty():
+        percent = f"{100 * done / total:5.1f}% " if total else ""
+        print(f"\r{percent}{message}", end="\n" if finished else "", file=sys.stderr, flush=True)
+    elif finished:
+        print(message, file=sys.stderr, flush=True)
 
 
 def _manager(args, settings) -> JobManager:
@@ -161,7 +167,8 @@ def _serve(args, settings) -> int:
         command.append("--server.headless=true")
     manager = _manager(args, settings)
     manager.ensure_service(manager.store.runs())  # resume the queue after a restart, before anyone looks
-    server = subprocess.Popen(command)
+    quiet = {} if args.verbose else {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    server = subprocess.Popen(command, env={**os.environ, **quiet})
 
     def pass_on(signal_number, frame) -> None:
         server.send_signal(signal_number)
@@ -276,6 +283,9 @@ def train_command(commands) -> None:
     parser.set_defaults(run=_train)
 
 
+RETURN = "\r"  # back to the start of a terminal's line, over the batch line
+
+
 def _print_record(record: dict, live: bool) -> None:
     """A metrics record in the terminal: a line per epoch; batches on one rewritten line, only on a terminal."""
     if record.get("kind") == "batch":
@@ -290,7 +300,8 @@ def _print_record(record: dict, live: bool) -> None:
         return
     if record.get("kind") == "partial_epoch":
         print(
-            f"\repoch {record['epoch']} cut short after {record['batches']} of {record['of_batches']} batches",
+            f"{RETURN if live else ''}epoch {record['epoch']} cut short after {record['batches']} of "
+            f"{record['of_batches']} batches",
             file=sys.stderr,
         )
         return
@@ -300,7 +311,7 @@ def _print_record(record: dict, live: bool) -> None:
         if key in record
     )
     print(
-        f"\repoch {record['epoch']}: {figures}  {record['images_per_second']:.0f} img/s  "
+        f"{RETURN if live else ''}epoch {record['epoch']}: {figures}  {record['images_per_second']:.0f} img/s  "
         f"ETA {record['eta_seconds'] / 60:.1f} min",
         file=sys.stderr,
         flush=True,
@@ -448,7 +459,7 @@ def evaluate_command(commands) -> None:
         help="which images: a split, or all of the dataset's images (default test)",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object with every figure")
-    parser.set_defaults(run=_evaluate)
+    parser.set_defaults(run=_evaluate, needs_tensorflow=True)
 
 
 def _evaluate(args, settings) -> int:
@@ -495,7 +506,7 @@ def predict_command(commands) -> None:
     )
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files or zip archives")
     parser.add_argument("--json", action="store_true", help="one JSON list, an object per file")
-    parser.set_defaults(run=_predict)
+    parser.set_defaults(run=_predict, needs_tensorflow=True)
 
 
 def _predict(args, settings) -> int:
@@ -523,7 +534,7 @@ def export_command(commands) -> None:
     parser = commands.add_parser("export", parents=[WHICH_MODEL], help="write a run's model for use elsewhere")
     parser.add_argument("--format", choices=[*EXPORT_FORMATS, "all"], default="all", help="what to write (default all)")
     parser.add_argument("--output", type=Path, default=Path("exports"), help="folder to write into (default exports)")
-    parser.set_defaults(run=_export)
+    parser.set_defaults(run=_export, needs_tensorflow=True)
 
 
 def _export(args, settings) -> int:
@@ -550,6 +561,7 @@ COMMANDS = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="galaxy-lab", description="Galaxy CNN Lab from a terminal.")
+    parser.add_argument("--verbose", action="store_true", help="let TensorFlow print its own start-up log lines")
     commands = parser.add_subparsers(dest="command", required=True)
     for add_command in COMMANDS:
         add_command(commands)
@@ -558,6 +570,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "needs_tensorflow", False):
+        import_tensorflow(verbose=args.verbose)
     try:
         return args.run(args, load_settings())
     except GalaxyLabError as error:  # the lab's own errors say what to do; anything else keeps its traceback

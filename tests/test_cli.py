@@ -214,3 +214,20 @@ def test_serve_runs_from_an_installed_copy_and_a_sigterm_leaves_nothing_behind(t
     finally:
         with contextlib.suppress(ProcessLookupError):  # whatever is left of the group, leader gone or not
             os.killpg(server.pid, signal.SIGKILL)
+
+
+def test_tensorflows_start_up_lines_appear_only_when_asked_for(finished_run):
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+
+    def evaluate(*flags: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "galaxy_core.cli", *flags, "evaluate", finished_run.id, "--json"]
+        return subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+
+    quiet, verbose = evaluate(), evaluate("--verbose")
+    assert json.loads(quiet.stdout)["class_names"] == ["edge", "smooth", "spiral"]
+    assert "oneDNN" in verbose.stderr  # what TensorFlow prints on this machine when left alone
+    assert "oneDNN" not in quiet.stderr and "absl::InitializeLog" not in quiet.stderr
+    assert not [line for line in quiet.stderr.splitlines() if line[:1] in "IWE" and line[1:5].isdigit()]

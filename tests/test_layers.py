@@ -13,6 +13,7 @@ LAYERS = [
         "galaxy_core.files",
         "galaxy_core.settings",
         "galaxy_core.install",
+        "galaxy_core.runtime",
         "galaxy_core.evaluation",
         "galaxy_core.data",
         "galaxy_core.models",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass, field
 
 import streamlit as st
 
@@ -20,6 +22,7 @@ from galaxy_core.data import (
     spec_to_link,
 )
 from galaxy_core.errors import GalaxyLabError
+from galaxy_core.runtime import import_tensorflow
 from galaxy_core.settings import Settings, SettingsError, load_settings
 
 ACTIVE_DATASET_KEY = "active_dataset_spec"
@@ -43,40 +46,74 @@ def dataset_choices(_settings: Settings, settings_key: str) -> list[DatasetChoic
     return discover_datasets(_settings)
 
 
-@st.cache_resource(show_spinner=False)
-def _loaded_datasets() -> tuple[OrderedDict, threading.Lock]:
-    """Datasets in memory for every session of this server: the few most recently used, read-only.
+@dataclass
+class _DatasetsInMemory:
+    """Datasets in memory for every session of this server: the few most recently used, read-only, and a lock per
+    dataset so that two sessions (or a session and the start-up warm-up) never decode the same one twice at once.
 
-    A plain LRU rather than st.cache_data, because a first load reports progress to the page, and
-    Streamlit's caches cannot replay elements drawn from inside a cached function onto outside blocks.
+    A plain LRU rather than st.cache_data, because a first load reports progress to the page, and Streamlit's
+    caches cannot replay elements drawn from inside a cached function onto outside blocks.
     """
-    return OrderedDict(), threading.Lock()
+
+    loaded: OrderedDict = field(default_factory=OrderedDict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    loading: dict = field(default_factory=dict)
+
+    def get(self, key, build) -> Dataset:
+        with self.lock:
+            key_lock = self.loading.setdefault(key, threading.Lock())
+        with key_lock:
+            with self.lock:
+                if key in self.loaded:
+                    self.loaded.move_to_end(key)
+                    return self.loaded[key]
+            dataset = build()
+            for split in dataset.splits.values():
+                split.images.flags.writeable = False
+            with self.lock:
+                self.loaded[key] = dataset
+                while len(self.loaded) > MAX_DATASETS_IN_MEMORY:
+                    self.loaded.popitem(last=False)
+            return dataset
+
+
+@st.cache_resource(show_spinner=False)
+def _datasets_in_memory() -> _DatasetsInMemory:
+    return _DatasetsInMemory()
 
 
 def load_dataset(spec: DatasetSpec, settings: Settings) -> Dataset:
     """The dataset for `spec`, with a progress bar while it is decoded for the first time."""
-    key = (spec, str(settings.cache_dir))
-    loaded, lock = _loaded_datasets()
-    with lock:
-        if key in loaded:
-            loaded.move_to_end(key)
-            return loaded[key]
-    bar = st.empty()
 
-    def progress(done: int, total: int, message: str) -> None:
-        bar.progress(min(1.0, done / total) if total else 0.0, text=message)
+    def build() -> Dataset:
+        bar = st.empty()
 
-    try:
-        dataset = create_dataset(spec, cache_dir=settings.cache_dir, progress=progress)
-    finally:
-        bar.empty()
-    for split in dataset.splits.values():
-        split.images.flags.writeable = False
-    with lock:
-        loaded[key] = dataset
-        while len(loaded) > MAX_DATASETS_IN_MEMORY:
-            loaded.popitem(last=False)
-    return dataset
+        def progress(done: int, total: int, message: str) -> None:
+            bar.progress(min(1.0, done / total) if total else 0.0, text=message)
+
+        try:
+            return create_dataset(spec, cache_dir=settings.cache_dir, progress=progress)
+        finally:
+            bar.empty()
+
+    return _datasets_in_memory().get((spec, str(settings.cache_dir)), build)
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up_in_background() -> threading.Thread:
+    """Once per server, in a thread: import TensorFlow (quietly) and load the default dataset into memory, so that
+    the first visit to a page that needs either does not wait for it."""
+    settings, memory = get_settings(), _datasets_in_memory()
+
+    def warm_up() -> None:
+        with contextlib.suppress(GalaxyLabError):  # a page says what is wrong with the default dataset
+            spec = spec_from_name(settings.default_dataset, settings)
+            memory.get((spec, str(settings.cache_dir)), lambda: create_dataset(spec, cache_dir=settings.cache_dir))
+        import_tensorflow()
+
+    thread = threading.Thread(target=warm_up, name="galaxy-lab-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def _starting_dataset(settings: Settings) -> DatasetSpec:
