@@ -241,15 +241,18 @@ def render() -> None:
         runs_apart(others, "be compared (no test results)")
         st.stop()
     by_id = {summary.id: summary for summary in runs}
+    if "compare_runs" not in st.session_state:  # a new session: the runs in its URL, else the default pair
+        linked = [run_id for run_id in st.query_params.get_all("compare_runs") if run_id in by_id]
+        default = [summary.id for summary in default_comparison(runs)]
+        st.session_state["compare_runs"] = linked[:MAX_RUNS] if len(linked) >= 2 else default
     chosen = st.multiselect(
         f"Runs (2 to {MAX_RUNS})",
         list(by_id),
-        default=[summary.id for summary in default_comparison(runs)],
         max_selections=MAX_RUNS,
         format_func=lambda run_id: run_label(by_id[run_id]),
         key="compare_runs",
-        bind="query-params",
     )
+    st.query_params["compare_runs"] = chosen
     runs_apart(others, "be compared (no test results)")
     if len(chosen) < 2:
         st.info("Choose at least two runs.")

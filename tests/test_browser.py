@@ -6,6 +6,7 @@ A failing test leaves a screenshot in test-artifacts/.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -97,6 +98,19 @@ def add_finished_run(template: Path, runs_dir: Path, suffix: str) -> str:
     """A copy of the session's trained run in the app's runs folder, under a new id."""
     run_id = f"{template.name}-{suffix}"
     shutil.copytree(template, runs_dir / run_id)
+    return run_id
+
+
+def add_run_stopped_before_its_first_epoch(template: Path, runs_dir: Path, suffix: str) -> str:
+    """A run that kept nothing: stopped while loading its dataset."""
+    from galaxy_core.training import Run
+
+    run_id = add_finished_run(template, runs_dir, suffix)
+    run = Run(runs_dir / run_id)
+    for path in (run.best_model_path, run.final_model_path, run.predictions_path, run.evaluation_path):
+        path.unlink(missing_ok=True)
+    empty = dict.fromkeys(("test_accuracy", "test_balanced_accuracy", "test_balanced_accuracy_tta"))
+    run.set_status("stopped", message="stopped while loading its dataset: no model", epochs_done=0, **empty)
     return run_id
 
 
@@ -228,6 +242,43 @@ def test_evaluate_confusion_matrix_cell_and_gradcam(app_url, app_base, _trained_
     expect(page.get_by_text("input · true").first).to_be_visible()
 
 
+def test_a_reload_and_a_shared_link_keep_the_dataset_run_and_tab(app_url, app_base, _trained_run_template, page):
+    from playwright.sync_api import expect
+
+    run_id = add_finished_run(_trained_run_template, app_base / "runs", "link")
+    early_id = add_run_stopped_before_its_first_epoch(_trained_run_template, app_base / "runs", "early")
+    page.goto(f"{app_url}/dataset")
+    page.get_by_role("combobox", name="Dataset", exact=True).click()
+    page.get_by_role("option", name="classroom (folder)").click()
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar.get_by_text("classroom, 64 px, RGB")).to_be_visible()
+    sidebar.get_by_role("link", name="Evaluate").click()
+    page.get_by_role("combobox", name="Run", exact=True).click()
+    page.get_by_role("option", name=run_id).click()
+    page.get_by_role("tab", name="Mistakes").click()
+    expect(page.get_by_text("test images are misclassified")).to_be_visible()
+    # The run stopped before its first epoch is not offered: it is listed apart with why, and nothing is red.
+    page.get_by_text(re.compile(r"^\d+ other run\(s\) cannot be evaluated$")).click()
+    expect(page.get_by_text(f"{early_id} (custom_cnn): stopped while loading its dataset: no model")).to_be_visible()
+    expect(page.get_by_test_id("stAlertContentError")).to_have_count(0)
+    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
+    link = page.url
+    assert f"evaluate_run={run_id}" in link and "evaluate_tabs=Mistakes" in link and "dataset=" in link
+
+    def shows_the_same_view(tab) -> None:
+        expect(tab.get_by_test_id("stSidebar").get_by_text("classroom, 64 px, RGB")).to_be_visible()
+        expect(tab.get_by_text(f"This page shows run {run_id[-4:]}, trained on")).to_be_visible()
+        expect(tab.get_by_text("test images are misclassified")).to_be_visible()
+        expect(tab.get_by_role("combobox", name="Run", exact=True)).to_have_value(re.compile(f"^{run_id} · "))
+
+    page.reload()
+    shows_the_same_view(page)
+    stranger = page.context.browser.new_page()  # someone else opening the shared link
+    stranger.goto(link)
+    shows_the_same_view(stranger)
+    stranger.close()
+
+
 def test_classify_a_good_and_a_bad_upload(app_url, app_base, _trained_run_template, page, tmp_path):
     from playwright.sync_api import expect
 
@@ -249,8 +300,12 @@ def test_compare_two_runs(app_url, app_base, _trained_run_template, page):
 
     for suffix in ("compare-a", "compare-b"):
         add_finished_run(_trained_run_template, app_base / "runs", suffix)
+    add_run_stopped_before_its_first_epoch(_trained_run_template, app_base / "runs", "compare-early")  # no results
     page.goto(f"{app_url}/compare")
     expect(page.get_by_role("heading", name="Compare")).to_be_visible()
-    expect(page.locator(".js-plotly-plot").first).to_be_visible()
+    expect(page.locator(".js-plotly-plot").first).to_be_visible()  # the first view: two runs with results
+    expect(page.get_by_text("Choose at least two runs")).to_have_count(0)
+    page.get_by_role("tab", name="Figures").click()
+    expect(page.get_by_test_id("stDataFrame")).to_be_visible()
     page.get_by_role("tab", name="Significance").click()
     expect(page.get_by_text("p-value (McNemar, exact)")).to_be_visible()

@@ -45,9 +45,12 @@ def choose_run(summaries: list, key: str, label: str = "Run"):
     """A run picker over the runs that can answer the page's question, kept in the URL (`key` names it there);
     returns the chosen run's summary."""
     by_id = {summary.id: summary for summary in summaries}
-    chosen = st.selectbox(
-        label, list(by_id), format_func=lambda run_id: run_label(by_id[run_id]), key=key, bind="query-params"
-    )
+    # Not bind="query-params": that leaves a default value out of the URL, and the default (the newest run)
+    # changes as runs are added, so a link would move on to another run.
+    if key not in st.session_state and st.query_params.get(key) in by_id:
+        st.session_state[key] = st.query_params[key]
+    chosen = st.selectbox(label, list(by_id), format_func=lambda run_id: run_label(by_id[run_id]), key=key)
+    st.query_params[key] = chosen
     return by_id[chosen]
 
 
