@@ -10,7 +10,9 @@ from pages.ui.state import sidebar_status, warm_up_in_background
 ICON = Path(__file__).resolve().parent / "assets" / "icon.png"  # not installed with a wheel: an emoji then
 
 st.set_page_config(page_title="Galaxy CNN Lab", page_icon=str(ICON) if ICON.is_file() else "🌌", layout="wide")
-warm_up_in_background()
 navigation = st.navigation({"Lab": [page.streamlit_page() for page in LAB_PAGES]})
 sidebar_status()
-navigation.run()
+try:
+    navigation.run()
+finally:
+    warm_up_in_background()  # once per server, after its first page is drawn

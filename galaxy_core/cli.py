@@ -152,7 +152,8 @@ def serve_command(commands) -> None:
 
 
 def _serve(args, settings) -> int:
-    """Streamlit in a child process; SIGINT and SIGTERM are passed on to it, and serve returns when it has ended."""
+    """Streamlit in a child process (SIGINT and SIGTERM are passed on to it; serve returns when it has ended), and
+    beside it a low-priority warm-up of the default dataset's cache and TensorFlow's files."""
     app = app_file()
     command = [
         sys.executable,
@@ -169,13 +170,17 @@ def _serve(args, settings) -> int:
     manager.ensure_service(manager.store.runs())  # resume the queue after a restart, before anyone looks
     quiet = {} if args.verbose else {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     server = subprocess.Popen(command, env={**os.environ, **quiet})
+    warm_up = subprocess.Popen([sys.executable, "-m", "galaxy_core.runtime"], env={**os.environ, **quiet})
 
     def pass_on(signal_number, frame) -> None:
         server.send_signal(signal_number)
 
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signal_number, pass_on)
-    return server.wait()
+    status = server.wait()
+    warm_up.terminate()  # done long since, unless the server was stopped at once
+    warm_up.wait()
+    return status
 
 
 

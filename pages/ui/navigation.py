@@ -21,9 +21,12 @@ class LabPage:
     icon: str
     purpose: str  # Home's link text
 
+    def render(self) -> None:
+        """Import the page's module when it is first shown (a first visit imports only what its page needs)."""
+        importlib.import_module(f"pages.{self.url_path}").render()
+
     def streamlit_page(self) -> st.Page:
-        render = importlib.import_module(f"pages.{self.url_path}").render
-        return st.Page(render, title=self.title, icon=self.icon, url_path=self.url_path, default=self is HOME)
+        return st.Page(self.render, title=self.title, icon=self.icon, url_path=self.url_path, default=self is HOME)
 
 
 HOME = LabPage("home", "Home", ":material/home:", "What the lab is")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -101,14 +102,18 @@ def load_dataset(spec: DatasetSpec, settings: Settings) -> Dataset:
 
 @st.cache_resource(show_spinner=False)
 def warm_up_in_background() -> threading.Thread:
-    """Once per server, in a thread: import TensorFlow (quietly) and load the default dataset into memory, so that
-    the first visit to a page that needs either does not wait for it."""
+    """Once per server, in a thread: load the default dataset into memory, import every page's module (plotly,
+    pandas) and TensorFlow (quietly), so that a first visit to a page does not wait for them."""
+    from pages.ui.navigation import LAB_PAGES
+
     settings, memory = get_settings(), _datasets_in_memory()
 
     def warm_up() -> None:
         with contextlib.suppress(GalaxyLabError):  # a page says what is wrong with the default dataset
             spec = spec_from_name(settings.default_dataset, settings)
             memory.get((spec, str(settings.cache_dir)), lambda: create_dataset(spec, cache_dir=settings.cache_dir))
+        for page in LAB_PAGES:
+            importlib.import_module(f"pages.{page.url_path}")
         import_tensorflow()
 
     thread = threading.Thread(target=warm_up, name="galaxy-lab-warm-up", daemon=True)
