@@ -21,8 +21,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
+from galaxy_core.runtime import import_tensorflow
 from galaxy_core.training import RunStore, TrainConfig
 from galaxy_core.training.procedure import train_run
 from pages.ui.navigation import HOME, LAB_PAGES
@@ -43,6 +42,7 @@ def free_port() -> int:
 def two_finished_runs(runs: Path, cache: Path) -> None:
     """A tiny finished run and a copy of it, so that Evaluate, Classify and Compare have something to show."""
     os.environ["GALAXY_LAB_CACHE_DIR"] = str(cache)
+    import_tensorflow()
     config = TrainConfig(
         dataset={"name": "synthetic", "num_images": 90, "image_size": 32},
         model="custom_cnn",
