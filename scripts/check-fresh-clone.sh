@@ -27,12 +27,14 @@ for _ in $(seq 1 600); do
     sleep 1
 done
 curl -fs "http://127.0.0.1:$port/_stcore/health" > /dev/null || { echo "no answer on port $port"; tail -40 "$work/make-run.log"; exit 1; }
-# The page itself may take a moment longer than the health check on a busy machine.
+# The page itself may take a moment longer than the health check on a busy machine. (Saved to a file first: with
+# pipefail, `curl | grep -q` fails when grep stops reading before curl has written everything.)
+home_page() { curl -fs "http://127.0.0.1:$port/" -o "$work/home.html" && grep -q "<title>" "$work/home.html"; }
 for _ in $(seq 1 30); do
-    if curl -fs "http://127.0.0.1:$port/" | grep -q "<title>"; then break; fi
+    if home_page; then break; fi
     sleep 1
 done
-curl -fs "http://127.0.0.1:$port/" | grep -q "<title>" || { echo "the home page did not load"; exit 1; }
+home_page || { echo "the home page did not load"; tail -40 "$work/make-run.log"; exit 1; }
 .venv/bin/galaxy-lab data-info synthetic --num-images 30 --json > "$work/info.json" 2> "$work/info.log"
 grep -q '"class_names"' "$work/info.json"
 echo "fresh clone: make run serves the app and the offline dataset loads"

@@ -247,6 +247,44 @@ def test_train_page_shows_a_failed_run_with_its_reason(isolated_settings):
     assert "The run failed: ValueError: something broke" in at.error[0].value
 
 
+def test_train_page_shows_the_first_epoch_under_way(isolated_settings):
+    """Before its first epoch ends, a run shows its batches in the table and the progress bar, an ETA, and its
+    training curve by batch (a live stand-in process keeps it running for the service)."""
+    import subprocess
+    import time
+
+    from galaxy_core.training import RunStore
+    from galaxy_core.training.executors import process_start_time
+    from tests.helpers import tiny_config
+
+    stand_in = subprocess.Popen(["sleep", "120"])
+    try:
+        run = RunStore(isolated_settings["runs"]).create(tiny_config(epochs=3).to_dict(), "custom_cnn")
+        run.set_status(
+            "running",
+            message="training",
+            pid=stand_in.pid,
+            pid_start=process_start_time(stand_in.pid),
+            epochs_done=0,
+            batches_done=12,
+            steps_per_epoch=40,
+            eta_seconds=300.0,
+        )
+        run.beat()
+        for step in (1, 6, 12):
+            run.append_metrics({"kind": "batch", "epoch": 0, "step": step, "steps_per_epoch": 40, "loss": 1.0,
+                                "accuracy": 0.4, "time": time.time()})
+        at = open_page("train")
+        assert not at.exception
+        assert at.dataframe[0].value["epochs"].tolist() == ["0/3, batch 12/40"]
+        progress = at.get("progress")[0].proto
+        assert "epoch 1 of at most 3, batch 12/40" in progress.text and "about 5.0 min left" in progress.text
+        assert progress.value == 10  # 12 of 40 batches of 3 epochs: 10%
+        assert any("Until the first epoch ends" in caption.value for caption in at.caption)
+    finally:
+        stand_in.kill()
+
+
 def test_train_page_says_why_queued_runs_wait_and_keeps_them(isolated_settings, monkeypatch):
     from galaxy_core.training.manager import JobManager
     from tests.helpers import tiny_config, wait_for
