@@ -168,6 +168,20 @@ def test_home_then_browse_synthetic_and_real_folder(app_url, page):
     expect(page.get_by_text("The classes are imbalanced")).to_be_visible()
 
 
+def test_the_convolution_playground(app_url, page):
+    from playwright.sync_api import expect
+
+    page.goto(f"{app_url}/playground")
+    expect(page.get_by_role("heading", name="Convolution")).to_be_visible()
+    expect(page.get_by_text("floor((64 - 3) / 1) + 1 = 62 px")).to_be_visible()
+    page.get_by_role("combobox", name="Kernel", exact=True).click()
+    page.get_by_role("option", name="Sobel x").click()
+    page.get_by_text("max", exact=True).click()  # 2x2 max pooling
+    expect(page.get_by_text("then 2x2 max pooling: 31 px")).to_be_visible()
+    expect(page.locator(".js-plotly-plot")).to_have_count(2)  # the feature map and the pooled one
+    assert "playground_kernel=Sobel" in page.url and "playground_pooling=max" in page.url
+
+
 def test_train_a_run_and_watch_its_curve(app_url, page):
     from playwright.sync_api import expect
 

@@ -19,6 +19,7 @@ LAYERS = [
         "galaxy_core.models",
         "galaxy_core.prediction",
         "galaxy_core.explain",
+        "galaxy_core.convolution",
     ),
     ("galaxy_core.training",),
     ("galaxy_core.inference", "galaxy_core.uploads", "galaxy_core.export"),

@@ -311,3 +311,16 @@ def test_train_page_explains_a_model_too_big_for_the_images():
     assert not at.exception
     assert "needs images of at least 50 px" in at.warning[0].value
     assert not at.button  # no Train button for settings that cannot train
+
+
+def test_convolution_playground_works_out_sizes_and_explains_bad_kernels():
+    at = open_page("playground", active_dataset_spec=SMALL_SYNTHETIC)
+    assert not at.exception
+    assert any("floor((32 - 3) / 1) + 1 = 30 px" in m.value for m in at.markdown)
+    at.radio(key="playground_padding").set_value("same").run()
+    at.select_slider(key="playground_stride").set_value(2).run()
+    at.radio(key="playground_pooling").set_value("max").run()
+    assert any("ceil(32 / 2) = 16" in m.value and "max pooling: 8 px" in m.value for m in at.markdown)
+    at.selectbox(key="playground_kernel").set_value("type your own").run()
+    at.text_area[0].set_value("1 2 x\n1 2 3\n1 2 3").run()
+    assert not at.exception and "This is not a kernel: a kernel holds numbers only" in at.error[0].value

@@ -34,6 +34,7 @@ LAB_PAGES = (
     HOME,
     LabPage("dataset", "Dataset", ":material/photo_library:", "Browse the dataset"),
     LabPage("architecture", "Architecture", ":material/account_tree:", "Look inside a network"),
+    LabPage("playground", "Convolution", ":material/grid_4x4:", "See what one convolution computes"),
     LabPage("train", "Train", ":material/model_training:", "Train a network and watch it learn"),
     LabPage("evaluate", "Evaluate", ":material/grid_on:", "See what it got wrong and where it looked"),
     LabPage("classify", "Classify", ":material/image_search:", "Classify your own galaxy pictures"),

@@ -1,0 +1,100 @@
+"""Convolution playground: a kernel slid over a galaxy, with stride, padding and pooling, and the output size
+worked out. Numpy only: no TensorFlow is imported to open this page."""
+
+import numpy as np
+import plotly.express as px
+import streamlit as st
+
+from galaxy_core.convolution import (
+    KERNELS,
+    PADDINGS,
+    POOLINGS,
+    convolve,
+    output_size_in_words,
+    parse_kernel,
+    pool,
+)
+from galaxy_core.data import DatasetError, to_grayscale
+from galaxy_core.errors import GalaxyLabError
+from pages.ui.display import enlarge
+from pages.ui.navigation import run_router
+from pages.ui.state import active_dataset_spec, get_settings, load_dataset
+
+TYPED = "type your own"
+
+
+def galaxy_ui(dataset) -> np.ndarray:
+    """A training galaxy of the active dataset, by number, as one gray channel (float 0-255)."""
+    train = dataset.splits["train"]
+    index = st.number_input(f"Galaxy (of {len(train)} training images)", 0, len(train) - 1, 0, key="playground_image")
+    image = train.images[index]
+    gray = to_grayscale(image) if image.shape[-1] == 3 else image
+    return gray[..., 0].astype(np.float32)
+
+
+def kernel_ui() -> np.ndarray:
+    choice = st.selectbox("Kernel", [*KERNELS, TYPED], key="playground_kernel", bind="query-params")
+    if choice != TYPED:
+        st.code("\n".join(" ".join(f"{value:6.2f}" for value in row) for row in KERNELS[choice]), language=None)
+        return KERNELS[choice]
+    text = st.text_area("Kernel (3x3 or 5x5: rows on lines, numbers apart)", "0 -1 0\n-1 5 -1\n0 -1 0")
+    try:
+        return parse_kernel(text)
+    except GalaxyLabError as error:
+        st.error(f"This is not a kernel: {error}.")
+        st.stop()
+
+
+def map_figure(values: np.ndarray, title: str):
+    """A feature map as a heatmap with its own colour scale (a kernel's output may be negative)."""
+    figure = px.imshow(values, color_continuous_scale="gray", title=title, aspect="equal")
+    figure.update_layout(height=360, margin={"t": 40, "b": 0, "l": 0, "r": 0}, coloraxis_showscale=False)
+    return figure
+
+
+def render() -> None:
+    """Draw the Convolution page."""
+    st.title("Convolution")
+    st.markdown(
+        "A convolutional layer slides a small grid of numbers, the **kernel**, over the image: each output pixel is "
+        "the sum of the kernel times the pixels under it. The **stride** is the step between positions; "
+        "**padding** adds zeros around the image so that the edges get an output too; **pooling** then keeps the "
+        "largest (or the mean) value of each 2x2 block, halving the map. A trained network learns its kernels."
+    )
+    try:
+        dataset = load_dataset(active_dataset_spec(), get_settings())
+    except (DatasetError, OSError) as error:
+        st.error(f"The active dataset cannot be loaded: {error}")
+        st.stop()
+    left, right = st.columns([1, 2])
+    with left:
+        image = galaxy_ui(dataset)
+        kernel = kernel_ui()
+        stride = st.select_slider("Stride", [1, 2, 3], 1, key="playground_stride", bind="query-params")
+        padding = st.radio("Padding", PADDINGS, horizontal=True, key="playground_padding", bind="query-params")
+        pooling = st.radio("Pooling (2x2)", POOLINGS, horizontal=True, key="playground_pooling", bind="query-params")
+    try:
+        feature_map = convolve(image, kernel, stride, padding)
+        pooled = pool(feature_map, pooling)
+    except GalaxyLabError as error:
+        right.error(f"This cannot be computed: {error}.")
+        st.stop()
+    side = kernel.shape[0]
+    with right:
+        st.markdown(
+            f"**Output size**: {output_size_in_words(image.shape[0], side, stride, padding)} px"
+            + (f", then 2x2 {pooling} pooling: {pooled.shape[0]} px" if pooling != "none" else "")
+        )
+        columns = st.columns(3 if pooling != "none" else 2)
+        columns[0].image(enlarge(image.astype(np.uint8)[..., None], 256), caption=f"input, {image.shape[0]} px")
+        columns[1].plotly_chart(map_figure(feature_map, f"feature map, {feature_map.shape[0]} px"))
+        if pooling != "none":
+            columns[2].plotly_chart(map_figure(pooled, f"after {pooling} pooling, {pooled.shape[0]} px"))
+    st.caption(
+        "Bright: a strong positive answer, dark: a negative one. Like every deep-learning library, the kernel is "
+        "not flipped (strictly, this is cross-correlation)."
+    )
+
+
+if __name__ == "__main__":  # a session that starts on this page's URL right after a server start
+    run_router()
