@@ -1,6 +1,8 @@
 """Convolution playground: a kernel slid over a galaxy, with stride, padding and pooling, and the output size
 worked out. Numpy only: no TensorFlow is imported to open this page."""
 
+from dataclasses import replace
+
 import numpy as np
 import plotly.express as px
 import streamlit as st
@@ -15,21 +17,59 @@ from galaxy_core.convolution import (
     pool,
 )
 from galaxy_core.data import DatasetError, to_grayscale
+from galaxy_core.data.images import preprocess_array
 from galaxy_core.errors import GalaxyLabError
-from pages.ui.display import enlarge
+from galaxy_core.prediction import ModelLoadError
+from galaxy_core.training import RunStore
+from pages.ui.display import enlarge, image_grid
 from pages.ui.navigation import run_router
+from pages.ui.runs import choose_run, run_model
 from pages.ui.state import active_dataset_spec, get_settings, load_dataset
 
 TYPED = "type your own"
+MAX_TRAINED_FILTERS = 16
 
 
 def galaxy_ui(dataset) -> np.ndarray:
-    """A training galaxy of the active dataset, by number, as one gray channel (float 0-255)."""
+    """A training galaxy of the active dataset, by number (uint8, as the dataset holds it)."""
     train = dataset.splits["train"]
     index = st.number_input(f"Galaxy (of {len(train)} training images)", 0, len(train) - 1, 0, key="playground_image")
-    image = train.images[index]
-    gray = to_grayscale(image) if image.shape[-1] == 3 else image
-    return gray[..., 0].astype(np.float32)
+    return train.images[index]
+
+
+def trained_layer_ui(galaxy: np.ndarray) -> None:
+    """The first convolution of a trained run, its kernels and their feature maps on the same galaxy (resized and
+    coloured as the run's images were)."""
+    st.subheader("A trained network's first layer")
+    if not st.toggle("Show the first convolution of a trained run on this galaxy", key="playground_trained"):
+        st.caption("Loading a model imports TensorFlow: it takes a few seconds the first time.")
+        return
+    runs = [summary for summary in RunStore(get_settings().runs_dir).runs() if summary.has_model]
+    if not runs:
+        st.info("No run with a model yet: train one on the Train page.")
+        return
+    summary = choose_run(runs, key="playground_run")
+    try:
+        model = run_model(summary.run)
+    except ModelLoadError as error:
+        st.error(f"The model cannot be loaded: {error}")
+        return
+    from galaxy_core.explain import feature_maps, first_conv_filters
+
+    rgb = galaxy if galaxy.shape[-1] == 3 else np.repeat(galaxy, 3, axis=-1)
+    pixels = preprocess_array(rgb[None], replace(summary.dataset.preprocess, crop_fraction=1.0))[0]
+    name, kernels = first_conv_filters(model)
+    maps = feature_maps(model, pixels, name)
+    count = min(MAX_TRAINED_FILTERS, maps.shape[-1])
+    st.markdown(
+        f"**{name}**: {maps.shape[-1]} kernels of {kernels.shape[1]}x{kernels.shape[2]} learned by {summary.model}, "
+        f"the first {count} shown with what each makes of this galaxy ({pixels.shape[0]} px in, "
+        f"{maps.shape[0]} px out). Compare them with the kernels above: trained ones are often edge, blob and "
+        "colour detectors."
+    )
+    image_grid(kernels[:count], [f"kernel {i}" for i in range(count)], columns=8, size=48)
+    tiles = np.rint(np.moveaxis(maps[..., :count], -1, 0) * 255).astype(np.uint8)[..., None]
+    image_grid(tiles, [f"map {i}" for i in range(count)], columns=8, size=96)
 
 
 def kernel_ui() -> np.ndarray:
@@ -68,7 +108,8 @@ def render() -> None:
         st.stop()
     left, right = st.columns([1, 2])
     with left:
-        image = galaxy_ui(dataset)
+        galaxy = galaxy_ui(dataset)
+        image = (to_grayscale(galaxy) if galaxy.shape[-1] == 3 else galaxy)[..., 0].astype(np.float32)
         kernel = kernel_ui()
         stride = st.select_slider("Stride", [1, 2, 3], 1, key="playground_stride", bind="query-params")
         padding = st.radio("Padding", PADDINGS, horizontal=True, key="playground_padding", bind="query-params")
@@ -94,6 +135,7 @@ def render() -> None:
         "Bright: a strong positive answer, dark: a negative one. Like every deep-learning library, the kernel is "
         "not flipped (strictly, this is cross-correlation)."
     )
+    trained_layer_ui(galaxy)
 
 
 if __name__ == "__main__":  # a session that starts on this page's URL right after a server start

@@ -324,3 +324,12 @@ def test_convolution_playground_works_out_sizes_and_explains_bad_kernels():
     at.selectbox(key="playground_kernel").set_value("type your own").run()
     at.text_area[0].set_value("1 2 x\n1 2 3\n1 2 3").run()
     assert not at.exception and "This is not a kernel: a kernel holds numbers only" in at.error[0].value
+
+
+def test_convolution_playground_shows_a_trained_runs_first_layer_on_the_galaxy(finished_run):
+    at = open_page("playground", active_dataset_spec=SMALL_SYNTHETIC.with_preprocess(channels=1))
+    assert not at.exception and "TensorFlow" in at.caption[-1].value
+    at.toggle(key="playground_trained").set_value(True).run()
+    assert not at.exception
+    assert any("kernels of 3x3 learned by custom_cnn" in m.value and "(32 px in" in m.value for m in at.markdown)
+    assert len(at.get("image")) == 1 + 2 * 8  # the galaxy, then 8 kernels and their 8 maps
