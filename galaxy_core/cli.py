@@ -29,7 +29,6 @@ from galaxy_core.data import (
     PreprocessOptions,
     create_dataset,
     dataset_names_help,
-    dataset_source,
     discover_datasets,
     spec_from_name,
 )
@@ -120,17 +119,14 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, positional: bool = Tr
 
 
 def dataset_spec_from_args(args: argparse.Namespace, settings):
-    """The DatasetSpec the dataset arguments name; a flag the dataset's source does not take is an error."""
-
+    """The DatasetSpec the dataset arguments name. A flag its source does not take is refused where every spec is
+    checked (create_dataset, TrainConfig), with the options the source does take."""
     spec = spec_from_name(args.dataset, settings)
     given = {
         key.removeprefix("source_"): value
         for key, value in vars(args).items()
         if key.startswith("source_") and value is not None
     }
-    source = dataset_source(spec.source)
-    for name in given:
-        source.option(name)  # raises, naming what the source takes
     return spec.with_options(**given).with_preprocess(
         image_size=args.image_size, crop_fraction=args.crop_fraction, channels=1 if args.grayscale else None
     )

@@ -13,7 +13,7 @@ from galaxy_core.data.images import SUPPORTED_EXTENSIONS
 from galaxy_core.export import EXPORT_FORMATS, SUFFIXES, export_run
 from galaxy_core.inference import run_class_names
 from galaxy_core.prediction import ModelLoadError
-from galaxy_core.training import Run, RunStore
+from galaxy_core.training import Run
 from galaxy_core.uploads import (
     ImageInput,
     UploadLimits,
@@ -24,7 +24,7 @@ from galaxy_core.uploads import (
 )
 from pages.ui.display import enlarge
 from pages.ui.navigation import run_router
-from pages.ui.runs import choose_run, run_model, runs_apart
+from pages.ui.runs import choose_run, run_model, runs_apart, runs_that
 from pages.ui.state import get_settings, load_dataset, note_run_dataset
 
 DETAILED = 12  # images shown with their input, probabilities and Grad-CAM; all of them go in the table
@@ -165,9 +165,7 @@ def render() -> None:
     """Draw the Classify page."""
     settings = get_settings()
     st.title("Classify")
-    every = RunStore(settings.runs_dir).runs()
-    runs = [summary for summary in every if summary.has_model]
-    others = [summary for summary in every if not summary.has_model]
+    runs, others = runs_that(lambda summary: summary.has_model)
     if not runs:
         st.info("No trained model yet: train one on the Train page, then come back to classify your own images.")
         runs_apart(others, "classify")

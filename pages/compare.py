@@ -11,11 +11,10 @@ from galaxy_core.data import describe_spec
 from galaxy_core.evaluation import mcnemar, per_class_share, shared_mistakes
 from galaxy_core.inference import NotComparableError, comparison_warning, default_comparison, paired_predictions
 from galaxy_core.prediction import ModelLoadError
-from galaxy_core.training import RunStore
 from galaxy_core.training.store import epoch_records
 from pages.ui.display import confusion_figure, enlarge, lazy_tabs
 from pages.ui.navigation import run_router
-from pages.ui.runs import run_label, run_model, runs_apart
+from pages.ui.runs import run_label, run_model, runs_apart, runs_that
 from pages.ui.state import get_settings, load_dataset
 
 MAX_RUNS = 4
@@ -231,11 +230,8 @@ def shared_mistakes_tab(entries: list) -> None:
 
 def render() -> None:
     """Draw the Compare page."""
-    settings = get_settings()
     st.title("Compare")
-    every = RunStore(settings.runs_dir).runs()
-    runs = [summary for summary in every if summary.has_test_results]
-    others = [summary for summary in every if not summary.has_test_results]
+    runs, others = runs_that(lambda summary: summary.has_test_results)
     if len(runs) < 2:
         st.info("Comparing needs at least two runs with test results: train another on the Train page.")
         runs_apart(others, "be compared (no test results)")

@@ -8,10 +8,10 @@ from galaxy_core.data import DatasetError
 from galaxy_core.evaluation import answers_changed, cell_members, confident_mistakes, summarize
 from galaxy_core.inference import RunAnswers, run_answers
 from galaxy_core.prediction import ModelLoadError, predict_probabilities
-from galaxy_core.training import RunState, RunStore
+from galaxy_core.training import RunState
 from pages.ui.display import confusion_figure, enlarge, image_grid, lazy_tabs
 from pages.ui.navigation import run_router
-from pages.ui.runs import choose_run, run_model, runs_apart
+from pages.ui.runs import choose_run, run_model, runs_apart, runs_that
 from pages.ui.state import get_settings, load_dataset, note_run_dataset
 
 GALLERY_PAGE = 24
@@ -214,11 +214,8 @@ def tta_tab(run, checkpoint: str) -> None:
 
 def render() -> None:
     """Draw the Evaluate page."""
-    settings = get_settings()
     st.title("Evaluate")
-    every = RunStore(settings.runs_dir).runs()
-    runs = [summary for summary in every if summary.has_model]
-    others = [summary for summary in every if not summary.has_model]
+    runs, others = runs_that(lambda summary: summary.has_model)
     if not runs:
         st.info("No run with a model yet: train one on the Train page, then come back here.")
         runs_apart(others, "be evaluated")

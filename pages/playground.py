@@ -20,10 +20,9 @@ from galaxy_core.data import DatasetError, to_grayscale
 from galaxy_core.data.images import preprocess_array
 from galaxy_core.errors import GalaxyLabError
 from galaxy_core.prediction import ModelLoadError
-from galaxy_core.training import RunStore
 from pages.ui.display import enlarge, image_grid
 from pages.ui.navigation import run_router
-from pages.ui.runs import choose_run, run_model
+from pages.ui.runs import choose_run, run_model, runs_that
 from pages.ui.state import active_dataset_spec, get_settings, load_dataset
 
 TYPED = "type your own"
@@ -44,7 +43,7 @@ def trained_layer_ui(galaxy: np.ndarray) -> None:
     if not st.toggle("Show the first convolution of a trained run on this galaxy", key="playground_trained"):
         st.caption("Loading a model imports TensorFlow: it takes a few seconds the first time.")
         return
-    runs = [summary for summary in RunStore(get_settings().runs_dir).runs() if summary.has_model]
+    runs, _ = runs_that(lambda summary: summary.has_model)
     if not runs:
         st.info("No run with a model yet: train one on the Train page.")
         return

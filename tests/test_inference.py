@@ -153,8 +153,7 @@ def test_run_answers_use_saved_predictions_for_the_same_images_and_predict_other
 def test_runs_with_other_classes_are_refused_and_other_datasets_flagged(finished_run):
     summary = finished_run.summary()
     assert comparison_warning([summary, summary]) is None
-    smaller = {**summary.config["dataset"], "image_size": 48}
-    other_dataset = replace(summary, config={**summary.config, "dataset": smaller})
+    other_dataset = replace(summary, dataset=summary.dataset.with_preprocess(image_size=48))
     assert "different datasets or preprocessing" in comparison_warning([summary, other_dataset])
     with pytest.raises(NotComparableError, match="different classes"):
         comparison_warning([summary, replace(summary, class_names=("cats", "dogs", "birds"))])
@@ -163,10 +162,12 @@ def test_runs_with_other_classes_are_refused_and_other_datasets_flagged(finished
 def test_compare_opens_on_the_two_newest_runs_tested_on_the_same_images(finished_run):
     summary = finished_run.summary()
 
-    def on(**dataset) -> object:
-        return replace(summary, config={**summary.config, "dataset": {**summary.config["dataset"], **dataset}})
+    def on(dataset) -> object:
+        return replace(summary, dataset=dataset)
 
-    newest, other_images, same_images_other_size, oldest = on(seed=9), on(), on(image_size=48), on()
+    spec = summary.dataset
+    newest, other_images = on(spec.with_options(seed=9)), on(spec)
+    same_images_other_size, oldest = on(spec.with_preprocess(image_size=48)), on(spec)
     pair = default_comparison([newest, other_images, same_images_other_size, oldest])
     assert pair == [other_images, same_images_other_size]  # the newest has no partner tested on its images
     assert default_comparison([newest, other_images]) == [newest, other_images]  # none alike: the two newest

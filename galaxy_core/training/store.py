@@ -128,11 +128,12 @@ def _state_of(status: dict) -> RunState:
         raise ValueError(f"status.json has no known state: {status.get('state')!r}") from None
 
 
-def _checked_config(config: dict) -> dict:
-    """The config, if it says what every reader relies on: a dataset spec and a model name; else ValueError."""
-    problems = []
+def _checked_config(config: dict) -> tuple[dict, DatasetSpec]:
+    """(the config, its dataset spec), if it says what every reader relies on: a dataset spec and a model name;
+    else ValueError."""
+    problems, spec = [], None
     try:
-        check_spec(DatasetSpec.from_dict(config.get("dataset")))
+        spec = check_spec(DatasetSpec.from_dict(config.get("dataset")))
     except ValueError as error:
         problems.append(f"its dataset: {error}")
     if not isinstance(config.get("model"), str):
@@ -141,7 +142,7 @@ def _checked_config(config: dict) -> dict:
         problems.append(f"its epochs are {config['epochs']!r}")
     if problems:
         raise ValueError("config.json: " + "; ".join(problems))
-    return config
+    return config, spec
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ class RunSummary:
 
     run: Run
     config: dict
+    dataset: DatasetSpec  # the config's, parsed and checked once
     state: RunState
     message: str  # one line: what is happening, or why and how it ended
     epochs_done: int  # finished epochs
@@ -182,10 +184,6 @@ class RunSummary:
     @property
     def model(self) -> str:
         return self.config["model"]
-
-    @property
-    def dataset(self) -> DatasetSpec:
-        return DatasetSpec.from_dict(self.config["dataset"])
 
     @property
     def has_test_results(self) -> bool:
@@ -330,7 +328,7 @@ class Run:
     def summary(self) -> RunSummary:
         """The run's typed summary; raises OSError or ValueError when config or status cannot be read or its
         config lacks what a run must say (its dataset and model)."""
-        config, status = _checked_config(self.config()), self.status()
+        (config, dataset), status = _checked_config(self.config()), self.status()
         state = _state_of(status)
         epochs_done = _whole(status.get("epochs_done"))
         best_val = _number(status.get("best_val_balanced_accuracy"))
@@ -343,6 +341,7 @@ class Run:
         return RunSummary(
             run=self,
             config=config,
+            dataset=dataset,
             state=state,
             message=message,
             epochs_done=epochs_done,

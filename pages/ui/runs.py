@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import streamlit as st
 
 from galaxy_core.data import describe_spec
+from galaxy_core.training import RunStore, RunSummary
+from pages.ui.state import get_settings
 
 FAMILY_LABELS = {"report": "Report", "modern": "Modern", "custom": "Custom"}
 
@@ -39,6 +42,14 @@ def run_label(summary) -> str:
     if summary.has_test_results:
         text += f" · test balanced {summary.test_balanced_accuracy:.1%}"
     return text
+
+
+def runs_that(can_answer: Callable[[RunSummary], bool]) -> tuple[list[RunSummary], list[RunSummary]]:
+    """(the runs that can answer the page's question, the others), each newest first."""
+    runs, others = [], []
+    for summary in RunStore(get_settings().runs_dir).runs():
+        (runs if can_answer(summary) else others).append(summary)
+    return runs, others
 
 
 def choose_run(summaries: list, key: str, label: str = "Run"):
