@@ -1,4 +1,4 @@
-"""Train the recommended default on gz1-3class train/val through the worker and print the test figures.
+"""Train the recommended preset on gz1-3class train/val through the worker and print the test figures.
 
 Goal: >= 90% balanced accuracy on the test split within 15 minutes on this 2-core CPU.
 
@@ -17,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from galaxy_core.data import DatasetSpec
 from galaxy_core.training import RunStore
-from galaxy_core.training.config import recommended_config
+from galaxy_core.training.config import preset_config
 from galaxy_core.training.procedure import train_run
 from galaxy_core.training.store import epoch_records
 
@@ -28,14 +28,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=GZ1)
     parser.add_argument("--epochs", type=int, help="override the recommended number of epochs")
-    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--image-size", type=int, help="override the preset's input size")
     parser.add_argument("--runs-dir", type=Path, help="keep the run in this runs folder (default: a temporary one)")
     args = parser.parse_args()
     if not args.data.is_dir():
         raise SystemExit(f"error: {args.data} not found; pass --data PATH to gz1-3class")
-    spec = DatasetSpec.of("folder", path=str(args.data)).with_preprocess(crop_fraction=0.4, image_size=args.image_size)
+    spec = DatasetSpec.of("folder", path=str(args.data)).with_preprocess(crop_fraction=0.4)
     overrides = {"epochs": args.epochs} if args.epochs else {}
-    config = recommended_config(spec, **overrides)
+    config = preset_config(spec, image_size=args.image_size, **overrides)
     with tempfile.TemporaryDirectory() as temporary_dir:
         run = RunStore(args.runs_dir or temporary_dir).create(config.to_dict(), config.model)
         started = time.perf_counter()
@@ -46,7 +46,8 @@ def main() -> None:
         if state != "finished" or evaluation is None:
             raise SystemExit(f"error: the run ended {state}: {run.status().get('error')}")
     print(
-        f"{config.model} at {args.image_size} px on gz1-3class (crop 0.4): {epochs} epochs (at most "
+        f"{config.model} {config.model_options} at {config.input_shape[0]} px on gz1-3class (crop 0.4): "
+        f"{epochs} epochs (at most "
         f"{config.epochs}), batch {config.batch_size}, {config.optimizer} {config.learning_rate:g} "
         f"{config.schedule}, class weights {config.class_weighting}, augmentation on"
     )

@@ -42,12 +42,13 @@ from galaxy_core.runtime import import_tensorflow
 from galaxy_core.settings import load_settings
 from galaxy_core.training import CHECKPOINTS, RunState, RunStore
 from galaxy_core.training.config import (
-    DEFAULT_MODEL,
-    DEFAULT_SETTINGS,
+    DEFAULT_PRESET,
     MONITORS,
     OPTIMIZERS,
+    PRESETS,
     SCHEDULES,
     VALIDATION_SOURCES,
+    preset_config,
     recommended_config,
 )
 from galaxy_core.training.manager import JobManager
@@ -84,15 +85,20 @@ WITH_TTA = argparse.ArgumentParser(add_help=False, parents=[WHICH_MODEL])
 WITH_TTA.add_argument("--tta", action="store_true", help="average over the 8 flips and quarter turns")
 
 
-def add_dataset_arguments(parser: argparse.ArgumentParser, positional: bool = True) -> None:
-    """The dataset, its preprocessing, and a flag for every terminal option of the registered sources."""
+def add_dataset_arguments(
+    parser: argparse.ArgumentParser, positional: bool = True, image_size_default: str | None = None
+) -> None:
+    """The dataset, its preprocessing, and a flag for every terminal option of the registered sources;
+    `image_size_default` says where the input size comes from when it is not the preprocessing default."""
     if positional:
         parser.add_argument("dataset", help=dataset_names_help())
     else:
         parser.add_argument("--dataset", default="synthetic", help=dataset_names_help() + " (default synthetic)")
     defaults = PreprocessOptions()
     parser.add_argument(
-        "--image-size", type=int, help=f"side of the square input in pixels (default {defaults.image_size})"
+        "--image-size",
+        type=int,
+        help=f"side of the square input in pixels (default {image_size_default or defaults.image_size})",
     )
     parser.add_argument(
         "--crop-fraction",
@@ -179,7 +185,6 @@ def _serve(args, settings) -> int:
     return status
 
 
-
 def datasets_command(commands) -> None:
     parser = commands.add_parser("datasets", help="list the datasets found (synthetic, data roots, downloads)")
     parser.add_argument("--json", action="store_true")
@@ -256,14 +261,32 @@ def train_command(commands) -> None:
         "train",
         parents=[RUNS_DIR],
         help="queue a training run and follow it here",
-        description="Queues a run with the recommended default model and settings (change them with the options "
-        "below) and follows it in this terminal: Ctrl-C asks it to stop, and it keeps what it learned. The run goes "
-        "through the same queue as the app's, so it counts toward max_concurrent_runs. The run id is printed last.",
+        description="Queues a run with a preset recipe (the recommended one unless --preset says otherwise; change "
+        "single settings with the options below) and follows it in this terminal: Ctrl-C asks it to stop, and it "
+        "keeps what it learned. The run goes through the same queue as the app's, so it counts toward "
+        "max_concurrent_runs. The run id is printed last.",
     )
-    add_dataset_arguments(parser, positional=False)
-    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"registered model name (default {DEFAULT_MODEL})")
+    add_dataset_arguments(
+        parser, positional=False, image_size_default=f"the preset's; with --model, {PreprocessOptions().image_size}"
+    )
+    parser.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default=DEFAULT_PRESET,
+        help="a whole recipe: model, input size and settings. "
+        + " ".join(
+            f"{name}: {p.model} at {p.image_size} px, {p.settings['epochs']} epochs. {p.description}"
+            for name, p in PRESETS.items()
+        )
+        + f" (default {DEFAULT_PRESET})",
+    )
+    parser.add_argument(
+        "--model",
+        help="another registered model, trained with its own recipe at the dataset's input size (default: the "
+        "preset's)",
+    )
     parser.add_argument("--model-options", help="builder options as JSON, e.g. '{\"blocks\": 4}'")
-    parser.add_argument("--epochs", type=int, help=f"maximum epochs (default {DEFAULT_SETTINGS['epochs']})")
+    parser.add_argument("--epochs", type=int, help="maximum epochs (default: the preset's)")
     parser.add_argument("--batch-size", type=int, help="images per step (default: the model's recipe)")
     parser.add_argument("--learning-rate", type=float, help="initial learning rate (default: the model's recipe)")
     parser.add_argument("--optimizer", choices=OPTIMIZERS)
@@ -349,11 +372,13 @@ def _train(args, settings) -> int:
         "class_weighting": False if args.no_class_weights else None,
         "augment": AugmentOptions(flip=False, rotate=False, zoom=0.0, brightness=0.0) if args.no_augment else None,
     }
+    overrides["model_options"] = json.loads(args.model_options) if args.model_options else None
+    overrides = {key: value for key, value in overrides.items() if value is not None}
     dataset = dataset_spec_from_args(args, settings)
-    options = json.loads(args.model_options) if args.model_options else {}
-    config = recommended_config(
-        dataset, args.model, model_options=options, **{k: v for k, v in overrides.items() if v is not None}
-    )
+    if args.model and args.model != PRESETS[args.preset].model:
+        config = recommended_config(dataset, args.model, **overrides)
+    else:
+        config = preset_config(dataset, args.preset, image_size=args.image_size, **overrides)
     manager = _manager(args, settings)
     run = manager.submit(config)
     print(f"run {run.id} queued in {run.path.parent}", file=sys.stderr)
@@ -427,7 +452,6 @@ def _runs(args, settings) -> int:
     for run in damaged:
         print(f"{run.id:44s} {'damaged':11s} {run.reason}")
     return 0
-
 
 
 def stop_command(commands) -> None:

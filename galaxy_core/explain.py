@@ -1,19 +1,28 @@
-"""What a network looked at: Grad-CAM heatmaps, feature maps and first-layer filters, as arrays.
+"""What a network looked at: Grad-CAM and occlusion heatmaps, feature maps, first-layer filters and the features
+it sums an image up with (its embedding), as arrays.
 
 Grad-CAM (Selvaraju et al. 2017) weighs each channel of a convolutional layer by the mean gradient of a class
 score over it, sums the weighted channels and keeps the positive part: where the evidence for that class lies.
 The score is the class's logit, not its probability: a confident softmax is flat (saturated) and its gradient
 nearly vanishes. Every model in the registry keeps one flat functional graph with a "logits" layer, so one
 sub-model from the input to (layer, logits) works for all of them, also after a .keras round trip.
+
+Occlusion sensitivity (Zeiler & Fergus 2014) asks the model itself instead of its gradients: cover one patch of
+the image, and see how much the class's probability drops. It needs nothing of the model's insides, so it checks
+Grad-CAM from outside: where the two agree, the evidence is there; where they differ, the gradient of one layer
+and the model's behaviour tell different stories (an occluded patch can also be new evidence of its own).
 """
 
 from __future__ import annotations
 
+import math
 import weakref
+from dataclasses import dataclass
 
 import numpy as np
 
 from galaxy_core.errors import InvalidInputError
+from galaxy_core.prediction import PREDICT_BATCH
 
 LOGITS_LAYER = "logits"
 GRADCAM_BATCH = 32
@@ -121,11 +130,7 @@ def gradcam(model, images, class_index=None, layer_name: str | None = None) -> n
     """
     images = _as_batch(images)
     compute = _gradcam_function(model, layer_name or default_gradcam_layer(model))
-    wanted = -1 if class_index is None else class_index
-    classes = np.broadcast_to(np.asarray(wanted, dtype=np.int32), (len(images),))
-    num_classes = model.output.shape[-1]
-    if class_index is not None and (classes.min() < 0 or classes.max() >= num_classes):
-        raise InvalidInputError(f"class_index must be 0-{num_classes - 1} for {model.name}, got {class_index!r}")
+    classes = _class_indices(model, len(images), class_index).astype(np.int32)
     heatmaps = [
         compute(images[start : start + GRADCAM_BATCH], classes[start : start + GRADCAM_BATCH]).numpy()
         for start in range(0, len(images), GRADCAM_BATCH)
@@ -183,3 +188,212 @@ def first_conv_filters(model) -> tuple[str, np.ndarray]:
             scaled = np.divide(kernel - low, high - low, out=np.zeros_like(kernel), where=high > low)
             return layer.name, np.rint(scaled * 255).astype(np.uint8)
     raise InvalidInputError(f"model {model.name!r} has no 2-D convolution")
+
+
+def _class_indices(model, count: int, class_index) -> np.ndarray:
+    """One class per image from None (the predicted one, marked -1), one int, or one index per image."""
+    num_classes = model.output.shape[-1]
+    wanted = -1 if class_index is None else class_index
+    try:
+        classes = np.broadcast_to(np.asarray(wanted, dtype=np.int64), (count,))
+    except ValueError as error:
+        raise InvalidInputError(f"class_index must be one class or one per image ({count}), got {wanted!r}") from error
+    if class_index is not None and (classes.min() < 0 or classes.max() >= num_classes):
+        raise InvalidInputError(f"class_index must be 0-{num_classes - 1} for {model.name}, got {class_index!r}")
+    return classes
+
+
+def _patch_corners(size: int, patch: int, stride: int) -> list[int]:
+    """Where patches start along one side: every `stride` pixels, the last one flush with the edge."""
+    corners = list(range(0, size - patch + 1, stride))
+    return corners if corners[-1] == size - patch else [*corners, size - patch]
+
+
+def occlusion(model, images, class_index=None, patch: int = 8, stride: int = 4) -> np.ndarray:
+    """Occlusion sensitivity: one map per image, shape (N, H, W), values in [0, 1].
+
+    A `patch` x `patch` square of the image's mean colour slides over it every `stride` pixels; each pixel's value
+    is the mean drop of the class probability over the patches that cover it, scaled by the image's largest drop
+    (1 = covering here costs the most; an image whose class no patch weakens is all zeros). `class_index` as for
+    `gradcam`: None for each image's predicted class.
+    """
+    images = _as_batch(images)
+    height, width = images.shape[1:3]
+    for name, value in (("patch", patch), ("stride", stride)):
+        if not isinstance(value, int | np.integer) or value < 1:
+            raise InvalidInputError(f"occlusion {name} must be a whole number >= 1, got {value!r}")
+    if patch > min(height, width):
+        raise InvalidInputError(f"the occlusion patch ({patch} px) is larger than the image ({height}x{width} px)")
+    classes = _class_indices(model, len(images), class_index)
+    tops, lefts = _patch_corners(height, patch, stride), _patch_corners(width, patch, stride)
+    corners = [(top, left) for top in tops for left in lefts]
+    maps = np.zeros((len(images), height, width), np.float32)
+    for index, image in enumerate(images):
+        base = np.asarray(model.predict_on_batch(image[None]), np.float32)[0]
+        chosen = int(base.argmax()) if classes[index] < 0 else int(classes[index])
+        covered = np.repeat(image[None], len(corners), axis=0)
+        for copy, (top, left) in zip(covered, corners, strict=True):
+            copy[top : top + patch, left : left + patch] = image.mean(axis=(0, 1))
+        probabilities = np.concatenate(
+            [
+                np.asarray(model.predict_on_batch(covered[start : start + PREDICT_BATCH]), np.float32)
+                for start in range(0, len(covered), PREDICT_BATCH)
+            ]
+        )
+        drops = np.maximum(base[chosen] - probabilities[:, chosen], 0.0)
+        total, coverage = np.zeros((height, width), np.float32), np.zeros((height, width), np.float32)
+        for drop, (top, left) in zip(drops, corners, strict=True):
+            total[top : top + patch, left : left + patch] += drop
+            coverage[top : top + patch, left : left + patch] += 1
+        mean_drop = total / coverage
+        peak = mean_drop.max()
+        maps[index] = mean_drop / peak if peak > 0 else 0.0
+    return maps
+
+
+def embedding(model, images, layer_name: str | None = None) -> np.ndarray:
+    """The features the model sums each image up with, (N, D) float32: by default what its classifier reads (the
+    input of the "logits" layer: for the lab's models, the globally pooled channels after the last convolution);
+    a named spatial layer's maps are averaged over height and width."""
+    import keras
+
+    if layer_name is None:
+        try:
+            output = model.get_layer(LOGITS_LAYER).input
+        except ValueError as error:
+            raise InvalidInputError(
+                f"model {model.name!r} has no {LOGITS_LAYER!r} layer to read its features from"
+            ) from error
+    else:
+        try:
+            output = model.get_layer(layer_name).output
+        except ValueError as error:
+            raise InvalidInputError(f"model {model.name!r} has no layer {layer_name!r}") from error
+    probe = keras.Model(model.input, output)
+    images = _as_batch(images)
+    features = np.concatenate(
+        [
+            np.asarray(probe.predict_on_batch(images[start : start + PREDICT_BATCH]), np.float32)
+            for start in range(0, len(images), PREDICT_BATCH)
+        ]
+    )
+    if features.ndim == 4:
+        features = features.mean(axis=(1, 2))
+    if features.ndim != 2:
+        raise InvalidInputError(f"layer {layer_name!r} of {model.name} gives {features.ndim - 1}-D features per image")
+    return features
+
+
+def project_2d(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Principal component analysis to two dimensions: (N, 2) coordinates and the share of the features' variance
+    each axis keeps. Features are centred and each scaled by its spread (a channel's scale says nothing of its
+    meaning); axis signs are fixed (largest coordinate positive) so a figure does not flip between calls."""
+    features = np.asarray(features, np.float64)
+    if features.ndim != 2 or len(features) < 3:
+        raise InvalidInputError(f"a 2-D projection needs at least 3 feature vectors, got shape {features.shape}")
+    spread = features.std(axis=0)
+    scaled = (features - features.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+    _, singular, axes = np.linalg.svd(scaled, full_matrices=False)
+    axes = axes[:2]
+    if len(axes) < 2:  # one feature: the second axis is flat
+        axes = np.vstack([axes, np.zeros_like(axes)])
+    coordinates = scaled @ axes.T
+    signs = np.where(np.abs(coordinates.max(axis=0)) >= np.abs(coordinates.min(axis=0)), 1.0, -1.0)
+    variance = singular**2
+    shares = variance[:2] / variance.sum() if variance.sum() > 0 else np.zeros(2)
+    return (coordinates * signs).astype(np.float32), np.pad(shares, (0, 2 - len(shares)))
+
+
+def map_agreement(first: np.ndarray, second: np.ndarray) -> float | None:
+    """How alike two heatmaps of one image are: their pixels' correlation, -1 to 1; None when either is flat (a
+    map with no evidence anywhere agrees or disagrees with nothing)."""
+    first, second = np.ravel(first).astype(np.float64), np.ravel(second).astype(np.float64)
+    if first.shape != second.shape:
+        raise InvalidInputError(f"maps of {first.size} and {second.size} pixels cannot be compared")
+    if first.std() == 0 or second.std() == 0:
+        return None
+    return float(np.corrcoef(first, second)[0, 1])
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Which input pixels one unit of a layer can see: a `size` x `size` square; neighbouring units are `jump`
+    pixels apart; unit (i, j)'s square is centred on pixel (first_centre + i * jump, first_centre + j * jump)."""
+
+    layer: str
+    size: int
+    jump: int
+    first_centre: float
+    map_size: int  # the layer's output height (and width)
+
+    def box(self, unit: int | None = None) -> tuple[float, float]:
+        """(start, end) in input pixels, along either side, of the unit's square (default: the middle unit's);
+        it may reach past the image, where padding is all the unit sees."""
+        unit = self.map_size // 2 if unit is None else unit
+        centre = self.first_centre + unit * self.jump
+        return centre - (self.size - 1) / 2, centre + (self.size - 1) / 2
+
+
+def _window(layer) -> tuple[int, int, str] | None:
+    """(effective kernel size, stride, padding) of a sliding-window layer; None for any other layer."""
+    if hasattr(layer, "kernel_size"):
+        size, dilation = layer.kernel_size[0], getattr(layer, "dilation_rate", (1,))[0]
+        return dilation * (size - 1) + 1, layer.strides[0], layer.padding
+    if hasattr(layer, "pool_size") and layer.pool_size is not None:
+        return layer.pool_size[0], (layer.strides or layer.pool_size)[0], layer.padding
+    return None
+
+
+def receptive_field(model, layer_name: str) -> ReceptiveField:
+    """The receptive field of `layer_name`'s units, worked out along the model's graph: each sliding window
+    widens it by (kernel - 1) x the jump so far and multiplies the jump by its stride; where paths merge
+    (Inception's concatenation, a residual sum) the widest path counts. A path through a whole-image summary
+    (global pooling, as in squeeze-and-excitation blocks) sees the whole image: such a field is reported as
+    2 x side - 1 pixels, a square that covers the image from any unit."""
+    import keras
+
+    if layer_name not in spatial_layer_names(model):
+        raise InvalidInputError(
+            f"{layer_name!r} is not a spatial layer of {model.name}; choose one of: "
+            + ", ".join(spatial_layer_names(model))
+        )
+    side = model.input.shape[1]
+    whole_image = (2 * side - 1, side, (side - 1) / 2)
+    fields: dict[str, tuple[int, int, float]] = {}  # layer name -> (size, jump, centre of the first unit)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            fields[layer.name] = (1, 1, 0.0)
+            continue
+        inputs = layer.input if isinstance(layer.input, list) else [layer.input]
+        sources = [(fields[tensor._keras_history.operation.name], tensor) for tensor in inputs]
+        if _output_rank(layer) != 4:
+            fields[layer.name] = whole_image  # one vector per image: it has seen everything
+            continue
+        out_side = layer.output.shape[1]
+        if len(sources) > 1:  # a merge: the paths of the output's grid set the grid, the widest one the size
+            aligned = [field for field, tensor in sources if len(tensor.shape) == 4 and tensor.shape[1] == out_side]
+            size, jump, centre = max(aligned or [field for field, _ in sources], key=lambda field: field[0])
+            size, in_side = max(size, *(field[0] for field, _ in sources)), out_side
+        else:
+            (size, jump, centre), tensor = sources[0]
+            in_side = tensor.shape[1] if len(tensor.shape) == 4 else None
+        if in_side is None:  # a vector made a map again (squeeze-and-excitation): still the whole image
+            fields[layer.name] = whole_image
+            continue
+        window = _window(layer)
+        if window is not None:
+            kernel, stride, padding = window
+            before = (
+                max((math.ceil(in_side / stride) - 1) * stride + kernel - in_side, 0) // 2 if padding == "same" else 0
+            )
+            centre += ((kernel - 1) / 2 - before) * jump
+            size, jump = size + (kernel - 1) * jump, jump * stride
+        elif isinstance(layer, keras.layers.ZeroPadding2D | keras.layers.Cropping2D):
+            top = (layer.padding if isinstance(layer, keras.layers.ZeroPadding2D) else layer.cropping)[0][0]
+            centre += (-top if isinstance(layer, keras.layers.ZeroPadding2D) else top) * jump
+        elif out_side != in_side:
+            raise InvalidInputError(f"the receptive field through {layer.name} ({type(layer).__name__}) is not known")
+        fields[layer.name] = (size, jump, centre)
+        if layer.name == layer_name:
+            return ReceptiveField(layer_name, size, jump, centre, out_side)
+    raise InvalidInputError(f"{layer_name!r} was not reached in {model.name}")

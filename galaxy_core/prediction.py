@@ -38,6 +38,9 @@ def load_model_file(path: Path):
         raise ModelLoadError(f"{path} cannot be loaded: {type(error).__name__}: {error}") from error
 
 
+VIEW_COUNT = 8  # an image's flips and quarter turns: dihedral_views
+
+
 def dihedral_views(images: np.ndarray) -> list[np.ndarray]:
     """The 8 flips and quarter turns of a batch of square images (N, H, H, C); the first is the batch itself."""
     if images.shape[1] != images.shape[2]:

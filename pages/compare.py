@@ -12,7 +12,7 @@ from galaxy_core.evaluation import mcnemar, per_class_share, shared_mistakes
 from galaxy_core.inference import NotComparableError, comparison_warning, default_comparison, paired_predictions
 from galaxy_core.prediction import ModelLoadError
 from galaxy_core.training.store import epoch_records
-from pages.ui.display import confusion_figure, enlarge, lazy_tabs
+from pages.ui.display import confusion_figure, enlarge, label_noise_note, lazy_tabs
 from pages.ui.navigation import run_router
 from pages.ui.runs import run_label, run_model, runs_apart, runs_that
 from pages.ui.state import get_settings, load_dataset
@@ -79,6 +79,7 @@ def metrics_tab(entries: list) -> None:
     formats["balanced, 8 views"] = st.column_config.NumberColumn(format="%.3f")
     formats["training min"] = st.column_config.NumberColumn(format="%.1f")
     st.dataframe(table, hide_index=True, column_config=formats)
+    label_noise_note()
 
 
 def matrices_tab(entries: list) -> None:

@@ -9,7 +9,7 @@ from galaxy_core.evaluation import answers_changed, cell_members, confident_mist
 from galaxy_core.inference import RunAnswers, run_answers
 from galaxy_core.prediction import ModelLoadError, predict_probabilities
 from galaxy_core.training import RunState
-from pages.ui.display import confusion_figure, enlarge, image_grid, lazy_tabs
+from pages.ui.display import confusion_figure, enlarge, image_grid, label_noise_note, lazy_tabs
 from pages.ui.navigation import run_router
 from pages.ui.runs import choose_run, run_model, runs_apart, runs_that
 from pages.ui.state import get_settings, load_dataset, note_run_dataset
@@ -19,6 +19,8 @@ MISTAKES_STEP = 6
 EXAMPLES_PER_CLASS = 4
 MAX_FEATURE_MAPS = 32
 CELL_TRUE_KEY, CELL_PREDICTED_KEY = "evaluate_cell_true", "evaluate_cell_predicted"
+IMAGE_KEY = "evaluate_image"
+AGREEING_MAPS = 0.5  # the correlation above which Grad-CAM and occlusion are said to agree
 
 
 @st.cache_data(max_entries=8, show_spinner="Predicting the test images…")
@@ -26,13 +28,24 @@ def _predict(_model, model_key: tuple, _images: np.ndarray, images_key: tuple, t
     return predict_probabilities(_model, _images, tta=tta)
 
 
+@st.cache_data(max_entries=8, show_spinner="Reading the network's features of every test image…")
+def _features_2d(_model, model_key: tuple, _images: np.ndarray, images_key: tuple):
+    from galaxy_core.explain import embedding, project_2d
+
+    return project_2d(embedding(_model, _images))
+
+
+def _model_key(run, checkpoint: str) -> tuple:
+    path = run.model_path(checkpoint)
+    return (str(path), path.stat().st_mtime)
+
+
 def load_answers(run, checkpoint: str, tta: bool) -> RunAnswers:
     """The chosen model's answers on the run's test split: saved predictions when they fit, computed otherwise
     (cached per model file and dataset)."""
     model = run_model(run, checkpoint)
     dataset = load_dataset(run.summary().dataset, get_settings())
-    path = run.model_path(checkpoint)
-    model_key = (str(path), path.stat().st_mtime)
+    model_key = _model_key(run, checkpoint)
     images_key = (dataset.spec, len(dataset.splits["test"]))
     return run_answers(
         run,
@@ -62,6 +75,7 @@ def metrics_tab(data: RunAnswers) -> None:
         "Recall: of the galaxies of this class, the share found. Precision: of those called this class, the share "
         "right. F1: their harmonic mean. Support: test images of the class."
     )
+    label_noise_note()
 
 
 def matrix_tab(data: RunAnswers) -> None:
@@ -112,14 +126,14 @@ def mistakes_tab(data: RunAnswers) -> None:
 
 def image_picker(data: RunAnswers) -> int:
     """A test image chosen by number; the first misclassified one by default."""
-    mistakes = confident_mistakes(data.labels, data.probabilities)
-    default = int(mistakes[0]) if len(mistakes) else 0
+    if st.session_state.get(IMAGE_KEY) not in range(len(data.labels)):  # the first visit, or another run
+        mistakes = confident_mistakes(data.labels, data.probabilities)
+        st.session_state[IMAGE_KEY] = int(mistakes[0]) if len(mistakes) else 0
     return st.selectbox(
         "Test image",
         range(len(data.labels)),
-        index=default,
         format_func=lambda i: f"#{i} {data.source_ids[i]} · {data.caption(i)}",
-        key="evaluate_image",
+        key=IMAGE_KEY,
     )
 
 
@@ -141,16 +155,7 @@ def gradcam_tab(data: RunAnswers) -> None:
         key=f"evaluate_classes_{index}",
         help="Grad-CAM shows where the evidence for a class lies; compare the predicted class with others.",
     )
-    image = data.images[index]
-    columns = st.columns(max(4, 1 + len(classes)))
-    columns[0].image(enlarge(image, 192), caption=f"input · true {data.class_names[data.labels[index]]}")
-    for column, name in zip(columns[1:], classes, strict=False):
-        class_index = data.class_names.index(name)
-        heatmap = gradcam(data.model, image, class_index, layer)[0]
-        column.image(
-            enlarge(overlay(image, heatmap), 192),
-            caption=f"{name}: p = {data.probabilities[index, class_index]:.2f}",
-        )
+    explained_image(data, index, classes, layer)
     st.subheader("What the network looks at, per class")
     st.caption(f"The {EXAMPLES_PER_CLASS} most confident correct test images of each class, for its own class.")
     for class_index, name in enumerate(data.class_names):
@@ -162,6 +167,97 @@ def gradcam_tab(data: RunAnswers) -> None:
         painted = np.stack([overlay(data.images[i], h) for i, h in zip(examples, heatmaps, strict=True)])
         st.markdown(f"**{name}**")
         image_grid(painted, [data.caption(i) for i in examples], columns=EXAMPLES_PER_CLASS, size=160)
+
+
+def explained_image(data: RunAnswers, index: int, classes: list, layer: str | None = None) -> None:
+    """One test image with, for each chosen class, its Grad-CAM map above its occlusion map, and whether they
+    agree."""
+    from galaxy_core.explain import gradcam, map_agreement, occlusion, overlay
+
+    image = data.images[index]
+    width = max(4, 1 + len(classes))
+    gradcam_row, occlusion_row = st.columns(width), st.columns(width)
+    gradcam_row[0].image(enlarge(image, 192), caption=f"input · true {data.class_names[data.labels[index]]}")
+    occlusion_row[0].caption(
+        "Below each Grad-CAM map, **occlusion**: a grey patch (8 px, every 4 px) hides part of the galaxy, and the "
+        "map shows how much the class's probability drops (red = hiding this hurts most)."
+    )
+    verdicts = []
+    for gradcam_column, occlusion_column, name in zip(gradcam_row[1:], occlusion_row[1:], classes, strict=False):
+        class_index = data.class_names.index(name)
+        heatmap = gradcam(data.model, image, class_index, layer)[0]
+        occluded = occlusion(data.model, image, class_index)[0]
+        probability = data.probabilities[index, class_index]
+        gradcam_column.image(enlarge(overlay(image, heatmap), 192), caption=f"Grad-CAM · {name}: p = {probability:.2f}")
+        occlusion_column.image(enlarge(overlay(image, occluded), 192), caption=f"occlusion · {name}")
+        agreement = map_agreement(heatmap, occluded)
+        if agreement is None:
+            verdicts.append(f"{name}: one map is empty (no evidence found that way)")
+        else:
+            verdicts.append(
+                f"{name}: they {'agree' if agreement >= AGREEING_MAPS else 'disagree'} (r = {agreement:.2f})"
+            )
+    if verdicts:
+        st.caption(
+            "; ".join(verdicts) + ". Grad-CAM reads the gradients of one layer; occlusion asks the whole model. Where "
+            "they agree, the evidence is there. Where they disagree, the model may use something spread over the "
+            "galaxy that no single patch hides, the grey patch may itself look like a feature to it, or the layer "
+            "Grad-CAM reads is too coarse: trust neither map alone."
+        )
+
+
+def feature_map_tab(data: RunAnswers, model_key: tuple) -> None:
+    import plotly.express as px
+
+    coordinates, shares = _features_2d(data.model, model_key, data.images, (len(data.images), tuple(data.class_names)))
+    st.markdown(
+        "Each test galaxy as the network sums it up just before its classifier (the features of its last layer), "
+        "projected to two dimensions by principal component analysis. Galaxies the network finds alike lie close; "
+        "well-separated colours mean the classes are easy to tell apart from these features. "
+        "Click a point to see that galaxy and where the network looked."
+    )
+    predictions = data.predictions
+    table = pd.DataFrame(
+        {
+            "component 1": coordinates[:, 0],
+            "component 2": coordinates[:, 1],
+            "true class": [data.class_names[label] for label in data.labels],
+            "answer": np.where(predictions == data.labels, "right", "wrong"),
+            "predicted": [data.class_names[p] for p in predictions],
+            "probability": data.probabilities[np.arange(len(predictions)), predictions].round(2),
+            "image": data.source_ids,
+            "index": np.arange(len(predictions)),
+        }
+    )
+    figure = px.scatter(
+        table,
+        x="component 1",
+        y="component 2",
+        color="true class",
+        symbol="answer",
+        symbol_map={"right": "circle", "wrong": "x"},
+        color_discrete_sequence=px.colors.qualitative.D3,  # the theme's blues are too alike
+        category_orders={"true class": list(data.class_names), "answer": ["right", "wrong"]},
+        hover_data={"image": True, "predicted": True, "probability": True, "index": False},
+        custom_data=["index"],
+        labels={
+            "component 1": f"component 1 ({shares[0]:.0%} of the variance)",
+            "component 2": f"component 2 ({shares[1]:.0%})",
+        },
+    )
+    figure.update_traces(marker={"size": 7, "opacity": 0.75})
+    event = st.plotly_chart(figure, on_select="rerun", selection_mode="points", key="evaluate_embedding")
+    points = event.selection.points if event else []
+    clicked = int(points[0]["customdata"][0]) if points else None
+    if clicked is not None and clicked != st.session_state.get("evaluate_clicked_point"):
+        st.session_state[IMAGE_KEY] = clicked
+    st.session_state["evaluate_clicked_point"] = clicked
+    st.caption(
+        f"{int((predictions != data.labels).sum())} of {len(predictions)} answers are wrong (x). The hover names the "
+        "image and the answer; plotly's hover cannot show pictures, so a click shows the galaxy below."
+    )
+    index = image_picker(data)
+    explained_image(data, index, [data.class_names[predictions[index]]])
 
 
 def inside_tab(data: RunAnswers) -> None:
@@ -252,6 +348,7 @@ def render() -> None:
             "Mistakes": lambda: mistakes_tab(answers),
             "Grad-CAM": lambda: gradcam_tab(answers),
             "Inside the network": lambda: inside_tab(answers),
+            "Feature map": lambda: feature_map_tab(answers, _model_key(run, checkpoint)),
             "Test-time augmentation": lambda: tta_tab(run, checkpoint),
         },
     )

@@ -17,9 +17,10 @@ from galaxy_core.convolution import (
     pool,
 )
 from galaxy_core.data import DatasetError, to_grayscale
-from galaxy_core.data.images import preprocess_array
+from galaxy_core.data.images import SUPPORTED_EXTENSIONS, preprocess_array
 from galaxy_core.errors import GalaxyLabError
 from galaxy_core.prediction import ModelLoadError
+from galaxy_core.uploads import ImageInput, UploadLimits, read_uploads
 from pages.ui.display import enlarge, image_grid
 from pages.ui.navigation import run_router
 from pages.ui.runs import choose_run, run_model, runs_that
@@ -27,13 +28,107 @@ from pages.ui.state import active_dataset_spec, get_settings, load_dataset
 
 TYPED = "type your own"
 MAX_TRAINED_FILTERS = 16
+BOX_COLOUR = np.array([255, 64, 64], np.uint8)
 
 
 def galaxy_ui(dataset) -> np.ndarray:
-    """A training galaxy of the active dataset, by number (uint8, as the dataset holds it)."""
+    """A training galaxy of the active dataset by number, or a dropped image prepared as the dataset's images are
+    (uint8)."""
+    dropped = st.file_uploader(
+        "Or drop an image of your own",
+        type=[ext.lstrip(".") for ext in SUPPORTED_EXTENSIONS],
+        key="playground_upload",
+        max_upload_size=get_settings().upload_limit_mb,
+        help="It is cropped and resized as the active dataset's images are; it is never stored.",
+    )
+    if dropped is not None:
+        settings = get_settings()
+        (upload,) = read_uploads(
+            [(dropped.name, dropped.getvalue())], dataset.spec.preprocess, UploadLimits.from_settings(settings)
+        )
+        if isinstance(upload, ImageInput):
+            return upload.pixels
+        st.warning(f"**{upload.name}** cannot be used: {upload.reason}. A galaxy of the dataset is shown instead.")
     train = dataset.splits["train"]
     index = st.number_input(f"Galaxy (of {len(train)} training images)", 0, len(train) - 1, 0, key="playground_image")
     return train.images[index]
+
+
+@st.cache_resource(max_entries=4, show_spinner="Building the model…")
+def _built_model(name: str, input_shape: tuple):
+    from galaxy_core.models import create_model
+
+    return create_model(name, input_shape, 3)
+
+
+def with_box(image: np.ndarray, start: float, end: float, size: int = 256) -> np.ndarray:
+    """The image enlarged, RGB, with the square [start, end] (input pixels, both sides) outlined where it lies on
+    the image."""
+    rgb = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image.copy()
+    factor = max(1, size // rgb.shape[0])
+    big = rgb.repeat(factor, axis=0).repeat(factor, axis=1)
+    low = int(np.clip(np.floor(start * factor), 0, big.shape[0] - 1))
+    high = int(np.clip(np.ceil((end + 1) * factor) - 1, 0, big.shape[0] - 1))
+    width = max(1, factor // 2)
+    for edge in (low, high - width + 1):
+        big[edge : edge + width, low : high + 1] = BOX_COLOUR
+        big[low : high + 1, edge : edge + width] = BOX_COLOUR
+    return big
+
+
+def receptive_field_ui(galaxy: np.ndarray) -> None:
+    """How much of the galaxy one unit of a chosen layer of a chosen model sees, drawn on it."""
+    st.subheader("What one unit sees: the receptive field")
+    if not st.toggle("Show the receptive field of a layer", key="playground_field"):
+        st.caption(
+            "Each layer looks at a wider part of the image than the one before. Building a model imports "
+            "TensorFlow: a few seconds the first time."
+        )
+        return
+    from galaxy_core.explain import default_gradcam_layer, receptive_field, spatial_layer_names
+    from galaxy_core.models import list_models, model_info
+    from galaxy_core.training.config import DEFAULT_MODEL
+
+    side = galaxy.shape[0]
+    names = [name for name in list_models() if model_info(name).min_input_size <= side]
+    left, right = st.columns(2)
+    model_name = left.selectbox(
+        "Model",
+        names,
+        index=names.index(DEFAULT_MODEL) if DEFAULT_MODEL in names else 0,
+        format_func=lambda name: model_info(name).title,
+        key="playground_field_model",
+    )
+    model = _built_model(model_name, (side, side, galaxy.shape[-1]))
+    layers = spatial_layer_names(model)
+    layer = right.selectbox(
+        "Layer",
+        layers,
+        index=layers.index(default_gradcam_layer(model)),  # a deep layer: it sees most of the galaxy
+        key=f"playground_field_layer_{model_name}",
+    )
+    try:
+        field = receptive_field(model, layer)
+    except GalaxyLabError as error:
+        st.error(f"This cannot be worked out: {error}.")
+        return
+    start, end = field.box()
+    picture, words = st.columns([1, 2])
+    picture.image(with_box(galaxy, start, end), caption=f"the middle unit of {layer}")
+    shown = min(end, side - 1) - max(start, 0) + 1
+    if field.size >= 2 * side - 1:
+        reach = "the whole image, from wherever the unit is"
+    elif field.size > side:
+        reach = "more than the image from the middle unit: past its edges, padding"
+    else:
+        reach = f"{shown**2 / side**2:.0%} of it"
+    words.markdown(
+        f"Each unit of **{layer}** sees a **{field.size}x{field.size} px** square of the {side} px input ({reach})"
+        + f". Its map is {field.map_size}x{field.map_size}: neighbouring units look {field.jump} px apart. "
+        "Each convolution widens the square by (kernel - 1) times that step, and each stride or pooling "
+        "multiplies the step: that is how a deep layer comes to see the whole galaxy while the first sees a few "
+        "pixels."
+    )
 
 
 def trained_layer_ui(galaxy: np.ndarray) -> None:
@@ -135,6 +230,7 @@ def render() -> None:
         "not flipped (strictly, this is cross-correlation)."
     )
     trained_layer_ui(galaxy)
+    receptive_field_ui(galaxy)
 
 
 if __name__ == "__main__":  # a session that starts on this page's URL right after a server start

@@ -1,5 +1,7 @@
 """Train: queue a run on the active dataset, and watch the runs learn (they train in background processes)."""
 
+from dataclasses import replace
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -7,27 +9,112 @@ from plotly.subplots import make_subplots
 
 from galaxy_core.data import DatasetSpec, describe_spec
 from galaxy_core.data.augment import AugmentOptions
+from galaxy_core.errors import GalaxyLabError
 from galaxy_core.models import list_models, model_info
-from galaxy_core.training import RunNotFoundError, RunState, RunSummary, TrainConfig
+from galaxy_core.training import RunNotFoundError, RunState, RunSummary, TrainConfig, estimate
 from galaxy_core.training.config import (
     DEFAULT_MODEL,
+    DEFAULT_PRESET,
     MONITORS,
     OPTIMIZERS,
+    PRESETS,
     SCHEDULES,
     VALIDATION_SOURCES,
+    preset_config,
     recommended_config,
 )
 from galaxy_core.training.manager import JobManager, QueueFullError, RunsFolderError
 from galaxy_core.training.store import epoch_records
+from pages.ui.display import label_noise_note
 from pages.ui.navigation import run_router
 from pages.ui.runs import model_label
-from pages.ui.state import active_dataset_spec, get_settings
+from pages.ui.state import active_dataset_spec, get_settings, load_dataset
 
 SELECTED_RUN_KEY = "train_selected_run"
 REFRESH_SECONDS = 2
+OWN_RECIPE = "own"
+
+
+def recipe_label(name: str) -> str:
+    if name == OWN_RECIPE:
+        return "Your own: choose the model and settings"
+    preset = PRESETS[name]
+    return (
+        f"{preset.title}: {model_info(preset.model).title}, {preset.image_size} px, {preset.settings['epochs']} epochs"
+    )
+
+
+def expected_duration_ui(config: TrainConfig, *, per_epoch: bool = False) -> None:
+    """How long the run will take on this machine, from a throughput probe of its recipe (started in the
+    background the first time; the caption waits for it and the page redraws when it is in)."""
+    settings = get_settings()
+    try:
+        sizes = {name: len(split) for name, split in load_dataset(active_dataset_spec(), settings).splits.items()}
+    except (GalaxyLabError, ValueError):
+        return  # the Dataset page and the run itself say what is wrong with the dataset
+    throughput = estimate.cached_throughput(config, settings.cache_dir)
+    if throughput is None:
+        if estimate.start_probe(config, settings.cache_dir):
+            st.caption("Measuring how fast this machine trains this recipe (about 20 s)…")
+            st.fragment(run_every=REFRESH_SECONDS)(_redraw_when_measured)(config, settings.cache_dir)
+        return
+    if per_epoch:
+        epoch = estimate.epoch_seconds(config, throughput, sizes)
+        st.caption(
+            f"On this machine: about **{epoch:.0f} s an epoch** at batch {config.batch_size} and "
+            f"{config.input_shape[0]} px ({throughput.train_images_per_second:.0f} training images/s)."
+        )
+        return
+    seconds = estimate.expected_seconds(config, throughput, sizes)
+    st.caption(
+        f"Expected duration on this machine: about **{_duration(seconds)}** for {config.epochs} epochs "
+        f"({throughput.train_images_per_second:.0f} training images/s; early stopping can end it sooner, other "
+        "runs training at the same time make it longer)."
+    )
+
+
+def _redraw_when_measured(config: TrainConfig, cache_dir) -> None:
+    if estimate.cached_throughput(config, cache_dir) is not None or not estimate.start_probe(config, cache_dir):
+        st.rerun(scope="app")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+def preset_ui(dataset: DatasetSpec, preset: str, max_epochs: int) -> TrainConfig | None:
+    """A preset's summary, its expected duration and a Train button; returns its config when pressed."""
+    chosen = PRESETS[preset]
+    config = preset_config(dataset, preset)
+    if config.epochs > max_epochs:
+        config = replace(config, epochs=max_epochs)
+    st.markdown(chosen.description)
+    size = dataset.preprocess.image_size
+    if size != chosen.image_size:
+        st.caption(
+            f"Presets train at their own input size ({chosen.image_size} px); the Dataset page's {size} px applies "
+            "to your own settings."
+        )
+    expected_duration_ui(config)
+    return config if st.button("Train", type="primary", key=f"train_{preset}") else None
 
 
 def new_run_ui(dataset: DatasetSpec, max_epochs: int) -> TrainConfig | None:
+    """The recipe choice, then a preset's button or the training form; returns a config when Train is pressed."""
+    recipe = st.radio(
+        "Recipe",
+        [*PRESETS, OWN_RECIPE],
+        index=list(PRESETS).index(DEFAULT_PRESET),
+        format_func=recipe_label,
+        key="train_recipe",
+        bind="query-params",
+    )
+    if recipe != OWN_RECIPE:
+        return preset_ui(dataset, recipe, max_epochs)
+    return own_settings_ui(dataset, max_epochs)
+
+
+def own_settings_ui(dataset: DatasetSpec, max_epochs: int) -> TrainConfig | None:
     """The training form; returns a config when the user presses Train."""
     names = list_models()
     model = st.selectbox(
@@ -47,6 +134,7 @@ def new_run_ui(dataset: DatasetSpec, max_epochs: int) -> TrainConfig | None:
         )
         return None
     defaults = recommended_config(dataset, model)
+    expected_duration_ui(defaults, per_epoch=True)
     with st.form(f"train_form_{model}"):
         left, middle, right = st.columns(3)
         epochs = left.number_input(
@@ -98,6 +186,7 @@ def new_run_ui(dataset: DatasetSpec, max_epochs: int) -> TrainConfig | None:
     return TrainConfig(
         dataset=dataset,
         model=model,
+        model_options=defaults.model_options,
         augment=augment,
         optimizer=optimizer,
         learning_rate=float(learning_rate),
@@ -230,6 +319,7 @@ def run_view(manager: JobManager, run_id: str) -> None:
         cols[1].metric("Test balanced accuracy", f"{summary.test_balanced_accuracy:.1%}")
         best = summary.best_val_balanced_accuracy
         cols[2].metric("Best val balanced accuracy", f"{best:.1%}" if best is not None else "-")
+        label_noise_note()
     if metrics:
         if epochs:
             by_batch = st.toggle("Training curve by batch", key=f"by_batch_{run.id}")

@@ -32,6 +32,17 @@ def isolated_settings(tmp_path_factory, monkeypatch) -> dict[str, Path]:
     stop_training_service(folders["runs"])
 
 
+@pytest.fixture(autouse=True)
+def probes_that_never_finish(request, monkeypatch) -> None:
+    """The Train page probes a recipe's throughput in a process of its own; a test of a page sees it still
+    measuring, unless it fills the cache itself, and the suite's CPU goes to the tests (test_estimate.py tests the
+    real probe)."""
+    if request.node.get_closest_marker("throughput_probe") is None:
+        from galaxy_core.training import estimate
+
+        monkeypatch.setattr(estimate, "start_probe", lambda config, cache_dir: True)
+
+
 # A tiny model on a few synthetic galaxies: trained once per test session, copied into each test's runs folder.
 TRAINED_RUN_CONFIG = {
     "dataset": {"name": "synthetic", "num_images": 90, "image_size": 32},

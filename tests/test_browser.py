@@ -194,6 +194,7 @@ def test_train_a_run_and_watch_its_curve(app_url, page):
     sidebar.get_by_role("link", name="Train").click()
     expect(page.get_by_role("heading", name="Train")).to_be_visible()
     expect(page.get_by_text("On the active dataset: classroom")).to_be_visible()
+    page.get_by_text("Your own: choose the model and settings").click()
     page.get_by_role("combobox", name="Model", exact=True).click()
     page.get_by_role("option", name="Custom: Custom CNN").click()
     # The form is drawn anew for the chosen model (its recipe's learning rate, 0.001): wait for it before typing.
@@ -217,6 +218,7 @@ def test_stop_a_running_run(app_url, page):
 
     page.goto(f"{app_url}/train")
     page.get_by_text("New run", exact=True).click()  # the form folds away once there are runs
+    page.get_by_text("Your own: choose the model and settings").click()
     page.get_by_role("combobox", name="Model", exact=True).click()
     page.get_by_role("option", name="Custom: Custom CNN").click()
     expect(page.get_by_test_id("stSliderThumbValue").get_by_text("0.001", exact=True)).to_be_visible()

@@ -102,6 +102,25 @@ def test_train_detach_queues_and_prints_the_id_at_once(isolated_settings, capsys
     assert lines[2].split()[:2] == [run_id, "queued"]
 
 
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--preset", "quick"], lambda p: (p["quick"].image_size, p["quick"].settings["epochs"], p["quick"].model)),
+        (["--preset", "quick", "--image-size", "32", "--epochs", "3"], lambda p: (32, 3, p["quick"].model)),
+        # Another model: its own recipe at the dataset's size, the recommended number of epochs.
+        (["--model", "custom_cnn"], lambda p: (64, p["recommended"].settings["epochs"], "custom_cnn")),
+    ],
+)
+def test_train_takes_a_preset_and_single_changes_to_it(isolated_settings, capsys, monkeypatch, flags, expected):
+    from galaxy_core.training.config import PRESETS
+
+    monkeypatch.setenv("GALAXY_LAB_EXECUTOR", "ray")  # nothing can start: the run stays queued
+    monkeypatch.setenv("GALAXY_LAB_RAY_ADDRESS", "127.0.0.1:9")
+    assert main(["train", "--dataset", "synthetic", "--num-images", "60", *flags, "--detach"]) == 0
+    config = json.loads((isolated_settings["runs"] / capsys.readouterr().out.strip() / "config.json").read_text())
+    assert (config["dataset"]["image_size"], config["epochs"], config["model"]) == expected(PRESETS)
+
+
 def test_runs_dir_comes_from_the_environment_too(isolated_settings, capsys):
     assert main([*TINY_TRAIN, "--epochs", "1"]) == 0
     run_id = capsys.readouterr().out.strip().splitlines()[-1]

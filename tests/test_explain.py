@@ -1,5 +1,5 @@
-"""Grad-CAM, feature maps and filters: every registered model, a saved-and-loaded model, and a sanity check on a
-network trained to find a bright square."""
+"""Grad-CAM, occlusion, embeddings, feature maps and filters: every registered model, a saved-and-loaded model,
+and sanity checks on networks whose evidence is known (trained to find a bright square, or built by hand)."""
 
 import keras
 import numpy as np
@@ -8,10 +8,15 @@ import pytest
 from galaxy_core.explain import (
     colorize,
     default_gradcam_layer,
+    embedding,
     feature_maps,
     first_conv_filters,
     gradcam,
+    map_agreement,
+    occlusion,
     overlay,
+    project_2d,
+    receptive_field,
     spatial_layer_names,
 )
 from galaxy_core.models import create_model, list_models, model_info
@@ -44,6 +49,19 @@ def test_gradcam_works_for_every_registered_model(name):
     # An untrained network may hold no positive evidence at all for a class (an all-zero map); for some class it
     # must show structure in every image.
     assert any(all(heatmap.std() > 0.01 for heatmap in heatmaps) for heatmaps in maps)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_occlusion_and_embedding_work_for_every_registered_model(name):
+    size = max(32, model_info(name).min_input_size)
+    model = shared_model(name, (size, size, 3))
+    images = blob_images(size)
+    maps = occlusion(model, images, patch=size // 2, stride=size // 2)  # 4 patches: the shapes are the point here
+    assert maps.shape == (2, size, size) and maps.dtype == np.float32
+    assert maps.min() >= 0.0 and maps.max() <= 1.0
+    features = embedding(model, images)
+    assert features.shape == (2, model.get_layer("logits").input.shape[-1]) and np.isfinite(features).all()
+    assert embedding(model, images, default_gradcam_layer(model)).shape[0] == 2
 
 
 @pytest.mark.parametrize("name", ["inception_small", "mobilenet_v2", "custom_cnn"])
@@ -126,3 +144,113 @@ def test_feature_maps_and_first_layer_filters():
     assert filters.reshape(8, -1).max(axis=1).min() == 255  # each kernel scaled on its own
     _, vgg_filters = first_conv_filters(create_model("practice1", (34, 34, 3), 3))
     assert vgg_filters.shape[-1] in (1, 3)
+
+
+def top_left_model(size: int = 16):
+    """Two classes; class 1's logit is the mean brightness of the image's top-left quarter (nothing else counts)."""
+    inputs = keras.Input((size, size, 1))
+    quarter = keras.layers.Cropping2D(((0, size // 2), (0, size // 2)))(inputs)
+    brightness = keras.layers.GlobalAveragePooling2D()(quarter)
+    logits = keras.layers.Dense(2, name="logits", kernel_initializer=keras.initializers.Constant([[-0.005, 0.005]]))
+    outputs = keras.layers.Activation("softmax")(logits(brightness))
+    return keras.Model(inputs, outputs, name="top_left")
+
+
+def test_occlusion_marks_only_where_the_evidence_is():
+    model = top_left_model()
+    image = np.zeros((16, 16, 1), np.float32)
+    image[:8, :8] = 255  # class 1, from the top-left quarter
+    heatmap = occlusion(model, image, patch=4, stride=4)[0]
+    assert heatmap[:8, :8].min() > 0 and heatmap.max() == 1.0
+    assert heatmap[8:, :].max() == 0 and heatmap[:, 8:].max() == 0
+    # Class 0 only gains when the quarter is covered: nothing weakens it.
+    assert occlusion(model, image, class_index=0, patch=4, stride=4).max() == 0
+    # Overlapping patches: the edge of the quarter is covered by patches both on and off it.
+    overlapping = occlusion(model, image, patch=4, stride=2)[0]
+    assert overlapping[0, 0] == 1.0 and 0 < overlapping[8, 0] < overlapping[0, 0] and overlapping[12, 12] == 0
+
+
+def test_occlusion_and_embedding_refuse_bad_settings_clearly():
+    model = top_left_model()
+    image = np.zeros((16, 16, 1), np.float32)
+    with pytest.raises(ValueError, match=r"patch \(20 px\) is larger than the image \(16x16 px\)"):
+        occlusion(model, image, patch=20)
+    with pytest.raises(ValueError, match="stride must be a whole number >= 1"):
+        occlusion(model, image, stride=0)
+    with pytest.raises(ValueError, match="class_index must be 0-1"):
+        occlusion(model, image, class_index=2)
+    with pytest.raises(ValueError, match="has no layer 'nope'"):
+        embedding(model, image, "nope")
+    assert embedding(model, np.stack([image, image + 10])).shape == (2, 1)
+
+
+def test_projection_keeps_the_direction_the_features_vary_along():
+    rng = np.random.default_rng(0)
+    along = rng.normal(size=(50, 1))
+    features = np.hstack([along, 2 * along, -along]) + rng.normal(scale=0.01, size=(50, 3))
+    coordinates, shares = project_2d(features)
+    assert coordinates.shape == (50, 2) and shares[0] > 0.99 and shares.sum() <= 1.0 + 1e-6
+    assert abs(np.corrcoef(coordinates[:, 0], along[:, 0])[0, 1]) > 0.99
+    assert (coordinates.max(axis=0) >= -coordinates.min(axis=0)).all()  # signs fixed: largest coordinate positive
+    np.testing.assert_allclose(project_2d(features)[0], coordinates)
+    assert project_2d(np.ones((4, 1)))[0].shape == (4, 2)
+    with pytest.raises(ValueError, match="at least 3 feature vectors"):
+        project_2d(features[:2])
+
+
+def test_map_agreement_is_a_correlation_and_flat_maps_have_none():
+    ramp = np.linspace(0, 1, 16).reshape(4, 4)
+    assert map_agreement(ramp, ramp) == pytest.approx(1.0)
+    assert map_agreement(ramp, 1 - ramp) == pytest.approx(-1.0)
+    assert map_agreement(ramp, np.zeros((4, 4))) is None
+    with pytest.raises(ValueError, match="cannot be compared"):
+        map_agreement(ramp, np.zeros((2, 2)))
+
+
+def linear_branchy_model(size: int = 40):
+    """Linear layers only (so every pixel a unit can see has a non-zero gradient): strides, both paddings,
+    dilation, explicit zero padding, average pooling, and two branches of different reach joined."""
+    inputs = keras.Input((size, size, 1))
+    x = keras.layers.Conv2D(2, 3, padding="valid", name="conv_valid")(inputs)
+    x = keras.layers.ZeroPadding2D(((2, 2), (2, 2)), name="pad")(x)
+    x = keras.layers.Conv2D(2, 3, strides=2, padding="same", name="conv_strided")(x)
+    x = keras.layers.AveragePooling2D(2, name="pool")(x)
+    narrow = keras.layers.Conv2D(2, 1, name="narrow")(x)
+    wide = keras.layers.Conv2D(2, 3, dilation_rate=2, padding="same", name="wide")(x)
+    x = keras.layers.Concatenate(name="joined")([narrow, wide])
+    outputs = keras.layers.Dense(2, name="logits")(keras.layers.GlobalAveragePooling2D()(x))
+    return keras.Model(inputs, outputs, name="linear_branchy")
+
+
+@pytest.mark.parametrize("layer_name", ["conv_valid", "conv_strided", "pool", "narrow", "joined"])
+def test_receptive_field_is_where_a_units_gradient_reaches(layer_name):
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    model = linear_branchy_model()
+    field = receptive_field(model, layer_name)
+    probe = keras.Model(model.input, model.get_layer(layer_name).output)
+    image = tf.constant(np.random.default_rng(0).normal(size=(1, 40, 40, 1)), tf.float32)
+    unit = field.map_size // 2
+    with tf.GradientTape() as tape:
+        tape.watch(image)
+        value = tf.reduce_sum(probe(image)[0, unit, unit])
+    rows = np.nonzero(np.abs(tape.gradient(value, image).numpy()[0, :, :, 0]).sum(axis=1) > 1e-7)[0]
+    start, end = field.box()
+    # The gradient reaches exactly the pixels of the square that lie on the image.
+    assert (rows.min(), rows.max()) == (max(0, start), min(39, end))
+
+
+def test_receptive_field_arithmetic_by_hand_and_on_every_registered_model():
+    model = linear_branchy_model()
+    assert (receptive_field(model, "conv_valid").size, receptive_field(model, "conv_valid").jump) == (3, 1)
+    assert (receptive_field(model, "conv_strided").size, receptive_field(model, "conv_strided").jump) == (5, 2)
+    assert (receptive_field(model, "pool").size, receptive_field(model, "pool").jump) == (7, 4)
+    assert receptive_field(model, "joined").size == 7 + 4 * 4  # the dilated 3x3 (5 wide) branch counts
+    for name in list_models():
+        size = max(32, model_info(name).min_input_size)
+        built = shared_model(name, (size, size, 3))
+        field = receptive_field(built, default_gradcam_layer(built))
+        assert field.size > 1 and field.jump >= 1 and field.map_size >= 1
+    with pytest.raises(ValueError, match="is not a spatial layer"):
+        receptive_field(model, "logits")

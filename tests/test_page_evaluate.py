@@ -79,9 +79,26 @@ def test_gradcam_controls_explain_chosen_classes_with_a_chosen_layer(finished_ru
     assert len(classes.value) == 1
     before = len(at.get("image"))
     classes.set_value(["edge", "smooth", "spiral"]).run()
-    assert not at.exception and len(at.get("image")) == before + 2
+    assert not at.exception and len(at.get("image")) == before + 4  # a Grad-CAM and an occlusion map each
+    verdicts = next(c.value for c in at.caption if "Grad-CAM reads the gradients" in c.value)
+    assert all(f"{name}:" in verdicts for name in ("edge", "smooth", "spiral"))
     at.selectbox(key="evaluate_layer").select("block1_relu1").run()
     assert not at.exception
+
+
+def test_feature_map_tab_plots_every_test_image_and_explains_the_chosen_one(finished_run):
+    at = open_page("evaluate", evaluate_tabs="Feature map")
+    assert not at.exception
+    import plotly.io
+
+    figure = plotly.io.from_json(at.get("plotly_chart")[0].proto.spec)
+    plotted = sorted(int(row[0]) for trace in figure.data for row in np.asarray(trace.customdata))
+    assert plotted == list(range(len(saved_predictions(finished_run).labels)))  # every test image, once
+    assert {trace.legendgroup.split(",")[0] for trace in figure.data} <= {"edge", "smooth", "spiral"}
+    images = len(at.get("image"))
+    assert images == 3  # the chosen galaxy, its Grad-CAM and its occlusion map for the predicted class
+    at.selectbox(key="evaluate_image").select(4).run()
+    assert not at.exception and len(at.get("image")) == images
 
 
 def test_inside_the_network_and_tta_tabs(finished_run):

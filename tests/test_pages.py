@@ -19,8 +19,10 @@ def test_every_page_file_is_listed_once_and_hands_over_to_the_router_when_run_al
     for name in files:
         text = (REPO_ROOT / "pages" / f"{name}.py").read_text()
         assert "\ndef render() -> None:" in text
-        assert text.endswith('if __name__ == "__main__":  # a session that starts on this page\'s URL right after a '
-                             'server start\n    run_router()\n')
+        assert text.endswith(
+            'if __name__ == "__main__":  # a session that starts on this page\'s URL right after a '
+            "server start\n    run_router()\n"
+        )
 
 
 def test_home_says_what_the_lab_is_and_where_to_go():
@@ -219,6 +221,7 @@ def test_train_page_queues_a_run_that_trains_in_the_background(isolated_settings
     at = open_page("train", active_dataset_spec=SMALL_SYNTHETIC.with_preprocess(image_size=16))
     assert not at.exception
     assert "No runs yet" in at.info[0].value
+    at.radio(key="train_recipe").set_value("own").run()
     at.selectbox(key="train_model").select("custom_cnn").run()
     at.number_input[0].set_value(1)  # epochs
     at.button[0].click().run()
@@ -272,8 +275,17 @@ def test_train_page_shows_the_first_epoch_under_way(isolated_settings):
         )
         run.beat()
         for step in (1, 6, 12):
-            run.append_metrics({"kind": "batch", "epoch": 0, "step": step, "steps_per_epoch": 40, "loss": 1.0,
-                                "accuracy": 0.4, "time": time.time()})
+            run.append_metrics(
+                {
+                    "kind": "batch",
+                    "epoch": 0,
+                    "step": step,
+                    "steps_per_epoch": 40,
+                    "loss": 1.0,
+                    "accuracy": 0.4,
+                    "time": time.time(),
+                }
+            )
         at = open_page("train")
         assert not at.exception
         assert at.dataframe[0].value["epochs"].tolist() == ["0/3, batch 12/40"]
@@ -304,13 +316,46 @@ def test_train_page_says_why_queued_runs_wait_and_keeps_them(isolated_settings, 
 
 
 def test_train_page_explains_a_model_too_big_for_the_images():
-    at = open_page(
-        "train", active_dataset_spec=DatasetSpec.of("synthetic").with_preprocess(image_size=32)
-    )
+    at = open_page("train", active_dataset_spec=DatasetSpec.of("synthetic").with_preprocess(image_size=32))
+    at.radio(key="train_recipe").set_value("own").run()
     at.selectbox(key="train_model").select("practice3").run()
     assert not at.exception
     assert "needs images of at least 50 px" in at.warning[0].value
     assert not at.button  # no Train button for settings that cannot train
+
+
+def test_train_page_offers_presets_with_their_expected_duration(isolated_settings, monkeypatch):
+    from galaxy_core.data import create_dataset
+    from galaxy_core.training import estimate
+    from galaxy_core.training.config import PRESETS, preset_config
+
+    monkeypatch.setenv("GALAXY_LAB_EXECUTOR", "ray")  # nothing can start: the queued run costs no CPU
+    monkeypatch.setenv("GALAXY_LAB_RAY_ADDRESS", "127.0.0.1:9")
+    spec = SMALL_SYNTHETIC.with_preprocess(image_size=16)
+    at = open_page("train", active_dataset_spec=spec)
+    assert not at.exception
+    assert at.radio(key="train_recipe").value == "recommended"
+    assert any("Measuring how fast this machine trains" in c.value for c in at.caption)
+    assert any(
+        f"Presets train at their own input size ({PRESETS['recommended'].image_size} px)" in c.value for c in at.caption
+    )
+    # With the quick preset's speed known (120 training images/s, 1200 predictions/s), its duration is worked out.
+    quick = preset_config(spec, "quick")
+    estimate.save_throughput(quick, isolated_settings["cache"], estimate.Throughput(120.0, 1200.0))
+    at.radio(key="train_recipe").set_value("quick").run()
+    splits = create_dataset(spec, cache_dir=isolated_settings["cache"]).splits
+    sizes = {name: len(split) for name, split in splits.items()}
+    seconds = estimate.expected_seconds(quick, estimate.Throughput(120.0, 1200.0), sizes)
+    assert any(f"about **{seconds:.0f} s** for {quick.epochs} epochs" in c.value for c in at.caption)
+    at.button(key="train_quick").click().run()
+    assert not at.exception and at.success[0].value.startswith("Queued run ")
+    run_dir = next(path for path in isolated_settings["runs"].iterdir() if path.is_dir())
+    config = __import__("json").loads((run_dir / "config.json").read_text())
+    assert (config["model"], config["epochs"], config["dataset"]["image_size"]) == (
+        quick.model,
+        quick.epochs,
+        PRESETS["quick"].image_size,
+    )
 
 
 def test_convolution_playground_works_out_sizes_and_explains_bad_kernels():
@@ -324,6 +369,24 @@ def test_convolution_playground_works_out_sizes_and_explains_bad_kernels():
     at.selectbox(key="playground_kernel").set_value("type your own").run()
     at.text_area[0].set_value("1 2 x\n1 2 3\n1 2 3").run()
     assert not at.exception and "This is not a kernel: a kernel holds numbers only" in at.error[0].value
+
+
+def test_convolution_playground_takes_a_dropped_image_and_draws_a_receptive_field():
+    from tests.uploads import encode, galaxy_photo
+
+    at = open_page("playground", active_dataset_spec=SMALL_SYNTHETIC)
+    at.file_uploader(key="playground_upload").set_value([("mine.png", b"not an image", "image/png")]).run()
+    assert not at.exception and "**mine.png** cannot be used:" in at.warning[0].value
+    photo = encode(galaxy_photo(96), "PNG")
+    at.file_uploader(key="playground_upload").set_value([("mine.png", photo, "image/png")]).run()
+    assert not at.exception and not at.warning
+    assert any("floor((32 - 3) / 1) + 1 = 30 px" in m.value for m in at.markdown)  # resized as the dataset's
+    assert not any("Galaxy (of" in n.label for n in at.number_input)  # the dropped image replaces the choice
+    at.toggle(key="playground_field").set_value(True).run()
+    at.selectbox(key="playground_field_model").select("custom_cnn").run()
+    assert not at.exception
+    at.selectbox(key="playground_field_layer_custom_cnn").select("block1_conv1").run()
+    assert any("sees a **3x3 px** square of the 32 px input" in m.value for m in at.markdown)
 
 
 def test_convolution_playground_shows_a_trained_runs_first_layer_on_the_galaxy(finished_run):

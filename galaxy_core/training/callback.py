@@ -25,7 +25,11 @@ class RunMetrics(keras.callbacks.Callback):
     - saves the best checkpoint when the monitored figure improves, and stops after `patience` epochs without
       improvement (early stopping; None: never);
     - stops at the next batch once a stop is requested, also between validation batches. An epoch cut short
-      is recorded as a "partial_epoch" line: it is neither validated nor counted.
+      is recorded as a "partial_epoch" line: it is neither validated nor counted;
+    - estimates the time left (ETA): during the first epoch from the batches' pace; after it, the epochs left
+      times a whole epoch's time (training, validation, checkpoint, and what runs between epochs; the first
+      epoch, which traces the graph, left out once there are others), plus the final test evaluation of
+      `evaluation_images` images at validation's pace. Early stopping can only make a run end sooner.
     """
 
     def __init__(
@@ -39,6 +43,7 @@ class RunMetrics(keras.callbacks.Callback):
         planned_epochs: int,
         monitor: str,
         patience: int | None,
+        evaluation_images: int = 0,
     ):
         super().__init__()
         self.run, self.validation, self.num_classes = run, validation, num_classes
@@ -49,7 +54,11 @@ class RunMetrics(keras.callbacks.Callback):
         self.best_value: float | None = None
         self.best_saved = False
         self.best_val_balanced_accuracy: float | None = None
-        self.epoch_seconds: list[float] = []
+        self.epoch_seconds: list[float] = []  # training only: the images-per-second figure
+        self.cycle_seconds: list[float] = []  # the whole epoch: training, validation, checkpoint, the rest
+        self.last_epoch_end: float | None = None
+        self.evaluation_images = evaluation_images
+        self.validation_images_per_second: float | None = None
         self.stopped_by_request = False
         self.new_phase()
 
@@ -122,8 +131,12 @@ class RunMetrics(keras.callbacks.Callback):
         figures.update(validation)
         if logs is not None:
             logs.update(validation)  # for the callbacks after this one (TensorBoard)
-        remaining = max(0, self.planned_epochs - (epoch + 1))
-        eta = remaining * float(np.mean(self.epoch_seconds))
+        if "val_balanced_accuracy" in validation:
+            self.best_val_balanced_accuracy = max(
+                validation["val_balanced_accuracy"], self.best_val_balanced_accuracy or 0.0
+            )
+        self._follow_monitor(figures.get(self.monitor))
+        eta = self._eta(max(0, self.planned_epochs - (epoch + 1)))
         self.run.append_metrics(
             {
                 "kind": "epoch",
@@ -135,11 +148,6 @@ class RunMetrics(keras.callbacks.Callback):
                 "eta_seconds": eta,
             }
         )
-        if "val_balanced_accuracy" in validation:
-            self.best_val_balanced_accuracy = max(
-                validation["val_balanced_accuracy"], self.best_val_balanced_accuracy or 0.0
-            )
-        self._follow_monitor(figures.get(self.monitor))
         self.run.set_status(
             RunState.RUNNING,
             epochs_done=epoch + 1,
@@ -147,6 +155,18 @@ class RunMetrics(keras.callbacks.Callback):
             best_val_balanced_accuracy=self.best_val_balanced_accuracy,
             eta_seconds=eta,
         )
+
+    def _eta(self, epochs_left: int) -> float:
+        """Called once per whole epoch, at its very end: an epoch's cycle runs from the end of the one before
+        (so it holds whatever Keras and the other callbacks do in between) to its own checkpoint."""
+        now = time.perf_counter()
+        self.cycle_seconds.append(now - (self.last_epoch_end or self.epoch_started))
+        self.last_epoch_end = now
+        typical = self.cycle_seconds[1:] or self.cycle_seconds
+        evaluation = (
+            self.evaluation_images / self.validation_images_per_second if self.validation_images_per_second else 0.0
+        )
+        return epochs_left * float(np.mean(typical)) + evaluation
 
     def _follow_monitor(self, value: float | None) -> None:
         """Save the best checkpoint on an improvement; stop early after `patience` epochs without one."""
@@ -170,13 +190,14 @@ class RunMetrics(keras.callbacks.Callback):
         images, labels = self.validation.images, np.asarray(self.validation.labels)
         if not len(labels):
             return {}
-        batches = []
+        batches, started = [], time.perf_counter()
         for start in range(0, len(labels), VALIDATION_BATCH):
             if self._check_stop():
                 return {}
             chunk = images[start : start + VALIDATION_BATCH].astype(np.float32)
             batches.append(np.asarray(self.model.predict_on_batch(chunk)))
         probabilities = np.concatenate(batches).astype(np.float64)
+        self.validation_images_per_second = len(labels) / (time.perf_counter() - started)
         chosen = probabilities[np.arange(len(labels)), labels]
         predicted = probabilities.argmax(axis=1)
         matrix = confusion_matrix(labels, predicted, self.num_classes)

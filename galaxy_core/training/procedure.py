@@ -12,7 +12,9 @@ import errno
 import math
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Protocol
 
 import numpy as np
@@ -92,13 +94,14 @@ def failure_message(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def train_run(run: RunWriter, dataset: Dataset | None = None) -> RunState:
+def train_run(run: RunWriter, dataset: Dataset | None = None, observers: Sequence = ()) -> RunState:
     """Train the run here and return its final state. `dataset`: already loaded (a remote node gets it from the
-    head); by default it is loaded from the run's config. A failure that cannot even be recorded (the disk is
-    full) raises, so that the process around it can report it by other means."""
+    head); by default it is loaded from the run's config. `observers`: more Keras callbacks for every fit phase
+    (benchmarks watch a run with them). A failure that cannot even be recorded (the disk is full) raises, so
+    that the process around it can report it by other means."""
     try:
         config = TrainConfig.from_dict({k: v for k, v in run.config().items() if k != "created"})
-        return _train(run, config, dataset)
+        return _train(run, config, dataset, observers)
     except StoppedBeforeTrainingError as stop:
         run.log(str(stop))
         run.set_status(RunState.STOPPED, message=str(stop), finished=time.time())
@@ -126,10 +129,11 @@ def _load_dataset(run: RunWriter, config: TrainConfig) -> Dataset:
     return create_dataset(config.dataset, cache_dir=load_settings().cache_dir, progress=progress)
 
 
-def _train(run: RunWriter, config: TrainConfig, dataset: Dataset | None) -> RunState:
+def _train(run: RunWriter, config: TrainConfig, dataset: Dataset | None, observers: Sequence) -> RunState:
     import keras
 
     from galaxy_core.models import create_model, model_info
+    from galaxy_core.prediction import VIEW_COUNT
     from galaxy_core.training.callback import RunMetrics
     from galaxy_core.training.device import configure_device
 
@@ -171,8 +175,10 @@ def _train(run: RunWriter, config: TrainConfig, dataset: Dataset | None) -> RunS
         planned_epochs=planned,
         monitor=config.monitor if has_val else "loss",
         patience=config.patience if config.early_stopping else None,
+        evaluation_images=VIEW_COUNT * len(dataset.splits["test"]),  # the final test evaluation's predictions
     )
-    _fit(model, metrics, config, dataset, epochs=config.epochs, learning_rate=config.learning_rate)
+    fit = partial(_fit, model, [metrics, *observers], config, dataset)
+    fit(epochs=config.epochs, learning_rate=config.learning_rate)
     if fine_tune and not metrics.stopped_by_request:
         for layer in model.layers:
             if layer.name.startswith(recipe.fine_tune_prefix):
@@ -180,11 +186,7 @@ def _train(run: RunWriter, config: TrainConfig, dataset: Dataset | None) -> RunS
         run.log(f"fine-tuning {recipe.fine_tune_prefix}* at {recipe.fine_tune_learning_rate:g}")
         metrics.new_phase()
         done = metrics.epochs_done
-        _fit(
-            model,
-            metrics,
-            config,
-            dataset,
+        fit(
             epochs=done + recipe.fine_tune_epochs,
             initial_epoch=done,
             learning_rate=recipe.fine_tune_learning_rate,
@@ -216,8 +218,11 @@ def _train(run: RunWriter, config: TrainConfig, dataset: Dataset | None) -> RunS
     return state
 
 
-def _fit(model, metrics, config: TrainConfig, dataset: Dataset, *, epochs: int, learning_rate: float, initial_epoch=0):
-    """One fit phase, watched by the run's metrics callback (validation, best checkpoint, early stopping, stop)."""
+def _fit(
+    model, watchers: list, config: TrainConfig, dataset: Dataset, *, epochs: int, learning_rate: float, initial_epoch=0
+):
+    """One fit phase, watched by the run's metrics callback first (validation, best checkpoint, early stopping,
+    stop), then by any observers."""
     import keras
 
     steps = math.ceil(len(dataset.splits["train"]) / config.batch_size)
@@ -233,8 +238,8 @@ def _fit(model, metrics, config: TrainConfig, dataset: Dataset, *, epochs: int, 
         initial_epoch=initial_epoch,
         class_weight=weights,
         callbacks=[
-            metrics,
-            keras.callbacks.TensorBoard(metrics.run.tensorboard_dir, write_graph=False, profile_batch=0),
+            *watchers,
+            keras.callbacks.TensorBoard(watchers[0].run.tensorboard_dir, write_graph=False, profile_batch=0),
         ],
         shuffle=False,  # the pipeline shuffles, with the run's seed
         verbose=0,

@@ -1,0 +1,133 @@
+"""Presets, the expected duration before a run starts (throughput probe, cache, arithmetic), the ETA during it,
+and observers of a run's fit."""
+
+import time
+
+import keras
+import pytest
+
+from galaxy_core.data import DatasetSpec
+from galaxy_core.training import RunStore, estimate
+from galaxy_core.training.callback import RunMetrics
+from galaxy_core.training.config import DEFAULT_MODEL, PRESETS, preset_config, recommended_config
+from galaxy_core.training.procedure import train_run
+from tests.helpers import tiny_config, wait_for
+
+SYNTHETIC = DatasetSpec.of("synthetic", num_images=60)
+
+
+def test_presets_set_model_size_and_settings_and_take_single_changes():
+    quick = preset_config(SYNTHETIC, "quick")
+    preset = PRESETS["quick"]
+    assert quick.model == preset.model and quick.input_shape == (preset.image_size, preset.image_size, 3)
+    assert quick.epochs == preset.settings["epochs"] and quick.model_options == preset.settings.get("model_options", {})
+    changed = preset_config(SYNTHETIC, "quick", image_size=32, epochs=3)
+    assert changed.input_shape[0] == 32 and changed.epochs == 3
+    assert preset_config(SYNTHETIC).model == DEFAULT_MODEL
+    with pytest.raises(ValueError, match="unknown preset 'slow'; the presets are recommended, quick, thorough"):
+        preset_config(SYNTHETIC, "slow")
+    # Another model takes its own recipe, and none of the default model's options.
+    other = recommended_config(SYNTHETIC, "custom_cnn")
+    assert other.model_options == {} and other.input_shape[0] == SYNTHETIC.preprocess.image_size
+
+
+def test_expected_seconds_adds_epochs_validation_and_the_final_evaluation():
+    config = tiny_config(epochs=3)
+    rates = estimate.Throughput(train_images_per_second=100.0, predict_images_per_second=1000.0)
+    sizes = {"train": 1000, "val": 100, "test": 50}
+    assert estimate.epoch_seconds(config, rates, sizes) == pytest.approx(10 + 0.1)
+    expected = estimate.FIXED_SECONDS + 3 * 10.1 + 8 * 50 / 1000
+    assert estimate.expected_seconds(config, rates, sizes) == pytest.approx(expected)
+    held_out = tiny_config(epochs=3, validation="from_train", validation_fraction=0.1)
+    assert estimate.epoch_seconds(held_out, rates, sizes) == pytest.approx(9 + 0.1)
+
+
+def test_the_probe_key_follows_what_sets_a_steps_cost():
+    base = tiny_config()
+    assert estimate.probe_key(base) == estimate.probe_key(tiny_config(epochs=9, seed=3, learning_rate=0.01))
+    assert estimate.probe_key(base) != estimate.probe_key(tiny_config(batch_size=32))
+    assert estimate.probe_key(base) != estimate.probe_key(tiny_config(model_options={"blocks": 2}))
+    assert estimate.probe_key(base) != estimate.probe_key(
+        tiny_config(dataset={**base.dataset.to_dict(), "image_size": 20})
+    )
+
+
+@pytest.mark.throughput_probe
+def test_a_probe_measures_in_its_own_process_once_and_caches(tmp_path):
+    config = tiny_config()
+    assert estimate.cached_throughput(config, tmp_path) is None
+    assert estimate.start_probe(config, tmp_path)  # started
+    assert estimate.start_probe(config, tmp_path)  # still running: not started twice
+    wait_for(lambda: estimate.cached_throughput(config, tmp_path), timeout=120)
+    rates = estimate.cached_throughput(config, tmp_path)
+    assert rates.train_images_per_second > 0 and rates.predict_images_per_second > 0
+    assert not estimate.start_probe(config, tmp_path)  # cached
+    (tmp_path / estimate.CACHE_FILE).write_text("{not json")
+    assert estimate.cached_throughput(config, tmp_path) is None  # a damaged cache means: probe again
+
+
+@pytest.mark.throughput_probe
+def test_a_failed_probe_is_not_started_again_in_a_loop(tmp_path):
+    config = tiny_config()
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")  # the cache folder cannot be created: the probe fails
+    assert estimate.start_probe(config, blocked / "cache")
+    # Once it has ended without a result, it is not started again: no caption waits for it any more.
+    wait_for(lambda: not estimate.start_probe(config, blocked / "cache"), timeout=120)
+    assert not estimate.start_probe(config, blocked / "cache") and not (blocked / "cache").exists()
+
+
+class FakeRun:
+    def __init__(self):
+        self.records, self.statuses = [], []
+
+    def append_metrics(self, record):
+        self.records.append(record)
+
+    def set_status(self, state, **fields):
+        self.statuses.append(fields)
+
+    def stop_requested(self):
+        return False
+
+
+def test_the_eta_leaves_out_the_first_epoch_and_adds_the_final_evaluation(monkeypatch):
+    import galaxy_core.training.callback as callback
+
+    clock = iter([100.0, 110.0, 122.0])  # the end of epochs 1, 2 and 3
+    monkeypatch.setattr(callback.time, "perf_counter", lambda: next(clock))
+    metrics = RunMetrics(
+        FakeRun(),
+        None,
+        3,
+        100,
+        batch_size=10,
+        planned_epochs=10,
+        monitor="val_loss",
+        patience=None,
+        evaluation_images=800,
+    )
+    metrics.epoch_started = 70.0  # epoch 1 began at 70: it took 30 s (tracing included)
+    assert metrics._eta(9) == pytest.approx(9 * 30.0)  # one epoch known: it is all there is
+    metrics.validation_images_per_second = 400.0  # the 800 final predictions: 2 s
+    assert metrics._eta(8) == pytest.approx(8 * 10.0 + 2.0)  # epoch 2 (100 to 110); the first left out
+    assert metrics._eta(7) == pytest.approx(7 * 11.0 + 2.0)  # epochs 2 and 3: 10 and 12 s
+
+
+class EpochCounter(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append((epoch + 1, "val_balanced_accuracy" in (logs or {})))
+
+
+def test_observers_watch_every_epoch_after_the_runs_own_metrics(isolated_settings):
+    run = RunStore(isolated_settings["runs"]).create(tiny_config(epochs=2).to_dict(), "c")
+    counter = EpochCounter()
+    started = time.perf_counter()
+    assert train_run(run, observers=[counter]) == "finished"
+    assert counter.epochs == [(1, True), (2, True)]  # validation figures are in the logs it sees
+    eta = [m["eta_seconds"] for m in run.metrics() if m["kind"] == "epoch"]
+    assert 0 < eta[0] < time.perf_counter() - started
