@@ -194,6 +194,10 @@ def test_train_a_run_and_watch_its_curve(app_url, page):
     sidebar.get_by_role("link", name="Train").click()
     expect(page.get_by_role("heading", name="Train")).to_be_visible()
     expect(page.get_by_text("On the active dataset: classroom")).to_be_visible()
+    # The recommended preset comes first, with how long it will take (or that this is being measured).
+    expect(page.get_by_text("Recommended: Small Inception")).to_be_visible()
+    duration = re.compile("Measuring how fast this machine trains|Expected duration on this machine")
+    expect(page.get_by_text(duration)).to_be_visible()
     page.get_by_text("Your own: choose the model and settings").click()
     page.get_by_role("combobox", name="Model", exact=True).click()
     page.get_by_role("option", name="Custom: Custom CNN").click()

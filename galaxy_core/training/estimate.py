@@ -2,9 +2,10 @@
 
 The probe builds the run's model, feeds it random images of the run's shape through the run's own input pipeline
 for a few seconds (after the step has been traced), and times predictions: pixels do not change a step's cost.
-It runs in a process of its own (`start_probe`), so a page never waits for it and a crash cannot reach the
-server; its result is kept in the cache folder, keyed by what sets a step's cost and by the machine's core count.
-A probe taken while other runs train measures a busy machine: the estimate then errs long.
+It runs in a process of its own at a low priority (`start_probe`), so a page never waits for it, a crash cannot
+reach the server and first visits to other pages keep the CPU; its result is kept in the cache folder, keyed by
+what sets a step's cost and by the machine's core count. A probe taken while other runs train measures a busy
+machine: the estimate then errs long.
 """
 
 from __future__ import annotations
@@ -136,6 +137,7 @@ def main(arguments: list[str]) -> None:
     from galaxy_core.runtime import import_tensorflow
 
     config_json, cache_dir = arguments
+    os.nice(10)  # the pages a class is opening come first; on an idle machine the figure is the same
     config = TrainConfig.from_dict(json.loads(config_json))
     Path(cache_dir).mkdir(parents=True, exist_ok=True)  # a cache that cannot be written fails before any work
     import_tensorflow()
