@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from galaxy_core.data import DatasetError
+from galaxy_core.errors import GalaxyLabError
 from galaxy_core.evaluation import answers_changed, cell_members, confident_mistakes, summarize
 from galaxy_core.inference import RunAnswers, run_answers
 from galaxy_core.prediction import ModelLoadError, predict_probabilities
@@ -209,7 +210,13 @@ def explained_image(data: RunAnswers, index: int, classes: list, layer: str | No
 def feature_map_tab(data: RunAnswers, model_key: tuple) -> None:
     import plotly.express as px
 
-    coordinates, shares = _features_2d(data.model, model_key, data.images, (len(data.images), tuple(data.class_names)))
+    try:
+        coordinates, shares = _features_2d(
+            data.model, model_key, data.images, (len(data.images), tuple(data.class_names))
+        )
+    except GalaxyLabError as error:  # too few test images, or a model without a classifier layer to read
+        st.info(f"No feature map for this run: {error}.")
+        return
     st.markdown(
         "Each test galaxy as the network sums it up just before its classifier (the features of its last layer), "
         "projected to two dimensions by principal component analysis. Galaxies the network finds alike lie close; "

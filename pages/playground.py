@@ -42,13 +42,15 @@ def galaxy_ui(dataset) -> np.ndarray:
         help="It is cropped and resized as the active dataset's images are; it is never stored.",
     )
     if dropped is not None:
-        settings = get_settings()
-        (upload,) = read_uploads(
-            [(dropped.name, dropped.getvalue())], dataset.spec.preprocess, UploadLimits.from_settings(settings)
+        uploads = read_uploads(
+            [(dropped.name, dropped.getvalue())], dataset.spec.preprocess, UploadLimits.from_settings(get_settings())
         )
-        if isinstance(upload, ImageInput):
-            return upload.pixels
-        st.warning(f"**{upload.name}** cannot be used: {upload.reason}. A galaxy of the dataset is shown instead.")
+        usable = next((upload for upload in uploads if isinstance(upload, ImageInput)), None)
+        if usable is not None:
+            if len(uploads) > 1:  # an archive under an image's name
+                st.caption(f"{dropped.name} holds {len(uploads)} files: the first image, {usable.name}, is used.")
+            return usable.pixels
+        st.warning(f"**{dropped.name}** cannot be used: {uploads[0].reason}. A galaxy of the dataset is shown instead.")
     train = dataset.splits["train"]
     index = st.number_input(f"Galaxy (of {len(train)} training images)", 0, len(train) - 1, 0, key="playground_image")
     return train.images[index]

@@ -156,3 +156,17 @@ def test_a_run_without_a_test_split_is_reported(finished_run):
     at = open_page("evaluate")
     assert not at.exception
     assert "has no test split" in at.error[0].value
+
+
+def test_a_feature_map_of_too_few_test_images_is_explained_not_drawn(isolated_settings):
+    from galaxy_core.training.procedure import train_run
+    from tests.helpers import tiny_config, write_image_folder
+
+    root = write_image_folder(isolated_settings["data"] / "pair", {"a": 10, "b": 10})
+    dataset = {"name": "folder", "path": str(root), "image_size": 16, "test_fraction": 0.1}
+    run = RunStore(isolated_settings["runs"]).create(tiny_config(dataset=dataset, epochs=1).to_dict(), "c")
+    assert train_run(run) == "finished"
+    assert len(saved_predictions(run).labels) == 2  # one test image per class
+    at = open_page("evaluate", evaluate_tabs="Feature map")
+    assert not at.exception
+    assert "No feature map for this run: a 2-D projection needs at least 3 feature vectors" in at.info[0].value

@@ -372,12 +372,19 @@ def test_convolution_playground_works_out_sizes_and_explains_bad_kernels():
 
 
 def test_convolution_playground_takes_a_dropped_image_and_draws_a_receptive_field():
-    from tests.uploads import encode, galaxy_photo
+    from tests.uploads import encode, galaxy_photo, zip_of
 
     at = open_page("playground", active_dataset_spec=SMALL_SYNTHETIC)
     at.file_uploader(key="playground_upload").set_value([("mine.png", b"not an image", "image/png")]).run()
     assert not at.exception and "**mine.png** cannot be used:" in at.warning[0].value
     photo = encode(galaxy_photo(96), "PNG")
+    # An archive under an image's name: its first image is used; an empty one is said.
+    bundle = zip_of({"notes.txt": b"hi", "a.png": photo, "b.png": photo})
+    at.file_uploader(key="playground_upload").set_value([("bundle.png", bundle, "image/png")]).run()
+    assert not at.exception and not at.warning
+    assert any("bundle.png holds 3 files: the first image, bundle.png/a.png, is used" in c.value for c in at.caption)
+    at.file_uploader(key="playground_upload").set_value([("empty.png", zip_of({}), "image/png")]).run()
+    assert not at.exception and "**empty.png** cannot be used: the archive holds no image files" in at.warning[0].value
     at.file_uploader(key="playground_upload").set_value([("mine.png", photo, "image/png")]).run()
     assert not at.exception and not at.warning
     assert any("floor((32 - 3) / 1) + 1 = 30 px" in m.value for m in at.markdown)  # resized as the dataset's
