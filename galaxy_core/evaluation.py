@@ -12,6 +12,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from galaxy_core.errors import InvalidInputError
+
 
 @dataclass(frozen=True)
 class ClassMetrics:
@@ -111,6 +113,37 @@ def shared_mistakes(labels, probability_sets) -> np.ndarray:
     indices = np.flatnonzero(wrong)
     confidence = np.mean([p[indices].max(axis=1) for p in probability_sets], axis=0)
     return indices[np.argsort(-confidence, kind="stable")]
+
+
+def label_issues(labels, probabilities) -> np.ndarray:
+    """Indices of the examples whose given label the data itself doubts, the most doubtful first: confident
+    learning (Northcutt et al. 2021, through `cleanlab.filter.find_label_issues`) on out-of-sample predicted
+    probabilities, i.e. each example's from a model that did not train on it (out-of-fold for a training split).
+
+    An example is flagged when the model's confident answers say its class is probably another, counted per pair of
+    classes so that a class the model often confuses does not flag all its members; the flagged are ranked by the
+    probability the model gives their given label, lowest first.
+    """
+    labels = np.asarray(labels)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if probabilities.ndim != 2 or len(probabilities) != len(labels) or len(labels) == 0:
+        raise InvalidInputError(
+            f"label_issues needs one row of class probabilities per label, got {len(labels)} labels and "
+            f"probabilities of shape {probabilities.shape}"
+        )
+    num_classes = probabilities.shape[1]
+    if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= num_classes:
+        raise InvalidInputError(f"labels must be whole numbers from 0 to {num_classes - 1}")
+    if not np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-3) or (probabilities < 0).any():
+        raise InvalidInputError("each row of probabilities must be non-negative and sum to 1")
+    missing = sorted(set(range(num_classes)) - set(labels.tolist()))
+    if missing:
+        raise InvalidInputError(f"every class needs examples to judge its labels; none of class(es) {missing}")
+    from cleanlab.filter import find_label_issues  # deferred: it imports scikit-learn
+
+    return np.asarray(
+        find_label_issues(labels, probabilities, return_indices_ranked_by="self_confidence"), dtype=np.int64
+    )
 
 
 def per_class_share(labels, indices, num_classes: int) -> tuple[np.ndarray, np.ndarray, float]:

@@ -8,6 +8,7 @@ from galaxy_core.evaluation import (
     cell_members,
     confident_mistakes,
     confusion_matrix,
+    label_issues,
     macro_f1,
     mcnemar,
     per_class_metrics,
@@ -141,3 +142,37 @@ def test_answers_changed_counts_fixed_and_broken_examples():
     after = np.array([0, 1, 1, 0, 1])  # fixes 1 and 3, breaks 2
     assert answers_changed(labels, before, after) == (2, 1)
     assert answers_changed(labels, before, before) == (0, 0)
+
+
+def test_label_issues_finds_most_flipped_labels_and_few_others():
+    rng = np.random.default_rng(0)
+    true = rng.choice(3, size=900, p=[0.6, 0.25, 0.15])  # imbalanced, like gz1-3class
+    # A decent out-of-sample model: most of its probability on the true class, errors spread.
+    logits = rng.normal(0, 1, (900, 3)) + 3.0 * np.eye(3)[true]
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    flipped = rng.choice(900, size=45, replace=False)
+    given = true.copy()
+    given[flipped] = (true[flipped] + rng.integers(1, 3, size=45)) % 3
+    found = label_issues(given, probabilities)
+    assert len(set(found)) == len(found) and set(found) <= set(range(900))
+    hits = len(set(found) & set(flipped))
+    assert hits >= 0.8 * len(flipped)  # most flips found
+    assert hits >= 0.6 * len(found)  # and most of what is flagged is a flip
+    assert len(label_issues(true, probabilities)) <= 5  # clean labels: (almost) nothing flagged
+    # Most doubtful first: the given label's probability never falls along the ranking.
+    doubt = probabilities[found, given[found]]
+    assert (np.diff(doubt) >= -1e-12).all()
+
+
+@pytest.mark.parametrize(
+    ("labels", "probabilities", "message"),
+    [
+        ([0, 1], [[0.5, 0.5]], "one row of class probabilities per label"),
+        ([0, 2], [[0.5, 0.5], [0.5, 0.5]], "labels must be whole numbers from 0 to 1"),
+        ([0, 1], [[0.9, 0.3], [0.5, 0.5]], "sum to 1"),
+        ([0, 0, 0], [[0.5, 0.5]] * 3, r"none of class\(es\) \[1\]"),
+    ],
+)
+def test_label_issues_refuses_inputs_it_cannot_judge(labels, probabilities, message):
+    with pytest.raises(ValueError, match=message):
+        label_issues(np.asarray(labels), probabilities)

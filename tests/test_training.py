@@ -316,3 +316,37 @@ def test_remote_files_land_only_inside_the_run_folder(isolated_settings):
     for bad in ["../escape", "/etc/passwd", "train/../../x", "", ".", "train/..hidden"]:
         with pytest.raises(ValueError, match="not a TensorBoard file name"):
             run.append_tensorboard(bad, 0, b"x")
+
+
+def test_folds_are_stratified_seeded_and_cover_every_image():
+    from galaxy_core.training.folds import stratified_folds
+
+    labels = np.array([0] * 10 + [1] * 6 + [2] * 3)
+    folds = stratified_folds(labels, 3, seed=1)
+    assert set(folds) == {0, 1, 2}
+    for label in (0, 1, 2):  # each class dealt round the folds
+        counts = np.bincount(folds[labels == label], minlength=3)
+        assert counts.max() - counts.min() <= 1
+    np.testing.assert_array_equal(folds, stratified_folds(labels, 3, seed=1))
+    assert not np.array_equal(folds, stratified_folds(labels, 3, seed=2))
+
+
+def test_out_of_fold_probabilities_cover_the_training_split_and_refuse_too_few_images(isolated_settings):
+    from galaxy_core.data import create_dataset
+    from galaxy_core.training.folds import out_of_fold_probabilities
+
+    config = tiny_config(epochs=1)
+    dataset = create_dataset(config.dataset, cache_dir=isolated_settings["cache"])
+    reported = []
+    probabilities = out_of_fold_probabilities(config, dataset, 2, on_fold=lambda done, total: reported.append(done))
+    assert probabilities.shape == (len(dataset.splits["train"]), 3) and reported == [1, 2]
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    train = dataset.splits["train"]
+    few_spirals = np.concatenate([np.flatnonzero(train.labels != 2), np.flatnonzero(train.labels == 2)[:2]])
+    small = replace(dataset, splits={**dataset.splits, "train": train.take(few_spirals)})
+    with pytest.raises(
+        ValueError, match="a 3-fold review needs at least 3 training images of each class: spiral has 2"
+    ):
+        out_of_fold_probabilities(config, small, 3)
+    with pytest.raises(ValueError, match="folds must be a whole number from 2 to 10"):
+        out_of_fold_probabilities(config, dataset, 1)

@@ -73,7 +73,8 @@ def with_validation_source(dataset: Dataset, config: TrainConfig) -> Dataset:
     return replace(dataset, splits={**dataset.splits, "train": train.take(kept), "val": train.take(held_out)})
 
 
-def _optimizer(config: TrainConfig, learning_rate: float, total_steps: int):
+def make_optimizer(config: TrainConfig, learning_rate: float, total_steps: int):
+    """The run's optimizer at `learning_rate`, decayed over `total_steps` by its schedule."""
     import keras
 
     if config.schedule == "cosine":
@@ -227,7 +228,7 @@ def _fit(
 
     steps = math.ceil(len(dataset.splits["train"]) / config.batch_size)
     model.compile(
-        optimizer=_optimizer(config, learning_rate, steps * (epochs - initial_epoch)),
+        optimizer=make_optimizer(config, learning_rate, steps * (epochs - initial_epoch)),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
