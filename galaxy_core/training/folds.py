@@ -82,7 +82,8 @@ def out_of_fold_probabilities(
             seed=config.seed + fold,
         )
         weights = class_weights(train.labels[kept], dataset.num_classes) if config.class_weighting else None
-        model.fit(batches, epochs=config.epochs, class_weight=weights, verbose=0)
+        # The pipeline shuffles, with the seed.
+        model.fit(batches, epochs=config.epochs, class_weight=weights, shuffle=False, verbose=0)
         probabilities[held_out] = predict_probabilities(model, train.images[held_out])
         if on_fold is not None:
             on_fold(fold + 1, folds)
