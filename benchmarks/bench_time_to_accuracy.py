@@ -30,6 +30,7 @@ import numpy as np
 
 from galaxy_core.data import DatasetSpec, create_dataset
 from galaxy_core.evaluation import balanced_accuracy, confusion_matrix
+from galaxy_core.prediction import predict_probabilities
 from galaxy_core.settings import load_settings
 from galaxy_core.training import RunStore
 from galaxy_core.training.config import PRESETS, TrainConfig, preset_config
@@ -70,12 +71,7 @@ class TestWatch(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         begun = time.perf_counter()
         minutes = self.clock() / 60
-        predicted = np.concatenate(
-            [
-                np.asarray(self.model.predict_on_batch(self.images[i : i + 256].astype(np.float32))).argmax(axis=1)
-                for i in range(0, len(self.images), 256)
-            ]
-        )
+        predicted = predict_probabilities(self.model, self.images).argmax(axis=1)
         score = balanced_accuracy(confusion_matrix(self.labels, predicted, self.num_classes))
         self.records.append({"epoch": epoch + 1, "minutes": minutes, "test": score, "own": self.own_seconds})
         self.own_seconds += time.perf_counter() - begun

@@ -67,6 +67,13 @@ def output_size_in_words(size: int, kernel_side: int, stride: int = 1, padding: 
     return f"ceil({size} / {stride}) = {out} (zeros padded around the image keep every position)"
 
 
+def same_padding(size: int, kernel_side: int, stride: int = 1) -> tuple[int, int]:
+    """(before, after) zeros that "same" padding adds along a side, by Keras' rule: as many as the ceil(n / s)
+    positions need, the odd one at the end."""
+    total = max((math.ceil(size / stride) - 1) * stride + kernel_side - size, 0)
+    return total // 2, total - total // 2
+
+
 def convolve(image: np.ndarray, kernel: np.ndarray, stride: int = 1, padding: str = "valid") -> np.ndarray:
     """The feature map of a 2-D image (H, W) under `kernel` (k, k): each output pixel is the sum of the kernel
     times the image patch under it."""
@@ -75,9 +82,8 @@ def convolve(image: np.ndarray, kernel: np.ndarray, stride: int = 1, padding: st
         raise InvalidInputError(f"the image must be one square channel (H, H), got {image.shape}")
     side = kernel.shape[0]
     out = output_size(image.shape[0], side, stride, padding)
-    if padding == "same":  # Keras' rule: as much zero padding as needed, the odd one at the end
-        total = max((out - 1) * stride + side - image.shape[0], 0)
-        image = np.pad(image, ((total // 2, total - total // 2),) * 2)
+    if padding == "same":
+        image = np.pad(image, (same_padding(image.shape[0], side, stride),) * 2)
     windows = np.lib.stride_tricks.sliding_window_view(image, (side, side))[::stride, ::stride][:out, :out]
     return np.einsum("ijkl,kl->ij", windows, kernel)
 

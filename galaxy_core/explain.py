@@ -15,14 +15,14 @@ and the model's behaviour tell different stories (an occluded patch can also be 
 
 from __future__ import annotations
 
-import math
 import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
+from galaxy_core.convolution import same_padding
 from galaxy_core.errors import InvalidInputError
-from galaxy_core.prediction import PREDICT_BATCH
+from galaxy_core.prediction import predict_in_batches
 
 LOGITS_LAYER = "logits"
 GRADCAM_BATCH = 32
@@ -229,17 +229,12 @@ def occlusion(model, images, class_index=None, patch: int = 8, stride: int = 4) 
     corners = [(top, left) for top in tops for left in lefts]
     maps = np.zeros((len(images), height, width), np.float32)
     for index, image in enumerate(images):
-        base = np.asarray(model.predict_on_batch(image[None]), np.float32)[0]
+        base = predict_in_batches(model, image[None])[0]
         chosen = int(base.argmax()) if classes[index] < 0 else int(classes[index])
         covered = np.repeat(image[None], len(corners), axis=0)
         for copy, (top, left) in zip(covered, corners, strict=True):
             copy[top : top + patch, left : left + patch] = image.mean(axis=(0, 1))
-        probabilities = np.concatenate(
-            [
-                np.asarray(model.predict_on_batch(covered[start : start + PREDICT_BATCH]), np.float32)
-                for start in range(0, len(covered), PREDICT_BATCH)
-            ]
-        )
+        probabilities = predict_in_batches(model, covered)
         drops = np.maximum(base[chosen] - probabilities[:, chosen], 0.0)
         total, coverage = np.zeros((height, width), np.float32), np.zeros((height, width), np.float32)
         for drop, (top, left) in zip(drops, corners, strict=True):
@@ -269,14 +264,7 @@ def embedding(model, images, layer_name: str | None = None) -> np.ndarray:
             output = model.get_layer(layer_name).output
         except ValueError as error:
             raise InvalidInputError(f"model {model.name!r} has no layer {layer_name!r}") from error
-    probe = keras.Model(model.input, output)
-    images = _as_batch(images)
-    features = np.concatenate(
-        [
-            np.asarray(probe.predict_on_batch(images[start : start + PREDICT_BATCH]), np.float32)
-            for start in range(0, len(images), PREDICT_BATCH)
-        ]
-    )
+    features = predict_in_batches(keras.Model(model.input, output), _as_batch(images))
     if features.ndim == 4:
         features = features.mean(axis=(1, 2))
     if features.ndim != 2:
@@ -383,9 +371,7 @@ def receptive_field(model, layer_name: str) -> ReceptiveField:
         window = _window(layer)
         if window is not None:
             kernel, stride, padding = window
-            before = (
-                max((math.ceil(in_side / stride) - 1) * stride + kernel - in_side, 0) // 2 if padding == "same" else 0
-            )
+            before = same_padding(in_side, kernel, stride)[0] if padding == "same" else 0
             centre += ((kernel - 1) / 2 - before) * jump
             size, jump = size + (kernel - 1) * jump, jump * stride
         elif isinstance(layer, keras.layers.ZeroPadding2D | keras.layers.Cropping2D):

@@ -49,8 +49,9 @@ def dihedral_views(images: np.ndarray) -> list[np.ndarray]:
     return turns + [view[:, :, ::-1] for view in turns]
 
 
-def _predict(model, images: np.ndarray) -> np.ndarray:
-    """Probabilities in batches, without model.predict's per-call input pipeline (slow for one image)."""
+def predict_in_batches(model, images: np.ndarray) -> np.ndarray:
+    """The model's outputs (probabilities, or a probe's features) in batches of PREDICT_BATCH, as float32, without
+    model.predict's per-call input pipeline (slow for one image)."""
     images = np.asarray(images, dtype=np.float32)
     batches = [
         model.predict_on_batch(images[start : start + PREDICT_BATCH]) for start in range(0, len(images), PREDICT_BATCH)
@@ -60,12 +61,12 @@ def _predict(model, images: np.ndarray) -> np.ndarray:
 
 def predict_views(model, images: np.ndarray) -> np.ndarray:
     """Probabilities for each of the 8 views, shape (8, N, classes)."""
-    return _predict(model, np.concatenate(dihedral_views(np.asarray(images)))).reshape(8, len(images), -1)
+    return predict_in_batches(model, np.concatenate(dihedral_views(np.asarray(images)))).reshape(8, len(images), -1)
 
 
 def predict_probabilities(model, images: np.ndarray, *, tta: bool = False) -> np.ndarray:
     """Class probabilities (N, classes); with `tta`, the mean over the 8 views of each image."""
-    return predict_views(model, images).mean(axis=0) if tta else _predict(model, images)
+    return predict_views(model, images).mean(axis=0) if tta else predict_in_batches(model, images)
 
 
 def align_labels(labels: np.ndarray, dataset_classes, model_classes) -> np.ndarray:

@@ -24,7 +24,7 @@ from galaxy_core.uploads import (
 )
 from pages.ui.display import enlarge
 from pages.ui.navigation import run_router
-from pages.ui.runs import choose_run, run_model, runs_apart, runs_that
+from pages.ui.runs import choose_run, model_key, run_model, runs_apart, runs_that
 from pages.ui.state import get_settings, load_dataset, note_run_dataset
 
 DETAILED = 12  # images shown with their input, probabilities and Grad-CAM; all of them go in the table
@@ -150,8 +150,7 @@ def export_ui(run) -> None:
     if st.button("Prepare the file", key="classify_prepare"):
         st.session_state["classify_prepared"] = wanted
     if st.session_state.get("classify_prepared") == wanted:
-        path = run.model_path()
-        data = _export_bytes(str(run.path), (str(path), path.stat().st_mtime), export_format)
+        data = _export_bytes(str(run.path), model_key(run), export_format)
         st.download_button(
             f"Download {labels[export_format]}",
             data,

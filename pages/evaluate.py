@@ -12,7 +12,7 @@ from galaxy_core.prediction import ModelLoadError, predict_probabilities
 from galaxy_core.training import RunState
 from pages.ui.display import confusion_figure, enlarge, image_grid, label_noise_note, lazy_tabs
 from pages.ui.navigation import run_router
-from pages.ui.runs import choose_run, run_model, runs_apart, runs_that
+from pages.ui.runs import choose_run, model_key, run_model, runs_apart, runs_that
 from pages.ui.state import get_settings, load_dataset, note_run_dataset
 
 GALLERY_PAGE = 24
@@ -25,20 +25,15 @@ AGREEING_MAPS = 0.5  # the correlation above which Grad-CAM and occlusion are sa
 
 
 @st.cache_data(max_entries=8, show_spinner="Predicting the test images…")
-def _predict(_model, model_key: tuple, _images: np.ndarray, images_key: tuple, tta: bool) -> np.ndarray:
+def _predict(_model, model_file: tuple, _images: np.ndarray, images_key: tuple, tta: bool) -> np.ndarray:
     return predict_probabilities(_model, _images, tta=tta)
 
 
 @st.cache_data(max_entries=8, show_spinner="Reading the network's features of every test image…")
-def _features_2d(_model, model_key: tuple, _images: np.ndarray, images_key: tuple):
+def _features_2d(_model, model_file: tuple, _images: np.ndarray, images_key: tuple):
     from galaxy_core.explain import embedding, project_2d
 
     return project_2d(embedding(_model, _images))
-
-
-def _model_key(run, checkpoint: str) -> tuple:
-    path = run.model_path(checkpoint)
-    return (str(path), path.stat().st_mtime)
 
 
 def load_answers(run, checkpoint: str, tta: bool) -> RunAnswers:
@@ -46,7 +41,7 @@ def load_answers(run, checkpoint: str, tta: bool) -> RunAnswers:
     (cached per model file and dataset)."""
     model = run_model(run, checkpoint)
     dataset = load_dataset(run.summary().dataset, get_settings())
-    model_key = _model_key(run, checkpoint)
+    model_file = model_key(run, checkpoint)
     images_key = (dataset.spec, len(dataset.splits["test"]))
     return run_answers(
         run,
@@ -54,7 +49,7 @@ def load_answers(run, checkpoint: str, tta: bool) -> RunAnswers:
         dataset,
         checkpoint=checkpoint,
         tta=tta,
-        predict=lambda images: _predict(model, model_key, images, images_key, tta),
+        predict=lambda images: _predict(model, model_file, images, images_key, tta),
     )
 
 
@@ -207,12 +202,12 @@ def explained_image(data: RunAnswers, index: int, classes: list, layer: str | No
         )
 
 
-def feature_map_tab(data: RunAnswers, model_key: tuple) -> None:
+def feature_map_tab(data: RunAnswers, model_file: tuple) -> None:
     import plotly.express as px
 
     try:
         coordinates, shares = _features_2d(
-            data.model, model_key, data.images, (len(data.images), tuple(data.class_names))
+            data.model, model_file, data.images, (len(data.images), tuple(data.class_names))
         )
     except GalaxyLabError as error:  # too few test images, or a model without a classifier layer to read
         st.info(f"No feature map for this run: {error}.")
@@ -355,7 +350,7 @@ def render() -> None:
             "Mistakes": lambda: mistakes_tab(answers),
             "Grad-CAM": lambda: gradcam_tab(answers),
             "Inside the network": lambda: inside_tab(answers),
-            "Feature map": lambda: feature_map_tab(answers, _model_key(run, checkpoint)),
+            "Feature map": lambda: feature_map_tab(answers, model_key(run, checkpoint)),
             "Test-time augmentation": lambda: tta_tab(run, checkpoint),
         },
     )

@@ -66,9 +66,8 @@ def _built_model(name: str, input_shape: tuple):
 def with_box(image: np.ndarray, start: float, end: float, size: int = 256) -> np.ndarray:
     """The image enlarged, RGB, with the square [start, end] (input pixels, both sides) outlined where it lies on
     the image."""
-    rgb = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image.copy()
-    factor = max(1, size // rgb.shape[0])
-    big = rgb.repeat(factor, axis=0).repeat(factor, axis=1)
+    big = enlarge(np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image, size)
+    factor = big.shape[0] // image.shape[0]
     low = int(np.clip(np.floor(start * factor), 0, big.shape[0] - 1))
     high = int(np.clip(np.ceil((end + 1) * factor) - 1, 0, big.shape[0] - 1))
     width = max(1, factor // 2)

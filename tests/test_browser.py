@@ -114,6 +114,34 @@ def add_run_stopped_before_its_first_epoch(template: Path, runs_dir: Path, suffi
     return run_id
 
 
+def choose_the_classroom_folder(page) -> None:
+    """On the Dataset page: the class's small folder (52 galaxies) becomes the session's dataset."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("combobox", name="Dataset", exact=True).click()
+    page.get_by_role("option", name="classroom (folder)").click()
+    expect(page.get_by_test_id("stSidebar").get_by_text("classroom, 64 px, RGB")).to_be_visible()
+
+
+def queue_a_custom_cnn_run(page, epochs: int) -> None:
+    """On the Train page with the form open: your own recipe, the custom CNN for `epochs`, Train."""
+    from playwright.sync_api import expect
+
+    page.get_by_text("Your own: choose the model and settings").click()
+    page.get_by_role("combobox", name="Model", exact=True).click()
+    page.get_by_role("option", name="Custom: Custom CNN").click()
+    # The form is drawn anew for the chosen model (its recipe's learning rate, 0.001): wait for it before typing.
+    expect(page.get_by_test_id("stSliderThumbValue").get_by_text("0.001", exact=True)).to_be_visible()
+    field = page.get_by_role("spinbutton", name="Epochs (at most)")
+    field.fill(str(epochs))
+    field.press("Tab")  # commit the typed value before submitting the form
+    expect(field).to_have_value(str(epochs))
+    # A click that lands while the script is still running can be lost: wait until the app is idle.
+    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
+    page.get_by_role("button", name="Train").click()
+    expect(page.get_by_text("Queued run")).to_be_visible()
+
+
 @pytest.fixture
 def page(request):
     from playwright.sync_api import expect, sync_playwright
@@ -161,9 +189,7 @@ def test_home_then_browse_synthetic_and_real_folder(app_url, page):
     expect(page.get_by_text("Look closer at")).to_be_visible()
     expect(page.locator("[data-testid='stImage'] img")).to_have_count(25)  # 24 in the grid + the closer look
 
-    page.get_by_role("combobox", name="Dataset", exact=True).click()
-    page.get_by_role("option", name="classroom (folder)").click()
-    expect(page.get_by_test_id("stSidebar").get_by_text("classroom, 64 px, RGB")).to_be_visible()
+    choose_the_classroom_folder(page)
     page.get_by_role("tab", name="Overview").click()
     expect(page.get_by_text("The classes are imbalanced")).to_be_visible()
 
@@ -187,30 +213,15 @@ def test_train_a_run_and_watch_its_curve(app_url, page):
 
     # A class trains on its small folder (52 galaxies), chosen on the Dataset page, in the same session.
     page.goto(f"{app_url}/dataset")
-    page.get_by_role("combobox", name="Dataset", exact=True).click()
-    page.get_by_role("option", name="classroom (folder)").click()
-    sidebar = page.get_by_test_id("stSidebar")
-    expect(sidebar.get_by_text("classroom, 64 px, RGB")).to_be_visible()
-    sidebar.get_by_role("link", name="Train").click()
+    choose_the_classroom_folder(page)
+    page.get_by_test_id("stSidebar").get_by_role("link", name="Train").click()
     expect(page.get_by_role("heading", name="Train")).to_be_visible()
     expect(page.get_by_text("On the active dataset: classroom")).to_be_visible()
     # The recommended preset comes first, with how long it will take (or that this is being measured).
     expect(page.get_by_text("Recommended: Small Inception")).to_be_visible()
     duration = re.compile("Measuring how fast this machine trains|Expected duration on this machine")
     expect(page.get_by_text(duration)).to_be_visible()
-    page.get_by_text("Your own: choose the model and settings").click()
-    page.get_by_role("combobox", name="Model", exact=True).click()
-    page.get_by_role("option", name="Custom: Custom CNN").click()
-    # The form is drawn anew for the chosen model (its recipe's learning rate, 0.001): wait for it before typing.
-    expect(page.get_by_test_id("stSliderThumbValue").get_by_text("0.001", exact=True)).to_be_visible()
-    epochs = page.get_by_role("spinbutton", name="Epochs (at most)")
-    epochs.fill("2")
-    epochs.press("Tab")  # commit the typed value before submitting the form
-    expect(epochs).to_have_value("2")
-    # A click that lands while the script is still running can be lost: wait until the app is idle.
-    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
-    page.get_by_role("button", name="Train").click()
-    expect(page.get_by_text("Queued run")).to_be_visible()
+    queue_a_custom_cnn_run(page, epochs=2)
     # The fragment refreshes the run every 2 s: the curve appears while it trains, the figures when it ends.
     expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=120_000)
     expect(page.get_by_text("Test balanced accuracy")).to_be_visible(timeout=180_000)
@@ -222,17 +233,7 @@ def test_stop_a_running_run(app_url, page):
 
     page.goto(f"{app_url}/train")
     page.get_by_text("New run", exact=True).click()  # the form folds away once there are runs
-    page.get_by_text("Your own: choose the model and settings").click()
-    page.get_by_role("combobox", name="Model", exact=True).click()
-    page.get_by_role("option", name="Custom: Custom CNN").click()
-    expect(page.get_by_test_id("stSliderThumbValue").get_by_text("0.001", exact=True)).to_be_visible()
-    epochs = page.get_by_role("spinbutton", name="Epochs (at most)")
-    epochs.fill("150")
-    epochs.press("Tab")
-    expect(epochs).to_have_value("150")
-    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
-    page.get_by_role("button", name="Train").click()
-    expect(page.get_by_text("Queued run")).to_be_visible()
+    queue_a_custom_cnn_run(page, epochs=150)
     expect(page.get_by_text(": running ·")).to_be_visible(timeout=120_000)
     expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=120_000)  # it has trained a little
     page.get_by_role("button", name="Stop").click()
@@ -268,11 +269,8 @@ def test_a_reload_and_a_shared_link_keep_the_dataset_run_and_tab(app_url, app_ba
     run_id = add_finished_run(_trained_run_template, app_base / "runs", "link")
     early_id = add_run_stopped_before_its_first_epoch(_trained_run_template, app_base / "runs", "early")
     page.goto(f"{app_url}/dataset")
-    page.get_by_role("combobox", name="Dataset", exact=True).click()
-    page.get_by_role("option", name="classroom (folder)").click()
-    sidebar = page.get_by_test_id("stSidebar")
-    expect(sidebar.get_by_text("classroom, 64 px, RGB")).to_be_visible()
-    sidebar.get_by_role("link", name="Evaluate").click()
+    choose_the_classroom_folder(page)
+    page.get_by_test_id("stSidebar").get_by_role("link", name="Evaluate").click()
     page.get_by_role("combobox", name="Run", exact=True).click()
     page.get_by_role("option", name=run_id).click()
     page.get_by_role("tab", name="Mistakes").click()

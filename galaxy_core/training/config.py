@@ -70,6 +70,14 @@ class TrainConfig:
             raise InvalidInputError("; ".join(problems))
 
     @property
+    def planned_epochs(self) -> int:
+        """The epochs a run trains if nothing stops it: its own, then its model's fine-tuning phase, if any."""
+        from galaxy_core.models import model_info
+
+        recipe = model_info(self.model).recipe
+        return self.epochs + (recipe.fine_tune_epochs if recipe.fine_tune_prefix else 0)
+
+    @property
     def input_shape(self) -> tuple[int, int, int]:
         preprocess = self.dataset.preprocess
         return (preprocess.image_size, preprocess.image_size, preprocess.channels)

@@ -107,12 +107,8 @@ def epoch_seconds(config: TrainConfig, throughput: Throughput, split_sizes: dict
 def expected_seconds(config: TrainConfig, throughput: Throughput, split_sizes: dict[str, int]) -> float:
     """A run's whole time if it trains every planned epoch: the epochs, the final test evaluation over 8 views,
     and the fixed start-up; early stopping can only shorten it."""
-    from galaxy_core.models import model_info
-
-    recipe = model_info(config.model).recipe
-    epochs = config.epochs + (recipe.fine_tune_epochs if recipe.fine_tune_prefix else 0)
     evaluation = VIEW_COUNT * split_sizes.get("test", 0) / throughput.predict_images_per_second
-    return FIXED_SECONDS + epochs * epoch_seconds(config, throughput, split_sizes) + evaluation
+    return FIXED_SECONDS + config.planned_epochs * epoch_seconds(config, throughput, split_sizes) + evaluation
 
 
 def start_probe(config: TrainConfig, cache_dir: Path) -> bool:

@@ -154,7 +154,7 @@ def _train(run: RunWriter, config: TrainConfig, dataset: Dataset | None, observe
     _check_stop(run, "while building its model")
     recipe = model_info(config.model).recipe
     fine_tune = bool(recipe.fine_tune_prefix and recipe.fine_tune_epochs)
-    planned = config.epochs + (recipe.fine_tune_epochs if fine_tune else 0)
+    planned = config.planned_epochs
     weights = getattr(model, "weights_source", None)
     run.set_status(
         RunState.RUNNING,

@@ -30,10 +30,15 @@ def _cached_model(path: str, modified: float):
     return load_model_file(Path(path))
 
 
+def model_key(run, checkpoint: str = "best") -> tuple[str, float]:
+    """(path, modification time) of a run's model file: what caches of that model's answers are keyed by."""
+    path = run.model_path(checkpoint)
+    return str(path), path.stat().st_mtime
+
+
 def run_model(run, checkpoint: str = "best"):
     """The run's model (best checkpoint or final), loaded once per server. Raises ModelLoadError."""
-    path = run.model_path(checkpoint)
-    return _cached_model(str(path), path.stat().st_mtime)
+    return _cached_model(*model_key(run, checkpoint))
 
 
 def run_label(summary) -> str:
