@@ -8,6 +8,8 @@ galaxy-lab download VARIANT       fetch a Galaxy10 file (resumable, checksummed)
 galaxy-lab train [--dataset D]    queue a training run and follow it here (Ctrl-C stops it); prints the run id last
 galaxy-lab runs [--json]          list the runs
 galaxy-lab stop RUN               stop a queued or running run
+galaxy-lab review-labels          queue a label review of a dataset's training split and follow it here
+galaxy-lab reviewed-labels RUN    print a label review's doubted labels and decisions as CSV
 galaxy-lab evaluate RUN           evaluate a run's model on its test split or on another labelled dataset
 galaxy-lab predict RUN IMAGE...   classify image files (or zips of them) with a run's model
 galaxy-lab export RUN             write a run's model as .keras, zipped SavedModel, TFLite and a JSON model card
@@ -38,16 +40,21 @@ from galaxy_core.errors import GalaxyLabError
 from galaxy_core.export import EXPORT_FORMATS, export_run
 from galaxy_core.inference import load_run_model, run_class_names, run_dataset_spec
 from galaxy_core.prediction import EVALUATION_SPLITS, evaluate_model
+from galaxy_core.review import ACTIONS, ReviewError, label_changes_from_csv, load_review
 from galaxy_core.runtime import import_tensorflow
 from galaxy_core.settings import load_settings
 from galaxy_core.training import CHECKPOINTS, RunState, RunStore
 from galaxy_core.training.config import (
     DEFAULT_PRESET,
+    MAX_FOLDS,
+    MIN_FOLDS,
     MONITORS,
     OPTIMIZERS,
     PRESETS,
+    REVIEW_PRESET,
     SCHEDULES,
     VALIDATION_SOURCES,
+    label_review_config,
     preset_config,
     recommended_config,
 )
@@ -303,6 +310,19 @@ def train_command(commands) -> None:
     )
     parser.add_argument("--validation-fraction", type=float, help="share of train held out (default 0.1)")
     parser.add_argument("--seed", type=int, help="training seed: same seed and config, same curve (default 0)")
+    parser.add_argument(
+        "--reviewed-labels",
+        type=Path,
+        metavar="CSV",
+        help="train on a label review's accepted suggestions (the CSV of galaxy-lab reviewed-labels or the Label "
+        "review page); only the training split changes",
+    )
+    parser.add_argument(
+        "--accepted",
+        choices=ACTIONS,
+        default="relabel",
+        help="what the accepted suggestions do: relabel (default) or leave_out the images",
+    )
     parser.add_argument("--detach", action="store_true", help="queue the run, print its id and return at once")
     parser.set_defaults(run=_train)
 
@@ -321,6 +341,11 @@ def _print_record(record: dict, live: bool) -> None:
                 file=sys.stderr,
                 flush=True,
             )
+        return
+    if record.get("kind") == "review_epoch":
+        print(
+            f"{RETURN if live else ''}epoch {record['epoch']}: loss {record['loss']:.4f}", file=sys.stderr, flush=True
+        )
         return
     if record.get("kind") == "partial_epoch":
         print(
@@ -356,6 +381,20 @@ def _follow(manager, run):
     return summary
 
 
+def _label_changes(args) -> dict:
+    """The config fields of --reviewed-labels (the run checks the classes against its dataset)."""
+    if args.reviewed_labels is None:
+        return {}
+    try:
+        data = args.reviewed_labels.read_bytes()
+    except OSError as error:
+        raise ReviewError(f"{args.reviewed_labels} cannot be read: {error.strerror or error}") from None
+    return {
+        "label_changes": label_changes_from_csv(data, None, args.accepted),
+        "label_changes_from": f"{args.reviewed_labels.name}, accepted suggestions {ACTIONS[args.accepted]}",
+    }
+
+
 def _train(args, settings) -> int:
     overrides = {
         "epochs": args.epochs,
@@ -373,16 +412,20 @@ def _train(args, settings) -> int:
         "augment": AugmentOptions(flip=False, rotate=False, zoom=0.0, brightness=0.0) if args.no_augment else None,
     }
     overrides["model_options"] = json.loads(args.model_options) if args.model_options else None
-    overrides = {key: value for key, value in overrides.items() if value is not None}
+    overrides = {key: value for key, value in overrides.items() if value is not None} | _label_changes(args)
     dataset = dataset_spec_from_args(args, settings)
     if args.model and args.model != PRESETS[args.preset].model:
         config = recommended_config(dataset, args.model, **overrides)
     else:
         config = preset_config(dataset, args.preset, image_size=args.image_size, **overrides)
-    manager = _manager(args, settings)
+    return _queue_and_follow(_manager(args, settings), config, args.detach)
+
+
+def _queue_and_follow(manager, config, detach: bool) -> int:
+    """Queue a run, follow it here unless `detach`, and print its id last."""
     run = manager.submit(config)
     print(f"run {run.id} queued in {run.path.parent}", file=sys.stderr)
-    if args.detach:
+    if detach:
         print(run.id)
         return 0
     try:
@@ -410,6 +453,64 @@ def _train(args, settings) -> int:
         print(summary.message, file=sys.stderr)
     print(run.id)
     return 0 if summary.state in (RunState.FINISHED, RunState.STOPPED) else 1
+
+
+def review_labels_command(commands) -> None:
+    parser = commands.add_parser(
+        "review-labels",
+        parents=[RUNS_DIR],
+        help="queue a label review of a dataset's training split and follow it here",
+        description=f"Trains --folds models of the {REVIEW_PRESET} preset, each on all but one fold of the training "
+        "split, lets each predict the fold it did not see, and ranks the labels those predictions doubt "
+        "(confident learning). Decide on them on the Label review page, or export them with galaxy-lab "
+        "reviewed-labels. The run id is printed last.",
+    )
+    add_dataset_arguments(parser, positional=False, image_size_default=f"the {REVIEW_PRESET} preset's")
+    parser.add_argument("--folds", type=int, default=5, help=f"models trained, {MIN_FOLDS}-{MAX_FOLDS} (default 5)")
+    parser.add_argument(
+        "--epochs", type=int, help=f"epochs of each fold's model (default: the {REVIEW_PRESET} preset's)"
+    )
+    parser.add_argument("--detach", action="store_true", help="queue the review, print its id and return at once")
+    parser.set_defaults(run=_review_labels)
+
+
+def _review_labels(args, settings) -> int:
+    epochs = {"epochs": args.epochs} if args.epochs else {}
+    config = label_review_config(
+        dataset_spec_from_args(args, settings), args.folds, image_size=args.image_size, **epochs
+    )
+    return _queue_and_follow(_manager(args, settings), config, args.detach)
+
+
+def reviewed_labels_command(commands) -> None:
+    parser = commands.add_parser(
+        "reviewed-labels",
+        parents=[ONE_RUN],
+        help="print a label review's doubted labels and decisions as CSV",
+        description="The doubted labels of a finished label review, most doubtful first, with the suggested label, "
+        "the probabilities and the decisions taken so far (blank: undecided). Train on them with galaxy-lab train "
+        "--reviewed-labels FILE.",
+    )
+    parser.add_argument(
+        "--accept-above",
+        type=float,
+        metavar="P",
+        help="first accept every undecided suggestion whose probability is at least P (recorded in the review)",
+    )
+    parser.set_defaults(run=_reviewed_labels)
+
+
+def _reviewed_labels(args, settings) -> int:
+    summary = _store(args, settings).get(args.run_id).summary()
+    review = load_review(summary)
+    if args.accept_above is not None:
+        undecided = {doubt.image for doubt in review.undecided()}
+        confident = review.confident_suggestions(args.accept_above)
+        summary.run.record_review_decisions({image: d for image, d in confident.items() if image in undecided})
+        review = load_review(summary)
+    print(f"{len(review.doubts)} doubted, {len(review.accepted())} accepted", file=sys.stderr)
+    sys.stdout.write(review.to_csv())
+    return 0
 
 
 def runs_command(commands) -> None:
@@ -578,6 +679,8 @@ COMMANDS = (
     train_command,
     runs_command,
     stop_command,
+    review_labels_command,
+    reviewed_labels_command,
     evaluate_command,
     predict_command,
     export_command,

@@ -11,33 +11,43 @@ from galaxy_core.data import DatasetSpec, describe_spec
 from galaxy_core.data.augment import AugmentOptions
 from galaxy_core.errors import GalaxyLabError
 from galaxy_core.models import list_models, model_info
+from galaxy_core.review import ACTIONS, load_review
 from galaxy_core.training import RunNotFoundError, RunState, RunSummary, TrainConfig, estimate
 from galaxy_core.training.config import (
     DEFAULT_MODEL,
     DEFAULT_PRESET,
+    MAX_FOLDS,
+    MIN_FOLDS,
     MONITORS,
     OPTIMIZERS,
     PRESETS,
+    REVIEW_PRESET,
     SCHEDULES,
     VALIDATION_SOURCES,
+    label_review_config,
     preset_config,
     recommended_config,
 )
 from galaxy_core.training.manager import JobManager, QueueFullError, RunsFolderError
 from galaxy_core.training.store import epoch_records
 from pages.ui.display import label_noise_note
-from pages.ui.navigation import run_router
-from pages.ui.runs import model_label
+from pages.ui.navigation import LAB_PAGES, run_router
+from pages.ui.runs import model_label, runs_that
 from pages.ui.state import active_dataset_spec, get_settings, load_dataset
 
+REVIEW_PAGE = next(page for page in LAB_PAGES if page.url_path == "review")
 SELECTED_RUN_KEY = "train_selected_run"
 REFRESH_SECONDS = 2
 OWN_RECIPE = "own"
+REVIEW_RECIPE = "review"
+AS_GIVEN = "as given"
 
 
 def recipe_label(name: str) -> str:
     if name == OWN_RECIPE:
         return "Your own: choose the model and settings"
+    if name == REVIEW_RECIPE:
+        return "Review the labels: find the training images whose label the data doubts"
     preset = PRESETS[name]
     return (
         f"{preset.title}: {model_info(preset.model).title}, {preset.image_size} px, {preset.settings['epochs']} epochs"
@@ -103,15 +113,61 @@ def new_run_ui(dataset: DatasetSpec, max_epochs: int) -> TrainConfig | None:
     """The recipe choice, then a preset's button or the training form; returns a config when Train is pressed."""
     recipe = st.radio(
         "Recipe",
-        [*PRESETS, OWN_RECIPE],
+        [*PRESETS, OWN_RECIPE, REVIEW_RECIPE],
         index=list(PRESETS).index(DEFAULT_PRESET),
         format_func=recipe_label,
         key="train_recipe",
         bind="query-params",
     )
-    if recipe != OWN_RECIPE:
-        return preset_ui(dataset, recipe, max_epochs)
-    return own_settings_ui(dataset, max_epochs)
+    if recipe == REVIEW_RECIPE:
+        return label_review_ui(dataset)
+    labels = training_labels_ui(dataset)
+    config = preset_ui(dataset, recipe, max_epochs) if recipe != OWN_RECIPE else own_settings_ui(dataset, max_epochs)
+    return replace(config, **labels) if config is not None and labels else config
+
+
+def label_review_ui(dataset: DatasetSpec) -> TrainConfig | None:
+    """A label review run's settings (its number of folds), its expected duration and its button."""
+    st.markdown(
+        f"Trains k models of the {PRESETS[REVIEW_PRESET].title.lower()} recipe, each on all but one k-th of the "
+        "training split, and lets each predict the galaxies it did not see; confident learning (cleanlab) then "
+        "ranks the labels those predictions doubt. Review them on the Label review page."
+    )
+    folds = st.number_input(
+        "Folds (k)",
+        MIN_FOLDS,
+        MAX_FOLDS,
+        5,
+        key="train_review_folds",
+        help="More folds: each model trains on more images, and the review takes longer.",
+    )
+    config = label_review_config(dataset, int(folds))
+    expected_duration_ui(config)
+    return config if st.button("Review the labels", type="primary", key="train_review") else None
+
+
+def training_labels_ui(dataset: DatasetSpec) -> dict:
+    """The training labels to train on: as given, or changed by a finished label review of the same images (its
+    accepted suggestions relabelled or left out); returns the config fields that say so."""
+    reviews, _ = runs_that(lambda summary: summary.has_review and summary.dataset.same_images(dataset))
+    reviews = [summary for summary in reviews if "accepted" in summary.run.review_decisions().values()]
+    if not reviews:
+        return {}
+    by_id = {summary.id: summary for summary in reviews}
+    left, right = st.columns([2, 1])
+    chosen = left.selectbox(
+        "Training labels",
+        [AS_GIVEN, *by_id],
+        format_func=lambda value: value if value == AS_GIVEN else f"reviewed by {value}",
+        key="train_labels",
+        help="Only the training split changes: validation and test images keep their labels.",
+    )
+    if chosen == AS_GIVEN:
+        return {}
+    action = right.radio("Accepted suggestions", list(ACTIONS), format_func=ACTIONS.get, key="train_labels_action")
+    changes = load_review(by_id[chosen]).label_changes(action)
+    st.caption(f"{len(changes)} training images {ACTIONS[action]}.")
+    return {"label_changes": changes, "label_changes_from": f"review {chosen}, accepted suggestions {ACTIONS[action]}"}
 
 
 def own_settings_ui(dataset: DatasetSpec, max_epochs: int) -> TrainConfig | None:
@@ -313,6 +369,8 @@ def run_view(manager: JobManager, run_id: str) -> None:
         st.warning(f"The run was {summary.message}. Everything it wrote before is kept.")
     else:
         st.success(f"The run {summary.message}.")
+    if summary.has_review:
+        st.page_link(REVIEW_PAGE.streamlit_page(), label="Review its doubted labels", icon=REVIEW_PAGE.icon)
     if summary.has_test_results:
         cols = st.columns(3)
         cols[0].metric("Test accuracy", f"{summary.test_accuracy:.1%}")
@@ -320,7 +378,7 @@ def run_view(manager: JobManager, run_id: str) -> None:
         best = summary.best_val_balanced_accuracy
         cols[2].metric("Best val balanced accuracy", f"{best:.1%}" if best is not None else "-")
         label_noise_note()
-    if metrics:
+    if metrics and not summary.is_label_review:
         if epochs:
             by_batch = st.toggle("Training curve by batch", key=f"by_batch_{run.id}")
         else:

@@ -79,6 +79,36 @@ def finished_run(_trained_run_template, isolated_settings):
     return Run(target)
 
 
+# A label review of the same galaxies by 2 folds of the tiny model, made once per test session.
+REVIEW_RUN_CONFIG = {**TRAINED_RUN_CONFIG, "epochs": 1, "kind": "label_review", "folds": 2}
+
+
+@pytest.fixture(scope="session")
+def _review_run_template(tmp_path_factory) -> Path:
+    from galaxy_core.training import RunStore
+    from galaxy_core.training.procedure import train_run
+
+    base = tmp_path_factory.mktemp("review")
+    (base / "galaxy-lab.toml").write_text("")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GALAXY_LAB_SETTINGS", str(base / "galaxy-lab.toml"))
+        patch.setenv("GALAXY_LAB_CACHE_DIR", str(base / "cache"))
+        run = RunStore(base / "runs").create(REVIEW_RUN_CONFIG, "custom_cnn")
+        assert train_run(run) == "finished", run.status().get("traceback")
+    return run.path
+
+
+@pytest.fixture
+def finished_review(_review_run_template, isolated_settings):
+    """A finished label review (2 folds of a tiny custom_cnn on 90 synthetic galaxies) in this test's runs
+    folder."""
+    from galaxy_core.training import Run
+
+    target = isolated_settings["runs"] / _review_run_template.name
+    shutil.copytree(_review_run_template, target)
+    return Run(target)
+
+
 @pytest.fixture
 def gz1_path() -> Path:
     if not GZ1_PATH.is_dir():

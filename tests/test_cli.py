@@ -52,7 +52,7 @@ def test_help_documents_every_subcommand(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in ("serve", "datasets", "data-info", "download", "train", "runs", "stop"):
+    for command in ("serve", "datasets", "data-info", "download", "train", "runs", "stop", "review-labels"):
         assert command in out
 
 
@@ -119,6 +119,38 @@ def test_train_takes_a_preset_and_single_changes_to_it(isolated_settings, capsys
     assert main(["train", "--dataset", "synthetic", "--num-images", "60", *flags, "--detach"]) == 0
     config = json.loads((isolated_settings["runs"] / capsys.readouterr().out.strip() / "config.json").read_text())
     assert (config["dataset"]["image_size"], config["epochs"], config["model"]) == expected(PRESETS)
+
+
+def test_a_label_review_from_the_terminal_exports_its_csv_and_a_run_trains_on_it(
+    finished_review, isolated_settings, capsys, monkeypatch, tmp_path
+):
+    from galaxy_core.cli import _print_record
+
+    monkeypatch.setenv("GALAXY_LAB_EXECUTOR", "ray")  # nothing can start: queued runs stay queued
+    monkeypatch.setenv("GALAXY_LAB_RAY_ADDRESS", "127.0.0.1:9")
+    tiny = ["--dataset", "synthetic", "--num-images", "90", "--image-size", "32"]
+    assert main(["review-labels", *tiny, "--folds", "3", "--epochs", "2", "--detach"]) == 0
+    queued_id = capsys.readouterr().out.strip()
+    queued = json.loads((isolated_settings["runs"] / queued_id / "config.json").read_text())
+    assert (queued["kind"], queued["folds"], queued["epochs"]) == ("label_review", 3, 2)
+    _print_record({"kind": "review_epoch", "epoch": 2, "loss": 0.5}, live=False)
+    assert capsys.readouterr().err == "epoch 2: loss 0.5000\n"
+    assert main(["reviewed-labels", finished_review.id, "--accept-above", "0.01"]) == 0  # every suggestion accepted
+    captured = capsys.readouterr()
+    rows = captured.out.splitlines()
+    assert rows[0].startswith("rank,image,given_label,suggested_label") and len(rows) > 1
+    assert all(row.endswith(",accepted") for row in rows[1:])
+    assert f"{len(rows) - 1} doubted, {len(rows) - 1} accepted" in captured.err
+    (tmp_path / "reviewed.csv").write_text(captured.out)
+    argv = ["train", *tiny, "--reviewed-labels", str(tmp_path / "reviewed.csv"), "--accepted", "leave_out"]
+    assert main([*argv, "--detach"]) == 0
+    config = json.loads((isolated_settings["runs"] / capsys.readouterr().out.strip() / "config.json").read_text())
+    assert config["label_changes"] == {row.split(",")[1]: None for row in rows[1:]}
+    assert config["label_changes_from"] == "reviewed.csv, accepted suggestions left out"
+    assert main([*argv[:-3], str(tmp_path / "missing.csv"), "--detach"]) == 2
+    assert "missing.csv cannot be read: No such file or directory" in capsys.readouterr().err
+    assert main(["reviewed-labels", queued_id]) == 2
+    assert f"error: label review {queued_id} has no results: it is queued" in capsys.readouterr().err
 
 
 def test_runs_dir_comes_from_the_environment_too(isolated_settings, capsys):

@@ -22,7 +22,7 @@ LAYERS = [
         "galaxy_core.convolution",
     ),
     ("galaxy_core.training",),
-    ("galaxy_core.inference", "galaxy_core.uploads", "galaxy_core.export"),
+    ("galaxy_core.inference", "galaxy_core.uploads", "galaxy_core.export", "galaxy_core.review"),
     ("galaxy_core.cli",),
 ]
 

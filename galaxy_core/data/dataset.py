@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -75,6 +75,35 @@ class Dataset:
     def class_counts(self) -> dict[str, np.ndarray]:
         """Images per class for each split."""
         return {name: split.class_counts(self.num_classes) for name, split in self.splits.items()}
+
+    def with_training_labels_changed(self, changes: Mapping[str, str | None]) -> Dataset:
+        """The dataset with some training labels changed, as a label review decided: {source id: the new class
+        name, or None to leave the image out}. Validation and test splits never change, so that runs with and
+        without the changes are judged on the same labels. An unknown class, or changes none of which name a
+        training image, are refused: they were made for another dataset."""
+        if not changes:
+            return self
+        unknown = sorted({name for name in changes.values() if name is not None and name not in self.class_names})
+        if unknown:
+            raise DatasetError(f"the label changes name classes this dataset does not have: {', '.join(unknown)}")
+        train = self.splits["train"]
+        found = np.array([str(source_id) in changes for source_id in train.source_ids], dtype=bool)
+        if not found.any():
+            raise DatasetError(
+                f"none of the {len(changes)} label changes names an image of this dataset's training split: were "
+                "they made for another dataset?"
+            )
+        index = {name: i for i, name in enumerate(self.class_names)}
+        labels = train.labels.copy()
+        kept = np.ones(len(train), dtype=bool)
+        for position in np.flatnonzero(found):
+            new = changes[str(train.source_ids[position])]
+            if new is None:
+                kept[position] = False
+            else:
+                labels[position] = index[new]
+        changed = Split(train.images, labels, train.source_ids, train.original_sizes).take(np.flatnonzero(kept))
+        return replace(self, splits={**self.splits, "train": changed})
 
 
 def make_splits(images, labels, source_ids, sizes, indices: Mapping[str, np.ndarray]) -> dict[str, Split]:

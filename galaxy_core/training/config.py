@@ -14,6 +14,9 @@ MONITORS = ("val_loss", "val_balanced_accuracy", "val_accuracy")
 # Where validation images come from: the dataset's own val split, or a stratified share held out of train.
 VALIDATION_SOURCES = ("val_split", "from_train")
 MAX_EPOCHS = 500
+# What a run does: train a model, or review the training split's labels (galaxy_core.training.folds).
+RUN_KINDS = ("train", "label_review")
+MIN_FOLDS, MAX_FOLDS = 2, 10
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,11 @@ class TrainConfig:
     validation: str = "val_split"
     validation_fraction: float = 0.1  # with validation="from_train"
     seed: int = 0
+    kind: str = "train"
+    folds: int = 5  # with kind="label_review": models trained, each predicting the fold it did not see
+    # The training split's labels changed by a review: {source id: new class name, or None to leave the image out}
+    label_changes: dict = field(default_factory=dict)
+    label_changes_from: str = ""  # where they came from, in words ("review <run id>, relabelled")
 
     def __post_init__(self) -> None:
         if isinstance(self.dataset, dict):
@@ -66,14 +74,26 @@ class TrainConfig:
             problems.append(f"validation must be one of {VALIDATION_SOURCES}, got {self.validation!r}")
         if not 0.0 < self.validation_fraction < 0.5:
             problems.append(f"validation_fraction must be between 0 and 0.5, got {self.validation_fraction}")
+        if self.kind not in RUN_KINDS:
+            problems.append(f"kind must be one of {RUN_KINDS}, got {self.kind!r}")
+        if isinstance(self.folds, bool) or not isinstance(self.folds, int) or not MIN_FOLDS <= self.folds <= MAX_FOLDS:
+            problems.append(f"folds must be a whole number from {MIN_FOLDS} to {MAX_FOLDS}, got {self.folds!r}")
+        if not isinstance(self.label_changes, dict) or not all(
+            isinstance(key, str) and (value is None or isinstance(value, str))
+            for key, value in self.label_changes.items()
+        ):
+            problems.append("label_changes must map image ids to a class name or None (left out)")
         if problems:
             raise InvalidInputError("; ".join(problems))
 
     @property
     def planned_epochs(self) -> int:
-        """The epochs a run trains if nothing stops it: its own, then its model's fine-tuning phase, if any."""
+        """The epochs a run trains if nothing stops it: its own, then its model's fine-tuning phase, if any; a
+        label review trains its epochs once per fold (no fine-tuning)."""
         from galaxy_core.models import model_info
 
+        if self.kind == "label_review":
+            return self.epochs * self.folds
         recipe = model_info(self.model).recipe
         return self.epochs + (recipe.fine_tune_epochs if recipe.fine_tune_prefix else 0)
 
@@ -179,3 +199,12 @@ def recommended_config(dataset: DatasetSpec, model: str | None = None, **overrid
             model_options={},
         )
     return TrainConfig(dataset=dataset, model=model or DEFAULT_MODEL, **{**settings, **overrides})
+
+
+REVIEW_PRESET = "quick"
+
+
+def label_review_config(dataset: DatasetSpec, folds: int = 5, **overrides) -> TrainConfig:
+    """A label review of `dataset`'s training split: `folds` models of the quick recipe, each predicting the
+    images it did not train on."""
+    return preset_config(dataset, REVIEW_PRESET, kind="label_review", folds=folds, **overrides)

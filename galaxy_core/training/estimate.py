@@ -96,8 +96,11 @@ def measure_throughput(config: TrainConfig, seconds: float = PROBE_SECONDS) -> T
 
 
 def epoch_seconds(config: TrainConfig, throughput: Throughput, split_sizes: dict[str, int]) -> float:
-    """One epoch: its training images, then validation."""
+    """One epoch: its training images, then validation (a label review's fold trains on the other folds and
+    does not validate)."""
     train, val = split_sizes.get("train", 0), split_sizes.get("val", 0)
+    if config.kind == "label_review":
+        return train * (config.folds - 1) / config.folds / throughput.train_images_per_second
     if config.validation == "from_train":
         val = math.ceil(train * config.validation_fraction)
         train -= val
@@ -105,9 +108,13 @@ def epoch_seconds(config: TrainConfig, throughput: Throughput, split_sizes: dict
 
 
 def expected_seconds(config: TrainConfig, throughput: Throughput, split_sizes: dict[str, int]) -> float:
-    """A run's whole time if it trains every planned epoch: the epochs, the final test evaluation over 8 views,
-    and the fixed start-up; early stopping can only shorten it."""
-    evaluation = VIEW_COUNT * split_sizes.get("test", 0) / throughput.predict_images_per_second
+    """A run's whole time if it trains every planned epoch: the epochs, the final test evaluation over 8 views (a
+    label review's: the training split predicted once, fold by fold), and the fixed start-up; early stopping can
+    only shorten it."""
+    predicted = (
+        split_sizes.get("train", 0) if config.kind == "label_review" else VIEW_COUNT * split_sizes.get("test", 0)
+    )
+    evaluation = predicted / throughput.predict_images_per_second
     return FIXED_SECONDS + config.planned_epochs * epoch_seconds(config, throughput, split_sizes) + evaluation
 
 

@@ -1,23 +1,25 @@
-"""Out-of-fold predictions for a training split: what label review (confident learning) needs of each image, a
-model's probabilities from a model that did not train on it.
+"""Label review runs: out-of-fold predictions for a training split, then confident learning on them.
 
+What label review needs of each training image is a model's probabilities from a model that did not train on it.
 The training split is cut into k stratified folds; k models of one recipe each train on the other k - 1 folds for
 the recipe's number of epochs (no validation split, no early stopping: every fold gets the same training) and
-predict the fold they did not see.
+predict the fold they did not see. `galaxy_core.evaluation.label_issues` then ranks the images whose label those
+predictions doubt. A review run keeps the probabilities, the ranking and the k fold models (for Grad-CAM).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 
+import keras
 import numpy as np
 
 from galaxy_core.data import Dataset
 from galaxy_core.errors import InvalidInputError
-from galaxy_core.training.config import TrainConfig
-
-MIN_FOLDS, MAX_FOLDS = 2, 10
+from galaxy_core.training.config import MAX_FOLDS, MIN_FOLDS, TrainConfig
+from galaxy_core.training.store import RunState
 
 
 def stratified_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -33,7 +35,7 @@ def stratified_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
 
 def check_folds(dataset: Dataset, folds: int) -> None:
     """Refuse, with the reason, a number of folds the training split cannot be cut into."""
-    if not isinstance(folds, int) or not MIN_FOLDS <= folds <= MAX_FOLDS:
+    if isinstance(folds, bool) or not isinstance(folds, int) or not MIN_FOLDS <= folds <= MAX_FOLDS:
         raise InvalidInputError(f"folds must be a whole number from {MIN_FOLDS} to {MAX_FOLDS}, got {folds!r}")
     counts = np.bincount(dataset.splits["train"].labels, minlength=dataset.num_classes)
     short = [f"{dataset.class_names[c]} has {n}" for c, n in enumerate(counts) if n < folds]
@@ -46,20 +48,21 @@ def check_folds(dataset: Dataset, folds: int) -> None:
 def out_of_fold_probabilities(
     config: TrainConfig,
     dataset: Dataset,
-    folds: int = 5,
+    folds: int | None = None,
     *,
-    on_fold: Callable[[int, int], None] | None = None,
+    on_fold: Callable[[int, keras.Model], None] | None = None,
+    observers: Sequence[keras.callbacks.Callback] = (),
 ) -> np.ndarray:
-    """(training images, classes) probabilities, each row predicted by the one of `folds` models of `config`'s
-    recipe that did not train on that image. `on_fold(done, folds)` is called after each fold (to report progress,
-    or to stop by raising)."""
-    import keras
-
+    """(training images, classes) probabilities, each row predicted by the one of `folds` (default: the config's)
+    models of `config`'s recipe that did not train on that image. `on_fold(fold, model)` is called after each fold
+    has predicted (fold from 0); `observers` watch every fold's fit (one that sets `model.stop_training` ends the
+    whole review: the remaining folds are not trained and the rows they would have filled stay zero)."""
     from galaxy_core.data.pipeline import make_tf_dataset
     from galaxy_core.models import create_model
     from galaxy_core.prediction import predict_probabilities
     from galaxy_core.training.procedure import class_weights, make_optimizer
 
+    folds = config.folds if folds is None else folds
     check_folds(dataset, folds)
     train = dataset.splits["train"]
     assignment = stratified_folds(train.labels, folds, config.seed)
@@ -83,8 +86,89 @@ def out_of_fold_probabilities(
         )
         weights = class_weights(train.labels[kept], dataset.num_classes) if config.class_weighting else None
         # The pipeline shuffles, with the seed.
-        model.fit(batches, epochs=config.epochs, class_weight=weights, shuffle=False, verbose=0)
+        model.fit(
+            batches, epochs=config.epochs, class_weight=weights, callbacks=list(observers), shuffle=False, verbose=0
+        )
+        if model.stop_training:
+            break
         probabilities[held_out] = predict_probabilities(model, train.images[held_out])
         if on_fold is not None:
-            on_fold(fold + 1, folds)
+            on_fold(fold, model)
     return probabilities
+
+
+class ReviewProgress(keras.callbacks.Callback):
+    """A review run's progress in its status (epochs over all folds, time left) and its stop request, checked
+    after every batch."""
+
+    def __init__(self, run, config: TrainConfig):
+        super().__init__()
+        self.run, self.config = run, config
+        self.epochs_done, self.stopped_by_request = 0, False
+        self.started = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.run.stop_requested():
+            self.stopped_by_request = True
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.stopped_by_request:
+            return
+        self.epochs_done += 1
+        planned = self.config.planned_epochs
+        fold = min(self.config.folds, self.epochs_done // self.config.epochs + 1)
+        seconds_per_epoch = (time.monotonic() - self.started) / self.epochs_done
+        self.run.set_status(
+            RunState.RUNNING,
+            message=f"training fold {fold} of {self.config.folds}",
+            epochs_done=self.epochs_done,
+            eta_seconds=seconds_per_epoch * (planned - self.epochs_done),
+        )
+        self.run.append_metrics({"kind": "review_epoch", "epoch": self.epochs_done, "loss": float(logs["loss"])})
+
+
+def review_labels(run, config: TrainConfig, dataset: Dataset, observers: Sequence = ()) -> RunState:
+    """Run a label review of `dataset`'s training split for `run` (a run writer, as for training) and return
+    its final state. A stop before the last fold has predicted leaves no review: every image needs its
+    prediction."""
+    from galaxy_core.evaluation import label_issues
+    from galaxy_core.training.procedure import StoppedBeforeTrainingError
+
+    check_folds(dataset, config.folds)
+    train = dataset.splits["train"]
+    run.set_status(
+        RunState.RUNNING,
+        message=f"training fold 1 of {config.folds}",
+        class_names=list(dataset.class_names),
+        dataset_sizes={name: len(split) for name, split in dataset.splits.items()},
+        epochs_done=0,
+    )
+    progress = ReviewProgress(run, config)
+
+    def fold_done(fold: int, model) -> None:
+        run.save_model(model, f"fold-{fold + 1}")
+        run.log(f"fold {fold + 1} of {config.folds} predicted its {np.sum(assignment == fold)} images")
+
+    assignment = stratified_folds(train.labels, config.folds, config.seed)
+    probabilities = out_of_fold_probabilities(config, dataset, on_fold=fold_done, observers=[progress, *observers])
+    if progress.stopped_by_request:
+        raise StoppedBeforeTrainingError(
+            f"stopped after {progress.epochs_done} of {config.planned_epochs} epochs: no review (every image needs "
+            "the prediction of its fold's model)"
+        )
+    doubted = label_issues(train.labels, probabilities)
+    run.save_review(
+        probabilities=probabilities,
+        labels=train.labels,
+        source_ids=train.source_ids.astype(str),
+        folds=assignment,
+        doubted=doubted,
+    )
+    message = (
+        f"finished: {len(doubted)} of {len(train)} training labels doubted ({len(doubted) / len(train):.1%}), "
+        f"{config.folds} folds"
+    )
+    run.log(message)
+    run.set_status(RunState.FINISHED, message=message, finished=time.time(), doubted=len(doubted))
+    return RunState.FINISHED

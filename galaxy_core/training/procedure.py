@@ -39,6 +39,7 @@ class RunWriter(Protocol):
     def save_model(self, model, which: str) -> None: ...
     def save_evaluation(self, summary: dict) -> None: ...
     def save_predictions(self, **arrays: np.ndarray) -> None: ...
+    def save_review(self, **arrays: np.ndarray) -> None: ...
     def stop_requested(self) -> bool: ...
 
 
@@ -142,8 +143,20 @@ def _train(run: RunWriter, config: TrainConfig, dataset: Dataset | None, observe
     run.set_status(RunState.RUNNING, device=device.describe(), message="loading its dataset", started=time.time())
     run.log(f"device: {device.describe()}")
     _check_stop(run, "while loading its dataset")
-    dataset = with_validation_source(dataset if dataset is not None else _load_dataset(run, config), config)
+    dataset = dataset if dataset is not None else _load_dataset(run, config)
+    if config.label_changes:
+        before = len(dataset.splits["train"])
+        dataset = dataset.with_training_labels_changed(config.label_changes)
+        run.log(
+            f"{len(config.label_changes)} training labels changed ({config.label_changes_from or 'a label review'}): "
+            f"{before} training images, {len(dataset.splits['train'])} kept"
+        )
     _check_stop(run, "while loading its dataset")
+    if config.kind == "label_review":
+        from galaxy_core.training.folds import review_labels
+
+        return review_labels(run, config, dataset, observers)
+    dataset = with_validation_source(dataset, config)
     sizes = {name: len(split) for name, split in dataset.splits.items()}
     run.log(f"dataset {dataset.name}: {sizes}, classes {list(dataset.class_names)}")
     run.set_status(RunState.RUNNING, message="building its model")

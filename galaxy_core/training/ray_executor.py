@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from galaxy_core.training.executors import Ended, ExecutorUnavailableError
-from galaxy_core.training.store import MODEL_FILES, Run, RunState
+from galaxy_core.training.store import MODEL_FILES, Run, RunState, model_file_name
 
 POLL_SECONDS = 0.5
 CONNECT_TIMEOUT_SECONDS = 30.0
@@ -72,7 +72,7 @@ class RemoteRun:
         self._emit("log", message)
 
     def save_model(self, model, which: str) -> None:
-        path = self.folder / MODEL_FILES[which]
+        path = self.folder / model_file_name(which)
         model.save(path)
         self._emit("put_model_file", which, path.read_bytes())
 
@@ -81,6 +81,9 @@ class RemoteRun:
 
     def save_predictions(self, **arrays) -> None:
         self._emit("save_predictions", arrays)
+
+    def save_review(self, **arrays) -> None:
+        self._emit("save_review", arrays)
 
     def stop_requested(self) -> bool:
         return self._stop.is_set()
@@ -148,8 +151,8 @@ def apply_events(run: Run, events: list[tuple]) -> None:
         if name == "set_status":
             state, fields = arguments
             run.set_status(state, **fields)
-        elif name == "save_predictions":
-            run.save_predictions(**arguments[0])
+        elif name in ("save_predictions", "save_review"):
+            getattr(run, name)(**arguments[0])
         else:
             writers[name](*arguments)
 

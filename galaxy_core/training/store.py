@@ -8,6 +8,8 @@
         heartbeat          its modification time is the worker's last sign of life
         stop-requested     present once someone asked the run to stop
         best.keras, final.keras, evaluation.json, predictions.npz   (each replaced atomically)
+        fold-1.keras ... review.npz  a label review's fold models and its out-of-fold probabilities and ranking
+        review-decisions.json        what reviewers decided of each doubted label (rewritten atomically, locked)
         tensorboard/       TensorBoard event files
         worker.out         what the worker process printed (local executor)
         .reserve           disk space kept so that the final status can be written on a full disk
@@ -51,6 +53,8 @@ RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,120}")
 FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")  # a TensorBoard file or folder name
 MODEL_FILES = {"best": "best.keras", "final": "final.keras"}
 CHECKPOINTS = tuple(MODEL_FILES)
+FOLD_MODEL = re.compile(r"fold-([1-9][0-9]?)")  # a label review's fold model: "fold-1" to "fold-99"
+REVIEW_DECISIONS = ("accepted", "rejected")
 # Disk space kept for the run's final status, released when the disk is full (a status is under 8 kB).
 RESERVE_FILE, RESERVE_BYTES = ".reserve", 16384
 
@@ -71,6 +75,15 @@ class RunState(StrEnum):
 
 class RunNotFoundError(GalaxyLabError, LookupError):
     """No run with that id in the store (or the id is not a valid run id)."""
+
+
+def model_file_name(which: str) -> str:
+    """The file name of a run's model: "best", "final" or a label review's "fold-N"."""
+    if which in MODEL_FILES:
+        return MODEL_FILES[which]
+    if isinstance(which, str) and FOLD_MODEL.fullmatch(which):
+        return f"{which}.keras"
+    raise ValueError(f"not a model of a run: {which!r}")
 
 
 def _read_json(path: Path) -> dict:
@@ -145,6 +158,15 @@ def _checked_config(config: dict) -> tuple[dict, DatasetSpec]:
     return config, spec
 
 
+def _planned_epochs(config: dict) -> int | None:
+    """The config's epochs; a label review's over all its folds."""
+    epochs = _whole(config.get("epochs"))
+    folds = _whole(config.get("folds"))
+    if config.get("kind") == "label_review" and epochs is not None and folds is not None:
+        return epochs * folds
+    return epochs
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """What pages, the CLI and benchmarks know of a run: its config and status, typed and checked."""
@@ -186,6 +208,15 @@ class RunSummary:
         return self.config["model"]
 
     @property
+    def is_label_review(self) -> bool:
+        return self.config.get("kind") == "label_review"
+
+    @property
+    def has_review(self) -> bool:
+        """A label review that finished and kept its ranking of the doubted labels."""
+        return self.is_label_review and self.state is RunState.FINISHED and self.run.review_path.is_file()
+
+    @property
     def has_test_results(self) -> bool:
         return self.test_balanced_accuracy is not None
 
@@ -195,7 +226,7 @@ class RunSummary:
         return not self.state.active and (self.run.best_model_path.is_file() or self.run.final_model_path.is_file())
 
     def batch_progress(self) -> str:
-        """", batch 12/40" while an epoch is under way; "" otherwise."""
+        """ ", batch 12/40" while an epoch is under way; "" otherwise."""
         if self.state is RunState.RUNNING and self.batches_done and self.steps_per_epoch:
             return f", batch {self.batches_done}/{self.steps_per_epoch}"
         return ""
@@ -214,8 +245,8 @@ class RunSummary:
             "run": self.id,
             "state": self.state.value,
             "what happened": self.message,
-            "model": self.model,
-            "dataset": describe_spec(self.dataset),
+            "model": f"label review: {self.config.get('folds')} x {self.model}" if self.is_label_review else self.model,
+            "dataset": describe_spec(self.dataset) + (" (reviewed labels)" if self.config.get("label_changes") else ""),
             "epochs": f"{self.epochs_done}/{self.epochs_planned or '?'}" + self.batch_progress(),
             "val balanced acc": self.best_val_balanced_accuracy,
             "test balanced acc": self.test_balanced_accuracy,
@@ -293,9 +324,24 @@ class Run:
             raise ModelLoadError(f"run {self.id} kept no model: it ended before its first epoch did")
         raise ModelLoadError(f"run {self.id} has no final model: it did not reach its last epoch; use its best one")
 
+    def fold_model_path(self, fold: int) -> Path:
+        """A label review's model of fold `fold` (from 1); ModelLoadError when the review kept none."""
+        path = self.path / model_file_name(f"fold-{fold}")
+        if not path.is_file():
+            raise ModelLoadError(f"run {self.id} has no model of fold {fold}")
+        return path
+
     @property
     def evaluation_path(self) -> Path:
         return self.path / "evaluation.json"
+
+    @property
+    def review_path(self) -> Path:
+        return self.path / "review.npz"
+
+    @property
+    def review_decisions_path(self) -> Path:
+        return self.path / "review-decisions.json"
 
     @property
     def predictions_path(self) -> Path:
@@ -345,7 +391,7 @@ class Run:
             state=state,
             message=message,
             epochs_done=epochs_done,
-            epochs_planned=_whole(config.get("epochs")),
+            epochs_planned=_planned_epochs(config),
             best_val_balanced_accuracy=best_val,
             test_accuracy=_number(status.get("test_accuracy")),
             test_balanced_accuracy=_number(status.get("test_balanced_accuracy")),
@@ -420,6 +466,43 @@ class Run:
             logger.warning("run %s: unreadable predictions.npz: %s", self.id, error)
             return None
 
+    def review(self) -> dict[str, np.ndarray] | None:
+        """A label review's arrays (probabilities, labels, source_ids, folds, doubted); None when there are none
+        or they cannot be read (logged)."""
+        if not self.review_path.is_file():
+            return None
+        try:
+            with np.load(self.review_path, allow_pickle=False) as saved:
+                return {key: saved[key] for key in saved.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            logger.warning("run %s: unreadable review.npz: %s", self.id, error)
+            return None
+
+    def review_decisions(self) -> dict[str, str]:
+        """{source id: "accepted" or "rejected"} for the doubted labels reviewers have decided; damaged entries
+        (or a damaged file, logged) read as undecided."""
+        try:
+            saved = _read_json(self.review_decisions_path)
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as error:
+            logger.warning("run %s: unreadable review-decisions.json: %s", self.id, error)
+            return {}
+        return {key: value for key, value in saved.items() if value in REVIEW_DECISIONS}
+
+    def record_review_decisions(self, decisions: dict[str, str | None]) -> dict[str, str]:
+        """Merge reviewers' decisions ({source id: "accepted", "rejected", or None to undecide}) into the saved
+        ones, under a lock so that two reviewers' clicks both count; returns all decisions."""
+        bad = sorted({value for value in decisions.values() if value is not None and value not in REVIEW_DECISIONS})
+        if bad:
+            raise InvalidInputError(f"a review decision is one of {REVIEW_DECISIONS} (or none), not {bad}")
+        with (self.path / ".review-decisions.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            merged = {**self.review_decisions(), **decisions}
+            merged = {key: value for key, value in merged.items() if value is not None}
+            write_json_atomically(self.review_decisions_path, merged)
+        return merged
+
     def heartbeat_at(self) -> float | None:
         try:
             return (self.path / "heartbeat").stat().st_mtime
@@ -471,19 +554,24 @@ class Run:
             file.flush()
 
     def save_model(self, model, which: str) -> None:
-        """Save a Keras model as the run's best checkpoint or final model, replacing the previous one atomically."""
-        with replaced_atomically(self.path / MODEL_FILES[which]) as temporary:
+        """Save a Keras model as the run's best checkpoint, final model or a label review's fold model, replacing
+        the previous one atomically."""
+        with replaced_atomically(self.path / model_file_name(which)) as temporary:
             model.save(temporary)
 
     def put_model_file(self, which: str, data: bytes) -> None:
         """A model file saved elsewhere (a remote worker), as `save_model` would have written it."""
-        write_bytes_atomically(self.path / MODEL_FILES[which], data)
+        write_bytes_atomically(self.path / model_file_name(which), data)
 
     def save_evaluation(self, summary: dict) -> None:
         write_json_atomically(self.evaluation_path, summary)
 
     def save_predictions(self, **arrays: np.ndarray) -> None:
         with replaced_atomically(self.predictions_path) as temporary:
+            np.savez(temporary, **arrays)
+
+    def save_review(self, **arrays: np.ndarray) -> None:
+        with replaced_atomically(self.review_path) as temporary:
             np.savez(temporary, **arrays)
 
     def append_tensorboard(self, relative: str, offset: int, data: bytes) -> None:

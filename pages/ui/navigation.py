@@ -37,6 +37,7 @@ LAB_PAGES = (
     LabPage("playground", "Convolution", ":material/grid_4x4:", "See what one convolution computes"),
     LabPage("train", "Train", ":material/model_training:", "Train a network and watch it learn"),
     LabPage("evaluate", "Evaluate", ":material/grid_on:", "See what it got wrong and where it looked"),
+    LabPage("review", "Label review", ":material/fact_check:", "Find the labels the data itself doubts"),
     LabPage("classify", "Classify", ":material/image_search:", "Classify your own galaxy pictures"),
     LabPage("compare", "Compare", ":material/compare:", "Compare models side by side"),
 )

@@ -41,6 +41,12 @@ def run_model(run, checkpoint: str = "best"):
     return _cached_model(*model_key(run, checkpoint))
 
 
+def fold_model(run, fold: int):
+    """A label review's model of fold `fold` (from 1), loaded once per server. Raises ModelLoadError."""
+    path = run.fold_model_path(fold)
+    return _cached_model(str(path), path.stat().st_mtime)
+
+
 def run_label(summary) -> str:
     """'20261128-…-inception_small-ab12 · finished · gz1-3class, 64 px, RGB · test 84.7%' for menus."""
     text = f"{summary.id} · {summary.state.value} · {describe_spec(summary.dataset)}"

@@ -1,0 +1,110 @@
+"""The Label review page, and the Train page's label review recipe and reviewed training labels (AppTest)."""
+
+import json
+
+import pytest
+
+from galaxy_core.data import DatasetSpec
+from galaxy_core.review import load_review
+from pages.review import PER_PAGE
+from tests.conftest import REVIEW_RUN_CONFIG
+from tests.helpers import open_page
+
+REVIEWED_SPEC = DatasetSpec.from_dict(REVIEW_RUN_CONFIG["dataset"])
+
+
+@pytest.fixture
+def nowhere_to_train(monkeypatch):
+    """Queued runs wait (their Ray cluster is unreachable): a page test queues runs without training them."""
+    monkeypatch.setenv("GALAXY_LAB_EXECUTOR", "ray")
+    monkeypatch.setenv("GALAXY_LAB_RAY_ADDRESS", "127.0.0.1:9")
+
+
+def queued_config(runs_folder, other_than=()) -> dict:
+    run_dir = next(p for p in runs_folder.iterdir() if p.is_dir() and p.name not in other_than)
+    return json.loads((run_dir / "config.json").read_text())
+
+
+def test_review_page_without_a_review_says_where_to_start_one(finished_run):
+    at = open_page("review")
+    assert not at.exception
+    assert "No finished label review yet" in at.info[0].value
+    assert not at.expander  # a training run is not listed as a review that cannot be shown
+
+
+def test_review_page_lists_the_doubts_and_records_each_decision(finished_review):
+    review = load_review(finished_review.summary())
+    at = open_page("review")
+    assert not at.exception
+    assert [m.label for m in at.metric] == ["Doubted labels", "Share of the training split", "Accepted", "Rejected"]
+    assert at.metric[0].value == str(len(review.doubts))
+    first = review.doubts[0]
+    decision = at.radio(key=f"review_decision_{finished_review.id}_{first.image}")
+    assert decision.value == "undecided"
+    assert len([r for r in at.radio if r.key.startswith("review_decision_")]) == min(PER_PAGE, len(review.doubts))
+    captions = [image.proto.imgs[0].caption for image in at.get("image")]
+    assert (
+        f"Grad-CAM · {review.class_names[first.suggested]}: p = {first.probabilities[first.suggested]:.2f}" in captions
+    )
+    decision.set_value("accepted").run()
+    assert not at.exception
+    assert finished_review.review_decisions() == {first.image: "accepted"}
+    assert at.metric[2].value == "1"
+    at.radio(key="review_show").set_value("accepted").run()  # only the accepted one is listed now
+    assert [r.key for r in at.radio if r.key.startswith("review_decision_")] == [
+        f"review_decision_{finished_review.id}_{first.image}"
+    ]
+    assert at.get("download_button")
+
+
+def test_review_page_accepts_the_confident_suggestions_in_one_go(finished_review):
+    saved = finished_review.review()
+    doubted = int(saved["doubted"][-1])  # the least doubtful, made the one confident suggestion
+    confident = (int(saved["labels"][doubted]) + 1) % 3
+    saved["probabilities"] = saved["probabilities"].copy()
+    saved["probabilities"][saved["doubted"]] = 1 / 3
+    saved["probabilities"][doubted] = [0.9 if c == confident else 0.05 for c in range(3)]
+    finished_review.save_review(**saved)
+    at = open_page("review")
+    at.slider(key="review_threshold").set_value(0.85).run()
+    button = at.button(key="review_accept_confident")
+    assert button.label == "Accept 1"
+    button.click().run()
+    assert not at.exception
+    assert finished_review.review_decisions() == {str(saved["source_ids"][doubted]): "accepted"}
+    assert at.button(key="review_accept_confident").label == "Accept 0"  # decided ones are not counted again
+
+
+def test_review_page_says_why_a_damaged_review_cannot_be_shown(finished_review):
+    finished_review.review_path.write_bytes(b"damaged")
+    at = open_page("review")
+    assert not at.exception
+    assert "This review cannot be shown" in at.error[0].value and "cannot be read" in at.error[0].value
+
+
+def test_train_page_queues_a_label_review(isolated_settings, nowhere_to_train):
+    at = open_page("train", active_dataset_spec=REVIEWED_SPEC)
+    at.radio(key="train_recipe").set_value("review").run()
+    assert not at.exception
+    at.number_input(key="train_review_folds").set_value(3).run()
+    at.button(key="train_review").click().run()
+    assert not at.exception and at.success[0].value.startswith("Queued run ")
+    config = queued_config(isolated_settings["runs"])
+    assert (config["kind"], config["folds"], config["epochs"]) == ("label_review", 3, 8)
+
+
+def test_train_page_trains_on_a_reviews_accepted_labels(finished_review, isolated_settings, nowhere_to_train):
+    at = open_page("train", active_dataset_spec=REVIEWED_SPEC)
+    assert "train_labels" not in [s.key for s in at.selectbox]  # nothing accepted yet: nothing to offer
+    accepted = load_review(finished_review.summary()).doubts[0].image
+    finished_review.record_review_decisions({accepted: "accepted"})
+    at = open_page("train", active_dataset_spec=REVIEWED_SPEC)
+    at.selectbox(key="train_labels").select(finished_review.id).run()
+    at.radio(key="train_labels_action").set_value("leave_out").run()
+    assert any("1 training images left out" in c.value for c in at.caption)
+    at.radio(key="train_recipe").set_value("quick").run()
+    at.button(key="train_quick").click().run()
+    assert not at.exception and at.success[0].value.startswith("Queued run ")
+    config = queued_config(isolated_settings["runs"], other_than={finished_review.id})
+    assert config["label_changes"] == {accepted: None}
+    assert config["label_changes_from"] == f"review {finished_review.id}, accepted suggestions left out"
