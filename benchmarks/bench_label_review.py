@@ -96,10 +96,10 @@ def main() -> None:
         reviewed, reviewed_minutes, _ = train(store, config, settings.cache_dir)
         rows.append((f"reviewed, accepted {ACTIONS[action]}", reviewed, reviewed_minutes))
     print("\nrecommended default (48 px, 15 epochs), each on the untouched val and test splits:")
-    print(f"{'training labels':42} {'val bal.':>9} {'test bal.':>9} {'test TTA':>9} {'train imgs':>10} {'min':>6}")
+    print(f"{'training labels':48} {'val bal.':>9} {'test bal.':>9} {'test TTA':>9} {'train imgs':>10} {'min':>6}")
     for name, result, result_minutes in rows:
         print(
-            f"{name:42} {result.best_val_balanced_accuracy:9.4f} {result.test_balanced_accuracy:9.4f} "
+            f"{name:48} {result.best_val_balanced_accuracy:9.4f} {result.test_balanced_accuracy:9.4f} "
             f"{result.test_balanced_accuracy_tta:9.4f} {result.run.status()['dataset_sizes']['train']:10d} "
             f"{result_minutes:6.2f}"
         )

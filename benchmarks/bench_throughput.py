@@ -3,6 +3,8 @@ that the machine's speed (it varies 3x from hour to hour) cancels out of the rat
 size, augmentation, TensorFlow's thread pools. Convergence (epochs to an accuracy) is bench_time_to_accuracy.py's.
 
     .venv/bin/python benchmarks/bench_throughput.py [--model inception_small] [--seconds 12]
+    .venv/bin/python benchmarks/bench_throughput.py --levers "48 px" --threads 1   (TensorFlow's op thread pools
+    are fixed when it starts: one process per setting)
 
 Each lever is timed on random images of the right shape through the training pipeline (make_tf_dataset, as a run
 feeds its fit), after one untimed epoch that traces the graph; pixels do not change a step's cost.
@@ -86,8 +88,17 @@ def main() -> None:
     parser.add_argument("--model", default="inception_small")
     parser.add_argument("--seconds", type=float, default=12.0, help="timed seconds per lever (after a warm-up)")
     parser.add_argument("--levers", nargs="*", help="only these levers (names as printed)")
+    parser.add_argument(
+        "--threads", type=int, help="TensorFlow's intra-op and inter-op thread pools (default: TensorFlow's choice)"
+    )
     args = parser.parse_args()
-    print(f"{args.model}, training step through the input pipeline, {os.cpu_count()} CPU cores")
+    if args.threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    threads = f"{args.threads} op threads" if args.threads else "TensorFlow's own thread pools"
+    print(f"{args.model}, training step through the input pipeline, {os.cpu_count()} CPU cores, {threads}")
     reference = None
     for name, change in LEVERS.items():
         if args.levers and name not in args.levers:

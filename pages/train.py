@@ -28,6 +28,7 @@ from galaxy_core.training.config import (
     preset_config,
     recommended_config,
 )
+from galaxy_core.training.folds import check_folds
 from galaxy_core.training.manager import JobManager, QueueFullError, RunsFolderError
 from galaxy_core.training.store import epoch_records
 from pages.ui.display import label_noise_note
@@ -142,6 +143,11 @@ def label_review_ui(dataset: DatasetSpec) -> TrainConfig | None:
         help="More folds: each model trains on more images, and the review takes longer.",
     )
     config = label_review_config(dataset, int(folds))
+    try:
+        check_folds(load_dataset(dataset, get_settings()), config.folds)
+    except (GalaxyLabError, ValueError) as error:
+        st.warning(f"This dataset cannot be reviewed in {config.folds} folds: {error}.")
+        return None
     expected_duration_ui(config)
     return config if st.button("Review the labels", type="primary", key="train_review") else None
 

@@ -132,3 +132,36 @@ def shared_model(name: str, input_shape: tuple[int, int, int], num_classes: int 
 
     keras.utils.set_random_seed(0)
     return create_model(name, input_shape, num_classes)
+
+
+def run_in_its_first_epoch(runs: Path, worker_pid: int, steps=(1, 6, 12)):
+    """A run 12 batches into the first of its 3 epochs, as a worker with pid `worker_pid` (a live stand-in
+    process, so that the training service counts it as running) would have written it; `record_batches(run,
+    steps)` adds batches."""
+    from galaxy_core.training import RunStore
+    from galaxy_core.training.executors import process_start_time
+
+    run = RunStore(runs).create(tiny_config(epochs=3).to_dict(), "custom_cnn")
+    run.set_status(
+        "running",
+        message="training",
+        executor="local",
+        pid=worker_pid,
+        pid_start=process_start_time(worker_pid),
+        epochs_done=0,
+        batches_done=steps[-1],
+        steps_per_epoch=40,
+        eta_seconds=300.0,
+    )
+    record_batches(run, steps)
+    return run
+
+
+def record_batches(run, steps) -> None:
+    """Batch records of the first epoch at these steps, on a curve that bends at every batch (plotly draws
+    collinear points as one segment), and a heartbeat."""
+    run.beat()
+    for step in steps:
+        loss = step**-0.5
+        record = {"kind": "batch", "epoch": 0, "step": step, "steps_per_epoch": 40}
+        run.append_metrics({**record, "loss": loss, "accuracy": 1 - loss, "time": time.time()})

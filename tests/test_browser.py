@@ -45,10 +45,24 @@ def app_base(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("browser")
 
 
+def known_throughput(cache: Path) -> None:
+    """This machine's speed for the recipes the tests show, as a throughput probe would have cached it: the Train
+    page then states durations instead of probing (test_estimate.py tests the probe), and the tests' runs have the
+    CPU to themselves."""
+    from galaxy_core.data import DatasetSpec
+    from galaxy_core.training import estimate
+    from galaxy_core.training.config import PRESETS, preset_config, recommended_config
+
+    spec = DatasetSpec.of("synthetic")
+    for config in [*(preset_config(spec, name) for name in PRESETS), recommended_config(spec, "custom_cnn")]:
+        estimate.save_throughput(config, cache, estimate.Throughput(200.0, 2000.0))
+
+
 @pytest.fixture(scope="module")
 def app_url(app_base):
     base = app_base
     write_image_folder(base / "data" / "classroom", {"edge": 12, "smooth": 30, "spiral": 10})
+    known_throughput(base / "cache")
     env = {
         **os.environ,
         "GALAXY_LAB_SETTINGS": str(base / "none.toml"),
@@ -208,7 +222,7 @@ def test_the_convolution_playground(app_url, page):
     assert "playground_kernel=Sobel" in page.url and "playground_pooling=max" in page.url
 
 
-def test_train_a_run_and_watch_its_curve(app_url, page):
+def test_train_a_run_watch_its_curve_and_stop_it(app_url, page):
     from playwright.sync_api import expect
 
     # A class trains on its small folder (52 galaxies), chosen on the Dataset page, in the same session.
@@ -221,23 +235,15 @@ def test_train_a_run_and_watch_its_curve(app_url, page):
     expect(page.get_by_text("Recommended: Small Inception")).to_be_visible()
     duration = re.compile("Measuring how fast this machine trains|Expected duration on this machine")
     expect(page.get_by_text(duration)).to_be_visible()
-    queue_a_custom_cnn_run(page, epochs=2)
-    # The fragment refreshes the run every 2 s: the curve appears while it trains, the figures when it ends.
-    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=120_000)
-    expect(page.get_by_text("Test balanced accuracy")).to_be_visible(timeout=180_000)
-    expect(page.get_by_text(": finished ·")).to_be_visible()
-
-
-def test_stop_a_running_run(app_url, page):
-    from playwright.sync_api import expect
-
-    page.goto(f"{app_url}/train")
-    page.get_by_text("New run", exact=True).click()  # the form folds away once there are runs
     queue_a_custom_cnn_run(page, epochs=150)
+    # The fragment refreshes the run every 2 s: the curve appears while it trains; by epoch once one has ended.
     expect(page.get_by_text(": running ·")).to_be_visible(timeout=120_000)
-    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=120_000)  # it has trained a little
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=120_000)
+    expect(page.get_by_text("Training curve by batch")).to_be_visible(timeout=120_000)
     page.get_by_role("button", name="Stop").click()
+    # Stopped, it keeps its best epoch and is evaluated like a finished run.
     expect(page.get_by_text(": stopped ·")).to_be_visible(timeout=120_000)
+    expect(page.get_by_text("Test balanced accuracy")).to_be_visible(timeout=120_000)
 
 
 def test_evaluate_confusion_matrix_cell_and_gradcam(app_url, app_base, _trained_run_template, page):
@@ -327,3 +333,48 @@ def test_compare_two_runs(app_url, app_base, _trained_run_template, page):
     expect(page.get_by_test_id("stDataFrame")).to_be_visible()
     page.get_by_role("tab", name="Significance").click()
     expect(page.get_by_text("p-value (McNemar, exact)")).to_be_visible()
+
+
+def test_review_doubted_labels_and_the_decision_survives_a_reload(app_url, app_base, _review_run_template, page):
+    from playwright.sync_api import expect
+
+    add_finished_run(_review_run_template, app_base / "runs", "review")
+    page.goto(f"{app_url}/review")
+    expect(page.get_by_role("heading", name="Label review")).to_be_visible()
+    expect(page.get_by_text("Doubted labels")).to_be_visible()
+    expect(page.get_by_text("Grad-CAM ·").first).to_be_visible()  # the fold model's maps of the first galaxy
+    accepted = page.get_by_test_id("stMetric").filter(has_text="Accepted")
+    expect(accepted).to_contain_text("0")
+    page.get_by_text("Accept the suggestion").first.click()
+    expect(accepted).to_contain_text("1")
+    page.reload()  # the decision is the review's, not the session's
+    expect(page.get_by_test_id("stMetric").filter(has_text="Accepted")).to_contain_text("1")
+    expect(page.get_by_role("button", name="Download the reviewed labels (CSV)")).to_be_visible()
+
+
+def test_the_first_epoch_is_visible_while_it_trains(app_url, app_base, page):
+    """A run in its first epoch (a stand-in process keeps it alive for the service) shows its batches in the table
+    and the progress bar, and its training curve by batch, which grows as batches are recorded."""
+    from playwright.sync_api import expect
+
+    from tests.helpers import record_batches, run_in_its_first_epoch
+
+    stand_in = subprocess.Popen(["sleep", "300"])
+    run = run_in_its_first_epoch(app_base / "runs", stand_in.pid)
+    try:
+        page.goto(f"{app_url}/train?train_selected_run={run.id}")
+        expect(page.get_by_text(f"{run.id}: running")).to_be_visible()
+        expect(page.get_by_text("epoch 1 of at most 3, batch 12/40")).to_be_visible()
+        expect(
+            page.get_by_text("Until the first epoch ends, the training curve is drawn batch by batch")
+        ).to_be_visible()
+        line = page.locator(".js-plotly-plot .scatterlayer .trace .js-line").first
+        expect(line).to_have_attribute("d", re.compile(r"M.+L.+L"))  # three batches drawn
+        before = line.get_attribute("d")
+        record_batches(run, (18, 24))
+        run.set_status("running", batches_done=24)
+        expect(page.get_by_text("epoch 1 of at most 3, batch 24/40")).to_be_visible()  # refreshed by itself
+        expect(line).not_to_have_attribute("d", before)
+    finally:
+        stand_in.kill()
+        run.set_status("stopped", message="stopped by the test")

@@ -250,6 +250,9 @@ def test_serve_runs_from_an_installed_copy_and_a_sigterm_leaves_nothing_behind(t
 
     try:
         wait_for(healthy, timeout=60, interval=0.5)
+        # The app runs in a session of its own (what serve asks for at once, to start the server's warm-up).
+        check = urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/script-health-check", timeout=60)
+        assert check.read() == b"ok"
         children = subprocess.run(["pgrep", "-g", str(server.pid)], capture_output=True, text=True).stdout.split()
         assert len(children) >= 2  # serve and its Streamlit child
         streamlit_cmdline = " ".join(

@@ -93,6 +93,18 @@ def test_train_page_queues_a_label_review(isolated_settings, nowhere_to_train):
     assert (config["kind"], config["folds"], config["epochs"]) == ("label_review", 3, 8)
 
 
+def test_train_page_refuses_more_folds_than_a_class_has_images(isolated_settings):
+    tiny = DatasetSpec.of("synthetic", num_images=30).with_preprocess(image_size=16)
+    at = open_page("train", active_dataset_spec=tiny)
+    at.radio(key="train_recipe").set_value("review").run()
+    at.number_input(key="train_review_folds").set_value(10).run()
+    assert not at.exception
+    assert "cannot be reviewed in 10 folds: a 10-fold review needs at least 10 training images of each class" in (
+        at.warning[0].value
+    )
+    assert "train_review" not in [button.key for button in at.button]
+
+
 def test_train_page_trains_on_a_reviews_accepted_labels(finished_review, isolated_settings, nowhere_to_train):
     at = open_page("train", active_dataset_spec=REVIEWED_SPEC)
     assert "train_labels" not in [s.key for s in at.selectbox]  # nothing accepted yet: nothing to offer

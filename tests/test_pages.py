@@ -254,38 +254,12 @@ def test_train_page_shows_the_first_epoch_under_way(isolated_settings):
     """Before its first epoch ends, a run shows its batches in the table and the progress bar, an ETA, and its
     training curve by batch (a live stand-in process keeps it running for the service)."""
     import subprocess
-    import time
 
-    from galaxy_core.training import RunStore
-    from galaxy_core.training.executors import process_start_time
-    from tests.helpers import tiny_config
+    from tests.helpers import run_in_its_first_epoch
 
     stand_in = subprocess.Popen(["sleep", "120"])
     try:
-        run = RunStore(isolated_settings["runs"]).create(tiny_config(epochs=3).to_dict(), "custom_cnn")
-        run.set_status(
-            "running",
-            message="training",
-            pid=stand_in.pid,
-            pid_start=process_start_time(stand_in.pid),
-            epochs_done=0,
-            batches_done=12,
-            steps_per_epoch=40,
-            eta_seconds=300.0,
-        )
-        run.beat()
-        for step in (1, 6, 12):
-            run.append_metrics(
-                {
-                    "kind": "batch",
-                    "epoch": 0,
-                    "step": step,
-                    "steps_per_epoch": 40,
-                    "loss": 1.0,
-                    "accuracy": 0.4,
-                    "time": time.time(),
-                }
-            )
+        run_in_its_first_epoch(isolated_settings["runs"], stand_in.pid)
         at = open_page("train")
         assert not at.exception
         assert at.dataframe[0].value["epochs"].tolist() == ["0/3, batch 12/40"]

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from galaxy_core.data import create_dataset
+from galaxy_core.prediction import ModelLoadError
 from galaxy_core.review import ReviewError, label_changes_from_csv, load_review
 from galaxy_core.training import RunState, RunStore
 from galaxy_core.training.procedure import train_run
@@ -20,6 +21,10 @@ def test_a_review_run_ranks_doubted_labels_and_keeps_what_the_page_needs(finishe
     assert summary.epochs_done == summary.epochs_planned == 2  # 1 epoch x 2 folds
     assert summary.table_row()["model"] == "label review: 2 x custom_cnn"
     assert finished_review.fold_model_path(1).is_file() and finished_review.fold_model_path(2).is_file()
+    with pytest.raises(
+        ModelLoadError, match="is a label review: its models \\(one per fold\\) are for its Label review"
+    ):
+        finished_review.model_path("best")  # what `galaxy-lab evaluate`, `predict` and `export` say
     saved = finished_review.review()
     train = len(saved["labels"])
     assert saved["probabilities"].shape == (train, 3) and set(saved["folds"]) == {0, 1}

@@ -45,6 +45,24 @@ def test_config_round_trips_through_json():
         TrainConfig.from_dict({**config.to_dict(), "epoch": 3})
 
 
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [  # the rate at steps 0, 15, 30 (the one cycle's peak), 65 and 100 of 100
+        ("constant", [1e-2, 1e-2, 1e-2, 1e-2, 1e-2]),
+        ("cosine", [1e-2, 1e-2 * (1 + np.cos(np.pi * 0.15)) / 2, 1e-2 * (1 + np.cos(np.pi * 0.3)) / 2, None, 0.0]),
+        ("one_cycle", [4e-4, (4e-4 + 1e-2) / 2, 1e-2, 5e-3, 0.0]),
+    ],
+)
+def test_learning_rate_schedules(schedule, expected):
+    from galaxy_core.training.procedure import learning_rate_schedule
+
+    rate = learning_rate_schedule(tiny_config(schedule=schedule), 1e-2, 100)
+    for step, value in zip((0, 15, 30, 65, 100), expected, strict=True):
+        if value is not None:
+            got = float(rate(step)) if callable(rate) else rate
+            assert got == pytest.approx(value, abs=1e-7), (schedule, step)
+
+
 def test_class_weights_balance_the_classes():
     weights = class_weights(np.array([0] * 70 + [1] * 20 + [2] * 10), 3)
     assert weights == pytest.approx({0: 100 / 210, 1: 100 / 60, 2: 100 / 30})
@@ -329,24 +347,3 @@ def test_folds_are_stratified_seeded_and_cover_every_image():
         assert counts.max() - counts.min() <= 1
     np.testing.assert_array_equal(folds, stratified_folds(labels, 3, seed=1))
     assert not np.array_equal(folds, stratified_folds(labels, 3, seed=2))
-
-
-def test_out_of_fold_probabilities_cover_the_training_split_and_refuse_too_few_images(isolated_settings):
-    from galaxy_core.data import create_dataset
-    from galaxy_core.training.folds import out_of_fold_probabilities
-
-    config = tiny_config(epochs=1)
-    dataset = create_dataset(config.dataset, cache_dir=isolated_settings["cache"])
-    reported = []
-    probabilities = out_of_fold_probabilities(config, dataset, 2, on_fold=lambda done, total: reported.append(done))
-    assert probabilities.shape == (len(dataset.splits["train"]), 3) and reported == [1, 2]
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
-    train = dataset.splits["train"]
-    few_spirals = np.concatenate([np.flatnonzero(train.labels != 2), np.flatnonzero(train.labels == 2)[:2]])
-    small = replace(dataset, splits={**dataset.splits, "train": train.take(few_spirals)})
-    with pytest.raises(
-        ValueError, match="a 3-fold review needs at least 3 training images of each class: spiral has 2"
-    ):
-        out_of_fold_probabilities(config, small, 3)
-    with pytest.raises(ValueError, match="folds must be a whole number from 2 to 10"):
-        out_of_fold_probabilities(config, dataset, 1)

@@ -1,4 +1,5 @@
-"""The one callback through which metrics and checkpoints leave the training loop, and stop requests come in."""
+"""The callbacks through which metrics and checkpoints leave the training loop, and stop requests come in: a
+training run's and a label review's."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from galaxy_core.data import Split
 from galaxy_core.evaluation import balanced_accuracy, confusion_matrix
+from galaxy_core.training.config import TrainConfig
 from galaxy_core.training.store import RunState
 
 BATCH_RECORD_SECONDS = 0.5
@@ -206,3 +208,34 @@ class RunMetrics(keras.callbacks.Callback):
             "val_accuracy": float(np.mean(predicted == labels)),
             "val_balanced_accuracy": balanced_accuracy(matrix),
         }
+
+
+class ReviewProgress(keras.callbacks.Callback):
+    """A review run's progress in its status (epochs over all folds, time left) and its stop request, checked
+    after every batch."""
+
+    def __init__(self, run, config: TrainConfig):
+        super().__init__()
+        self.run, self.config = run, config
+        self.epochs_done, self.stopped_by_request = 0, False
+        self.started = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.run.stop_requested():
+            self.stopped_by_request = True
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.stopped_by_request:
+            return
+        self.epochs_done += 1
+        planned = self.config.planned_epochs
+        fold = min(self.config.folds, self.epochs_done // self.config.epochs + 1)
+        seconds_per_epoch = (time.monotonic() - self.started) / self.epochs_done
+        self.run.set_status(
+            RunState.RUNNING,
+            message=f"training fold {fold} of {self.config.folds}",
+            epochs_done=self.epochs_done,
+            eta_seconds=seconds_per_epoch * (planned - self.epochs_done),
+        )
+        self.run.append_metrics({"kind": "review_epoch", "epoch": self.epochs_done, "loss": float(logs["loss"])})

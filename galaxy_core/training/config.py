@@ -9,7 +9,10 @@ from galaxy_core.data.augment import AugmentOptions
 from galaxy_core.errors import InvalidInputError
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
-SCHEDULES = ("constant", "cosine")
+# cosine: from the rate down to 0 over the run; one_cycle: up from a 25th of the rate over the first 30% of the
+# steps, then cosine down to 0 (fastai's one-cycle policy with cosine phases, and linear warm-up).
+SCHEDULES = ("constant", "cosine", "one_cycle")
+ONE_CYCLE_WARMUP, ONE_CYCLE_START = 0.3, 1 / 25
 MONITORS = ("val_loss", "val_balanced_accuracy", "val_accuracy")
 # Where validation images come from: the dataset's own val split, or a stratified share held out of train.
 VALIDATION_SOURCES = ("val_split", "from_train")

@@ -5,6 +5,7 @@ The training split is cut into k stratified folds; k models of one recipe each t
 the recipe's number of epochs (no validation split, no early stopping: every fold gets the same training) and
 predict the fold they did not see. `galaxy_core.evaluation.label_issues` then ranks the images whose label those
 predictions doubt. A review run keeps the probabilities, the ranking and the k fold models (for Grad-CAM).
+Importing this module does not import TensorFlow: pages check a number of folds with it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
-import keras
 import numpy as np
 
 from galaxy_core.data import Dataset
@@ -50,13 +50,15 @@ def out_of_fold_probabilities(
     dataset: Dataset,
     folds: int | None = None,
     *,
-    on_fold: Callable[[int, keras.Model], None] | None = None,
-    observers: Sequence[keras.callbacks.Callback] = (),
+    on_fold: Callable[[int, object], None] | None = None,
+    observers: Sequence = (),
 ) -> np.ndarray:
     """(training images, classes) probabilities, each row predicted by the one of `folds` (default: the config's)
     models of `config`'s recipe that did not train on that image. `on_fold(fold, model)` is called after each fold
     has predicted (fold from 0); `observers` watch every fold's fit (one that sets `model.stop_training` ends the
     whole review: the remaining folds are not trained and the rows they would have filled stay zero)."""
+    import keras
+
     from galaxy_core.data.pipeline import make_tf_dataset
     from galaxy_core.models import create_model
     from galaxy_core.prediction import predict_probabilities
@@ -97,42 +99,12 @@ def out_of_fold_probabilities(
     return probabilities
 
 
-class ReviewProgress(keras.callbacks.Callback):
-    """A review run's progress in its status (epochs over all folds, time left) and its stop request, checked
-    after every batch."""
-
-    def __init__(self, run, config: TrainConfig):
-        super().__init__()
-        self.run, self.config = run, config
-        self.epochs_done, self.stopped_by_request = 0, False
-        self.started = time.monotonic()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.run.stop_requested():
-            self.stopped_by_request = True
-            self.model.stop_training = True
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.stopped_by_request:
-            return
-        self.epochs_done += 1
-        planned = self.config.planned_epochs
-        fold = min(self.config.folds, self.epochs_done // self.config.epochs + 1)
-        seconds_per_epoch = (time.monotonic() - self.started) / self.epochs_done
-        self.run.set_status(
-            RunState.RUNNING,
-            message=f"training fold {fold} of {self.config.folds}",
-            epochs_done=self.epochs_done,
-            eta_seconds=seconds_per_epoch * (planned - self.epochs_done),
-        )
-        self.run.append_metrics({"kind": "review_epoch", "epoch": self.epochs_done, "loss": float(logs["loss"])})
-
-
 def review_labels(run, config: TrainConfig, dataset: Dataset, observers: Sequence = ()) -> RunState:
     """Run a label review of `dataset`'s training split for `run` (a run writer, as for training) and return
     its final state. A stop before the last fold has predicted leaves no review: every image needs its
     prediction."""
     from galaxy_core.evaluation import label_issues
+    from galaxy_core.training.callback import ReviewProgress
     from galaxy_core.training.procedure import StoppedBeforeTrainingError
 
     check_folds(dataset, config.folds)

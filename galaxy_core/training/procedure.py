@@ -22,7 +22,7 @@ import numpy as np
 from galaxy_core.data import Dataset, create_dataset
 from galaxy_core.data.dataset import stratified_split
 from galaxy_core.settings import load_settings
-from galaxy_core.training.config import TrainConfig
+from galaxy_core.training.config import ONE_CYCLE_START, ONE_CYCLE_WARMUP, TrainConfig
 from galaxy_core.training.store import RunState
 
 
@@ -74,12 +74,28 @@ def with_validation_source(dataset: Dataset, config: TrainConfig) -> Dataset:
     return replace(dataset, splits={**dataset.splits, "train": train.take(kept), "val": train.take(held_out)})
 
 
+def learning_rate_schedule(config: TrainConfig, learning_rate: float, total_steps: int):
+    """The run's learning rate over `total_steps` (a Keras schedule, or a number for a constant rate)."""
+    import keras
+
+    if config.schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, total_steps))
+    if config.schedule == "one_cycle":
+        warmup = int(ONE_CYCLE_WARMUP * total_steps)
+        return keras.optimizers.schedules.CosineDecay(
+            ONE_CYCLE_START * learning_rate,
+            decay_steps=max(1, total_steps - warmup),
+            warmup_target=learning_rate,
+            warmup_steps=warmup,
+        )
+    return learning_rate
+
+
 def make_optimizer(config: TrainConfig, learning_rate: float, total_steps: int):
     """The run's optimizer at `learning_rate`, decayed over `total_steps` by its schedule."""
     import keras
 
-    if config.schedule == "cosine":
-        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, total_steps))
+    learning_rate = learning_rate_schedule(config, learning_rate, total_steps)
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
     if config.optimizer == "rmsprop":

@@ -320,6 +320,11 @@ class Run:
             path = self.final_model_path
         if path.is_file():
             return path
+        if self._is_label_review():
+            raise ModelLoadError(
+                f"run {self.id} is a label review: its models (one per fold) are for its Label review page, not "
+                "for evaluating or classifying"
+            )
         if checkpoint == "best":
             raise ModelLoadError(f"run {self.id} kept no model: it ended before its first epoch did")
         raise ModelLoadError(f"run {self.id} has no final model: it did not reach its last epoch; use its best one")
@@ -330,6 +335,12 @@ class Run:
         if not path.is_file():
             raise ModelLoadError(f"run {self.id} has no model of fold {fold}")
         return path
+
+    def _is_label_review(self) -> bool:
+        try:
+            return self.config().get("kind") == "label_review"
+        except (OSError, ValueError):
+            return False
 
     @property
     def evaluation_path(self) -> Path:
