@@ -143,22 +143,18 @@ def overview_ui(dataset: Dataset) -> None:
     columns[1].metric("Image", " x ".join(map(str, dataset.splits["train"].images.shape[1:])))
     for column, split in zip(columns[2:], SPLIT_NAMES, strict=True):
         column.metric(split.capitalize(), f"{int(counts[split].sum()):,}")
-    rows = [
-        {"split": split, "class": name, "images": int(count), "share": count / max(1, counts[split].sum())}
-        for split in SPLIT_NAMES
-        for name, count in zip(dataset.class_names, counts[split], strict=True)
-    ]
-    table = pd.DataFrame(rows)
-    figure = px.bar(
+    # A table with share bars, not a chart: a chart library's first load in a new browser session costs a visitor
+    # 0.7-1.5 s on the page every session opens on (docs/benchmarks.md, "First page renders").
+    table = pd.DataFrame({"class": dataset.class_names})
+    for split in SPLIT_NAMES:
+        table[split] = counts[split]
+        table[f"{split} share"] = counts[split] / max(1, counts[split].sum())
+    share = {"format": "percent", "min_value": 0.0, "max_value": 1.0}
+    st.dataframe(
         table,
-        x="class",
-        y="images",
-        color="split",
-        barmode="group",
-        text=table["share"].map("{:.0%}".format),
-        title="Images per class and split (labels: share of the split)",
+        hide_index=True,
+        column_config={f"{split} share": st.column_config.ProgressColumn(**share) for split in SPLIT_NAMES},
     )
-    st.plotly_chart(figure)
     dominant = imbalance(dataset)
     if dominant:
         st.warning(

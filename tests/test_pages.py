@@ -82,7 +82,9 @@ def test_dataset_page_opens_on_the_default_synthetic_set():
     at = open_page("dataset")
     assert not at.exception
     assert [m.value for m in at.metric] == ["3", "64 x 64 x 3", "2,400", "300", "300"]
-    assert len(at.get("plotly_chart")) == 1
+    counts = at.dataframe[0].value  # images and share of each class per split
+    assert counts["class"].tolist() == ["edge", "smooth", "spiral"] and counts["train"].sum() == 2400
+    assert counts["test share"].sum() == pytest.approx(1.0)
     assert not at.warning  # balanced classes: no imbalance warning
 
 
