@@ -524,9 +524,7 @@ def _reviewed_labels(args, settings) -> int:
     summary = _store(args, settings).get(args.run_id).summary()
     review = load_review(summary)
     if args.accept_above is not None:
-        undecided = {doubt.image for doubt in review.undecided()}
-        confident = review.confident_suggestions(args.accept_above)
-        summary.run.record_review_decisions({image: d for image, d in confident.items() if image in undecided})
+        summary.run.record_review_decisions(review.confident_suggestions(args.accept_above))
         review = load_review(summary)
     print(f"{len(review.doubts)} doubted, {len(review.accepted())} accepted", file=sys.stderr)
     sys.stdout.write(review.to_csv())

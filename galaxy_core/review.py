@@ -67,11 +67,13 @@ class LabelReview:
         return [doubt for doubt in self.doubts if doubt.decision is None]
 
     def confident_suggestions(self, threshold: float) -> dict[str, str]:
-        """Decisions accepting every suggestion the models give at least `threshold` probability (the automatic
-        review a benchmark or a busy teacher can start from)."""
+        """Decisions accepting every undecided suggestion the models give at least `threshold` probability (the
+        automatic review a benchmark or a busy teacher can start from; a reviewer's decision is never undone)."""
         if not 0.0 < threshold <= 1.0:
             raise InvalidInputError(f"the threshold is a probability in (0, 1], got {threshold!r}")
-        return {doubt.image: "accepted" for doubt in self.doubts if doubt.probabilities[doubt.suggested] >= threshold}
+        return {
+            doubt.image: "accepted" for doubt in self.undecided() if doubt.probabilities[doubt.suggested] >= threshold
+        }
 
     def label_changes(self, action: str) -> dict[str, str | None]:
         """The accepted suggestions as a training run's label changes: {image: suggested class, or None to leave

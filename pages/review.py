@@ -10,7 +10,7 @@ from galaxy_core.prediction import ModelLoadError
 from galaxy_core.review import ACTIONS, Doubt, LabelReview, ReviewError, load_review
 from pages.ui.display import enlarge, label_noise_note
 from pages.ui.navigation import run_router
-from pages.ui.runs import choose_run, fold_model, runs_apart, runs_that
+from pages.ui.runs import choose_run, model_key, run_model, runs_apart, runs_that
 from pages.ui.state import get_settings, load_dataset, note_run_dataset
 
 PER_PAGE = 6
@@ -24,7 +24,7 @@ DECISION_LABELS = {None: "Undecided", "accepted": "Accept the suggestion", "reje
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def _gradcam_overlays(_model, model_file: tuple, image: np.ndarray, image_id: str, classes: tuple) -> list:
+def _gradcam_overlays(_model, model_file: tuple, image: np.ndarray, classes: tuple) -> list:
     from galaxy_core.explain import gradcam, overlay
 
     return [overlay(image, gradcam(_model, image, class_index)[0]) for class_index in classes]
@@ -51,10 +51,12 @@ def doubt_row(summary, review: LabelReview, doubt: Doubt, image: np.ndarray) -> 
     columns = st.columns([1, 1, 1, 2])
     columns[0].image(enlarge(image, 160), caption=f"#{doubt.rank} · {doubt.image}")
     try:
-        model = fold_model(summary.run, doubt.fold)
-        path = summary.run.fold_model_path(doubt.fold)
+        fold_model = f"fold-{doubt.fold}"
         overlays = _gradcam_overlays(
-            model, (str(path), path.stat().st_mtime), image, doubt.image, (doubt.given, doubt.suggested)
+            run_model(summary.run, fold_model),
+            model_key(summary.run, fold_model),
+            image,
+            (doubt.given, doubt.suggested),
         )
         for column, picture, name in zip(columns[1:3], overlays, (given, suggested), strict=True):
             column.image(
@@ -90,11 +92,7 @@ def accept_confident_ui(summary, review: LabelReview) -> None:
         0.01,
         key="review_threshold",
     )
-    confident = {
-        image: decision
-        for image, decision in review.confident_suggestions(threshold).items()
-        if image in {doubt.image for doubt in review.undecided()}
-    }
+    confident = review.confident_suggestions(threshold)
     if right.button(f"Accept {len(confident)}", key="review_accept_confident", disabled=not confident):
         summary.run.record_review_decisions(confident)
         st.rerun()

@@ -54,29 +54,37 @@ TRAINED_RUN_CONFIG = {
 }
 
 
-@pytest.fixture(scope="session")
-def _trained_run_template(tmp_path_factory) -> Path:
+def _train_template(tmp_path_factory, name: str, config: dict) -> Path:
+    """A run of `config` trained once, in a folder of its own, with its own settings and cache."""
     from galaxy_core.training import RunStore
     from galaxy_core.training.procedure import train_run
 
-    base = tmp_path_factory.mktemp("trained")
+    base = tmp_path_factory.mktemp(name)
     (base / "galaxy-lab.toml").write_text("")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GALAXY_LAB_SETTINGS", str(base / "galaxy-lab.toml"))
         patch.setenv("GALAXY_LAB_CACHE_DIR", str(base / "cache"))
-        run = RunStore(base / "runs").create(TRAINED_RUN_CONFIG, "custom_cnn")
+        run = RunStore(base / "runs").create(config, config["model"])
         assert train_run(run) == "finished", run.status().get("traceback")
     return run.path
+
+
+def _copy_into_runs(template: Path, runs: Path):
+    from galaxy_core.training import Run
+
+    shutil.copytree(template, runs / template.name)
+    return Run(runs / template.name)
+
+
+@pytest.fixture(scope="session")
+def _trained_run_template(tmp_path_factory) -> Path:
+    return _train_template(tmp_path_factory, "trained", TRAINED_RUN_CONFIG)
 
 
 @pytest.fixture
 def finished_run(_trained_run_template, isolated_settings):
     """A finished run (tiny custom_cnn on 90 synthetic galaxies at 32 px) in this test's runs folder."""
-    from galaxy_core.training import Run
-
-    target = isolated_settings["runs"] / _trained_run_template.name
-    shutil.copytree(_trained_run_template, target)
-    return Run(target)
+    return _copy_into_runs(_trained_run_template, isolated_settings["runs"])
 
 
 # A label review of the same galaxies by 2 folds of the tiny model, made once per test session.
@@ -85,28 +93,14 @@ REVIEW_RUN_CONFIG = {**TRAINED_RUN_CONFIG, "epochs": 1, "kind": "label_review", 
 
 @pytest.fixture(scope="session")
 def _review_run_template(tmp_path_factory) -> Path:
-    from galaxy_core.training import RunStore
-    from galaxy_core.training.procedure import train_run
-
-    base = tmp_path_factory.mktemp("review")
-    (base / "galaxy-lab.toml").write_text("")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("GALAXY_LAB_SETTINGS", str(base / "galaxy-lab.toml"))
-        patch.setenv("GALAXY_LAB_CACHE_DIR", str(base / "cache"))
-        run = RunStore(base / "runs").create(REVIEW_RUN_CONFIG, "custom_cnn")
-        assert train_run(run) == "finished", run.status().get("traceback")
-    return run.path
+    return _train_template(tmp_path_factory, "review", REVIEW_RUN_CONFIG)
 
 
 @pytest.fixture
 def finished_review(_review_run_template, isolated_settings):
     """A finished label review (2 folds of a tiny custom_cnn on 90 synthetic galaxies) in this test's runs
     folder."""
-    from galaxy_core.training import Run
-
-    target = isolated_settings["runs"] / _review_run_template.name
-    shutil.copytree(_review_run_template, target)
-    return Run(target)
+    return _copy_into_runs(_review_run_template, isolated_settings["runs"])
 
 
 @pytest.fixture

@@ -20,7 +20,9 @@ def test_a_review_run_ranks_doubted_labels_and_keeps_what_the_page_needs(finishe
     assert summary.state is RunState.FINISHED and summary.has_review and not summary.has_model
     assert summary.epochs_done == summary.epochs_planned == 2  # 1 epoch x 2 folds
     assert summary.table_row()["model"] == "label review: 2 x custom_cnn"
-    assert finished_review.fold_model_path(1).is_file() and finished_review.fold_model_path(2).is_file()
+    assert finished_review.model_path("fold-1").is_file() and finished_review.model_path("fold-2").is_file()
+    with pytest.raises(ModelLoadError, match="has no model of fold 3"):
+        finished_review.model_path("fold-3")
     with pytest.raises(
         ModelLoadError, match="is a label review: its models \\(one per fold\\) are for its Label review"
     ):
@@ -69,6 +71,9 @@ def test_confident_suggestions_accept_only_above_the_threshold(finished_review):
     top = max(doubt.probabilities[doubt.suggested] for doubt in review.doubts)
     assert set(review.confident_suggestions(0.5 * top).values()) == {"accepted"}
     assert review.confident_suggestions(min(1.0, top + 1e-6)) == {}
+    decided = next(iter(review.confident_suggestions(0.5 * top)))
+    finished_review.record_review_decisions({decided: "rejected"})  # a reviewer's decision is never undone
+    assert decided not in load_review(finished_review.summary()).confident_suggestions(0.5 * top)
     with pytest.raises(ValueError, match="a probability in \\(0, 1\\]"):
         review.confident_suggestions(0)
 

@@ -48,15 +48,15 @@ def check_folds(dataset: Dataset, folds: int) -> None:
 def out_of_fold_probabilities(
     config: TrainConfig,
     dataset: Dataset,
-    folds: int | None = None,
     *,
-    on_fold: Callable[[int, object], None] | None = None,
+    on_fold: Callable[[int, object, int], None] | None = None,
     observers: Sequence = (),
-) -> np.ndarray:
-    """(training images, classes) probabilities, each row predicted by the one of `folds` (default: the config's)
-    models of `config`'s recipe that did not train on that image. `on_fold(fold, model)` is called after each fold
-    has predicted (fold from 0); `observers` watch every fold's fit (one that sets `model.stop_training` ends the
-    whole review: the remaining folds are not trained and the rows they would have filled stay zero)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """((training images, classes) probabilities, each image's fold): each row predicted by the one of the config's
+    `folds` models of its recipe that did not train on that image. `on_fold(fold, model, images)` is called after
+    each fold has predicted its images (fold from 0); `observers` watch every fold's fit (one that sets
+    `model.stop_training` ends the whole review: the remaining folds are not trained and the rows they would have
+    filled stay zero)."""
     import keras
 
     from galaxy_core.data.pipeline import make_tf_dataset
@@ -64,12 +64,11 @@ def out_of_fold_probabilities(
     from galaxy_core.prediction import predict_probabilities
     from galaxy_core.training.procedure import class_weights, make_optimizer
 
-    folds = config.folds if folds is None else folds
-    check_folds(dataset, folds)
+    check_folds(dataset, config.folds)
     train = dataset.splits["train"]
-    assignment = stratified_folds(train.labels, folds, config.seed)
+    assignment = stratified_folds(train.labels, config.folds, config.seed)
     probabilities = np.zeros((len(train), dataset.num_classes), dtype=np.float32)
-    for fold in range(folds):
+    for fold in range(config.folds):
         held_out, kept = np.flatnonzero(assignment == fold), np.flatnonzero(assignment != fold)
         keras.utils.set_random_seed(config.seed + fold)
         model = create_model(config.model, train.images.shape[1:], dataset.num_classes, **config.model_options)
@@ -95,8 +94,8 @@ def out_of_fold_probabilities(
             break
         probabilities[held_out] = predict_probabilities(model, train.images[held_out])
         if on_fold is not None:
-            on_fold(fold, model)
-    return probabilities
+            on_fold(fold, model, len(held_out))
+    return probabilities, assignment
 
 
 def review_labels(run, config: TrainConfig, dataset: Dataset, observers: Sequence = ()) -> RunState:
@@ -107,7 +106,6 @@ def review_labels(run, config: TrainConfig, dataset: Dataset, observers: Sequenc
     from galaxy_core.training.callback import ReviewProgress
     from galaxy_core.training.procedure import StoppedBeforeTrainingError
 
-    check_folds(dataset, config.folds)
     train = dataset.splits["train"]
     run.set_status(
         RunState.RUNNING,
@@ -118,12 +116,13 @@ def review_labels(run, config: TrainConfig, dataset: Dataset, observers: Sequenc
     )
     progress = ReviewProgress(run, config)
 
-    def fold_done(fold: int, model) -> None:
+    def fold_done(fold: int, model, images: int) -> None:
         run.save_model(model, f"fold-{fold + 1}")
-        run.log(f"fold {fold + 1} of {config.folds} predicted its {np.sum(assignment == fold)} images")
+        run.log(f"fold {fold + 1} of {config.folds} predicted its {images} images")
 
-    assignment = stratified_folds(train.labels, config.folds, config.seed)
-    probabilities = out_of_fold_probabilities(config, dataset, on_fold=fold_done, observers=[progress, *observers])
+    probabilities, assignment = out_of_fold_probabilities(
+        config, dataset, on_fold=fold_done, observers=[progress, *observers]
+    )
     if progress.stopped_by_request:
         raise StoppedBeforeTrainingError(
             f"stopped after {progress.epochs_done} of {config.planned_epochs} epochs: no review (every image needs "

@@ -311,8 +311,14 @@ class Run:
         return [checkpoint for checkpoint, name in MODEL_FILES.items() if (self.path / name).is_file()]
 
     def model_path(self, checkpoint: str = "best") -> Path:
-        """The run's best checkpoint (its final model when it kept no checkpoint) or its final model; raises
-        ModelLoadError saying why when the run kept none."""
+        """The run's best checkpoint (its final model when it kept no checkpoint), its final model, or a label
+        review's model of one fold ("fold-1", ...); raises ModelLoadError saying why when the run kept none."""
+        fold = FOLD_MODEL.fullmatch(checkpoint) if isinstance(checkpoint, str) else None
+        if fold:
+            path = self.path / model_file_name(checkpoint)
+            if not path.is_file():
+                raise ModelLoadError(f"run {self.id} has no model of fold {fold.group(1)}")
+            return path
         if checkpoint not in CHECKPOINTS:
             raise InvalidInputError(f"checkpoint must be one of {CHECKPOINTS}, got {checkpoint!r}")
         path = self.path / MODEL_FILES[checkpoint]
@@ -328,13 +334,6 @@ class Run:
         if checkpoint == "best":
             raise ModelLoadError(f"run {self.id} kept no model: it ended before its first epoch did")
         raise ModelLoadError(f"run {self.id} has no final model: it did not reach its last epoch; use its best one")
-
-    def fold_model_path(self, fold: int) -> Path:
-        """A label review's model of fold `fold` (from 1); ModelLoadError when the review kept none."""
-        path = self.path / model_file_name(f"fold-{fold}")
-        if not path.is_file():
-            raise ModelLoadError(f"run {self.id} has no model of fold {fold}")
-        return path
 
     def _is_label_review(self) -> bool:
         try:
@@ -465,29 +464,26 @@ class Run:
             logger.warning("run %s: unreadable evaluation.json: %s", self.id, error)
             return None
 
+    def _arrays(self, path: Path) -> dict[str, np.ndarray] | None:
+        """The arrays of one of the run's .npz files; None when there is none or it cannot be read (logged)."""
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                return {key: saved[key] for key in saved.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            logger.warning("run %s: unreadable %s: %s", self.id, path.name, error)
+            return None
+
     def predictions(self) -> dict[str, np.ndarray] | None:
         """The saved test predictions (probabilities, tta_probabilities, labels, source_ids); None when there are
         none or they cannot be read (logged)."""
-        if not self.predictions_path.is_file():
-            return None
-        try:
-            with np.load(self.predictions_path, allow_pickle=False) as saved:
-                return {key: saved[key] for key in saved.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-            logger.warning("run %s: unreadable predictions.npz: %s", self.id, error)
-            return None
+        return self._arrays(self.predictions_path)
 
     def review(self) -> dict[str, np.ndarray] | None:
         """A label review's arrays (probabilities, labels, source_ids, folds, doubted); None when there are none
         or they cannot be read (logged)."""
-        if not self.review_path.is_file():
-            return None
-        try:
-            with np.load(self.review_path, allow_pickle=False) as saved:
-                return {key: saved[key] for key in saved.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-            logger.warning("run %s: unreadable review.npz: %s", self.id, error)
-            return None
+        return self._arrays(self.review_path)
 
     def review_decisions(self) -> dict[str, str]:
         """{source id: "accepted" or "rejected"} for the doubted labels reviewers have decided; damaged entries
@@ -577,13 +573,15 @@ class Run:
     def save_evaluation(self, summary: dict) -> None:
         write_json_atomically(self.evaluation_path, summary)
 
-    def save_predictions(self, **arrays: np.ndarray) -> None:
-        with replaced_atomically(self.predictions_path) as temporary:
+    def _save_arrays(self, path: Path, arrays: dict[str, np.ndarray]) -> None:
+        with replaced_atomically(path) as temporary:
             np.savez(temporary, **arrays)
 
+    def save_predictions(self, **arrays: np.ndarray) -> None:
+        self._save_arrays(self.predictions_path, arrays)
+
     def save_review(self, **arrays: np.ndarray) -> None:
-        with replaced_atomically(self.review_path) as temporary:
-            np.savez(temporary, **arrays)
+        self._save_arrays(self.review_path, arrays)
 
     def append_tensorboard(self, relative: str, offset: int, data: bytes) -> None:
         """Bytes of a TensorBoard event file written elsewhere (a remote worker), at their offset in it."""

@@ -37,14 +37,9 @@ def model_key(run, checkpoint: str = "best") -> tuple[str, float]:
 
 
 def run_model(run, checkpoint: str = "best"):
-    """The run's model (best checkpoint or final), loaded once per server. Raises ModelLoadError."""
+    """The run's model (best checkpoint, final, or a label review's "fold-N"), loaded once per server. Raises
+    ModelLoadError."""
     return _cached_model(*model_key(run, checkpoint))
-
-
-def fold_model(run, fold: int):
-    """A label review's model of fold `fold` (from 1), loaded once per server. Raises ModelLoadError."""
-    path = run.fold_model_path(fold)
-    return _cached_model(str(path), path.stat().st_mtime)
 
 
 def run_label(summary) -> str:
