@@ -129,6 +129,8 @@ def describe(config: TrainConfig) -> str:
         f"{config.model}{options} at {config.input_shape[0]} px, {config.epochs} epochs at most, batch "
         f"{config.batch_size}, {config.optimizer} {config.learning_rate:g} {config.schedule}, patience "
         f"{config.patience if config.early_stopping else 'off'}"
+        + (f", weights averaged (momentum {config.weight_averaging:g})" if config.weight_averaging else "")
+        + (f", seed {config.seed}" if config.seed else "")
     )
 
 

@@ -318,6 +318,13 @@ def train_command(commands) -> None:
     parser.add_argument("--learning-rate", type=float, help="initial learning rate (default: the model's recipe)")
     parser.add_argument("--optimizer", choices=OPTIMIZERS)
     parser.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule (default cosine)")
+    parser.add_argument(
+        "--weight-averaging",
+        type=float,
+        metavar="MOMENTUM",
+        help="keep a moving average of the weights with this momentum (e.g. 0.98): validation, the checkpoints and "
+        "the final model use it (default: the preset's)",
+    )
     parser.add_argument("--monitor", choices=MONITORS, help="what early stopping and the best checkpoint watch")
     parser.add_argument("--patience", type=int, help="epochs without improvement before stopping (default 10)")
     parser.add_argument("--no-early-stopping", action="store_true")
@@ -422,6 +429,7 @@ def _train(args, settings) -> int:
         "learning_rate": args.learning_rate,
         "optimizer": args.optimizer,
         "schedule": args.schedule,
+        "weight_averaging": args.weight_averaging,
         "monitor": args.monitor,
         "patience": args.patience,
         "seed": args.seed,

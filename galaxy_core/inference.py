@@ -66,14 +66,20 @@ def paired_predictions(runs: list[Run]) -> list[SavedPredictions]:
 
 @dataclass(frozen=True)
 class RunAnswers:
-    """A run's model with its test images, labels (in the model's class order) and predictions."""
+    """A run's test images, labels (in the model's class order) and predictions, and its model, loaded only when
+    asked for (the figures and galleries do not need it when the run saved its predictions)."""
 
-    model: object
+    load_model: Callable[[], object]
     images: np.ndarray
     labels: np.ndarray
     probabilities: np.ndarray
     source_ids: np.ndarray
     class_names: list
+
+    @property
+    def model(self):
+        """The model; raises ModelLoadError when its file is missing or damaged."""
+        return self.load_model()
 
     @property
     def predictions(self) -> np.ndarray:
@@ -90,15 +96,17 @@ class RunAnswers:
 
 def run_answers(
     run: Run,
-    model,
     dataset: Dataset,
     *,
     checkpoint: str = "best",
     tta: bool = False,
+    load_model: Callable[[], object] | None = None,
     predict: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> RunAnswers:
     """The model's view of the test split of `dataset` (the run's own, loaded by the caller): the run's saved
-    predictions when they are for these images, else `predict(images)` (default: `model` here and now)."""
+    predictions when they are for these images, else `predict(images)` (default: the model here and now).
+    `load_model`: how to get the checkpoint's model when it is needed (default: from its file, each time)."""
+    load_model = load_model or (lambda: load_run_model(run, checkpoint))
     test = dataset.splits["test"]
     if not len(test):
         raise DatasetError(f"the run's dataset ({dataset.name}) has no test split: there is nothing to evaluate on")
@@ -107,9 +115,9 @@ def run_answers(
     if saved is not None and np.array_equal(saved.source_ids, test.source_ids):
         probabilities = saved.probabilities
     else:
-        probabilities = (predict or (lambda images: predict_probabilities(model, images, tta=tta)))(test.images)
+        probabilities = (predict or (lambda images: predict_probabilities(load_model(), images, tta=tta)))(test.images)
     labels = align_labels(test.labels, dataset.class_names, class_names)
-    return RunAnswers(model, test.images, labels, probabilities, test.source_ids, class_names)
+    return RunAnswers(load_model, test.images, labels, probabilities, test.source_ids, class_names)
 
 
 def default_comparison(summaries: list[RunSummary]) -> list[RunSummary]:

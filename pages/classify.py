@@ -175,9 +175,8 @@ def render() -> None:
     note_run_dataset(summary)
     run = summary.run
     try:
-        model = run_model(run)
         class_names = run_class_names(run)
-    except (ModelLoadError, ValueError) as error:
+    except ValueError as error:
         st.error(f"This run's model cannot be used: {error}")
         st.stop()
     options = summary.dataset.preprocess
@@ -200,6 +199,11 @@ def render() -> None:
         help="Galaxies have no preferred orientation; the bars then show the mean and the spread over the 8 views.",
     )
     if images:
+        try:
+            model = run_model(run)  # loaded once there is something to classify: the page opens without it
+        except ModelLoadError as error:
+            st.error(f"This run's model cannot be used: {error}. Your images are kept: choose another model.")
+            st.stop()
         predictions = predict_images(model, images, tta=tta)
         for number, (image, prediction) in enumerate(zip(images[:DETAILED], predictions, strict=False)):
             with st.container(border=True):

@@ -266,8 +266,8 @@ def render() -> None:
     lazy_tabs(
         "compare_tabs",
         {
+            "Figures": lambda: metrics_tab(entries),  # first: what was asked (and no chart library to load)
             "Curves": lambda: curves_tab(entries),
-            "Figures": lambda: metrics_tab(entries),
             "Confusion matrices": lambda: matrices_tab(entries),
             "Significance": lambda: significance_tab(entries),
             "Disagreements": lambda: disagreements_tab(entries),

@@ -39,17 +39,14 @@ def _features_2d(_model, model_file: tuple, _images: np.ndarray, images_key: tup
 def load_answers(run, checkpoint: str, tta: bool) -> RunAnswers:
     """The chosen model's answers on the run's test split: saved predictions when they fit, computed otherwise
     (cached per model file and dataset)."""
-    model = run_model(run, checkpoint)
     dataset = load_dataset(run.summary().dataset, get_settings())
-    model_file = model_key(run, checkpoint)
     images_key = (dataset.spec, len(dataset.splits["test"]))
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        return _predict(run_model(run, checkpoint), model_key(run, checkpoint), images, images_key, tta)
+
     return run_answers(
-        run,
-        model,
-        dataset,
-        checkpoint=checkpoint,
-        tta=tta,
-        predict=lambda images: _predict(model, model_file, images, images_key, tta),
+        run, dataset, checkpoint=checkpoint, tta=tta, load_model=lambda: run_model(run, checkpoint), predict=predict
     )
 
 
@@ -335,13 +332,17 @@ def render() -> None:
     )
     tta = right.toggle("Average over 8 flips and rotations (TTA)", key="evaluate_tta", bind="query-params")
     try:
-        answers = load_answers(run, checkpoint, tta)
-    except ModelLoadError as error:
+        try:
+            answers = load_answers(run, checkpoint, tta)
+        except (DatasetError, ValueError) as error:
+            st.error(f"This run cannot be evaluated: {error}")
+            st.stop()
+        show_tabs(run, checkpoint, answers)
+    except ModelLoadError as error:  # with saved predictions, only the tabs that explain the model need it
         st.error(f"The model cannot be loaded: {error}")
-        st.stop()
-    except (DatasetError, ValueError) as error:
-        st.error(f"This run cannot be evaluated: {error}")
-        st.stop()
+
+
+def show_tabs(run, checkpoint: str, answers: RunAnswers) -> None:
     lazy_tabs(
         "evaluate_tabs",
         {

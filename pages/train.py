@@ -38,6 +38,7 @@ from pages.ui.state import active_dataset_spec, get_settings, load_dataset
 
 REVIEW_PAGE = next(page for page in LAB_PAGES if page.url_path == "review")
 SELECTED_RUN_KEY = "train_selected_run"
+NEW_RUN_KEY = "train_new_run"
 REFRESH_SECONDS = 2
 OWN_RECIPE = "own"
 REVIEW_RECIPE = "review"
@@ -215,6 +216,14 @@ def own_settings_ui(dataset: DatasetSpec, max_epochs: int) -> TrainConfig | None
         )
         optimizer = middle.selectbox("Optimizer", OPTIMIZERS, OPTIMIZERS.index(defaults.optimizer))
         schedule = middle.selectbox("Learning-rate schedule", SCHEDULES, SCHEDULES.index(defaults.schedule))
+        weight_averaging = middle.select_slider(
+            "Weight averaging",
+            sorted({0.0, 0.9, 0.98, 0.99, 0.995, defaults.weight_averaging}),
+            defaults.weight_averaging,
+            format_func=lambda v: f"momentum {v:g}" if v else "off",
+            help="Validate, checkpoint and keep a moving average of the weights over the last steps (about "
+            "1 / (1 - momentum) of them) instead of the last step's: steadier curves, often a point better.",
+        )
         early_stopping = right.toggle("Early stopping", defaults.early_stopping)
         monitor = right.selectbox(
             "Watch",
@@ -253,6 +262,7 @@ def own_settings_ui(dataset: DatasetSpec, max_epochs: int) -> TrainConfig | None
         optimizer=optimizer,
         learning_rate=float(learning_rate),
         schedule=schedule,
+        weight_averaging=float(weight_averaging),
         batch_size=int(batch_size),
         epochs=int(epochs),
         early_stopping=early_stopping,
@@ -397,6 +407,25 @@ def run_view(manager: JobManager, run_id: str) -> None:
             st.code(summary.traceback, language="python")
 
 
+def new_run_form(manager: JobManager, dataset: DatasetSpec, max_epochs: int) -> bool:
+    """The recipe, its settings and Train; whether a run was queued."""
+    try:
+        config = new_run_ui(dataset, max_epochs)
+    except ValueError as error:
+        st.error(f"These settings cannot train: {error}")
+        return False
+    if config is None:
+        return False
+    try:
+        run = manager.submit(config)
+    except (QueueFullError, RunsFolderError) as error:
+        st.error(f"The run was not queued: {error}.")
+        return False
+    st.session_state[SELECTED_RUN_KEY] = run.id
+    st.success(f"Queued run {run.id}.")
+    return True
+
+
 def service_ui(manager: JobManager, summaries: list[RunSummary]) -> None:
     """Start the training service if runs wait for it, and say what keeps queued runs waiting, if anything."""
     manager.ensure_service(summaries)
@@ -416,21 +445,12 @@ def render() -> None:
         "background processes: leave this page or close the browser, they go on."
     )
     summaries, damaged = manager.store.scan()
-    with st.expander("New run", expanded=not summaries):
-        try:
-            config = new_run_ui(dataset, settings.max_epochs)
-        except ValueError as error:
-            st.error(f"These settings cannot train: {error}")
-            config = None
-        if config is not None:
-            try:
-                run = manager.submit(config)
-            except (QueueFullError, RunsFolderError) as error:
-                st.error(f"The run was not queued: {error}.")
-            else:
-                st.session_state[SELECTED_RUN_KEY] = run.id
-                st.success(f"Queued run {run.id}.")
-                summaries, damaged = manager.store.scan()
+    new_run = st.expander("New run", expanded=not summaries, key=NEW_RUN_KEY, on_change="rerun")
+    if new_run.open:  # drawn only when open: a visit to watch runs measures and loads nothing for a new one
+        with new_run:
+            queued = new_run_form(manager, dataset, settings.max_epochs)
+        if queued:
+            summaries, damaged = manager.store.scan()
     service_ui(manager, summaries)
     chosen = runs_table_ui(summaries)
     if damaged:

@@ -327,10 +327,10 @@ def test_compare_two_runs(app_url, app_base, _trained_run_template, page):
     add_run_stopped_before_its_first_epoch(_trained_run_template, app_base / "runs", "compare-early")  # no results
     page.goto(f"{app_url}/compare")
     expect(page.get_by_role("heading", name="Compare")).to_be_visible()
-    expect(page.locator(".js-plotly-plot").first).to_be_visible()  # the first view: two runs with results
+    expect(page.get_by_test_id("stDataFrame")).to_be_visible()  # the first view: two runs' figures
     expect(page.get_by_text("Choose at least two runs")).to_have_count(0)
-    page.get_by_role("tab", name="Figures").click()
-    expect(page.get_by_test_id("stDataFrame")).to_be_visible()
+    page.get_by_role("tab", name="Curves").click()
+    expect(page.locator(".js-plotly-plot").first).to_be_visible()
     page.get_by_role("tab", name="Significance").click()
     expect(page.get_by_text("p-value (McNemar, exact)")).to_be_visible()
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from galaxy_core.cli import main
+from galaxy_core.training.config import PRESETS
 from galaxy_core.training.manager import JobManager
 from tests.helpers import stop_training_service, wait_for, write_image_folder
 
@@ -102,23 +103,32 @@ def test_train_detach_queues_and_prints_the_id_at_once(isolated_settings, capsys
     assert lines[2].split()[:2] == [run_id, "queued"]
 
 
+QUICK, RECOMMENDED = PRESETS["quick"], PRESETS["recommended"]
+
+
 @pytest.mark.parametrize(
     ("flags", "expected"),
     [
-        (["--preset", "quick"], lambda p: (p["quick"].image_size, p["quick"].settings["epochs"], p["quick"].model)),
-        (["--preset", "quick", "--image-size", "32", "--epochs", "3"], lambda p: (32, 3, p["quick"].model)),
-        # Another model: its own recipe at the dataset's size, the recommended number of epochs.
-        (["--model", "custom_cnn"], lambda p: (64, p["recommended"].settings["epochs"], "custom_cnn")),
+        (["--preset", "quick"], (QUICK.image_size, QUICK.settings["epochs"], QUICK.model, 0.0)),
+        (["--preset", "quick", "--image-size", "32", "--epochs", "3"], (32, 3, QUICK.model, 0.0)),
+        (
+            ["--preset", "recommended", "--weight-averaging", "0"],
+            (RECOMMENDED.image_size, RECOMMENDED.settings["epochs"], RECOMMENDED.model, 0.0),
+        ),
+        # Another model: its own recipe at the dataset's size, the recommended number of epochs and averaging.
+        (
+            ["--model", "custom_cnn"],
+            (64, RECOMMENDED.settings["epochs"], "custom_cnn", RECOMMENDED.settings["weight_averaging"]),
+        ),
     ],
 )
 def test_train_takes_a_preset_and_single_changes_to_it(isolated_settings, capsys, monkeypatch, flags, expected):
-    from galaxy_core.training.config import PRESETS
-
     monkeypatch.setenv("GALAXY_LAB_EXECUTOR", "ray")  # nothing can start: the run stays queued
     monkeypatch.setenv("GALAXY_LAB_RAY_ADDRESS", "127.0.0.1:9")
     assert main(["train", "--dataset", "synthetic", "--num-images", "60", *flags, "--detach"]) == 0
     config = json.loads((isolated_settings["runs"] / capsys.readouterr().out.strip() / "config.json").read_text())
-    assert (config["dataset"]["image_size"], config["epochs"], config["model"]) == expected(PRESETS)
+    got = (config["dataset"]["image_size"], config["epochs"], config["model"], config["weight_averaging"])
+    assert got == expected
 
 
 def test_a_label_review_from_the_terminal_exports_its_csv_and_a_run_trains_on_it(

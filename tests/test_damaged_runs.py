@@ -118,7 +118,7 @@ def test_run_pages_keep_working_for_every_run_they_offer(page, finished_run, dam
         assert not at.exception, run_id
 
 
-COMPARE_TABS = ("Curves", "Figures", "Confusion matrices", "Significance", "Disagreements", "Shared mistakes")
+COMPARE_TABS = ("Figures", "Curves", "Confusion matrices", "Significance", "Disagreements", "Shared mistakes")
 
 
 @pytest.mark.parametrize("tab", COMPARE_TABS)

@@ -135,19 +135,36 @@ def test_evaluate_command_on_a_folder_without_splits(finished_run, isolated_sett
 
 def test_run_answers_use_saved_predictions_for_the_same_images_and_predict_otherwise(finished_run):
     dataset = create_dataset(finished_run.summary().dataset)
-    model = load_run_model(finished_run)
-    calls = []
+    loads, calls = [], []
+
+    def load_model():
+        loads.append(1)
+        return load_run_model(finished_run)
 
     def predict(images):
         calls.append(len(images))
-        return predict_probabilities(model, images)
+        return predict_probabilities(load_model(), images)
 
-    saved = run_answers(finished_run, model, dataset, predict=predict)
-    assert calls == [] and np.array_equal(saved.probabilities, saved_predictions(finished_run).probabilities)
-    final = run_answers(finished_run, model, dataset, checkpoint="final", predict=predict)
+    saved = run_answers(finished_run, dataset, load_model=load_model, predict=predict)
+    assert calls == [] and loads == []
+    assert np.array_equal(saved.probabilities, saved_predictions(finished_run).probabilities)
+    assert saved.model.output_shape[-1] == len(saved.class_names) and loads == [1]  # loaded when asked for
+    final = run_answers(finished_run, dataset, checkpoint="final", load_model=load_model, predict=predict)
     assert calls == [len(dataset.splits["test"])] and final.probabilities.shape == saved.probabilities.shape
     true, predicted = saved.class_names[saved.labels[0]], saved.class_names[saved.predictions[0]]
     assert saved.caption(0).startswith(f"{true} → {predicted} ")
+
+
+def test_run_answers_need_no_model_file_until_the_model_is_asked_for(finished_run):
+    dataset = create_dataset(finished_run.summary().dataset)
+    finished_run.best_model_path.write_bytes(b"garbage")
+    answers = run_answers(finished_run, dataset)
+    assert np.array_equal(answers.probabilities, saved_predictions(finished_run).probabilities)
+    with pytest.raises(ModelLoadError):
+        _ = answers.model
+    finished_run.final_model_path.write_bytes(b"garbage")
+    with pytest.raises(ModelLoadError):  # the final model saved no predictions: it has to predict
+        run_answers(finished_run, dataset, checkpoint="final")
 
 
 def test_runs_with_other_classes_are_refused_and_other_datasets_flagged(finished_run):

@@ -79,10 +79,12 @@ def test_classify_prepares_a_model_download(finished_run):
     assert any(b.proto.label.startswith("Download Model card") for b in at.get("download_button"))
 
 
-def test_classify_reports_a_model_that_cannot_load(finished_run):
+def test_classify_reports_a_model_that_cannot_load_when_there_is_something_to_classify(finished_run):
     finished_run.best_model_path.write_bytes(b"garbage")
     at = open_page("classify")
-    assert not at.exception and "cannot be used" in at.error[0].value
+    assert not at.exception and not at.error  # the page opens without loading the model
+    at = open_page("classify", classify_source="From the dataset")
+    assert not at.exception and "cannot be used" in at.error[0].value and "images are kept" in at.error[0].value
 
 
 def test_compare_needs_two_runs(finished_run):
@@ -94,11 +96,11 @@ def test_compare_curves_figures_and_matrices(finished_run, second_run):
     at = open_page("compare")
     assert not at.exception
     assert len(at.multiselect(key="compare_runs").value) == 2
-    assert len(at.get("plotly_chart")) == 1
-    at = open_page("compare", compare_tabs="Figures")
-    table = at.dataframe[0].value
+    table = at.dataframe[0].value  # the first view: the figures side by side
     assert set(table["run"]) == {finished_run.id, second_run.id}
     assert {"parameters", "training min", "test balanced accuracy", "recall spiral"} <= set(table.columns)
+    at = open_page("compare", compare_tabs="Curves")
+    assert not at.exception and len(at.get("plotly_chart")) == 1
     at = open_page("compare", compare_tabs="Confusion matrices")
     assert not at.exception and len(at.get("plotly_chart")) == 2
 

@@ -142,9 +142,12 @@ def test_runs_without_a_model_are_listed_apart_with_their_reason_never_as_an_err
     assert at.radio(key="evaluate_checkpoint").options == ["best checkpoint (best validation epoch)"]
 
 
-def test_a_model_file_that_no_longer_loads_is_reported(finished_run):
+def test_a_model_file_that_no_longer_loads_is_reported_where_the_model_is_needed(finished_run):
     finished_run.best_model_path.write_bytes(b"garbage")
     at = open_page("evaluate")
+    assert not at.exception and not at.error  # the figures come from the saved predictions
+    assert at.metric[0].label == "Accuracy"
+    at = open_page("evaluate", evaluate_tabs="Grad-CAM")
     assert not at.exception
     assert "The model cannot be loaded" in at.error[0].value
 

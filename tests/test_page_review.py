@@ -106,11 +106,11 @@ def test_train_page_refuses_more_folds_than_a_class_has_images(isolated_settings
 
 
 def test_train_page_trains_on_a_reviews_accepted_labels(finished_review, isolated_settings, nowhere_to_train):
-    at = open_page("train", active_dataset_spec=REVIEWED_SPEC)
+    at = open_page("train", active_dataset_spec=REVIEWED_SPEC, train_new_run=True)
     assert "train_labels" not in [s.key for s in at.selectbox]  # nothing accepted yet: nothing to offer
     accepted = load_review(finished_review.summary()).doubts[0].image
     finished_review.record_review_decisions({accepted: "accepted"})
-    at = open_page("train", active_dataset_spec=REVIEWED_SPEC)
+    at = open_page("train", active_dataset_spec=REVIEWED_SPEC, train_new_run=True)  # runs exist: it starts closed
     at.selectbox(key="train_labels").select(finished_review.id).run()
     at.radio(key="train_labels_action").set_value("leave_out").run()
     assert any("1 training images left out" in c.value for c in at.caption)

@@ -241,6 +241,21 @@ def test_train_page_queues_a_run_that_trains_in_the_background(isolated_settings
     assert len(at.get("plotly_chart")) == 1
 
 
+def test_train_page_with_runs_opens_on_them_and_draws_the_new_run_form_when_asked(finished_run, monkeypatch):
+    from galaxy_core.training import estimate
+
+    probes = []
+    monkeypatch.setattr(estimate, "start_probe", lambda config, cache_dir: probes.append(config) or True)
+    at = open_page("train")
+    assert not at.exception and at.dataframe[0].value["run"].tolist() == [finished_run.id]
+    assert at.expander[0].label == "New run" and not at.radio  # closed: nothing drawn, nothing measured
+    assert probes == []
+    at.session_state["train_new_run"] = True  # the user opens it
+    at.run()
+    assert not at.exception and at.radio(key="train_recipe").value == "recommended"
+    assert probes  # the chosen recipe's speed is measured now
+
+
 def test_train_page_shows_a_failed_run_with_its_reason(isolated_settings):
     from galaxy_core.training import RunStore
     from tests.helpers import tiny_config

@@ -63,6 +63,55 @@ def test_learning_rate_schedules(schedule, expected):
             assert got == pytest.approx(value, abs=1e-7), (schedule, step)
 
 
+@pytest.mark.parametrize(
+    ("stop_after_first_epoch", "policy"), [(False, "float32"), (True, "float32"), (True, "mixed_float16")]
+)
+def test_weight_averaging_is_what_validation_sees_and_what_the_model_keeps(stop_after_first_epoch, policy):
+    """The callbacks after AveragedWeights (validation, checkpoints) see the averaged weights; training goes on
+    from the raw ones; the model ends with the averaged weights, also when it stops early, and with a GPU's mixed
+    precision (Keras wraps the optimizer in a loss-scaling one)."""
+    import keras
+
+    from galaxy_core.training.callback import AveragedWeights
+    from galaxy_core.training.procedure import make_optimizer
+
+    seen = {"raw": [], "averaged": []}
+
+    def recorder(kind):
+        def record(epoch, logs):
+            seen[kind].append([variable.numpy().copy() for variable in model.trainable_variables])
+            model.stop_training = stop_after_first_epoch
+
+        return keras.callbacks.LambdaCallback(on_epoch_end=record)
+
+    keras.utils.set_random_seed(0)
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        inputs = keras.Input((4,))
+        model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
+        model.compile(make_optimizer(tiny_config(weight_averaging=0.9), 0.1, 30), "sparse_categorical_crossentropy")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer) == (policy == "mixed_float16")
+    images, labels = np.random.default_rng(0).normal(size=(40, 4)), np.arange(40) % 2
+    model.fit(
+        images,
+        labels,
+        batch_size=4,
+        epochs=3,
+        verbose=0,
+        callbacks=[recorder("raw"), AveragedWeights(), recorder("averaged")],
+    )
+    epochs = 1 if stop_after_first_epoch else 3
+    assert len(seen["raw"]) == len(seen["averaged"]) == epochs
+    for raw, averaged in zip(seen["raw"], seen["averaged"], strict=True):
+        assert not np.allclose(raw[0], averaged[0])  # an average of the steps, not the last step
+    kept = [variable.numpy() for variable in model.trainable_variables]
+    assert all(np.allclose(k, a) for k, a in zip(kept, seen["averaged"][-1], strict=True))
+    with pytest.raises(ValueError, match="weight_averaging must be 0"):
+        tiny_config(weight_averaging=1.0)
+
+
 def test_class_weights_balance_the_classes():
     weights = class_weights(np.array([0] * 70 + [1] * 20 + [2] * 10), 3)
     assert weights == pytest.approx({0: 100 / 210, 1: 100 / 60, 2: 100 / 30})

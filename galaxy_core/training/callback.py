@@ -239,3 +239,21 @@ class ReviewProgress(keras.callbacks.Callback):
             eta_seconds=seconds_per_epoch * (planned - self.epochs_done),
         )
         self.run.append_metrics({"kind": "review_epoch", "epoch": self.epochs_done, "loss": float(logs["loss"])})
+
+
+class AveragedWeights(keras.callbacks.SwapEMAWeights):
+    """With weight averaging on (the optimizer's `use_ema`): the callbacks after this one see the averaged weights
+    at each epoch's end (validation, checkpoints), training goes on from the raw ones, and the model ends with the
+    averaged weights, also when it stops early (Keras's own swap leaves them only after the last planned epoch)."""
+
+    def __init__(self) -> None:
+        super().__init__(swap_on_epoch=True)
+        self._averaged: list[np.ndarray] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        self._averaged = [keras.ops.convert_to_numpy(variable) for variable in self.model.trainable_variables]
+
+    def on_train_end(self, logs=None):
+        for variable, value in zip(self.model.trainable_variables, self._averaged, strict=False):
+            variable.assign(value)

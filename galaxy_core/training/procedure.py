@@ -96,11 +96,12 @@ def make_optimizer(config: TrainConfig, learning_rate: float, total_steps: int):
     import keras
 
     learning_rate = learning_rate_schedule(config, learning_rate, total_steps)
+    averaging = {"use_ema": True, "ema_momentum": config.weight_averaging} if config.weight_averaging else {}
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
+        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True, **averaging)
     if config.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate)
-    return keras.optimizers.Adam(learning_rate)
+        return keras.optimizers.RMSprop(learning_rate, **averaging)
+    return keras.optimizers.Adam(learning_rate, **averaging)
 
 
 def failure_message(error: BaseException) -> str:
@@ -255,6 +256,8 @@ def _fit(
     stop), then by any observers."""
     import keras
 
+    from galaxy_core.training.callback import AveragedWeights
+
     steps = math.ceil(len(dataset.splits["train"]) / config.batch_size)
     model.compile(
         optimizer=make_optimizer(config, learning_rate, steps * (epochs - initial_epoch)),
@@ -268,6 +271,7 @@ def _fit(
         initial_epoch=initial_epoch,
         class_weight=weights,
         callbacks=[
+            *([AveragedWeights()] if config.weight_averaging else []),  # first: the others see the averaged weights
             *watchers,
             keras.callbacks.TensorBoard(watchers[0].run.tensorboard_dir, write_graph=False, profile_batch=0),
         ],
