@@ -137,7 +137,12 @@ def test_a_terminal_run_waits_in_the_same_queue_and_ctrl_c_stops_it(isolated_set
     command = [sys.executable, "-m", "galaxy_core.cli", "train", "--dataset", "synthetic", "--num-images", "60"]
     command += ["--image-size", "16", "--model", "custom_cnn", "--model-options", json.dumps(TINY_MODEL)]
     terminal = subprocess.Popen(
-        [*command, "--epochs", "150", "--no-early-stopping"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [*command, "--epochs", "150", "--no-early-stopping"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        # As in a terminal, Ctrl-C reaches it even when the tests were started in the background (`cmd &` in a
+        # script), whose children inherit an ignored SIGINT.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     terminal_run = wait_for(lambda: next((s.run for s in manager.store.runs() if s.id != app_run.id), None))
     time.sleep(3)  # one slot: the terminal's run waits its turn, and is never reported dead
