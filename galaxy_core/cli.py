@@ -39,6 +39,7 @@ from galaxy_core.data import (
 from galaxy_core.data.augment import AugmentOptions
 from galaxy_core.data.galaxy10 import download_galaxy10
 from galaxy_core.errors import GalaxyLabError
+from galaxy_core.evaluation import LABEL_NOISE_NOTE
 from galaxy_core.export import EXPORT_FORMATS, export_run
 from galaxy_core.inference import load_run_model, run_class_names, run_dataset_spec
 from galaxy_core.prediction import EVALUATION_SPLITS, evaluate_model
@@ -474,7 +475,7 @@ def _queue_and_follow(manager, config, detach: bool) -> int:
     if summary.has_test_results:
         print(
             f"{summary.message}: test accuracy {summary.test_accuracy:.4f}, balanced accuracy "
-            f"{summary.test_balanced_accuracy:.4f}",
+            f"{summary.test_balanced_accuracy:.4f}\n{LABEL_NOISE_NOTE}",
             file=sys.stderr,
         )
     elif summary.state is RunState.FINISHED:
@@ -578,6 +579,8 @@ def _runs(args, settings) -> int:
         print(" ".join(cell(row[key], width) for key, _, width in RUNS_COLUMNS) + f"  {row['what happened']}")
     for run in damaged:
         print(f"{run.id:44s} {'damaged':11s} {run.reason}")
+    if any(summary.has_test_results for summary in summaries):
+        print(f"\n{LABEL_NOISE_NOTE}")
     return 0
 
 
@@ -645,6 +648,7 @@ def _evaluate(args, settings) -> int:
     )
     for name, row in zip(names, summary["confusion_matrix"], strict=True):
         print(f"{name:{width}s}" + "".join(f"{count:10d}" for count in row))
+    print(f"\n{LABEL_NOISE_NOTE}")
     return 0
 
 

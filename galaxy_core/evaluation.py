@@ -14,6 +14,13 @@ import numpy as np
 
 from galaxy_core.errors import InvalidInputError
 
+# Said wherever a test accuracy is shown, by the pages and the CLI (docs/benchmarks.md, "What the labels allow").
+LABEL_NOISE_NOTE = (
+    "Scores are against the dataset's labels. Galaxy Zoo's come from volunteers' votes: on gz1-3class about 9 "
+    'points of balanced accuracy are galaxies every model gets "wrong" whose label is itself doubtful, so no '
+    "model scores much above 0.91 there."
+)
+
 
 @dataclass(frozen=True)
 class ClassMetrics:

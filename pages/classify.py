@@ -22,7 +22,7 @@ from galaxy_core.uploads import (
     read_uploads,
     without_repeats,
 )
-from pages.ui.display import enlarge
+from pages.ui.display import enlarge, label_noise_note
 from pages.ui.navigation import run_router
 from pages.ui.runs import choose_run, model_key, run_model, runs_apart, runs_that
 from pages.ui.state import get_settings, load_dataset, note_run_dataset
@@ -171,6 +171,7 @@ def render() -> None:
         st.stop()
     runs.sort(key=lambda summary: summary.test_balanced_accuracy or -1.0, reverse=True)
     summary = choose_run(runs, key="classify_run", label="Model (the best by test balanced accuracy first)")
+    label_noise_note()
     runs_apart(others, "classify")
     note_run_dataset(summary)
     run = summary.run

@@ -305,6 +305,7 @@ def tta_tab(run, checkpoint: str) -> None:
     st.dataframe(pd.DataFrame(rows).T.style.format("{:.3f}"))
     fixed, broken = answers_changed(plain.labels, plain.predictions, averaged.predictions)
     st.markdown(f"Averaging corrects **{fixed}** test images and gets **{broken}** wrong that one view got right.")
+    label_noise_note()
 
 
 def render() -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from galaxy_core.cli import main
+from galaxy_core.evaluation import LABEL_NOISE_NOTE
 from galaxy_core.training.config import PRESETS
 from galaxy_core.training.manager import JobManager
 from tests.helpers import stop_training_service, wait_for, write_image_folder
@@ -80,6 +81,10 @@ def test_train_prints_progress_and_the_run_id_last(tmp_path, capsys):
     run_id = captured.out.strip().splitlines()[-1]
     assert (tmp_path / "runs" / run_id / "final.keras").is_file()
     assert "epoch 2:" in captured.err and "val_balanced_accuracy" in captured.err
+    assert "test accuracy" in captured.err and LABEL_NOISE_NOTE in captured.err
+    assert main(["runs", "--runs-dir", str(tmp_path / "runs")]) == 0
+    table = capsys.readouterr().out
+    assert run_id in table and table.rstrip().endswith(LABEL_NOISE_NOTE)
     assert main(["runs", "--json", "--runs-dir", str(tmp_path / "runs")]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["id"], r["state"], r["epochs_done"]) for r in rows] == [(run_id, "finished", 2)]

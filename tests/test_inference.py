@@ -8,6 +8,7 @@ import pytest
 
 from galaxy_core.cli import main
 from galaxy_core.data import create_dataset
+from galaxy_core.evaluation import LABEL_NOISE_NOTE
 from galaxy_core.inference import (
     NotComparableError,
     comparison_warning,
@@ -116,6 +117,7 @@ def test_evaluate_command_prints_figures_and_json(finished_run, capsys):
     assert main(["evaluate", finished_run.id]) == 0
     out = capsys.readouterr().out
     assert "balanced accuracy" in out and "confusion matrix (rows: true class" in out and "spiral" in out
+    assert out.rstrip().endswith(LABEL_NOISE_NOTE)  # wherever an accuracy is shown
     assert main(["evaluate", finished_run.id, "--json", "--tta"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert set(summary) >= {"accuracy", "balanced_accuracy", "per_class", "confusion_matrix", "class_names"}

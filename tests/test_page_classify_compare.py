@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from galaxy_core.evaluation import summarize
+from galaxy_core.evaluation import LABEL_NOISE_NOTE, summarize
 from galaxy_core.training import Run
 from tests.helpers import open_page
 from tests.uploads import encode, galaxy_photo, mixed_uploads, zip_of
@@ -38,7 +38,7 @@ def test_classify_without_runs_points_to_training():
 
 def test_classify_mixed_uploads_reports_each_bad_file_and_classifies_the_rest(finished_run):
     at = open_page("classify")
-    assert not at.exception
+    assert not at.exception and LABEL_NOISE_NOTE in [c.value for c in at.caption]  # the menu shows accuracies
     uploads = mixed_uploads()
     bundle = zip_of({"more/a.png": uploads[0][1], "more/notes.txt": b"hi"})
     files = [(name, data, "application/octet-stream") for name, data, _ in uploads] + [

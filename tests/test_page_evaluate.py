@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from galaxy_core.evaluation import LABEL_NOISE_NOTE
 from galaxy_core.inference import saved_predictions
 from galaxy_core.training import RunStore
 from pages.ui.runs import run_label
@@ -109,6 +110,7 @@ def test_inside_the_network_and_tta_tabs(finished_run):
     assert not at.exception
     assert list(at.dataframe[0].value.index) == ["one view", "8 views averaged"]
     assert any("Averaging corrects" in m.value for m in at.markdown)
+    assert LABEL_NOISE_NOTE in [c.value for c in at.caption]
 
 
 def test_final_model_and_tta_switches(finished_run):

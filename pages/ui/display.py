@@ -6,12 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-# Said wherever a test accuracy is shown (docs/benchmarks.md, "What the labels allow").
-LABEL_NOISE_NOTE = (
-    "Scores are against the dataset's labels. Galaxy Zoo's come from volunteers' votes: on gz1-3class about 9 "
-    'points of balanced accuracy are galaxies every model gets "wrong" whose label is itself doubtful, so no '
-    "model scores much above 0.91 there."
-)
+from galaxy_core.evaluation import LABEL_NOISE_NOTE
 
 
 def label_noise_note() -> None:
