@@ -3,10 +3,12 @@ quick preset, trained one after the other in this process through the lab's own 
 
 For each recipe it prints a line per epoch (minutes since the run started, validation and test balanced
 accuracy of the weights at that epoch), the wall time to 0.80 / 0.83 / 0.85 of each, the final test figures (the
-best checkpoint, as the run reports them), the ETA error at epoch 2, and the ratios of the wall times to the
-reference's, measured in this one run (this machine's speed varies 3x from hour to hour). The per-epoch test
-figure is this benchmark's own observer; its time is left out of the wall times. Each recipe's dataset is
-decoded once before its run starts, so the runs read a warm cache (the cold decode is printed apart).
+best checkpoint, as the run reports them) with bootstrap intervals of the test figure and of its difference from
+the reference's (how far the 649-image test split lets the figures move by chance), the ETA error at epoch 2, and
+the ratios of the wall times to the reference's, measured in this one run (this machine's speed varies 3x from
+hour to hour). The per-epoch test figure is this benchmark's own observer; its time is left out of the wall
+times. Each recipe's dataset is decoded once before its run starts, so the runs read a warm cache (the cold
+decode is printed apart).
 
     .venv/bin/python benchmarks/bench_time_to_accuracy.py [--recipes reference default quick] [--data PATH]
     .venv/bin/python benchmarks/bench_time_to_accuracy.py --recipes reference --try 'name={"image_size": 48}'
@@ -29,7 +31,7 @@ import keras
 import numpy as np
 
 from galaxy_core.data import DatasetSpec, create_dataset
-from galaxy_core.evaluation import balanced_accuracy, confusion_matrix
+from galaxy_core.evaluation import balanced_accuracy, balanced_accuracy_interval, confusion_matrix
 from galaxy_core.prediction import predict_probabilities
 from galaxy_core.settings import load_settings
 from galaxy_core.training import RunStore
@@ -106,6 +108,7 @@ def run_recipe(name: str, config: TrainConfig, runs_dir: Path) -> dict:
         for r, e in zip(watch.records, epochs, strict=False)
     ]
     evaluation = run.evaluation()
+    predictions = run.predictions()
     eta_error = None
     if len(records) > 2:
         actual = (wall_minutes - records[1]["minutes"]) * 60
@@ -118,6 +121,8 @@ def run_recipe(name: str, config: TrainConfig, runs_dir: Path) -> dict:
         "cold_seconds": cold_seconds,
         "test": evaluation["balanced_accuracy"],
         "test_tta": evaluation["tta"]["balanced_accuracy"],
+        "test_labels": predictions["labels"],
+        "test_predicted": predictions["probabilities"].argmax(axis=1),
         "eta_error": eta_error,
         "eta_at_2": records[1]["eta"] if len(records) > 1 else None,
     }
@@ -154,6 +159,14 @@ def print_result(result: dict, reference: dict | None) -> None:
         f"{len(result['records'])} epochs, wall time {result['wall_minutes']:.2f} min"
         + (f" ({result['wall_minutes'] / reference['wall_minutes']:.0%} of the reference's)" if reference else "")
     )
+    low, high = balanced_accuracy_interval(result["test_labels"], result["test_predicted"])
+    line = f"95% bootstrap interval of the test figure: {low:.3f} to {high:.3f}"
+    if reference:
+        low, high = balanced_accuracy_interval(
+            result["test_labels"], result["test_predicted"], reference["test_predicted"]
+        )
+        line += f"; of its difference from the reference's (paired): {low:+.3f} to {high:+.3f}"
+    print(line)
     if result["eta_error"] is not None:
         print(f"ETA after epoch 2: {result['eta_at_2']:.0f} s, error {result['eta_error']:+.0%} of the time it took")
 

@@ -39,9 +39,9 @@ from galaxy_core.data import (
 from galaxy_core.data.augment import AugmentOptions
 from galaxy_core.data.galaxy10 import download_galaxy10
 from galaxy_core.errors import GalaxyLabError
-from galaxy_core.evaluation import LABEL_NOISE_NOTE
+from galaxy_core.evaluation import LABEL_NOISE_NOTE, balanced_accuracy_interval
 from galaxy_core.export import EXPORT_FORMATS, export_run
-from galaxy_core.inference import load_run_model, run_class_names, run_dataset_spec
+from galaxy_core.inference import balanced_accuracy_interval_of, load_run_model, run_class_names, run_dataset_spec
 from galaxy_core.prediction import EVALUATION_SPLITS, evaluate_model
 from galaxy_core.review import ACTIONS, ReviewError, label_changes_from_csv, load_review
 from galaxy_core.runtime import import_tensorflow
@@ -473,9 +473,10 @@ def _queue_and_follow(manager, config, detach: bool) -> int:
             print(run.id)
             return 130
     if summary.has_test_results:
+        interval = _interval_words(balanced_accuracy_interval_of(run))
         print(
             f"{summary.message}: test accuracy {summary.test_accuracy:.4f}, balanced accuracy "
-            f"{summary.test_balanced_accuracy:.4f}\n{LABEL_NOISE_NOTE}",
+            f"{summary.test_balanced_accuracy:.4f}{interval}\n{LABEL_NOISE_NOTE}",
             file=sys.stderr,
         )
     elif summary.state is RunState.FINISHED:
@@ -598,6 +599,10 @@ def _stop(args, settings) -> int:
     return 0
 
 
+def _interval_words(interval: tuple[float, float] | None) -> str:
+    return "" if interval is None else f" (95% bootstrap interval {interval[0]:.4f} to {interval[1]:.4f})"
+
+
 def evaluate_command(commands) -> None:
     parser = commands.add_parser(
         "evaluate",
@@ -633,7 +638,8 @@ def _evaluate(args, settings) -> int:
         + (", averaged over 8 flips/rotations" if args.tta else "")
     )
     print(f"accuracy           {summary['accuracy']:.4f}")
-    print(f"balanced accuracy  {summary['balanced_accuracy']:.4f}")
+    interval = balanced_accuracy_interval(result.labels, result.probabilities.argmax(axis=1))
+    print(f"balanced accuracy  {summary['balanced_accuracy']:.4f}{_interval_words(interval)}")
     print(f"macro F1           {summary['macro_f1']:.4f}")
     width = max(len(name) for name in names) + 2
     print(f"\n{'class':{width}s} precision  recall      F1  support")

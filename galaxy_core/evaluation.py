@@ -215,3 +215,47 @@ def mcnemar(correct_first, correct_second) -> McNemarResult:
     tail = sum(math.comb(n, k) for k in range(min(b, c) + 1))
     p_value = 1.0 if n == 0 else min(1.0, float(Fraction(2 * tail, 2**n)))
     return McNemarResult(b, c, p_value, int(np.sum(first & second)), int(np.sum(~first & ~second)))
+
+
+def balanced_accuracy_interval(
+    labels, predicted, baseline=None, *, level: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """A bootstrap interval for the balanced accuracy of `predicted` (class indices), or, with `baseline` (another
+    model's predictions for the same images), for the difference predicted minus baseline.
+
+    The images are resampled within each class (the split's class counts are fixed), the same draws for both models,
+    so the interval for a difference is paired: it says how far a test split this size lets two models' figures move
+    apart by the luck of which galaxies it holds. An interval around 0 means the split cannot tell them apart.
+    """
+    labels, predicted = np.asarray(labels), np.asarray(predicted)
+    if (
+        labels.ndim != 1
+        or predicted.shape != labels.shape
+        or (baseline is not None and np.shape(baseline) != labels.shape)
+    ):
+        raise ValueError("labels and each model's predictions must be 1-D and equally long")
+    if not 0 < level < 1 or resamples < 1:
+        raise ValueError(f"level must be in (0, 1) and resamples >= 1, got {level} and {resamples}")
+    correct = predicted == labels
+    if baseline is not None:
+        correct = correct.astype(np.int8) - (np.asarray(baseline) == labels)  # each image's part in the difference
+    rng = np.random.default_rng(seed)
+    recalls = [
+        correct[rng.choice(members, size=(resamples, len(members)))].mean(axis=1)
+        for members in (np.flatnonzero(labels == value) for value in np.unique(labels))
+    ]
+    figures = np.mean(recalls, axis=0)
+    tail = (1 - level) / 2
+    return float(np.quantile(figures, tail)), float(np.quantile(figures, 1 - tail))
+
+
+def difference_in_words(low: float, high: float, first: str = "the first model", second: str = "the second") -> str:
+    """A plain reading, for a class, of an interval for a difference in balanced accuracy (first minus second)."""
+    interval = f"The 95% interval of the difference is {low:+.3f} to {high:+.3f}"
+    if low > 0 or high < 0:
+        better = first if low > 0 else second
+        return f"{interval}: it leaves out 0, so {better} is probably better on galaxies like these."
+    return (
+        f"{interval}: it holds 0, so this test split cannot tell which is better; another draw of test galaxies "
+        "could put either ahead."
+    )

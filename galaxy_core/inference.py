@@ -10,6 +10,7 @@ import numpy as np
 
 from galaxy_core.data import Dataset, DatasetError, DatasetSpec
 from galaxy_core.errors import InvalidInputError
+from galaxy_core.evaluation import balanced_accuracy_interval
 from galaxy_core.prediction import align_labels, load_model_file, predict_probabilities
 from galaxy_core.training.store import Run, RunSummary
 
@@ -49,6 +50,12 @@ def saved_predictions(run: Run, *, tta: bool = False) -> SavedPredictions | None
     if saved is None or not {key, "labels", "source_ids"} <= saved.keys():
         return None
     return SavedPredictions(saved[key], saved["labels"], saved["source_ids"])
+
+
+def balanced_accuracy_interval_of(run: Run) -> tuple[float, float] | None:
+    """The 95% bootstrap interval of the run's test balanced accuracy, from its saved predictions; None without."""
+    saved = saved_predictions(run)
+    return None if saved is None else balanced_accuracy_interval(saved.labels, saved.probabilities.argmax(axis=1))
 
 
 def paired_predictions(runs: list[Run]) -> list[SavedPredictions]:

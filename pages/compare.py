@@ -8,8 +8,22 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from galaxy_core.data import describe_spec
-from galaxy_core.evaluation import mcnemar, per_class_share, shared_mistakes
-from galaxy_core.inference import NotComparableError, comparison_warning, default_comparison, paired_predictions
+from galaxy_core.evaluation import (
+    balanced_accuracy,
+    balanced_accuracy_interval,
+    confusion_matrix,
+    difference_in_words,
+    mcnemar,
+    per_class_share,
+    shared_mistakes,
+)
+from galaxy_core.inference import (
+    NotComparableError,
+    balanced_accuracy_interval_of,
+    comparison_warning,
+    default_comparison,
+    paired_predictions,
+)
 from galaxy_core.prediction import ModelLoadError
 from galaxy_core.training.store import epoch_records
 from pages.ui.display import confusion_figure, enlarge, label_noise_note, lazy_tabs
@@ -61,24 +75,31 @@ def metrics_tab(entries: list) -> None:
     for summary in entries:
         evaluation = summary.run.evaluation() or {}
         minutes = (summary.finished - summary.started) / 60 if summary.finished and summary.started else None
-        row = {
+        interval = balanced_accuracy_interval_of(summary.run)
+        row = {  # the figures first: the columns after them need a sideways scroll on a laptop
             "run": summary.id,
+            "test balanced accuracy": summary.test_balanced_accuracy,
+            "95% interval": f"{interval[0]:.3f} to {interval[1]:.3f}" if interval else None,
+            "balanced, 8 views": summary.test_balanced_accuracy_tta,
+            "test accuracy": summary.test_accuracy,
+            **{f"recall {name}": m["recall"] for name, m in evaluation.get("per_class", {}).items()},
             "model": summary.model,
             "dataset": describe_spec(summary.dataset),
             "parameters": summary.parameters,
             "epochs": summary.epochs_done,
             "training min": minutes,
-            "test accuracy": summary.test_accuracy,
-            "test balanced accuracy": summary.test_balanced_accuracy,
-            "balanced, 8 views": summary.test_balanced_accuracy_tta,
         }
-        row.update({f"recall {name}": m["recall"] for name, m in evaluation.get("per_class", {}).items()})
         rows.append(row)
     table = pd.DataFrame(rows)
     formats = {c: st.column_config.NumberColumn(format="%.3f") for c in table.columns if "acc" in c or "recall" in c}
     formats["balanced, 8 views"] = st.column_config.NumberColumn(format="%.3f")
     formats["training min"] = st.column_config.NumberColumn(format="%.1f")
     st.dataframe(table, hide_index=True, column_config=formats)
+    st.caption(
+        "95% interval: where the balanced accuracy of 2,000 test splits drawn from this one falls (its galaxies "
+        "resampled within each class): runs whose intervals overlap widely may not differ at all. The paired "
+        "test tab tells two runs apart more sharply."
+    )
     label_noise_note()
 
 
@@ -134,6 +155,20 @@ def significance_tab(entries: list) -> None:
     st.caption(
         "Only the images where exactly one model is right count. If the models were equally accurate, each of "
         "those would be a coin flip between them."
+    )
+    predicted_first, predicted_second = first.probabilities.argmax(axis=1), second.probabilities.argmax(axis=1)
+    classes = first.probabilities.shape[1]
+    difference = balanced_accuracy(confusion_matrix(first.labels, predicted_first, classes)) - balanced_accuracy(
+        confusion_matrix(first.labels, predicted_second, classes)
+    )
+    st.metric(f"Balanced accuracy, {names[0]} minus {names[1]}", f"{difference:+.3f}")
+    low, high = balanced_accuracy_interval(first.labels, predicted_first, predicted_second)
+    st.markdown(difference_in_words(low, high, names[0], names[1]))
+    st.caption(
+        "The interval comes from 2,000 test splits drawn from this one (its galaxies resampled within each "
+        "class, the same draws for both models): how far luck alone moves the difference. McNemar's test above "
+        "judges plain accuracy, where the commonest class weighs most; balanced accuracy weighs every class the "
+        "same, so the two can read differently."
     )
 
 

@@ -6,7 +6,13 @@ import streamlit as st
 
 from galaxy_core.data import DatasetError
 from galaxy_core.errors import GalaxyLabError
-from galaxy_core.evaluation import answers_changed, cell_members, confident_mistakes, summarize
+from galaxy_core.evaluation import (
+    answers_changed,
+    balanced_accuracy_interval,
+    cell_members,
+    confident_mistakes,
+    summarize,
+)
 from galaxy_core.inference import RunAnswers, run_answers
 from galaxy_core.prediction import ModelLoadError, predict_probabilities
 from galaxy_core.training import RunState
@@ -58,6 +64,12 @@ def metrics_tab(data: RunAnswers) -> None:
         "Balanced accuracy", f"{summary['balanced_accuracy']:.1%}", help="The mean of the per-class recalls."
     )
     columns[2].metric("Macro F1", f"{summary['macro_f1']:.3f}")
+    low, high = balanced_accuracy_interval(data.labels, data.predictions)
+    st.caption(
+        f"Balanced accuracy's 95% interval: {low:.1%} to {high:.1%}, where it falls on 2,000 test splits drawn from "
+        f"this one of {len(data.labels)} images (resampled within each class). Two runs closer than that may not "
+        "really differ: Compare's paired test tells."
+    )
     table = pd.DataFrame(summary["per_class"]).T.rename_axis("class").reset_index()
     st.dataframe(
         table,

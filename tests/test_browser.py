@@ -243,7 +243,8 @@ def test_train_a_run_watch_its_curve_and_stop_it(app_url, page):
     page.get_by_role("button", name="Stop").click()
     # Stopped, it keeps its best epoch and is evaluated like a finished run.
     expect(page.get_by_text(": stopped ·")).to_be_visible(timeout=120_000)
-    expect(page.get_by_text("Test balanced accuracy")).to_be_visible(timeout=120_000)
+    expect(page.get_by_text("Test balanced accuracy", exact=True)).to_be_visible(timeout=120_000)
+    expect(page.get_by_text("Test balanced accuracy's 95% interval:")).to_be_visible()
 
 
 def test_evaluate_confusion_matrix_cell_and_gradcam(app_url, app_base, _trained_run_template, page):

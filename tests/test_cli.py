@@ -7,6 +7,8 @@ import pytest
 
 from galaxy_core.cli import main
 from galaxy_core.evaluation import LABEL_NOISE_NOTE
+from galaxy_core.inference import balanced_accuracy_interval_of
+from galaxy_core.training import RunStore
 from galaxy_core.training.config import PRESETS
 from galaxy_core.training.manager import JobManager
 from tests.helpers import stop_training_service, wait_for, write_image_folder
@@ -82,6 +84,8 @@ def test_train_prints_progress_and_the_run_id_last(tmp_path, capsys):
     assert (tmp_path / "runs" / run_id / "final.keras").is_file()
     assert "epoch 2:" in captured.err and "val_balanced_accuracy" in captured.err
     assert "test accuracy" in captured.err and LABEL_NOISE_NOTE in captured.err
+    low, high = balanced_accuracy_interval_of(RunStore(tmp_path / "runs").get(run_id))
+    assert f"(95% bootstrap interval {low:.4f} to {high:.4f})" in captured.err
     assert main(["runs", "--runs-dir", str(tmp_path / "runs")]) == 0
     table = capsys.readouterr().out
     assert run_id in table and table.rstrip().endswith(LABEL_NOISE_NOTE)

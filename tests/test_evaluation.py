@@ -5,6 +5,7 @@ from galaxy_core.evaluation import (
     accuracy,
     answers_changed,
     balanced_accuracy,
+    balanced_accuracy_interval,
     cell_members,
     confident_mistakes,
     confusion_matrix,
@@ -176,3 +177,31 @@ def test_label_issues_finds_most_flipped_labels_and_few_others():
 def test_label_issues_refuses_inputs_it_cannot_judge(labels, probabilities, message):
     with pytest.raises(ValueError, match=message):
         label_issues(np.asarray(labels), probabilities)
+
+
+def test_balanced_accuracy_interval_holds_the_figure_and_narrows_with_more_images():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, 300)
+    predicted = np.where(rng.random(300) < 0.8, labels, (labels + 1) % 3)  # about 80% right in every class
+    figure = balanced_accuracy(confusion_matrix(labels, predicted, 3))
+    low, high = balanced_accuracy_interval(labels, predicted)
+    assert low < figure < high and 0.05 < high - low < 0.2
+    # Four times the images (the same answers repeated): about half as wide, around the same figure.
+    wider = high - low
+    low, high = balanced_accuracy_interval(np.tile(labels, 4), np.tile(predicted, 4))
+    assert low < figure < high and 0.35 * wider < high - low < 0.65 * wider
+
+
+def test_balanced_accuracy_interval_of_a_difference_is_paired():
+    labels = np.array([0] * 50 + [1] * 50)
+    first = labels.copy()
+    assert balanced_accuracy_interval(labels, first) == (1.0, 1.0)
+    assert balanced_accuracy_interval(labels, first, first) == (0.0, 0.0)  # the same answers: no difference at all
+    second = first.copy()
+    second[:10] = 1  # wrong on 10 of class 0's 50: balanced accuracy 0.1 lower
+    low, high = balanced_accuracy_interval(labels, first, second)
+    assert 0 < low < 0.1 < high <= 0.2
+    low, high = balanced_accuracy_interval(labels, second, first)
+    assert -0.2 <= low < -0.1 < high < 0
+    with pytest.raises(ValueError, match="equally long"):
+        balanced_accuracy_interval(labels, first, second[:-1])

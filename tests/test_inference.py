@@ -8,7 +8,7 @@ import pytest
 
 from galaxy_core.cli import main
 from galaxy_core.data import create_dataset
-from galaxy_core.evaluation import LABEL_NOISE_NOTE
+from galaxy_core.evaluation import LABEL_NOISE_NOTE, balanced_accuracy_interval
 from galaxy_core.inference import (
     NotComparableError,
     comparison_warning,
@@ -118,6 +118,9 @@ def test_evaluate_command_prints_figures_and_json(finished_run, capsys):
     out = capsys.readouterr().out
     assert "balanced accuracy" in out and "confusion matrix (rows: true class" in out and "spiral" in out
     assert out.rstrip().endswith(LABEL_NOISE_NOTE)  # wherever an accuracy is shown
+    saved = saved_predictions(finished_run)  # the same model on the same images
+    low, high = balanced_accuracy_interval(saved.labels, saved.probabilities.argmax(axis=1))
+    assert f"(95% bootstrap interval {low:.4f} to {high:.4f})" in out
     assert main(["evaluate", finished_run.id, "--json", "--tta"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert set(summary) >= {"accuracy", "balanced_accuracy", "per_class", "confusion_matrix", "class_names"}

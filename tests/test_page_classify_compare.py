@@ -7,7 +7,13 @@ import shutil
 import numpy as np
 import pytest
 
-from galaxy_core.evaluation import LABEL_NOISE_NOTE, summarize
+from galaxy_core.evaluation import (
+    LABEL_NOISE_NOTE,
+    balanced_accuracy,
+    balanced_accuracy_interval,
+    confusion_matrix,
+    summarize,
+)
 from galaxy_core.training import Run
 from tests.helpers import open_page
 from tests.uploads import encode, galaxy_photo, mixed_uploads, zip_of
@@ -99,6 +105,12 @@ def test_compare_curves_figures_and_matrices(finished_run, second_run):
     table = at.dataframe[0].value  # the first view: the figures side by side
     assert set(table["run"]) == {finished_run.id, second_run.id}
     assert {"parameters", "training min", "test balanced accuracy", "recall spiral"} <= set(table.columns)
+    for run in (finished_run, second_run):
+        saved = np.load(run.predictions_path)
+        low, high = balanced_accuracy_interval(saved["labels"], saved["probabilities"].argmax(axis=1))
+        row = table[table["run"] == run.id].iloc[0]
+        assert row["95% interval"] == f"{low:.3f} to {high:.3f}"
+        assert low <= row["test balanced accuracy"] <= high
     at = open_page("compare", compare_tabs="Curves")
     assert not at.exception and len(at.get("plotly_chart")) == 1
     at = open_page("compare", compare_tabs="Confusion matrices")
@@ -112,6 +124,13 @@ def test_compare_paired_test_and_disagreements(finished_run, second_run):
     assert int(table.values.sum()) == len(np.load(finished_run.predictions_path)["labels"])
     assert at.metric[0].label == "p-value (McNemar, exact)"
     assert any("by chance" in m.value for m in at.markdown)
+    runs = {run.id: run for run in (finished_run, second_run)}
+    first, second = (np.load(runs[run_id].predictions_path) for run_id in at.multiselect(key="compare_runs").value)
+    labels, answers = first["labels"], [saved["probabilities"].argmax(axis=1) for saved in (first, second)]
+    difference = np.subtract(*(balanced_accuracy(confusion_matrix(labels, a, 3)) for a in answers))
+    assert at.metric[1].label.startswith("Balanced accuracy, ") and at.metric[1].value == f"{difference:+.3f}"
+    low, high = balanced_accuracy_interval(labels, *answers)
+    assert any(f"interval of the difference is {low:+.3f} to {high:+.3f}" in m.value for m in at.markdown)
     at = open_page("compare", compare_tabs="Disagreements")
     assert not at.exception
     assert "The two runs disagree on **3** of" in at.markdown[0].value

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from galaxy_core.evaluation import LABEL_NOISE_NOTE
+from galaxy_core.evaluation import LABEL_NOISE_NOTE, balanced_accuracy_interval
 from galaxy_core.inference import saved_predictions
 from galaxy_core.training import RunStore
 from pages.ui.runs import run_label
@@ -22,6 +22,9 @@ def test_metrics_tab_shows_the_headline_figures_and_per_class_table(finished_run
     assert [m.label for m in at.metric] == ["Accuracy", "Balanced accuracy", "Macro F1"]
     expected = finished_run.evaluation()["balanced_accuracy"]
     assert at.metric[1].value == f"{expected:.1%}"
+    saved = saved_predictions(finished_run)
+    low, high = balanced_accuracy_interval(saved.labels, saved.probabilities.argmax(axis=1))
+    assert any(f"95% interval: {low:.1%} to {high:.1%}" in c.value for c in at.caption)
     table = at.dataframe[0].value
     assert list(table["class"]) == ["edge", "smooth", "spiral"]
 

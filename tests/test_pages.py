@@ -6,6 +6,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from galaxy_core.data import DatasetSpec, spec_to_link
+from galaxy_core.inference import balanced_accuracy_interval_of
+from galaxy_core.training import RunStore
 from pages.ui.navigation import LAB_PAGES
 from tests.helpers import PAGE_TIMEOUT, REPO_ROOT, open_page, write_image_folder
 
@@ -238,6 +240,8 @@ def test_train_page_queues_a_run_that_trains_in_the_background(isolated_settings
     assert not at.exception
     assert any(": finished · custom_cnn" in m.value for m in at.markdown)
     assert [m.label for m in at.metric] == ["Test accuracy", "Test balanced accuracy", "Best val balanced accuracy"]
+    low, high = balanced_accuracy_interval_of(RunStore(isolated_settings["runs"]).get(runs[0].name))
+    assert any(f"95% interval: {low:.1%} to {high:.1%}" in c.value for c in at.caption)
     assert len(at.get("plotly_chart")) == 1
 
 

@@ -150,6 +150,7 @@ def test_a_stop_during_a_review_leaves_no_review_and_says_why(isolated_settings)
 
     assert train_run(run, observers=[StopAtOnce()]) is RunState.STOPPED
     assert "no review (every image needs the prediction of its fold's model)" in run.summary().message
+    assert run.log_tail().count("stop requested: training ends here") == 1  # said once, as a training run says it
     assert run.review() is None and not (run.path / model_file_name("fold-1")).exists()
 
 

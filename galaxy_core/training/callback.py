@@ -19,7 +19,27 @@ PROGRESS_STATUS_SECONDS = 2.0  # how often the status says how far the current e
 VALIDATION_BATCH = 256
 
 
-class RunMetrics(keras.callbacks.Callback):
+class StopOnRequest(keras.callbacks.Callback):
+    """Ends training at the batch after a stop is requested (the Stop button, `galaxy-lab stop`), and logs it once."""
+
+    def __init__(self, run):
+        super().__init__()
+        self.run = run
+        self.stopped_by_request = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.check_stop()
+
+    def check_stop(self) -> bool:
+        """Whether a stop was requested, acted on (training ends after this batch) the first time it is seen."""
+        if not self.stopped_by_request and self.run.stop_requested():
+            self.stopped_by_request = True
+            self.model.stop_training = True
+            self.run.log("stop requested: training ends here")
+        return self.stopped_by_request
+
+
+class RunMetrics(StopOnRequest):
     """Watches a run's fit phases (one instance for all of them):
 
     - appends a line per batch (at most every 0.5 s, for smooth live curves) and per epoch to the run's metrics;
@@ -47,8 +67,8 @@ class RunMetrics(keras.callbacks.Callback):
         patience: int | None,
         evaluation_images: int = 0,
     ):
-        super().__init__()
-        self.run, self.validation, self.num_classes = run, validation, num_classes
+        super().__init__(run)
+        self.validation, self.num_classes = validation, num_classes
         self.train_images, self.planned_epochs = train_images, planned_epochs
         self.steps_per_epoch = math.ceil(train_images / batch_size)
         self.monitor, self.patience = monitor, patience
@@ -61,7 +81,6 @@ class RunMetrics(keras.callbacks.Callback):
         self.last_epoch_end: float | None = None
         self.evaluation_images = evaluation_images
         self.validation_images_per_second: float | None = None
-        self.stopped_by_request = False
         self.new_phase()
 
     @property
@@ -97,7 +116,7 @@ class RunMetrics(keras.callbacks.Callback):
         if now - self.last_progress_status >= PROGRESS_STATUS_SECONDS:
             self.last_progress_status = now
             self._report_progress(now)
-        self._check_stop()
+        super().on_train_batch_end(batch, logs)
 
     def _report_progress(self, now: float) -> None:
         """The batches done in this epoch; before the first epoch ends, an ETA from the batches' pace."""
@@ -106,13 +125,6 @@ class RunMetrics(keras.callbacks.Callback):
             seconds_per_batch = (now - self.epoch_started) / self.batches_done
             fields["eta_seconds"] = seconds_per_batch * (self.planned_epochs * self.steps_per_epoch - self.batches_done)
         self.run.set_status(RunState.RUNNING, **fields)
-
-    def _check_stop(self) -> bool:
-        if not self.stopped_by_request and self.run.stop_requested():
-            self.stopped_by_request = True
-            self.model.stop_training = True
-            self.run.log("stop requested: training ends here")
-        return self.stopped_by_request
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self.epoch_started
@@ -194,7 +206,7 @@ class RunMetrics(keras.callbacks.Callback):
             return {}
         batches, started = [], time.perf_counter()
         for start in range(0, len(labels), VALIDATION_BATCH):
-            if self._check_stop():
+            if self.check_stop():
                 return {}
             chunk = images[start : start + VALIDATION_BATCH].astype(np.float32)
             batches.append(np.asarray(self.model.predict_on_batch(chunk)))
@@ -210,20 +222,15 @@ class RunMetrics(keras.callbacks.Callback):
         }
 
 
-class ReviewProgress(keras.callbacks.Callback):
+class ReviewProgress(StopOnRequest):
     """A review run's progress in its status (epochs over all folds, time left) and its stop request, checked
     after every batch."""
 
     def __init__(self, run, config: TrainConfig):
-        super().__init__()
-        self.run, self.config = run, config
-        self.epochs_done, self.stopped_by_request = 0, False
+        super().__init__(run)
+        self.config = config
+        self.epochs_done = 0
         self.started = time.monotonic()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.run.stop_requested():
-            self.stopped_by_request = True
-            self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
         if self.stopped_by_request:
