@@ -217,8 +217,11 @@ def mcnemar(correct_first, correct_second) -> McNemarResult:
     return McNemarResult(b, c, p_value, int(np.sum(first & second)), int(np.sum(~first & ~second)))
 
 
+BOOTSTRAP_RESAMPLES = 2000  # test splits drawn for an interval (the pages say how many)
+
+
 def balanced_accuracy_interval(
-    labels, predicted, baseline=None, *, level: float = 0.95, resamples: int = 2000, seed: int = 0
+    labels, predicted, baseline=None, *, level: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
 ) -> tuple[float, float]:
     """A bootstrap interval for the balanced accuracy of `predicted` (class indices), or, with `baseline` (another
     model's predictions for the same images), for the difference predicted minus baseline.

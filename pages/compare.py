@@ -9,6 +9,7 @@ from plotly.subplots import make_subplots
 
 from galaxy_core.data import describe_spec
 from galaxy_core.evaluation import (
+    BOOTSTRAP_RESAMPLES,
     balanced_accuracy,
     balanced_accuracy_interval,
     confusion_matrix,
@@ -19,7 +20,6 @@ from galaxy_core.evaluation import (
 )
 from galaxy_core.inference import (
     NotComparableError,
-    balanced_accuracy_interval_of,
     comparison_warning,
     default_comparison,
     paired_predictions,
@@ -28,7 +28,7 @@ from galaxy_core.prediction import ModelLoadError
 from galaxy_core.training.store import epoch_records
 from pages.ui.display import confusion_figure, enlarge, label_noise_note, lazy_tabs
 from pages.ui.navigation import run_router
-from pages.ui.runs import run_label, run_model, runs_apart, runs_that
+from pages.ui.runs import run_interval, run_label, run_model, runs_apart, runs_that
 from pages.ui.state import get_settings, load_dataset
 
 MAX_RUNS = 4
@@ -75,7 +75,7 @@ def metrics_tab(entries: list) -> None:
     for summary in entries:
         evaluation = summary.run.evaluation() or {}
         minutes = (summary.finished - summary.started) / 60 if summary.finished and summary.started else None
-        interval = balanced_accuracy_interval_of(summary.run)
+        interval = run_interval(summary.run)
         row = {  # the figures first: the columns after them need a sideways scroll on a laptop
             "run": summary.id,
             "test balanced accuracy": summary.test_balanced_accuracy,
@@ -96,9 +96,9 @@ def metrics_tab(entries: list) -> None:
     formats["training min"] = st.column_config.NumberColumn(format="%.1f")
     st.dataframe(table, hide_index=True, column_config=formats)
     st.caption(
-        "95% interval: where the balanced accuracy of 2,000 test splits drawn from this one falls (its galaxies "
-        "resampled within each class): runs whose intervals overlap widely may not differ at all. The paired "
-        "test tab tells two runs apart more sharply."
+        f"95% interval: where the balanced accuracy of {BOOTSTRAP_RESAMPLES:,} test splits drawn from this one falls "
+        "(its galaxies resampled within each class): runs whose intervals overlap widely may not differ at all. "
+        "The paired test tab tells two runs apart more sharply."
     )
     label_noise_note()
 
@@ -140,9 +140,8 @@ def significance_tab(entries: list) -> None:
     if pair is None:
         return
     first, second = pair
-    correct_first = first.probabilities.argmax(axis=1) == first.labels
-    correct_second = second.probabilities.argmax(axis=1) == second.labels
-    result = mcnemar(correct_first, correct_second)
+    predicted_first, predicted_second = first.probabilities.argmax(axis=1), second.probabilities.argmax(axis=1)
+    result = mcnemar(predicted_first == first.labels, predicted_second == second.labels)
     names = [f"{summary.model} ({summary.id[-4:]})" for summary in entries]
     table = pd.DataFrame(
         result.table(),
@@ -156,7 +155,6 @@ def significance_tab(entries: list) -> None:
         "Only the images where exactly one model is right count. If the models were equally accurate, each of "
         "those would be a coin flip between them."
     )
-    predicted_first, predicted_second = first.probabilities.argmax(axis=1), second.probabilities.argmax(axis=1)
     classes = first.probabilities.shape[1]
     difference = balanced_accuracy(confusion_matrix(first.labels, predicted_first, classes)) - balanced_accuracy(
         confusion_matrix(first.labels, predicted_second, classes)
@@ -165,10 +163,10 @@ def significance_tab(entries: list) -> None:
     low, high = balanced_accuracy_interval(first.labels, predicted_first, predicted_second)
     st.markdown(difference_in_words(low, high, names[0], names[1]))
     st.caption(
-        "The interval comes from 2,000 test splits drawn from this one (its galaxies resampled within each "
-        "class, the same draws for both models): how far luck alone moves the difference. McNemar's test above "
-        "judges plain accuracy, where the commonest class weighs most; balanced accuracy weighs every class the "
-        "same, so the two can read differently."
+        f"The interval comes from {BOOTSTRAP_RESAMPLES:,} test splits drawn from this one (its galaxies resampled "
+        "within each class, the same draws for both models): how far luck alone moves the difference. McNemar's "
+        "test above judges plain accuracy, where the commonest class weighs most; balanced accuracy weighs every "
+        "class the same, so the two can read differently."
     )
 
 

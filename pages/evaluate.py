@@ -16,7 +16,7 @@ from galaxy_core.evaluation import (
 from galaxy_core.inference import RunAnswers, run_answers
 from galaxy_core.prediction import ModelLoadError, predict_probabilities
 from galaxy_core.training import RunState
-from pages.ui.display import confusion_figure, enlarge, image_grid, label_noise_note, lazy_tabs
+from pages.ui.display import confusion_figure, enlarge, image_grid, interval_note, label_noise_note, lazy_tabs
 from pages.ui.navigation import run_router
 from pages.ui.runs import choose_run, model_key, run_model, runs_apart, runs_that
 from pages.ui.state import get_settings, load_dataset, note_run_dataset
@@ -64,12 +64,7 @@ def metrics_tab(data: RunAnswers) -> None:
         "Balanced accuracy", f"{summary['balanced_accuracy']:.1%}", help="The mean of the per-class recalls."
     )
     columns[2].metric("Macro F1", f"{summary['macro_f1']:.3f}")
-    low, high = balanced_accuracy_interval(data.labels, data.predictions)
-    st.caption(
-        f"Balanced accuracy's 95% interval: {low:.1%} to {high:.1%}, where it falls on 2,000 test splits drawn from "
-        f"this one of {len(data.labels)} images (resampled within each class). Two runs closer than that may not "
-        "really differ: Compare's paired test tells."
-    )
+    interval_note(balanced_accuracy_interval(data.labels, data.predictions))
     table = pd.DataFrame(summary["per_class"]).T.rename_axis("class").reset_index()
     st.dataframe(
         table,

@@ -10,7 +10,6 @@ from plotly.subplots import make_subplots
 from galaxy_core.data import DatasetSpec, describe_spec
 from galaxy_core.data.augment import AugmentOptions
 from galaxy_core.errors import GalaxyLabError
-from galaxy_core.inference import balanced_accuracy_interval_of
 from galaxy_core.models import list_models, model_info
 from galaxy_core.review import ACTIONS, load_review
 from galaxy_core.training import RunNotFoundError, RunState, RunSummary, TrainConfig, estimate
@@ -32,9 +31,9 @@ from galaxy_core.training.config import (
 from galaxy_core.training.folds import check_folds
 from galaxy_core.training.manager import JobManager, QueueFullError, RunsFolderError
 from galaxy_core.training.store import epoch_records
-from pages.ui.display import label_noise_note
+from pages.ui.display import interval_note, label_noise_note
 from pages.ui.navigation import LAB_PAGES, run_router
-from pages.ui.runs import model_label, runs_that
+from pages.ui.runs import model_label, run_interval, runs_that
 from pages.ui.state import active_dataset_spec, get_settings, load_dataset
 
 REVIEW_PAGE = next(page for page in LAB_PAGES if page.url_path == "review")
@@ -394,12 +393,9 @@ def run_view(manager: JobManager, run_id: str) -> None:
         cols[1].metric("Test balanced accuracy", f"{summary.test_balanced_accuracy:.1%}")
         best = summary.best_val_balanced_accuracy
         cols[2].metric("Best val balanced accuracy", f"{best:.1%}" if best is not None else "-")
-        interval = balanced_accuracy_interval_of(run)
+        interval = run_interval(run)
         if interval:
-            st.caption(
-                f"Test balanced accuracy's 95% interval: {interval[0]:.1%} to {interval[1]:.1%}, what other draws of "
-                "test galaxies could give: runs closer than that may not really differ."
-            )
+            interval_note(interval)
         label_noise_note()
     if metrics and not summary.is_label_review:
         if epochs:

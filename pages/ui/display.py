@@ -6,11 +6,21 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from galaxy_core.evaluation import LABEL_NOISE_NOTE
+from galaxy_core.evaluation import BOOTSTRAP_RESAMPLES, LABEL_NOISE_NOTE
 
 
 def label_noise_note() -> None:
     st.caption(LABEL_NOISE_NOTE)
+
+
+def interval_note(interval: tuple[float, float]) -> None:
+    """Under a test balanced accuracy: its 95% bootstrap interval, and what it means for comparing runs."""
+    low, high = interval
+    st.caption(
+        f"Test balanced accuracy's 95% interval: {low:.1%} to {high:.1%}, where it falls on "
+        f"{BOOTSTRAP_RESAMPLES:,} test splits drawn from this one (its galaxies resampled within each class). Two "
+        "runs closer than that may not really differ: Compare's paired test tells."
+    )
 
 
 def lazy_tabs(key: str, tabs: dict) -> None:

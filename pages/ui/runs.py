@@ -8,6 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from galaxy_core.data import describe_spec
+from galaxy_core.inference import balanced_accuracy_interval_of
 from galaxy_core.training import RunStore, RunSummary
 from pages.ui.state import get_settings
 
@@ -40,6 +41,23 @@ def run_model(run, checkpoint: str = "best"):
     """The run's model (best checkpoint, final, or a label review's "fold-N"), loaded once per server. Raises
     ModelLoadError."""
     return _cached_model(*model_key(run, checkpoint))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _cached_interval(_run, predictions_key: tuple[str, float]) -> tuple[float, float] | None:
+    """A run's test interval, computed once per predictions file (`predictions_key`: its path and time)."""
+    return balanced_accuracy_interval_of(_run)
+
+
+def run_interval(run) -> tuple[float, float] | None:
+    """The 95% bootstrap interval of a run's test balanced accuracy (None without saved predictions), computed once:
+    the Train page redraws a run every 2 s while others train."""
+    path = run.predictions_path
+    try:
+        modified = path.stat().st_mtime
+    except OSError:  # none saved, or the run folder was deleted meanwhile
+        return None
+    return _cached_interval(run, (str(path), modified))
 
 
 def run_label(summary) -> str:
