@@ -17,9 +17,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from galaxy_core.data import DatasetSpec
 from galaxy_core.training import RunStore
+from galaxy_core.training.client import new_run, train_in_this_process
 from galaxy_core.training.config import preset_config
-from galaxy_core.training.procedure import train_run
-from galaxy_core.training.store import epoch_records
+from galaxy_core.training.records import epoch_records
 
 GZ1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "gz1-3class"
 
@@ -37,9 +37,9 @@ def main() -> None:
     overrides = {"epochs": args.epochs} if args.epochs else {}
     config = preset_config(spec, image_size=args.image_size, **overrides)
     with tempfile.TemporaryDirectory() as temporary_dir:
-        run = RunStore(args.runs_dir or temporary_dir).create(config.to_dict(), config.model)
+        run = new_run(RunStore(args.runs_dir or temporary_dir), config)
         started = time.perf_counter()
-        state = train_run(run)
+        state = train_in_this_process(run)
         minutes = (time.perf_counter() - started) / 60
         evaluation = run.evaluation()
         epochs = len(epoch_records(run.metrics()))

@@ -26,9 +26,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from galaxy_core.training import RunState, RunSummary
+from galaxy_core.training.client import ServiceClient
 from galaxy_core.training.config import TrainConfig
-from galaxy_core.training.manager import JobManager
-from galaxy_core.training.store import epoch_records
+from galaxy_core.training.records import epoch_records
 
 POLL = 0.02
 
@@ -77,9 +77,9 @@ def batch(args, runs_root: Path, executor: str, address: str | None = None) -> d
     os.environ["GALAXY_LAB_MAX_CONCURRENT_RUNS"] = "1" if executor == "local" else "2"
     if address:
         os.environ["GALAXY_LAB_RAY_ADDRESS"] = address
-    manager = JobManager(runs_root / executor)
+    client = ServiceClient(runs_root / executor)
     began = time.time()
-    runs = [manager.submit(config(args, seed)) for seed in range(args.runs)]
+    runs = [client.submit(config(args, seed)) for seed in range(args.runs)]
     delays, stop = [], threading.Event()
     watcher = threading.Thread(target=watch_delays, args=(runs, delays, stop))
     watcher.start()
@@ -102,8 +102,8 @@ def batch(args, runs_root: Path, executor: str, address: str | None = None) -> d
 def supervision_latency(args, runs_root: Path) -> float:
     os.environ["GALAXY_LAB_EXECUTOR"] = "local"
     os.environ["GALAXY_LAB_MAX_CONCURRENT_RUNS"] = "1"
-    manager = JobManager(runs_root / "kill")
-    killed, queued = manager.submit(config(args, 0, epochs=100)), manager.submit(config(args, 1, epochs=1))
+    client = ServiceClient(runs_root / "kill")
+    killed, queued = client.submit(config(args, 0, epochs=100)), client.submit(config(args, 1, epochs=1))
     wait(lambda: epoch_records(killed.metrics()))
     os.kill(killed.summary().pid, signal.SIGKILL)
     began = time.monotonic()
@@ -139,7 +139,7 @@ def main() -> None:
             on_ray = batch(args, runs_root, "ray", cluster.address)
         finally:
             for folder in runs_root.iterdir():
-                pid = (JobManager(folder).store.service_status() or {}).get("pid")
+                pid = (ServiceClient(folder).files.status() or {}).get("pid")
                 if pid:
                     os.kill(pid, signal.SIGTERM)
             time.sleep(2)

@@ -30,11 +30,11 @@ import numpy as np
 
 from galaxy_core.data import DatasetSpec, create_dataset
 from galaxy_core.evaluation import label_issues
-from galaxy_core.review import ACTIONS, load_review
+from galaxy_core.review import ACTIONS, load_review, record_review_decisions
 from galaxy_core.settings import load_settings
 from galaxy_core.training import RunStore, estimate
+from galaxy_core.training.client import new_run, train_in_this_process
 from galaxy_core.training.config import label_review_config, preset_config
-from galaxy_core.training.procedure import train_run
 
 GZ1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "gz1-3class"
 
@@ -43,9 +43,9 @@ def train(store: RunStore, config, cache_dir):
     """Train `config` here (its dataset decoded first, so the clock counts training only); its summary and
     minutes."""
     dataset = create_dataset(config.dataset, cache_dir=cache_dir)
-    run = store.create(config.to_dict(), config.model)
+    run = new_run(store, config)
     started = time.perf_counter()
-    state = train_run(run, dataset)
+    state = train_in_this_process(run, dataset)
     minutes = (time.perf_counter() - started) / 60
     summary = run.summary()
     if state != "finished":
@@ -82,7 +82,7 @@ def main() -> None:
         pair = f"{review.class_names[doubt.given]} -> {review.class_names[doubt.suggested]}"
         pairs[pair] = pairs.get(pair, 0) + 1
     print("  given -> suggested: " + ", ".join(f"{pair} {n}" for pair, n in sorted(pairs.items())))
-    summary.run.record_review_decisions(review.confident_suggestions(args.threshold))
+    record_review_decisions(summary.run, review.confident_suggestions(args.threshold))
     review = load_review(summary.run.summary())
     print(f"  accepted automatically (suggested class p >= {args.threshold}): {len(review.accepted())}")
 
@@ -100,7 +100,7 @@ def main() -> None:
     for name, result, result_minutes in rows:
         print(
             f"{name:48} {result.best_val_balanced_accuracy:9.4f} {result.test_balanced_accuracy:9.4f} "
-            f"{result.test_balanced_accuracy_tta:9.4f} {result.run.status()['dataset_sizes']['train']:10d} "
+            f"{result.test_balanced_accuracy_tta:9.4f} {result.run.progress()['dataset_sizes']['train']:10d} "
             f"{result_minutes:6.2f}"
         )
 

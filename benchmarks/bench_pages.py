@@ -26,7 +26,7 @@ from pathlib import Path
 
 from galaxy_core.runtime import import_tensorflow
 from galaxy_core.training import RunStore, TrainConfig
-from galaxy_core.training.procedure import train_run
+from galaxy_core.training.client import new_run, train_in_this_process
 from pages.ui.navigation import HOME, LAB_PAGES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,8 +54,8 @@ def two_finished_runs(runs: Path, cache: Path) -> None:
         batch_size=16,
         early_stopping=False,
     )
-    run = RunStore(runs).create(config.to_dict(), config.model)
-    train_run(run)
+    run = new_run(RunStore(runs), config)
+    train_in_this_process(run)
     shutil.copytree(run.path, runs / f"{run.id}-copy")
 
 

@@ -23,13 +23,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 
 from galaxy_core.data import DatasetSpec, create_dataset
-from galaxy_core.data.pipeline import make_tf_dataset
 from galaxy_core.evaluation import balanced_accuracy, confusion_matrix
 from galaxy_core.models import create_model
 from galaxy_core.prediction import predict_probabilities
 from galaxy_core.settings import load_settings
 from galaxy_core.training.config import PRESETS, preset_config
-from galaxy_core.training.procedure import class_weights
+from galaxy_core.training.recipe import training_inputs
 
 GZ1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "gz1-3class"
 
@@ -61,15 +60,7 @@ def train(phases, config, started: float) -> list[dict]:
         start_rate = 0.5 * rate * (1 + math.cos(math.pi * done / total))
         schedule = keras.optimizers.schedules.CosineDecay(start_rate, decay_steps=steps * epochs)
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy")
-        batches = make_tf_dataset(
-            train_split.images,
-            train_split.labels,
-            batch_size=config.batch_size,
-            augment=config.augment,
-            shuffle=True,
-            seed=config.seed,
-        )
-        weights = class_weights(train_split.labels, dataset.num_classes)
+        batches, weights = training_inputs(config, train_split, dataset.num_classes)
         for _ in range(epochs):
             model.fit(batches, epochs=1, class_weight=weights, shuffle=False, verbose=0)
             done += 1

@@ -35,9 +35,9 @@ from galaxy_core.evaluation import balanced_accuracy, balanced_accuracy_interval
 from galaxy_core.prediction import predict_probabilities
 from galaxy_core.settings import load_settings
 from galaxy_core.training import RunStore
+from galaxy_core.training.client import new_run, train_in_this_process
 from galaxy_core.training.config import PRESETS, TrainConfig, preset_config
-from galaxy_core.training.procedure import train_run
-from galaxy_core.training.store import epoch_records
+from galaxy_core.training.records import epoch_records
 
 GZ1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "gz1-3class"
 THRESHOLDS = (0.80, 0.83, 0.85)
@@ -95,10 +95,10 @@ def run_recipe(name: str, config: TrainConfig, runs_dir: Path) -> dict:
     dataset = create_dataset(config.dataset, cache_dir=settings.cache_dir)  # warms the cache for the run
     cold_seconds = time.perf_counter() - decode_started
     test = dataset.splits["test"]
-    run = RunStore(runs_dir).create(config.to_dict(), config.model)
+    run = new_run(RunStore(runs_dir), config)
     started = time.perf_counter()
     watch = TestWatch(test.images, np.asarray(test.labels), dataset.num_classes, started)
-    state = train_run(run, observers=[watch])
+    state = train_in_this_process(run, observers=[watch])
     wall_minutes = watch.clock() / 60
     if state != "finished":
         raise SystemExit(f"error: {name} ended {state}: {run.status().get('error')}")

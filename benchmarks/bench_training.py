@@ -22,9 +22,10 @@ import keras
 from galaxy_core.data import DatasetSpec, create_dataset
 from galaxy_core.models import create_model
 from galaxy_core.training import RunStore
+from galaxy_core.training.client import new_run, train_in_this_process
 from galaxy_core.training.config import recommended_config
-from galaxy_core.training.procedure import train_run, training_inputs
-from galaxy_core.training.store import epoch_records
+from galaxy_core.training.recipe import training_inputs
+from galaxy_core.training.records import epoch_records
 
 GZ1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "gz1-3class"
 
@@ -52,7 +53,7 @@ def bare_fit(config, dataset) -> float:
         metrics=["accuracy"],
     )
     clock = EpochClock()
-    batches, weights = training_inputs(config, dataset)  # exactly what the worker feeds its fit
+    batches, weights = training_inputs(config, dataset.splits["train"], dataset.num_classes)  # as a run's fit
     model.fit(
         batches,
         epochs=config.epochs,
@@ -65,16 +66,16 @@ def bare_fit(config, dataset) -> float:
 
 
 def worker_fit(config, runs_dir) -> float:
-    run = RunStore(runs_dir).create(config.to_dict(), config.model)
+    run = new_run(RunStore(runs_dir), config)
     started = time.time()
-    train_run(run)
+    train_in_this_process(run)
     epochs = epoch_records(run.metrics())
     return seconds_per_epoch([started] + [e["time"] for e in epochs])
 
 
 def visibility_delays(runs_dir, writes: int = 200) -> list[float]:
     """Seconds from a metric's append to a polling reader seeing it (the reader polls every millisecond)."""
-    run = RunStore(runs_dir).create({"note": "visibility"}, "probe")
+    run = RunStore(runs_dir).create({"note": "visibility"}, name="probe", planned_epochs=0)
     delays, seen = [], threading.Event()
     done = False
 

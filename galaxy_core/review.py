@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from galaxy_core.errors import GalaxyLabError, InvalidInputError
-from galaxy_core.training.store import RunState, RunSummary
+from galaxy_core.training import Run, RunState, RunSummary
+from galaxy_core.training.kinds.label_review import REVIEW_ARRAYS
 
 # How accepted suggestions change a training split: {action: what it does, in words}.
 ACTIONS = {"relabel": "relabelled to the suggestion", "leave_out": "left out"}
@@ -28,6 +29,8 @@ CSV_COLUMNS = (
     "decision",
 )
 MAX_CSV_BYTES = 5_000_000
+DECISIONS = ("accepted", "rejected")
+DECISIONS_FILE = "review-decisions.json"  # {source id: decision}, in the review run's folder
 
 
 class ReviewError(GalaxyLabError, ValueError):
@@ -103,6 +106,32 @@ class LabelReview:
         return out.getvalue()
 
 
+def has_review(summary: RunSummary) -> bool:
+    """A label review that finished and kept its ranking of the doubted labels."""
+    finished = summary.is_label_review and summary.state is RunState.FINISHED
+    return finished and summary.run.array_path(REVIEW_ARRAYS).is_file()
+
+
+def review_decisions(run: Run) -> dict[str, str]:
+    """{source id: "accepted" or "rejected"} for the doubted labels reviewers have decided; damaged entries (or a
+    damaged file, logged) read as undecided."""
+    return {key: value for key, value in run.json_file(DECISIONS_FILE).items() if value in DECISIONS}
+
+
+def record_review_decisions(run: Run, decisions: dict[str, str | None]) -> dict[str, str]:
+    """Merge reviewers' decisions ({source id: "accepted", "rejected", or None to undecide}) into the saved ones,
+    so that two reviewers' clicks both count; returns all decisions."""
+    bad = sorted({value for value in decisions.values() if value is not None and value not in DECISIONS})
+    if bad:
+        raise InvalidInputError(f"a review decision is one of {DECISIONS} (or none), not {bad}")
+
+    def merge(saved: dict) -> dict:
+        merged = {**{key: value for key, value in saved.items() if value in DECISIONS}, **decisions}
+        return {key: value for key, value in merged.items() if value is not None}
+
+    return run.update_json_file(DECISIONS_FILE, merge)
+
+
 def check_action(action: str) -> None:
     if action not in ACTIONS:
         raise InvalidInputError(f"what to do with accepted suggestions is one of {list(ACTIONS)}, not {action!r}")
@@ -115,11 +144,11 @@ def load_review(summary: RunSummary) -> LabelReview:
         raise ReviewError(f"run {summary.id} trained a model; it is not a label review")
     if summary.state is not RunState.FINISHED:
         raise ReviewError(f"label review {summary.id} has no results: it is {summary.state.value} ({summary.message})")
-    saved = summary.run.review()
+    saved = summary.run.arrays(REVIEW_ARRAYS)
     if saved is None:
         raise ReviewError(f"label review {summary.id} finished but its results cannot be read")
     try:
-        return _review_from(summary, saved, summary.run.review_decisions())
+        return _review_from(summary, saved, review_decisions(summary.run))
     except (KeyError, IndexError, ValueError) as error:
         raise ReviewError(f"label review {summary.id}'s results are damaged: {error}") from None
 

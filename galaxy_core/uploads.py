@@ -5,7 +5,8 @@ One request (an upload, a `galaxy-lab predict` call) has a budget: each file or 
 would go over it is refused for that file, with a reason, and the rest go on. Archive members are read and
 decoded one at a time and let go before the next. Any error while reading or decoding one file (a damaged
 deflate stream, a decoder's exception) is that file's rejection, in plain words. Files are read in memory only:
-nothing is written to disk, executed or unpickled, and only the decoders of galaxy_core.data.images are used.
+nothing is written to disk, executed or unpickled, and only the decoders of galaxy_core.data.prepare are used:
+the same that read a dataset's files, so a dropped copy of a dataset's galaxy gets the answer Evaluate shows.
 A file is an archive when its name ends in .zip, or when it is not a decodable image but is a zip archive.
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import math
 import os
 import stat
 import zipfile
@@ -25,13 +25,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from galaxy_core.data.dataset import RejectedFile
-from galaxy_core.data.images import (
-    SUPPORTED_EXTENSIONS,
-    ImageDecodeError,
-    PreprocessOptions,
-    open_image,
-    preprocess_pil,
-)
+from galaxy_core.data.images import SUPPORTED_EXTENSIONS, ImageDecodeError, PreprocessOptions
+from galaxy_core.data.prepare import prepare_image
 
 MAX_ZIP_MEMBERS = 1000
 
@@ -98,8 +93,7 @@ def _printable(name: str) -> str:
 
 
 def _prepare(name: str, data: bytes, options: PreprocessOptions, budget: _Budget) -> ImageInput:
-    draft = math.ceil(options.image_size / options.crop_fraction)
-    image, original_size = open_image(data, draft_size=draft, charge=budget.charge_pixels)
+    pixels, original_size = prepare_image(data, options, charge=budget.charge_pixels)
     warnings = []
     side = int(options.crop_fraction * min(original_size))
     if side < options.image_size:
@@ -107,7 +101,7 @@ def _prepare(name: str, data: bytes, options: PreprocessOptions, budget: _Budget
             f"small image ({original_size[0]}x{original_size[1]} px): its {side} px centre was enlarged to "
             f"{options.image_size} px, so fine detail is interpolated, not seen"
         )
-    return ImageInput(name, preprocess_pil(image, options), original_size, tuple(warnings))
+    return ImageInput(name, pixels, original_size, tuple(warnings))
 
 
 def _decoded(name: str, data: bytes, options: PreprocessOptions, budget: _Budget) -> Upload:

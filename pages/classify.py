@@ -160,6 +160,31 @@ def export_ui(run) -> None:
         )
 
 
+def answers_ui(run, images: list[ImageInput], class_names: tuple[str, ...], tta: bool) -> None:
+    """The model's answer for each image (a card for the first few), a table of them all and its CSV."""
+    try:
+        model = run_model(run)  # loaded once there is something to classify: the page opens without it
+    except ModelLoadError as error:
+        st.error(f"This run's model cannot be used: {error}. Your images are kept: choose another model.")
+        st.stop()
+    predictions = predict_images(model, images, tta=tta)
+    for number, (image, prediction) in enumerate(zip(images[:DETAILED], predictions, strict=False)):
+        with st.container(border=True):
+            result_card(model, image, prediction, class_names, number)
+    table = results_table(images, predictions, class_names)
+    if len(images) > DETAILED:
+        st.markdown(f"The first {DETAILED} of {len(images)} images are shown above; all are in the table.")
+    st.dataframe(table, hide_index=True)
+    st.download_button(
+        "Download the results (CSV)",
+        table.to_csv(index=False),
+        file_name=f"classified-{run.id}.csv",
+        mime="text/csv",
+        on_click="ignore",
+        icon=":material/download:",
+    )
+
+
 def render() -> None:
     """Draw the Classify page."""
     settings = get_settings()
@@ -200,27 +225,7 @@ def render() -> None:
         help="Galaxies have no preferred orientation; the bars then show the mean and the spread over the 8 views.",
     )
     if images:
-        try:
-            model = run_model(run)  # loaded once there is something to classify: the page opens without it
-        except ModelLoadError as error:
-            st.error(f"This run's model cannot be used: {error}. Your images are kept: choose another model.")
-            st.stop()
-        predictions = predict_images(model, images, tta=tta)
-        for number, (image, prediction) in enumerate(zip(images[:DETAILED], predictions, strict=False)):
-            with st.container(border=True):
-                result_card(model, image, prediction, class_names, number)
-        table = results_table(images, predictions, class_names)
-        if len(images) > DETAILED:
-            st.markdown(f"The first {DETAILED} of {len(images)} images are shown above; all are in the table.")
-        st.dataframe(table, hide_index=True)
-        st.download_button(
-            "Download the results (CSV)",
-            table.to_csv(index=False),
-            file_name=f"classified-{run.id}.csv",
-            mime="text/csv",
-            on_click="ignore",
-            icon=":material/download:",
-        )
+        answers_ui(run, images, class_names, tta)
     with st.expander("Download this model"):
         export_ui(run)
 

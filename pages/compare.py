@@ -25,7 +25,7 @@ from galaxy_core.inference import (
     paired_predictions,
 )
 from galaxy_core.prediction import ModelLoadError
-from galaxy_core.training.store import epoch_records
+from galaxy_core.training.records import epoch_records
 from pages.ui.display import confusion_figure, enlarge, label_noise_note, lazy_tabs
 from pages.ui.navigation import run_router
 from pages.ui.runs import run_interval, run_label, run_model, runs_apart, runs_that

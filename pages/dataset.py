@@ -76,28 +76,35 @@ def dataset_picker_ui(settings) -> DatasetSpec:
         index=index,
         help="Synthetic galaxies are built in; folders and Galaxy10 files come from the data roots.",
     )
-    if label == OTHER_FOLDER:
-        typed = st.text_input(
-            "Folder inside a data root",
-            value=active.path or "",
-            placeholder="gz1-3class or /full/path/inside/a/data/root",
-        )
-        if not typed:
-            st.info(
-                "Type the path of a folder of class folders inside one of the data roots: "
-                + ", ".join(f"`{root}`" for root in settings.data_roots or ["(none configured)"])
-            )
-            st.stop()
-        try:
-            base = folder_spec(resolve_in_data_roots(typed, settings.data_roots), settings)
-        except DatasetError as error:
-            st.error(str(error))
-            st.stop()
-    else:
-        base = choices[labels.index(label)].spec
+    base = other_folder_ui(settings, active) if label == OTHER_FOLDER else choices[labels.index(label)].spec
     if identity(base) != identity(active):
         activate(base)
+    preprocess_form(active)
+    return active
 
+
+def other_folder_ui(settings, active: DatasetSpec) -> DatasetSpec:
+    """A folder typed by the user, checked to be inside a data root (the page stops with the reason if not)."""
+    typed = st.text_input(
+        "Folder inside a data root",
+        value=active.path or "",
+        placeholder="gz1-3class or /full/path/inside/a/data/root",
+    )
+    if not typed:
+        st.info(
+            "Type the path of a folder of class folders inside one of the data roots: "
+            + ", ".join(f"`{root}`" for root in settings.data_roots or ["(none configured)"])
+        )
+        st.stop()
+    try:
+        return folder_spec(resolve_in_data_roots(typed, settings.data_roots), settings)
+    except DatasetError as error:
+        st.error(str(error))
+        st.stop()
+
+
+def preprocess_form(active: DatasetSpec) -> None:
+    """The active dataset's preprocessing and its source's options; Load makes them the active dataset."""
     with st.form(key=f"preprocess-{identity(active)}"):
         size_col, crop_col, channel_col = st.columns(3)
         preprocess = active.preprocess
@@ -133,7 +140,6 @@ def dataset_picker_ui(settings) -> DatasetSpec:
                     image_size=image_size, crop_fraction=round(crop, 2), channels=channels
                 )
             )
-    return active
 
 
 def overview_ui(dataset: Dataset) -> None:

@@ -7,7 +7,15 @@ import streamlit as st
 from galaxy_core.data import DatasetError
 from galaxy_core.errors import GalaxyLabError
 from galaxy_core.prediction import ModelLoadError
-from galaxy_core.review import ACTIONS, Doubt, LabelReview, ReviewError, load_review
+from galaxy_core.review import (
+    ACTIONS,
+    Doubt,
+    LabelReview,
+    ReviewError,
+    has_review,
+    load_review,
+    record_review_decisions,
+)
 from pages.ui.display import enlarge, label_noise_note
 from pages.ui.navigation import run_router
 from pages.ui.runs import choose_run, model_key, run_model, runs_apart, runs_that
@@ -40,7 +48,7 @@ def training_images(summary, review: LabelReview) -> dict[str, np.ndarray]:
 
 def _record(run, image: str, key: str) -> None:
     choice = st.session_state[key]
-    run.record_review_decisions({image: None if choice == "undecided" else choice})
+    record_review_decisions(run, {image: None if choice == "undecided" else choice})
 
 
 def doubt_row(summary, review: LabelReview, doubt: Doubt, image: np.ndarray) -> None:
@@ -94,7 +102,7 @@ def accept_confident_ui(summary, review: LabelReview) -> None:
     )
     confident = review.confident_suggestions(threshold)
     if right.button(f"Accept {len(confident)}", key="review_accept_confident", disabled=not confident):
-        summary.run.record_review_decisions(confident)
+        record_review_decisions(summary.run, confident)
         st.rerun()
 
 
@@ -106,7 +114,7 @@ def render() -> None:
         "Train page) trains a few quick models, each on part of the training split, and lets each predict the "
         "galaxies it did not see; confident learning then flags the labels those predictions doubt."
     )
-    reviews, others = runs_that(lambda summary: summary.has_review)
+    reviews, others = runs_that(has_review)
     others = [summary for summary in others if summary.is_label_review]
     if not reviews:
         st.info("No finished label review yet: on the Train page choose the recipe *Review the labels*.")

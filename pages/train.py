@@ -11,13 +11,12 @@ from galaxy_core.data import DatasetSpec, describe_spec
 from galaxy_core.data.augment import AugmentOptions
 from galaxy_core.errors import GalaxyLabError
 from galaxy_core.models import list_models, model_info
-from galaxy_core.review import ACTIONS, load_review
+from galaxy_core.review import ACTIONS, has_review, load_review, review_decisions
 from galaxy_core.training import RunNotFoundError, RunState, RunSummary, TrainConfig, estimate
+from galaxy_core.training.client import QueueFullError, RunsFolderError, ServiceClient
 from galaxy_core.training.config import (
     DEFAULT_MODEL,
     DEFAULT_PRESET,
-    MAX_FOLDS,
-    MIN_FOLDS,
     MONITORS,
     OPTIMIZERS,
     PRESETS,
@@ -28,12 +27,11 @@ from galaxy_core.training.config import (
     preset_config,
     recommended_config,
 )
-from galaxy_core.training.folds import check_folds
-from galaxy_core.training.manager import JobManager, QueueFullError, RunsFolderError
-from galaxy_core.training.store import epoch_records
+from galaxy_core.training.kinds.label_review import MAX_FOLDS, MIN_FOLDS, check_folds
+from galaxy_core.training.records import epoch_records
 from pages.ui.display import interval_note, label_noise_note
 from pages.ui.navigation import LAB_PAGES, run_router
-from pages.ui.runs import model_label, run_interval, runs_that
+from pages.ui.runs import model_label, run_interval, run_row, runs_that
 from pages.ui.state import active_dataset_spec, get_settings, load_dataset
 
 REVIEW_PAGE = next(page for page in LAB_PAGES if page.url_path == "review")
@@ -156,8 +154,8 @@ def label_review_ui(dataset: DatasetSpec) -> TrainConfig | None:
 def training_labels_ui(dataset: DatasetSpec) -> dict:
     """The training labels to train on: as given, or changed by a finished label review of the same images (its
     accepted suggestions relabelled or left out); returns the config fields that say so."""
-    reviews, _ = runs_that(lambda summary: summary.has_review and summary.dataset.same_images(dataset))
-    reviews = [summary for summary in reviews if "accepted" in summary.run.review_decisions().values()]
+    reviews, _ = runs_that(lambda summary: has_review(summary) and summary.dataset.same_images(dataset))
+    reviews = [summary for summary in reviews if "accepted" in review_decisions(summary.run).values()]
     if not reviews:
         return {}
     by_id = {summary.id: summary for summary in reviews}
@@ -199,84 +197,86 @@ def own_settings_ui(dataset: DatasetSpec, max_epochs: int) -> TrainConfig | None
     defaults = recommended_config(dataset, model)
     expected_duration_ui(defaults, per_epoch=True)
     with st.form(f"train_form_{model}"):
-        left, middle, right = st.columns(3)
-        epochs = left.number_input(
-            "Epochs (at most)",
-            1,
-            max_epochs,
-            min(defaults.epochs, max_epochs),
-            help=f"This server allows at most {max_epochs} epochs per run.",
-        )
-        batch_size = left.select_slider("Batch size", [8, 16, 32, 64, 128, 256], defaults.batch_size)
-        learning_rate = middle.select_slider(
-            "Learning rate",
-            [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2],
-            defaults.learning_rate,
-            format_func=lambda v: f"{v:g}",
-        )
-        optimizer = middle.selectbox("Optimizer", OPTIMIZERS, OPTIMIZERS.index(defaults.optimizer))
-        schedule = middle.selectbox("Learning-rate schedule", SCHEDULES, SCHEDULES.index(defaults.schedule))
-        weight_averaging = middle.select_slider(
-            "Weight averaging",
-            sorted({0.0, 0.9, 0.98, 0.99, 0.995, defaults.weight_averaging}),
-            defaults.weight_averaging,
-            format_func=lambda v: f"momentum {v:g}" if v else "off",
-            help="Validate, checkpoint and keep a moving average of the weights over the last steps (about "
-            "1 / (1 - momentum) of them) instead of the last step's: steadier curves, often a point better.",
-        )
-        early_stopping = right.toggle("Early stopping", defaults.early_stopping)
-        monitor = right.selectbox(
+        settings = optimisation_settings_ui(defaults, max_epochs)
+        settings.update(data_settings_ui(defaults))
+        if not st.form_submit_button("Train", type="primary"):
+            return None
+    return TrainConfig(dataset=dataset, model=model, model_options=defaults.model_options, **settings)
+
+
+def optimisation_settings_ui(defaults: TrainConfig, max_epochs: int) -> dict:
+    """The form's epochs, batch, learning rate, optimizer, schedule, averaging and early stopping."""
+    left, middle, right = st.columns(3)
+    epochs = left.number_input(
+        "Epochs (at most)",
+        1,
+        max_epochs,
+        min(defaults.epochs, max_epochs),
+        help=f"This server allows at most {max_epochs} epochs per run.",
+    )
+    batch_size = left.select_slider("Batch size", [8, 16, 32, 64, 128, 256], defaults.batch_size)
+    learning_rate = middle.select_slider(
+        "Learning rate",
+        [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2],
+        defaults.learning_rate,
+        format_func=lambda v: f"{v:g}",
+    )
+    optimizer = middle.selectbox("Optimizer", OPTIMIZERS, OPTIMIZERS.index(defaults.optimizer))
+    schedule = middle.selectbox("Learning-rate schedule", SCHEDULES, SCHEDULES.index(defaults.schedule))
+    weight_averaging = middle.select_slider(
+        "Weight averaging",
+        sorted({0.0, 0.9, 0.98, 0.99, 0.995, defaults.weight_averaging}),
+        defaults.weight_averaging,
+        format_func=lambda v: f"momentum {v:g}" if v else "off",
+        help="Validate, checkpoint and keep a moving average of the weights over the last steps (about "
+        "1 / (1 - momentum) of them) instead of the last step's: steadier curves, often a point better.",
+    )
+    return {
+        "epochs": int(epochs),
+        "batch_size": int(batch_size),
+        "learning_rate": float(learning_rate),
+        "optimizer": optimizer,
+        "schedule": schedule,
+        "weight_averaging": float(weight_averaging),
+        "early_stopping": right.toggle("Early stopping", defaults.early_stopping),
+        "monitor": right.selectbox(
             "Watch",
             MONITORS,
             MONITORS.index(defaults.monitor),
             help="Early stopping and the best checkpoint follow this validation figure.",
-        )
-        patience = right.number_input("Patience (epochs)", 1, 100, defaults.patience)
-        st.markdown("**Augmentation** (random, every batch) and **imbalance**")
-        aug = st.columns(5)
-        augment = AugmentOptions(
-            flip=aug[0].checkbox("Flips", True),
-            rotate=aug[1].checkbox("Rotations", True),
-            zoom=aug[2].slider("Zoom ±", 0.0, 0.5, 0.1, 0.05),
-            brightness=aug[3].slider("Brightness ±", 0.0, 0.5, 0.1, 0.05),
-        )
-        class_weighting = aug[4].toggle(
-            "Class weights",
-            defaults.class_weighting,
-            help="Weigh rare classes up so that each class counts as much in the loss.",
-        )
-        source_col, seed_col = st.columns(2)
-        validation = source_col.selectbox(
-            "Validation images",
-            VALIDATION_SOURCES,
-            format_func={"val_split": "the dataset's val split", "from_train": "10% held out of train"}.get,
-        )
-        seed = seed_col.number_input("Seed", 0, 10**6, 0, help="The same seed and settings reproduce the same curve.")
-        if not st.form_submit_button("Train", type="primary"):
-            return None
-    return TrainConfig(
-        dataset=dataset,
-        model=model,
-        model_options=defaults.model_options,
-        augment=augment,
-        optimizer=optimizer,
-        learning_rate=float(learning_rate),
-        schedule=schedule,
-        weight_averaging=float(weight_averaging),
-        batch_size=int(batch_size),
-        epochs=int(epochs),
-        early_stopping=early_stopping,
-        monitor=monitor,
-        patience=int(patience),
-        class_weighting=class_weighting,
-        validation=validation,
-        seed=int(seed),
+        ),
+        "patience": int(right.number_input("Patience (epochs)", 1, 100, defaults.patience)),
+    }
+
+
+def data_settings_ui(defaults: TrainConfig) -> dict:
+    """The form's augmentation, class weights, validation images and seed."""
+    st.markdown("**Augmentation** (random, every batch) and **imbalance**")
+    aug = st.columns(5)
+    augment = AugmentOptions(
+        flip=aug[0].checkbox("Flips", True),
+        rotate=aug[1].checkbox("Rotations", True),
+        zoom=aug[2].slider("Zoom ±", 0.0, 0.5, 0.1, 0.05),
+        brightness=aug[3].slider("Brightness ±", 0.0, 0.5, 0.1, 0.05),
     )
+    class_weighting = aug[4].toggle(
+        "Class weights",
+        defaults.class_weighting,
+        help="Weigh rare classes up so that each class counts as much in the loss.",
+    )
+    source_col, seed_col = st.columns(2)
+    validation = source_col.selectbox(
+        "Validation images",
+        VALIDATION_SOURCES,
+        format_func={"val_split": "the dataset's val split", "from_train": "10% held out of train"}.get,
+    )
+    seed = seed_col.number_input("Seed", 0, 10**6, 0, help="The same seed and settings reproduce the same curve.")
+    return {"augment": augment, "class_weighting": class_weighting, "validation": validation, "seed": int(seed)}
 
 
 def runs_table_ui(summaries: list[RunSummary]) -> str | None:
     """The runs, newest first; returns the id of the run chosen in the table (default: the newest)."""
-    rows = [summary.table_row() for summary in summaries]
+    rows = [run_row(summary) for summary in summaries]
     if not rows:
         st.info("No runs yet: choose a model above and press Train.")
         return None
@@ -309,10 +309,8 @@ def curves_figure(metrics: list[dict], by_batch: bool) -> go.Figure:
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
     epochs = epoch_records(metrics)
     if by_batch:
-        train = [m for m in metrics if m.get("kind") == "batch"]
-        # Older runs' batch records lack steps_per_epoch: estimated from the epochs finished.
-        estimate = max((b["step"] for b in train), default=1) / max(1, len(epochs))
-        train_x = [b["step"] / b.get("steps_per_epoch", estimate) for b in train]
+        train = [m for m in metrics if m.get("kind") == "batch" and m.get("steps_per_epoch")]
+        train_x = [b["step"] / b["steps_per_epoch"] for b in train]
         mode, suffix = "lines", " (batches)"
     else:
         train, mode, suffix = epochs, "lines+markers", ""
@@ -341,21 +339,20 @@ def curves_figure(metrics: list[dict], by_batch: bool) -> go.Figure:
     return figure
 
 
-def run_view(manager: JobManager, run_id: str) -> None:
+def run_view(client: ServiceClient, run_id: str) -> None:
     """The selected run: state, live curves, stop, log; refreshed every 2 s while it is queued or running."""
     try:
-        summary = manager.store.get(run_id).summary()
+        summary = client.store.get(run_id).summary()
     except (RunNotFoundError, OSError, ValueError) as error:
         st.warning(f"Run {run_id} cannot be read: {error}")
         return
     run, state = summary.run, summary.state
-    metrics = run.metrics()
-    epochs = epoch_records(metrics)
     seen = st.session_state.setdefault("train_seen_states", {})
     if seen.get(run.id) in (RunState.QUEUED, RunState.RUNNING) and not state.active:
         seen[run.id] = state
         st.rerun(scope="app")  # it just ended: refresh the table and stop polling
     seen[run.id] = state
+    client.ensure_service([summary])  # a service that was killed comes back while someone watches
     head = st.columns([3, 1])
     head[0].markdown(
         f"**{run.id}**: {state.value} · {summary.model} on {describe_spec(summary.dataset)}"
@@ -363,19 +360,31 @@ def run_view(manager: JobManager, run_id: str) -> None:
         + (f" · on {summary.node}" if summary.node else "")
     )
     if state.active and head[1].button("Stop", key=f"stop_{run.id}", icon=":material/stop_circle:"):
-        manager.stop(run.id)
+        client.stop(run.id)
         st.toast("Stop requested: the run ends after its current batch and keeps what it learned.")
+    metrics = run.metrics()
+    run_state_ui(summary, epoch_records(metrics))
+    run_results_ui(summary, metrics)
+    with st.expander("Log"):
+        st.code(run.log_tail(40) or "(empty)", language=None)
+        if summary.traceback:
+            st.code(summary.traceback, language="python")
+        st.caption(f"Its TensorBoard event files, on the server's machine: `galaxy-lab tensorboard {run.id}`")
+
+
+def run_state_ui(summary: RunSummary, epochs: list[dict]) -> None:
+    """Where the run is (queued, its progress while it trains) or how it ended."""
+    state = summary.state
     if state is RunState.QUEUED:
         st.info(f"Queued: {summary.message}. It starts by itself when a training slot is free.")
     elif state is RunState.RUNNING:
         text = f"{summary.message}"
-        if run.stop_requested():
+        if summary.run.stop_requested():
             text = f"stopping ({text})"
-        last = epochs[-1] if epochs else None
         text += f" · epoch {summary.epochs_done + 1} of at most {summary.epochs_planned or '?'}"
         text += summary.batch_progress()
-        if last:
-            text += f" · {last['images_per_second']:.0f} images/s"
+        if epochs:
+            text += f" · {epochs[-1]['images_per_second']:.0f} images/s"
         if summary.eta_seconds is not None:
             text += f" · about {summary.eta_seconds / 60:.1f} min left"
         st.progress(summary.progress, text=text)
@@ -385,7 +394,12 @@ def run_view(manager: JobManager, run_id: str) -> None:
         st.warning(f"The run was {summary.message}. Everything it wrote before is kept.")
     else:
         st.success(f"The run {summary.message}.")
-    if summary.has_review:
+
+
+def run_results_ui(summary: RunSummary, metrics: list[dict]) -> None:
+    """A review's link to its page, the test figures, and the live curves."""
+    run = summary.run
+    if has_review(summary):
         st.page_link(REVIEW_PAGE.streamlit_page(), label="Review its doubted labels", icon=REVIEW_PAGE.icon)
     if summary.has_test_results:
         cols = st.columns(3)
@@ -398,19 +412,15 @@ def run_view(manager: JobManager, run_id: str) -> None:
             interval_note(interval)
         label_noise_note()
     if metrics and not summary.is_label_review:
-        if epochs:
+        if epoch_records(metrics):
             by_batch = st.toggle("Training curve by batch", key=f"by_batch_{run.id}")
         else:
             by_batch = True
             st.caption("Until the first epoch ends, the training curve is drawn batch by batch.")
         st.plotly_chart(curves_figure(metrics, by_batch), key=f"curves_{run.id}")
-    with st.expander("Log"):
-        st.code(run.log_tail(40) or "(empty)", language=None)
-        if summary.traceback:
-            st.code(summary.traceback, language="python")
 
 
-def new_run_form(manager: JobManager, dataset: DatasetSpec, max_epochs: int) -> bool:
+def new_run_form(client: ServiceClient, dataset: DatasetSpec, max_epochs: int) -> bool:
     """The recipe, its settings and Train; whether a run was queued."""
     try:
         config = new_run_ui(dataset, max_epochs)
@@ -420,7 +430,7 @@ def new_run_form(manager: JobManager, dataset: DatasetSpec, max_epochs: int) -> 
     if config is None:
         return False
     try:
-        run = manager.submit(config)
+        run = client.submit(config)
     except (QueueFullError, RunsFolderError) as error:
         st.error(f"The run was not queued: {error}.")
         return False
@@ -429,10 +439,10 @@ def new_run_form(manager: JobManager, dataset: DatasetSpec, max_epochs: int) -> 
     return True
 
 
-def service_ui(manager: JobManager, summaries: list[RunSummary]) -> None:
+def service_ui(client: ServiceClient, summaries: list[RunSummary]) -> None:
     """Start the training service if runs wait for it, and say what keeps queued runs waiting, if anything."""
-    manager.ensure_service(summaries)
-    service = manager.service()
+    client.ensure_service(summaries)
+    service = client.service()
     if service.problem and any(summary.state is RunState.QUEUED for summary in summaries):
         st.warning(f"Training service: {service.describe()}. Queued runs are kept and start once this is fixed.")
 
@@ -440,28 +450,28 @@ def service_ui(manager: JobManager, summaries: list[RunSummary]) -> None:
 def render() -> None:
     """Draw the Train page."""
     settings = get_settings()
-    manager = JobManager.from_settings(settings)
+    client = ServiceClient.from_settings(settings)
     st.title("Train")
     dataset = active_dataset_spec()
     st.caption(
         f"On the active dataset: **{describe_spec(dataset)}** (change it on the Dataset page). Runs train in "
         "background processes: leave this page or close the browser, they go on."
     )
-    summaries, damaged = manager.store.scan()
+    summaries, damaged = client.store.scan()
     new_run = st.expander("New run", expanded=not summaries, key=NEW_RUN_KEY, on_change="rerun")
     if new_run.open:  # drawn only when open: a visit to watch runs measures and loads nothing for a new one
         with new_run:
-            queued = new_run_form(manager, dataset, settings.max_epochs)
+            queued = new_run_form(client, dataset, settings.max_epochs)
         if queued:
-            summaries, damaged = manager.store.scan()
-    service_ui(manager, summaries)
+            summaries, damaged = client.store.scan()
+    service_ui(client, summaries)
     chosen = runs_table_ui(summaries)
     if damaged:
         with st.expander(f"{len(damaged)} damaged run folder(s), left out"):
             st.markdown("\n".join(f"- `{run.id}`: damaged: {run.reason}" for run in damaged))
     if chosen:
         active = next(summary.state.active for summary in summaries if summary.id == chosen)
-        st.fragment(run_every=REFRESH_SECONDS if active else None)(run_view)(manager, chosen)
+        st.fragment(run_every=REFRESH_SECONDS if active else None)(run_view)(client, chosen)
 
 
 if __name__ == "__main__":  # a session that starts on this page's URL right after a server start

@@ -56,16 +56,16 @@ TRAINED_RUN_CONFIG = {
 
 def _train_template(tmp_path_factory, name: str, config: dict) -> Path:
     """A run of `config` trained once, in a folder of its own, with its own settings and cache."""
-    from galaxy_core.training import RunStore
-    from galaxy_core.training.procedure import train_run
+    from galaxy_core.training import RunStore, TrainConfig
+    from galaxy_core.training.client import new_run, train_in_this_process
 
     base = tmp_path_factory.mktemp(name)
     (base / "galaxy-lab.toml").write_text("")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GALAXY_LAB_SETTINGS", str(base / "galaxy-lab.toml"))
         patch.setenv("GALAXY_LAB_CACHE_DIR", str(base / "cache"))
-        run = RunStore(base / "runs").create(config, config["model"])
-        assert train_run(run) == "finished", run.status().get("traceback")
+        run = new_run(RunStore(base / "runs"), TrainConfig.from_dict(config))
+        assert train_in_this_process(run) == "finished", run.status().get("traceback")
     return run.path
 
 

@@ -5,6 +5,7 @@ Fixtures live in conftest.py; test modules import these helpers from here, never
 from __future__ import annotations
 
 import functools
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from galaxy_core.training import TrainConfig
+from galaxy_core.training.client import new_run
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PAGE_TIMEOUT = 120  # seconds: a first page run may import TensorFlow and decode a dataset
@@ -26,25 +28,41 @@ def stop_training_service(runs: Path) -> None:
     """End what a test started in `runs`: its training service and any worker still training."""
     from galaxy_core.training import RunState, RunStore
     from galaxy_core.training.executors import kill_process
-    from galaxy_core.training.store import valid_pid
-    from galaxy_core.training.supervisor import _spawned
+    from galaxy_core.training.records import valid_pid
+    from galaxy_core.training.service import ServiceFiles, spawned_services
 
-    for process in _spawned:  # services this test process started, even one that has not yet taken its lock
+    for process in spawned_services():  # services this test process started, even one without its lock yet
         process.terminate()
         try:
             process.wait(15)
         except subprocess.TimeoutExpired:
             process.kill()
-    store = RunStore(runs)
-    pid = valid_pid((store.service_status() or {}).get("pid"))
-    if pid and store.service_running():  # one a worker or a command started
+    files = ServiceFiles(runs)
+    pid = valid_pid((files.status() or {}).get("pid"))
+    if pid and files.running():  # one a command started
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
-        while store.service_running() and time.monotonic() < deadline:
+        while files.running() and time.monotonic() < deadline:
             time.sleep(0.1)
-    for summary in store.runs():
+    for summary in RunStore(runs).runs():
         if summary.state is RunState.RUNNING:
             kill_process(summary.pid, summary.pid_start)
+
+
+def saved_balanced_accuracy(run, which: str = "probabilities") -> float:
+    """The test balanced accuracy of a run's saved predictions (`which`: "probabilities", or "tta_probabilities"),
+    worked out here, apart from the lab's code: the mean over classes of the share of each class's images predicted
+    as that class."""
+    with np.load(run.predictions_path) as saved:
+        labels, predicted = saved["labels"], saved[which].argmax(axis=1)
+    return float(np.mean([np.mean(predicted[labels == label] == label) for label in np.unique(labels)]))
+
+
+def rewrite_status(run, state: str, **fields) -> None:
+    """Stage a run in a state as the training service would have recorded it, however it got there (a test's
+    fixture; the lab itself moves runs only along their life's transitions)."""
+    status = {**run.status(), **fields, "state": state}
+    (run.path / "status.json").write_text(json.dumps(status))
 
 
 def wait_for(predicate, timeout=120.0, interval=0.2):
@@ -141,18 +159,9 @@ def run_in_its_first_epoch(runs: Path, worker_pid: int, steps=(1, 6, 12)):
     from galaxy_core.training import RunStore
     from galaxy_core.training.executors import process_start_time
 
-    run = RunStore(runs).create(tiny_config(epochs=3).to_dict(), "custom_cnn")
-    run.set_status(
-        "running",
-        message="training",
-        executor="local",
-        pid=worker_pid,
-        pid_start=process_start_time(worker_pid),
-        epochs_done=0,
-        batches_done=steps[-1],
-        steps_per_epoch=40,
-        eta_seconds=300.0,
-    )
+    run = new_run(RunStore(runs), tiny_config(epochs=3))
+    run.move_to("running", executor="local", pid=worker_pid, pid_start=process_start_time(worker_pid))
+    run.report_progress(message="training", epochs_done=0, batches_done=steps[-1], steps_per_epoch=40, eta_seconds=300)
     record_batches(run, steps)
     return run
 

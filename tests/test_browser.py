@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO_ROOT, write_image_folder
+from tests.helpers import REPO_ROOT, rewrite_status, write_image_folder
 
 pytestmark = pytest.mark.browser
 CHROMIUM = os.environ.get("GALAXY_LAB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -124,7 +124,7 @@ def add_run_stopped_before_its_first_epoch(template: Path, runs_dir: Path, suffi
     for path in (run.best_model_path, run.final_model_path, run.predictions_path, run.evaluation_path):
         path.unlink(missing_ok=True)
     empty = dict.fromkeys(("test_accuracy", "test_balanced_accuracy", "test_balanced_accuracy_tta"))
-    run.set_status("stopped", message="stopped while loading its dataset: no model", epochs_done=0, **empty)
+    rewrite_status(run, "stopped", message="stopped while loading its dataset: no model", epochs_done=0, **empty)
     return run_id
 
 
@@ -373,9 +373,9 @@ def test_the_first_epoch_is_visible_while_it_trains(app_url, app_base, page):
         expect(line).to_have_attribute("d", re.compile(r"M.+L.+L"))  # three batches drawn
         before = line.get_attribute("d")
         record_batches(run, (18, 24))
-        run.set_status("running", batches_done=24)
+        run.report_progress(batches_done=24)
         expect(page.get_by_text("epoch 1 of at most 3, batch 24/40")).to_be_visible()  # refreshed by itself
         expect(line).not_to_have_attribute("d", before)
     finally:
         stand_in.kill()
-        run.set_status("stopped", message="stopped by the test")
+        run.move_to("stopped", message="stopped by the test")

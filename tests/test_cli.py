@@ -1,16 +1,18 @@
+import argparse
 import contextlib
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
 
-from galaxy_core.cli import main
+from galaxy_core.cli import build_parser, main
 from galaxy_core.evaluation import LABEL_NOISE_NOTE
 from galaxy_core.inference import balanced_accuracy_interval_of
 from galaxy_core.training import RunStore
+from galaxy_core.training.client import ServiceClient
 from galaxy_core.training.config import PRESETS
-from galaxy_core.training.manager import JobManager
 from tests.helpers import stop_training_service, wait_for, write_image_folder
 
 
@@ -52,12 +54,38 @@ def test_errors_are_one_clear_line_and_exit_2(argv, message, capsys):
     assert err.startswith("error: ") and message in err
 
 
+COMMANDS = (
+    "serve",
+    "datasets",
+    "data-info",
+    "download",
+    "train",
+    "runs",
+    "stop",
+    "tensorboard",
+    "review-labels",
+    "reviewed-labels",
+    "evaluate",
+    "predict",
+    "export",
+)
+
+
 def test_help_documents_every_subcommand(capsys):
+    import galaxy_core.cli
+
+    subcommands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert sorted(subcommands.choices) == sorted(COMMANDS)  # none missing here, none undocumented there
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in ("serve", "datasets", "data-info", "download", "train", "runs", "stop", "review-labels"):
-        assert command in out
+    for command in COMMANDS:
+        assert re.search(rf"^\s+{command}\s+\w", out, re.MULTILINE), f"{command} has no help line"
+        assert re.search(rf"^galaxy-lab {command}\b", galaxy_core.cli.__doc__, re.MULTILINE), command
+        with pytest.raises(SystemExit) as exit_status:
+            main([command, "--help"])
+        assert exit_status.value.code == 0
+        assert capsys.readouterr().out.startswith(f"usage: galaxy-lab {command} ")
 
 
 TINY_TRAIN = [
@@ -102,8 +130,8 @@ def test_train_detach_queues_and_prints_the_id_at_once(isolated_settings, capsys
     monkeypatch.setenv("GALAXY_LAB_RAY_ADDRESS", "127.0.0.1:9")
     assert main([*TINY_TRAIN, "--detach"]) == 0
     run_id = capsys.readouterr().out.strip()
-    manager = JobManager(isolated_settings["runs"])
-    wait_for(lambda: manager.service().problem, timeout=30)
+    client = ServiceClient(isolated_settings["runs"])
+    wait_for(lambda: client.service().problem, timeout=30)
     assert main(["runs"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "training service: queued runs wait: cannot reach the Ray cluster at 127.0.0.1:9 " + (
@@ -143,7 +171,7 @@ def test_train_takes_a_preset_and_single_changes_to_it(isolated_settings, capsys
 def test_a_label_review_from_the_terminal_exports_its_csv_and_a_run_trains_on_it(
     finished_review, isolated_settings, capsys, monkeypatch, tmp_path
 ):
-    from galaxy_core.cli import _print_record
+    from galaxy_core.cli.training import _print_record
 
     monkeypatch.setenv("GALAXY_LAB_EXECUTOR", "ray")  # nothing can start: queued runs stay queued
     monkeypatch.setenv("GALAXY_LAB_RAY_ADDRESS", "127.0.0.1:9")
@@ -216,12 +244,12 @@ def test_a_flag_the_datasets_source_does_not_take_is_refused(isolated_settings, 
 
 
 def test_a_programming_error_keeps_its_traceback(monkeypatch):
-    import galaxy_core.cli as cli
+    import galaxy_core.cli.data as data_commands
 
-    def broken(args, settings):
+    def broken(settings):
         return {}["model"]
 
-    monkeypatch.setattr(cli, "_datasets", broken)
+    monkeypatch.setattr(data_commands, "discover_datasets", broken)
     with pytest.raises(KeyError, match="model"):  # not turned into "error: 'model'"
         main(["datasets"])
 
@@ -304,3 +332,34 @@ def test_tensorflows_start_up_lines_appear_only_when_asked_for():
     assert quiet.returncode == verbose.returncode == 2
     assert "oneDNN" in verbose.stderr  # what TensorFlow prints on this machine when left alone
     assert len(quiet.stderr.splitlines()) == 1 and quiet.stderr.startswith("error: no run 'no-such-run' in ")
+
+
+def test_tensorboard_shows_a_runs_event_files(finished_run, isolated_settings):
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "galaxy_core.cli", "tensorboard", finished_run.id, "--port", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+
+        def runs_shown():
+            try:
+                return json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/data/runs", timeout=2).read())
+            except OSError:
+                return None
+
+        shown = wait_for(runs_shown, timeout=90, interval=0.5)
+        assert f"{finished_run.id}/train" in shown and f"{finished_run.id}/validation" in shown
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def test_tensorboard_without_event_files_says_so(isolated_settings, capsys):
+    assert main(["tensorboard"]) == 2
+    assert "no run has TensorBoard event files yet" in capsys.readouterr().err

@@ -23,7 +23,7 @@ import ray
 from ray.cluster_utils import Cluster
 
 from galaxy_core.training import RunState
-from galaxy_core.training.manager import JobManager
+from galaxy_core.training.client import ServiceClient
 from tests.helpers import tiny_config, wait_for
 
 LONG = 150
@@ -79,7 +79,7 @@ def on_cluster(cluster, monkeypatch, isolated_settings):
     monkeypatch.setenv("GALAXY_LAB_RAY_ADDRESS", cluster["address"])
     monkeypatch.setenv("GALAXY_LAB_RUN_NUM_CPUS", "1")
     monkeypatch.setenv("GALAXY_LAB_MAX_CONCURRENT_RUNS", "2")
-    return JobManager(isolated_settings["runs"])
+    return ServiceClient(isolated_settings["runs"])
 
 
 def test_two_runs_train_on_two_nodes_and_fill_the_head_run_store(on_cluster):

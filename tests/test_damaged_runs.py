@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from galaxy_core.cli import main
-from tests.helpers import open_page
+from tests.helpers import open_page, saved_balanced_accuracy
 
 
 def rewrite_json(name: str, change):
@@ -104,18 +104,44 @@ def test_the_train_page_lists_damaged_runs_apart(finished_run, damaged_runs):
         assert (f"`{run_id}`: damaged:" in listed) == DAMAGES[name][1], name
 
 
-@pytest.mark.parametrize("page", ["evaluate", "classify"])
-def test_run_pages_keep_working_for_every_run_they_offer(page, finished_run, damaged_runs):
-    at = open_page(page)
-    assert not at.exception
-    key = f"{page}_run"
+def offered_runs(at, key: str, candidates: list[str]) -> list[str]:
     offered = at.selectbox(key=key).options
     assert offered and not any(f"-{name}" in " ".join(offered) for name, (_, bad) in DAMAGES.items() if bad)
-    for run_id in [finished_run.id, *damaged_runs]:
-        if not any(option.startswith(run_id + " ") for option in offered):
-            continue
-        at.selectbox(key=key).set_value(run_id).run()
+    return [run_id for run_id in candidates if any(option.startswith(run_id + " ") for option in offered)]
+
+
+def test_evaluate_shows_each_run_it_offers_or_says_why_it_cannot(finished_run, damaged_runs):
+    """The Metrics tab shows the saved figures (the damaged predictions are made again from the model); the
+    Grad-CAM tab loads the model, and a damaged model file is said, not raised."""
+    expected = f"{saved_balanced_accuracy(finished_run):.1%}"
+    at = open_page("evaluate")
+    for run_id in offered_runs(at, "evaluate_run", [finished_run.id, *damaged_runs]):
+        at.selectbox(key="evaluate_run").set_value(run_id).run()
         assert not at.exception, run_id
+        assert at.metric[1].value == expected, run_id  # the same model and test images, whatever was damaged
+    for run_id, name in damaged_runs.items():
+        if name == "model-garbage":
+            at = open_page("evaluate", evaluate_run=run_id, evaluate_tabs="Grad-CAM")
+            assert not at.exception
+            assert "The model cannot be loaded:" in at.error[0].value and "best.keras cannot be loaded" in (
+                at.error[0].value
+            )
+
+
+def test_classify_answers_with_each_run_it_offers_or_says_why_it_cannot(finished_run, damaged_runs):
+    at = open_page("classify", classify_source="From the dataset")
+    offered = offered_runs(at, "classify_run", [finished_run.id, *damaged_runs])
+    assert "model-garbage" in {damaged_runs.get(run_id) for run_id in offered}
+    for run_id in offered:
+        at.selectbox(key="classify_run").set_value(run_id).run()
+        assert not at.exception, run_id
+        if damaged_runs.get(run_id) == "model-garbage":
+            assert "This run's model cannot be used" in at.error[0].value and "Your images are kept" in (
+                at.error[0].value
+            )
+        else:
+            assert not at.error, run_id
+            assert at.dataframe, run_id  # the answers' table
 
 
 COMPARE_TABS = ("Figures", "Curves", "Confusion matrices", "Significance", "Disagreements", "Shared mistakes")

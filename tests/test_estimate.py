@@ -8,9 +8,9 @@ import pytest
 
 from galaxy_core.data import DatasetSpec
 from galaxy_core.training import RunStore, estimate
-from galaxy_core.training.callback import RunMetrics
+from galaxy_core.training.callbacks import ProgressReport
+from galaxy_core.training.client import new_run, train_in_this_process
 from galaxy_core.training.config import DEFAULT_MODEL, PRESETS, preset_config, recommended_config
-from galaxy_core.training.procedure import train_run
 from tests.helpers import tiny_config, wait_for
 
 SYNTHETIC = DatasetSpec.of("synthetic", num_images=60)
@@ -84,7 +84,7 @@ class FakeRun:
     def append_metrics(self, record):
         self.records.append(record)
 
-    def set_status(self, state, **fields):
+    def report_progress(self, **fields):
         self.statuses.append(fields)
 
     def stop_requested(self):
@@ -92,26 +92,19 @@ class FakeRun:
 
 
 def test_the_eta_leaves_out_the_first_epoch_and_adds_the_final_evaluation(monkeypatch):
-    import galaxy_core.training.callback as callback
+    import galaxy_core.training.callbacks as callbacks
 
     clock = iter([100.0, 110.0, 122.0])  # the end of epochs 1, 2 and 3
-    monkeypatch.setattr(callback.time, "perf_counter", lambda: next(clock))
-    metrics = RunMetrics(
-        FakeRun(),
-        None,
-        3,
-        100,
-        batch_size=10,
-        planned_epochs=10,
-        monitor="val_loss",
-        patience=None,
-        evaluation_images=800,
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: next(clock))
+    pace = {"images_per_second": None}
+    report = ProgressReport(
+        FakeRun(), 100, 10, 10, evaluation_images=800, validation_pace=lambda: pace["images_per_second"]
     )
-    metrics.epoch_started = 70.0  # epoch 1 began at 70: it took 30 s (tracing included)
-    assert metrics._eta(9) == pytest.approx(9 * 30.0)  # one epoch known: it is all there is
-    metrics.validation_images_per_second = 400.0  # the 800 final predictions: 2 s
-    assert metrics._eta(8) == pytest.approx(8 * 10.0 + 2.0)  # epoch 2 (100 to 110); the first left out
-    assert metrics._eta(7) == pytest.approx(7 * 11.0 + 2.0)  # epochs 2 and 3: 10 and 12 s
+    report.epoch_started = 70.0  # epoch 1 began at 70: it took 30 s (tracing included)
+    assert report._eta(9) == pytest.approx(9 * 30.0)  # one epoch known: it is all there is
+    pace["images_per_second"] = 400.0  # the 800 final predictions: 2 s
+    assert report._eta(8) == pytest.approx(8 * 10.0 + 2.0)  # epoch 2 (100 to 110); the first left out
+    assert report._eta(7) == pytest.approx(7 * 11.0 + 2.0)  # epochs 2 and 3: 10 and 12 s
 
 
 class EpochCounter(keras.callbacks.Callback):
@@ -124,10 +117,10 @@ class EpochCounter(keras.callbacks.Callback):
 
 
 def test_observers_watch_every_epoch_after_the_runs_own_metrics(isolated_settings):
-    run = RunStore(isolated_settings["runs"]).create(tiny_config(epochs=2).to_dict(), "c")
+    run = new_run(RunStore(isolated_settings["runs"]), tiny_config(epochs=2))
     counter = EpochCounter()
     started = time.perf_counter()
-    assert train_run(run, observers=[counter]) == "finished"
+    assert train_in_this_process(run, observers=[counter]) == "finished"
     assert counter.epochs == [(1, True), (2, True)]  # validation figures are in the logs it sees
     eta = [m["eta_seconds"] for m in run.metrics() if m["kind"] == "epoch"]
     assert 0 < eta[0] < time.perf_counter() - started

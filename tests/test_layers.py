@@ -1,12 +1,14 @@
-"""The library's layers point one way: data and models, then training, then answers from runs and uploads, then
-the CLI. A module may import its own layer and the ones below, never one above; nothing imports Streamlit."""
+"""The code's shape: the library's layers point one way (data and models, then training, then answers from runs and
+uploads, then the CLI), inside the training package too; no module imports itself back through others; nothing in
+the library imports Streamlit; no function is over 60 lines."""
 
 import ast
 from pathlib import Path
 
 import pytest
 
-LIBRARY = Path(__file__).resolve().parents[1] / "galaxy_core"
+ROOT = Path(__file__).resolve().parents[1]
+LIBRARY = ROOT / "galaxy_core"
 LAYERS = [
     (
         "galaxy_core.errors",
@@ -21,42 +23,128 @@ LAYERS = [
         "galaxy_core.explain",
         "galaxy_core.convolution",
     ),
-    ("galaxy_core.training",),
+    # The training package, bottom up: a run's life, its config and records, the run store, what every kind
+    # shares, the kinds, the procedure, where runs execute, the service and its client.
+    ("galaxy_core.training.lifecycle",),
+    ("galaxy_core.training.config", "galaxy_core.training.records", "galaxy_core.training.device"),
+    ("galaxy_core.training.store", "galaxy_core.training.service"),
+    ("galaxy_core.training.recipe", "galaxy_core.training.callbacks"),
+    ("galaxy_core.training.kinds",),
+    ("galaxy_core.training.procedure", "galaxy_core.training.estimate"),
+    ("galaxy_core.training.worker", "galaxy_core.training.executors"),
+    ("galaxy_core.training.ray_executor",),
+    ("galaxy_core.training.supervisor",),
+    ("galaxy_core.training.client", "galaxy_core.training"),
     ("galaxy_core.inference", "galaxy_core.uploads", "galaxy_core.export", "galaxy_core.review"),
     ("galaxy_core.cli",),
 ]
+MAX_FUNCTION_LINES = 60
+
+
+def module_name(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+
+
+MODULES = {module_name(path): path for path in sorted(LIBRARY.rglob("*.py"))}
 
 
 def layer_of(module: str) -> int:
-    for index, members in enumerate(LAYERS):
-        if any(module == member or module.startswith(member + ".") for member in members):
-            return index
-    raise AssertionError(f"{module} is in no layer: add it to LAYERS")
+    """The layer of the longest LAYERS entry that names the module or a package holding it."""
+    matches = [
+        (len(member), index)
+        for index, members in enumerate(LAYERS)
+        for member in members
+        if module == member or module.startswith(member + ".")
+    ]
+    if not matches:
+        raise AssertionError(f"{module} is in no layer: add it to LAYERS")
+    return max(matches)[1]
+
+
+def type_checking_blocks(tree: ast.Module) -> set[ast.AST]:
+    """The statements under `if TYPE_CHECKING:` (imports for type hints alone, which never run)."""
+    return {
+        statement
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+        for statement in node.body
+    }
 
 
 def imported_modules(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
+    """The library modules a file imports, anywhere in it (a deferred import counts; one for type hints alone does
+    not): `from package import name` names the submodule when there is one, else the package."""
     names = set()
+    tree = ast.parse(path.read_text())
+    hints_only = type_checking_blocks(tree)
     for node in ast.walk(tree):
+        if node in hints_only:
+            continue
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names if node.module == "galaxy_core")
+            for alias in node.names:
+                submodule = f"{node.module}.{alias.name}"
+                names.add(submodule if submodule in MODULES else node.module)
     return names
 
 
-MODULES = sorted(p for p in LIBRARY.rglob("*.py") if p.name != "__init__.py" or p.parent != LIBRARY)
+def library_imports(module: str) -> set[str]:
+    return {name for name in imported_modules(MODULES[module]) if name in MODULES and name != module}
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(LIBRARY)))
-def test_imports_point_down_the_layers(path):
-    module = ".".join(path.relative_to(LIBRARY.parent).with_suffix("").parts).removesuffix(".__init__")
-    imported = imported_modules(path)
+@pytest.mark.parametrize("module", MODULES, ids=str)
+def test_imports_point_down_the_layers(module):
+    imported = imported_modules(MODULES[module])
     assert not {name for name in imported if name.split(".")[0] == "streamlit"}, "the library never imports Streamlit"
-    upward = sorted(
-        name
-        for name in imported
-        if name.startswith("galaxy_core.") and name != "galaxy_core" and layer_of(name) > layer_of(module)
-    )
+    upward = sorted(name for name in library_imports(module) if layer_of(name) > layer_of(module))
     assert not upward, f"{module} (layer {layer_of(module)}) imports from a higher layer: {upward}"
+
+
+def test_no_module_imports_itself_back():
+    """No import circle, however long, deferred imports included (a package's __init__ importing its modules is
+    not one: they do not import the package back)."""
+    graph = {module: library_imports(module) for module in MODULES}
+    visiting, done, circles = [], set(), []
+
+    def visit(module: str) -> None:
+        if module in done:
+            return
+        if module in visiting:
+            circles.append(" -> ".join([*visiting[visiting.index(module) :], module]))
+            return
+        visiting.append(module)
+        for imported in sorted(graph[module]):
+            visit(imported)
+        visiting.pop()
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module)
+    assert not circles, "import circles:\n" + "\n".join(circles)
+
+
+def test_the_circle_finder_finds_a_circle(tmp_path, monkeypatch):
+    """The check above can fail: two modules that import each other are a circle."""
+    for name, other in (("a", "b"), ("b", "a")):
+        (tmp_path / f"{name}.py").write_text(f"def f():\n    from galaxy_core.{other} import f\n")
+    monkeypatch.setitem(MODULES, "galaxy_core.a", tmp_path / "a.py")
+    monkeypatch.setitem(MODULES, "galaxy_core.b", tmp_path / "b.py")
+    with pytest.raises(AssertionError, match=r"galaxy_core\.a -> galaxy_core\.b -> galaxy_core\.a"):
+        test_no_module_imports_itself_back()
+
+
+def long_functions(paths) -> list[str]:
+    found = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines} lines)")
+    return found
+
+
+def test_no_function_is_over_60_lines_outside_the_tests():
+    paths = [*LIBRARY.rglob("*.py"), *(ROOT / "pages").rglob("*.py"), ROOT / "app.py", *ROOT.glob("benchmarks/*.py")]
+    assert not long_functions(paths), long_functions(paths)

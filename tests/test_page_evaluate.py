@@ -5,9 +5,10 @@ import pytest
 
 from galaxy_core.evaluation import LABEL_NOISE_NOTE, balanced_accuracy_interval
 from galaxy_core.inference import saved_predictions
-from galaxy_core.training import RunStore
+from galaxy_core.training import RunStore, TrainConfig
+from galaxy_core.training.client import new_run
 from pages.ui.runs import run_label
-from tests.helpers import open_page
+from tests.helpers import open_page, rewrite_status, saved_balanced_accuracy
 
 
 def test_no_runs_yet_points_to_the_train_page():
@@ -20,8 +21,7 @@ def test_metrics_tab_shows_the_headline_figures_and_per_class_table(finished_run
     at = open_page("evaluate")
     assert not at.exception
     assert [m.label for m in at.metric] == ["Accuracy", "Balanced accuracy", "Macro F1"]
-    expected = finished_run.evaluation()["balanced_accuracy"]
-    assert at.metric[1].value == f"{expected:.1%}"
+    assert at.metric[1].value == f"{saved_balanced_accuracy(finished_run):.1%}"
     saved = saved_predictions(finished_run)
     low, high = balanced_accuracy_interval(saved.labels, saved.probabilities.argmax(axis=1))
     assert any(f"95% interval: {low:.1%} to {high:.1%}" in c.value for c in at.caption)
@@ -122,13 +122,12 @@ def test_final_model_and_tta_switches(finished_run):
     assert not at.exception and len(at.metric) == 3
     at.toggle(key="evaluate_tta").set_value(True).run()
     assert not at.exception
-    expected = finished_run.evaluation()["tta"]["balanced_accuracy"]
     at.radio(key="evaluate_checkpoint").set_value("best").run()
-    assert at.metric[1].value == f"{expected:.1%}"
+    assert at.metric[1].value == f"{saved_balanced_accuracy(finished_run, 'tta_probabilities'):.1%}"
 
 
 def test_a_failed_run_with_a_checkpoint_says_what_is_shown(finished_run):
-    finished_run.set_status("failed", error="ValueError: something broke")
+    rewrite_status(finished_run, "failed", error="ValueError: something broke", message=None)
     at = open_page("evaluate")
     assert not at.error
     assert "This run failed: ValueError: something broke" in at.warning[0].value
@@ -136,8 +135,8 @@ def test_a_failed_run_with_a_checkpoint_says_what_is_shown(finished_run):
 
 
 def test_runs_without_a_model_are_listed_apart_with_their_reason_never_as_an_error(finished_run):
-    early = RunStore(finished_run.path.parent).create(finished_run.config(), "custom_cnn")
-    early.set_status("stopped", message="stopped while loading its dataset: no model")
+    early = new_run(RunStore(finished_run.path.parent), TrainConfig.from_dict(finished_run.config()))
+    early.move_to("stopped", message="stopped while loading its dataset: no model")
     finished_run.final_model_path.unlink()  # stopped after its first epochs: a best checkpoint, no final model
     at = open_page("evaluate")
     assert not at.exception and not at.error
@@ -167,13 +166,13 @@ def test_a_run_without_a_test_split_is_reported(finished_run):
 
 
 def test_a_feature_map_of_too_few_test_images_is_explained_not_drawn(isolated_settings):
-    from galaxy_core.training.procedure import train_run
+    from galaxy_core.training.client import new_run, train_in_this_process
     from tests.helpers import tiny_config, write_image_folder
 
     root = write_image_folder(isolated_settings["data"] / "pair", {"a": 10, "b": 10})
     dataset = {"name": "folder", "path": str(root), "image_size": 16, "test_fraction": 0.1}
-    run = RunStore(isolated_settings["runs"]).create(tiny_config(dataset=dataset, epochs=1).to_dict(), "c")
-    assert train_run(run) == "finished"
+    run = new_run(RunStore(isolated_settings["runs"]), tiny_config(dataset=dataset, epochs=1))
+    assert train_in_this_process(run) == "finished"
     assert len(saved_predictions(run).labels) == 2  # one test image per class
     at = open_page("evaluate", evaluate_tabs="Feature map")
     assert not at.exception

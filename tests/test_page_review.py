@@ -5,7 +5,7 @@ import json
 import pytest
 
 from galaxy_core.data import DatasetSpec
-from galaxy_core.review import load_review
+from galaxy_core.review import load_review, record_review_decisions, review_decisions
 from pages.review import PER_PAGE
 from tests.conftest import REVIEW_RUN_CONFIG
 from tests.helpers import open_page
@@ -48,7 +48,7 @@ def test_review_page_lists_the_doubts_and_records_each_decision(finished_review)
     )
     decision.set_value("accepted").run()
     assert not at.exception
-    assert finished_review.review_decisions() == {first.image: "accepted"}
+    assert review_decisions(finished_review) == {first.image: "accepted"}
     assert at.metric[2].value == "1"
     at.radio(key="review_show").set_value("accepted").run()  # only the accepted one is listed now
     assert [r.key for r in at.radio if r.key.startswith("review_decision_")] == [
@@ -58,25 +58,25 @@ def test_review_page_lists_the_doubts_and_records_each_decision(finished_review)
 
 
 def test_review_page_accepts_the_confident_suggestions_in_one_go(finished_review):
-    saved = finished_review.review()
+    saved = finished_review.arrays("review")
     doubted = int(saved["doubted"][-1])  # the least doubtful, made the one confident suggestion
     confident = (int(saved["labels"][doubted]) + 1) % 3
     saved["probabilities"] = saved["probabilities"].copy()
     saved["probabilities"][saved["doubted"]] = 1 / 3
     saved["probabilities"][doubted] = [0.9 if c == confident else 0.05 for c in range(3)]
-    finished_review.save_review(**saved)
+    finished_review.save_arrays("review", **saved)
     at = open_page("review")
     at.slider(key="review_threshold").set_value(0.85).run()
     button = at.button(key="review_accept_confident")
     assert button.label == "Accept 1"
     button.click().run()
     assert not at.exception
-    assert finished_review.review_decisions() == {str(saved["source_ids"][doubted]): "accepted"}
+    assert review_decisions(finished_review) == {str(saved["source_ids"][doubted]): "accepted"}
     assert at.button(key="review_accept_confident").label == "Accept 0"  # decided ones are not counted again
 
 
 def test_review_page_says_why_a_damaged_review_cannot_be_shown(finished_review):
-    finished_review.review_path.write_bytes(b"damaged")
+    finished_review.array_path("review").write_bytes(b"damaged")
     at = open_page("review")
     assert not at.exception
     assert "This review cannot be shown" in at.error[0].value and "cannot be read" in at.error[0].value
@@ -109,7 +109,7 @@ def test_train_page_trains_on_a_reviews_accepted_labels(finished_review, isolate
     at = open_page("train", active_dataset_spec=REVIEWED_SPEC, train_new_run=True)
     assert "train_labels" not in [s.key for s in at.selectbox]  # nothing accepted yet: nothing to offer
     accepted = load_review(finished_review.summary()).doubts[0].image
-    finished_review.record_review_decisions({accepted: "accepted"})
+    record_review_decisions(finished_review, {accepted: "accepted"})
     at = open_page("train", active_dataset_spec=REVIEWED_SPEC, train_new_run=True)  # runs exist: it starts closed
     at.selectbox(key="train_labels").select(finished_review.id).run()
     at.radio(key="train_labels_action").set_value("leave_out").run()

@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 from galaxy_core.data import DatasetSpec, spec_to_link
 from galaxy_core.inference import balanced_accuracy_interval_of
 from galaxy_core.training import RunStore
+from galaxy_core.training.client import new_run
 from pages.ui.navigation import LAB_PAGES
 from tests.helpers import PAGE_TIMEOUT, REPO_ROOT, open_page, write_image_folder
 
@@ -264,8 +265,8 @@ def test_train_page_shows_a_failed_run_with_its_reason(isolated_settings):
     from galaxy_core.training import RunStore
     from tests.helpers import tiny_config
 
-    run = RunStore(isolated_settings["runs"]).create(tiny_config().to_dict(), "custom_cnn")
-    run.set_status("failed", error="ValueError: something broke", traceback="Traceback ...")
+    run = new_run(RunStore(isolated_settings["runs"]), tiny_config())
+    run.move_to("failed", error="ValueError: something broke", traceback="Traceback ...")
     at = open_page("train")
     assert not at.exception
     assert "The run failed: ValueError: something broke" in at.error[0].value
@@ -293,14 +294,14 @@ def test_train_page_shows_the_first_epoch_under_way(isolated_settings):
 
 
 def test_train_page_says_why_queued_runs_wait_and_keeps_them(isolated_settings, monkeypatch):
-    from galaxy_core.training.manager import JobManager
+    from galaxy_core.training.client import ServiceClient
     from tests.helpers import tiny_config, wait_for
 
     monkeypatch.setenv("GALAXY_LAB_EXECUTOR", "ray")
     monkeypatch.setenv("GALAXY_LAB_RAY_ADDRESS", "127.0.0.1:9")
-    manager = JobManager(isolated_settings["runs"])
-    run = manager.submit(tiny_config())
-    wait_for(lambda: manager.service().problem, timeout=30)
+    client = ServiceClient(isolated_settings["runs"])
+    run = client.submit(tiny_config())
+    wait_for(lambda: client.service().problem, timeout=30)
     at = open_page("train")
     assert not at.exception
     assert at.warning[0].value.startswith("Training service: queued runs wait: cannot reach the Ray cluster at 127.")

@@ -8,18 +8,27 @@ import pytest
 
 from galaxy_core.data import create_dataset
 from galaxy_core.prediction import ModelLoadError
-from galaxy_core.review import ReviewError, label_changes_from_csv, load_review
+from galaxy_core.review import (
+    ReviewError,
+    has_review,
+    label_changes_from_csv,
+    load_review,
+    record_review_decisions,
+    review_decisions,
+)
 from galaxy_core.training import RunState, RunStore
-from galaxy_core.training.procedure import train_run
+from galaxy_core.training.client import new_run, train_in_this_process
+from galaxy_core.training.kinds import describe_run_model
 from galaxy_core.training.store import model_file_name
-from tests.helpers import tiny_config
+from pages.ui.runs import run_row
+from tests.helpers import rewrite_status, tiny_config
 
 
 def test_a_review_run_ranks_doubted_labels_and_keeps_what_the_page_needs(finished_review):
     summary = finished_review.summary()
-    assert summary.state is RunState.FINISHED and summary.has_review and not summary.has_model
+    assert summary.state is RunState.FINISHED and has_review(summary) and not summary.has_model
     assert summary.epochs_done == summary.epochs_planned == 2  # 1 epoch x 2 folds
-    assert summary.table_row()["model"] == "label review: 2 x custom_cnn"
+    assert describe_run_model(summary.config) == "label review: 2 x custom_cnn"
     assert finished_review.model_path("fold-1").is_file() and finished_review.model_path("fold-2").is_file()
     with pytest.raises(ModelLoadError, match="has no model of fold 3"):
         finished_review.model_path("fold-3")
@@ -27,7 +36,7 @@ def test_a_review_run_ranks_doubted_labels_and_keeps_what_the_page_needs(finishe
         ModelLoadError, match="is a label review: its models \\(one per fold\\) are for its Label review"
     ):
         finished_review.model_path("best")  # what `galaxy-lab evaluate`, `predict` and `export` say
-    saved = finished_review.review()
+    saved = finished_review.arrays("review")
     train = len(saved["labels"])
     assert saved["probabilities"].shape == (train, 3) and set(saved["folds"]) == {0, 1}
     np.testing.assert_allclose(saved["probabilities"].sum(axis=1), 1.0, atol=1e-5)  # every image predicted
@@ -46,11 +55,11 @@ def test_a_review_run_ranks_doubted_labels_and_keeps_what_the_page_needs(finishe
 def test_decisions_merge_and_become_label_changes_and_a_csv_that_reads_back(finished_review):
     doubts = load_review(finished_review.summary()).doubts
     first, second = doubts[0].image, doubts[-1].image
-    finished_review.record_review_decisions({first: "accepted"})
-    finished_review.record_review_decisions({second: "rejected"})  # a second reviewer's click adds to the first
-    assert finished_review.review_decisions() == {first: "accepted", second: "rejected"}
+    record_review_decisions(finished_review, {first: "accepted"})
+    record_review_decisions(finished_review, {second: "rejected"})  # a second reviewer's click adds to the first
+    assert review_decisions(finished_review) == {first: "accepted", second: "rejected"}
     with pytest.raises(ValueError, match="a review decision is one of"):
-        finished_review.record_review_decisions({first: "maybe"})
+        record_review_decisions(finished_review, {first: "maybe"})
     review = load_review(finished_review.summary())
     suggestion = review.class_names[doubts[0].suggested]
     assert review.label_changes("relabel") == {first: suggestion}
@@ -60,10 +69,10 @@ def test_decisions_merge_and_become_label_changes_and_a_csv_that_reads_back(fini
     text = review.to_csv()
     assert text.splitlines()[0].split(",")[:4] == ["rank", "image", "given_label", "suggested_label"]
     assert label_changes_from_csv(text.encode(), review.class_names, "relabel") == {first: suggestion}
-    finished_review.record_review_decisions({first: None})  # undecided again
-    assert finished_review.review_decisions() == {second: "rejected"}
+    record_review_decisions(finished_review, {first: None})  # undecided again
+    assert review_decisions(finished_review) == {second: "rejected"}
     (finished_review.path / "review-decisions.json").write_text("{not json")
-    assert finished_review.review_decisions() == {}  # a damaged file reads as no decisions
+    assert review_decisions(finished_review) == {}  # a damaged file reads as no decisions
 
 
 def test_confident_suggestions_accept_only_above_the_threshold(finished_review):
@@ -72,7 +81,7 @@ def test_confident_suggestions_accept_only_above_the_threshold(finished_review):
     assert set(review.confident_suggestions(0.5 * top).values()) == {"accepted"}
     assert review.confident_suggestions(min(1.0, top + 1e-6)) == {}
     decided = next(iter(review.confident_suggestions(0.5 * top)))
-    finished_review.record_review_decisions({decided: "rejected"})  # a reviewer's decision is never undone
+    record_review_decisions(finished_review, {decided: "rejected"})  # a reviewer's decision is never undone
     assert decided not in load_review(finished_review.summary()).confident_suggestions(0.5 * top)
     with pytest.raises(ValueError, match="a probability in \\(0, 1\\]"):
         review.confident_suggestions(0)
@@ -81,11 +90,11 @@ def test_confident_suggestions_accept_only_above_the_threshold(finished_review):
 def test_a_run_that_is_no_finished_review_is_refused_with_its_reason(finished_run, finished_review):
     with pytest.raises(ReviewError, match="trained a model; it is not a label review"):
         load_review(finished_run.summary())
-    finished_review.set_status("running")
+    rewrite_status(finished_review, "running")
     with pytest.raises(ReviewError, match="has no results: it is running"):
         load_review(finished_review.summary())
-    finished_review.set_status("finished")
-    finished_review.review_path.write_bytes(b"not a zip")
+    rewrite_status(finished_review, "finished")
+    finished_review.array_path("review").write_bytes(b"not a zip")
     with pytest.raises(ReviewError, match="cannot be read"):
         load_review(finished_review.summary())
 
@@ -128,36 +137,36 @@ def test_a_run_trains_on_the_changed_labels_and_says_so(isolated_settings):
     dataset = create_dataset(tiny_config().dataset, cache_dir=isolated_settings["cache"])
     left_out = [str(source_id) for source_id in dataset.splits["train"].source_ids[:5]]
     config = tiny_config(epochs=1, label_changes=dict.fromkeys(left_out), label_changes_from="review x, left out")
-    run = RunStore(isolated_settings["runs"]).create(config.to_dict(), config.model)
-    assert train_run(run) is RunState.FINISHED
+    run = new_run(RunStore(isolated_settings["runs"]), config)
+    assert train_in_this_process(run) is RunState.FINISHED
     trained = len(dataset.splits["train"]) - 5
-    assert run.status()["dataset_sizes"]["train"] == trained
+    assert run.progress()["dataset_sizes"]["train"] == trained
     assert f"5 training labels changed (review x, left out): {trained + 5} training images, {trained} kept" in (
         run.log_tail()
     )
-    assert run.summary().table_row()["dataset"].endswith("(reviewed labels)")
+    assert run_row(run.summary())["dataset"].endswith("(reviewed labels)")
 
 
 def test_a_stop_during_a_review_leaves_no_review_and_says_why(isolated_settings):
     import keras
 
     config = tiny_config(kind="label_review", folds=2)
-    run = RunStore(isolated_settings["runs"]).create(config.to_dict(), config.model)
+    run = new_run(RunStore(isolated_settings["runs"]), config)
 
     class StopAtOnce(keras.callbacks.Callback):
         def on_train_batch_begin(self, batch, logs=None):
             run.request_stop()
 
-    assert train_run(run, observers=[StopAtOnce()]) is RunState.STOPPED
+    assert train_in_this_process(run, observers=[StopAtOnce()]) is RunState.STOPPED
     assert "no review (every image needs the prediction of its fold's model)" in run.summary().message
     assert run.log_tail().count("stop requested: training ends here") == 1  # said once, as a training run says it
-    assert run.review() is None and not (run.path / model_file_name("fold-1")).exists()
+    assert run.arrays("review") is None and not (run.path / model_file_name("fold-1")).exists()
 
 
 def test_a_dataset_too_small_for_its_folds_fails_the_review_with_the_reason(isolated_settings):
     config = tiny_config(kind="label_review", folds=10, dataset={**tiny_config().dataset.to_dict(), "num_images": 30})
-    run = RunStore(isolated_settings["runs"]).create(config.to_dict(), config.model)
-    assert train_run(run) is RunState.FAILED
+    run = new_run(RunStore(isolated_settings["runs"]), config)
+    assert train_in_this_process(run) is RunState.FAILED
     assert "a 10-fold review needs at least 10 training images of each class" in run.summary().message
 
 
@@ -172,9 +181,9 @@ def test_a_remote_review_lands_in_the_run_folder(isolated_settings):
     from galaxy_core.training.ray_executor import RemoteRun, apply_events
 
     config = tiny_config(kind="label_review", folds=2)
-    run = RunStore(isolated_settings["runs"]).create(config.to_dict(), config.model)
+    run = new_run(RunStore(isolated_settings["runs"]), config)
     remote = RemoteRun(run.id, json.loads(json.dumps(config.to_dict())))
-    remote.save_review(doubted=np.array([2, 0]), labels=np.array([0, 1, 2]))
+    remote.save_arrays("review", doubted=np.array([2, 0]), labels=np.array([0, 1, 2]))
     apply_events(run, remote.news(False))
     remote.close()
-    assert run.review()["doubted"].tolist() == [2, 0]
+    assert run.arrays("review")["doubted"].tolist() == [2, 0]

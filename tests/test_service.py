@@ -15,8 +15,8 @@ import time
 import pytest
 
 from galaxy_core.training import RunState, RunStore
+from galaxy_core.training.client import ServiceClient, new_run
 from galaxy_core.training.executors import process_alive
-from galaxy_core.training.manager import JobManager
 from tests.helpers import REPO_ROOT, TINY_DATA, TINY_MODEL, tiny_config, wait_for
 
 LONG = 400  # epochs: a run that trains until it is stopped or killed
@@ -31,8 +31,8 @@ def state_of(run) -> RunState:
 
 
 def test_the_queue_trains_one_run_at_a_time_and_moves_by_itself(isolated_settings):
-    manager = JobManager(isolated_settings["runs"])
-    first, second = manager.submit(tiny_config()), manager.submit(tiny_config(seed=1))
+    client = ServiceClient(isolated_settings["runs"])
+    first, second = client.submit(tiny_config()), client.submit(tiny_config(seed=1))
     assert state_of(second) is RunState.QUEUED
     wait_for(lambda: state_of(second) is RunState.FINISHED)
     one, two = first.summary(), second.summary()
@@ -40,18 +40,18 @@ def test_the_queue_trains_one_run_at_a_time_and_moves_by_itself(isolated_setting
     assert two.started > one.finished  # the second worker began after the first ended: one slot
     assert (one.executor, two.executor) == ("local", "local") and one.node
     assert second.evaluation() is not None
-    log = manager.store.service_log_path.read_text()
+    log = client.files.log_path.read_text()
     assert f"{first.id}: started on the local executor" in log and f"{second.id}: started" in log
 
 
 def test_stop_and_kill_9_are_recorded_and_the_queue_goes_on(isolated_settings, monkeypatch):
     monkeypatch.setenv("GALAXY_LAB_MAX_CONCURRENT_RUNS", "2")
-    manager = JobManager(isolated_settings["runs"])
-    stopped, killed = manager.submit(tiny_config(epochs=LONG)), manager.submit(tiny_config(epochs=LONG, seed=2))
-    queued = manager.submit(tiny_config(seed=3))
+    client = ServiceClient(isolated_settings["runs"])
+    stopped, killed = client.submit(tiny_config(epochs=LONG)), client.submit(tiny_config(epochs=LONG, seed=2))
+    queued = client.submit(tiny_config(seed=3))
     wait_for(lambda: has_epoch(stopped) and has_epoch(killed))
     assert state_of(queued) is RunState.QUEUED
-    manager.stop(stopped.id)
+    client.stop(stopped.id)
     os.kill(killed.summary().pid, signal.SIGKILL)
     seen = len(killed.metrics())
     wait_for(lambda: state_of(killed) is RunState.INTERRUPTED, timeout=10)
@@ -68,26 +68,26 @@ def test_stop_and_kill_9_are_recorded_and_the_queue_goes_on(isolated_settings, m
 
 def test_a_worker_that_does_not_answer_a_stop_is_killed_after_the_grace(isolated_settings, monkeypatch):
     monkeypatch.setenv("GALAXY_LAB_STOP_GRACE_SECONDS", "2")
-    manager = JobManager(isolated_settings["runs"])
-    run = manager.submit(tiny_config(epochs=LONG))
+    client = ServiceClient(isolated_settings["runs"])
+    run = client.submit(tiny_config(epochs=LONG))
     wait_for(lambda: has_epoch(run))
     pid, start = run.summary().pid, run.summary().pid_start
     os.kill(pid, signal.SIGSTOP)  # frozen: no batch, no heartbeat
-    manager.stop(run.id)
+    client.stop(run.id)
     wait_for(lambda: state_of(run) is RunState.STOPPED, timeout=30)
     assert run.summary().message == "killed: no answer for 2 s after stop"
     wait_for(lambda: not process_alive(pid, start), timeout=10)
 
 
 def test_a_deleted_run_folder_frees_its_slot(isolated_settings):
-    manager = JobManager(isolated_settings["runs"])
-    deleted, queued = manager.submit(tiny_config(epochs=LONG)), manager.submit(tiny_config(seed=1))
+    client = ServiceClient(isolated_settings["runs"])
+    deleted, queued = client.submit(tiny_config(epochs=LONG)), client.submit(tiny_config(seed=1))
     wait_for(lambda: has_epoch(deleted))
     pid, start = deleted.summary().pid, deleted.summary().pid_start
     wait_for(lambda: shutil.rmtree(deleted.path, ignore_errors=True) or not deleted.path.exists(), timeout=10)
     wait_for(lambda: not process_alive(pid, start), timeout=15)
     wait_for(lambda: state_of(queued) is RunState.FINISHED)
-    assert [summary.id for summary in manager.store.runs()] == [queued.id]
+    assert [summary.id for summary in client.store.runs()] == [queued.id]
 
 
 def test_a_status_cannot_pass_another_process_or_a_bad_pid_off_as_its_worker(isolated_settings):
@@ -97,42 +97,62 @@ def test_a_status_cannot_pass_another_process_or_a_bad_pid_off_as_its_worker(iso
     fakes = [{"pid": os.getpid(), "pid_start": 1}, {"pid": -1, "pid_start": 1}, {"pid": "1", "pid_start": 1}]
     runs = []
     for fields in fakes:
-        run = store.create(tiny_config().to_dict(), "c")
-        run.set_status("running", executor="local", **fields)
+        run = new_run(store, tiny_config())
+        run.move_to("running", executor="local", **fields)
         runs.append(run)
-    JobManager(store.root).ensure_service(store.runs())
+    ServiceClient(store.root).ensure_service(store.runs())
     for run in runs:
         wait_for(lambda run=run: state_of(run) is RunState.INTERRUPTED, timeout=10)
         assert "its worker ended while the training service was not watching" in run.summary().message
 
 
 def test_the_service_comes_back_after_kill_9_and_adopts_the_running_worker(isolated_settings):
-    manager = JobManager(isolated_settings["runs"])
-    running, queued = manager.submit(tiny_config(epochs=LONG)), manager.submit(tiny_config(seed=1))
+    client = ServiceClient(isolated_settings["runs"])
+    running, queued = client.submit(tiny_config(epochs=LONG)), client.submit(tiny_config(seed=1))
     wait_for(lambda: has_epoch(running))
-    old = manager.store.service_status()["pid"]
+    old = client.files.status()["pid"]
     os.kill(old, signal.SIGKILL)
-    # The worker restarts a service that died (every 10 s of heartbeats); the new one adopts the worker by its pid
-    # and start time, so the queued run keeps waiting for the slot.
-    wait_for(lambda: manager.store.service_running() and manager.store.service_status()["pid"] != old, timeout=30)
+    wait_for(lambda: not client.files.running(), timeout=10)
+    time.sleep(1)
+    assert not client.files.running()  # a worker never restarts its parent
+    # The next look at the runs (a page, `galaxy-lab runs`) starts it again; the new one adopts the worker by its
+    # pid and start time, so the queued run keeps waiting for the slot.
+    client.ensure_service(client.store.runs())
+    wait_for(lambda: client.files.running() and client.files.status()["pid"] != old, timeout=30)
     time.sleep(2)
     assert (state_of(running), state_of(queued)) == (RunState.RUNNING, RunState.QUEUED)
-    manager.stop(running.id)
+    client.stop(running.id)
     wait_for(lambda: state_of(running) is RunState.STOPPED)
     wait_for(lambda: state_of(queued) is RunState.FINISHED)
+
+
+def test_a_run_that_ends_while_no_service_watches_keeps_its_outcome(isolated_settings):
+    """The worker writes how its run ended; a service started after it has gone records that, not "interrupted"."""
+    client = ServiceClient(isolated_settings["runs"])
+    run = client.submit(tiny_config(epochs=3))
+    wait_for(lambda: has_epoch(run))
+    os.kill(client.files.status()["pid"], signal.SIGKILL)
+    summary = run.summary()
+    wait_for(lambda: not process_alive(summary.pid, summary.pid_start), timeout=120)  # it trained to its end alone
+    assert state_of(run) is RunState.RUNNING and run.outcome().state is RunState.FINISHED
+    client.ensure_service(client.store.runs())
+    wait_for(lambda: not state_of(run).active, timeout=30)
+    summary = run.summary()
+    assert (summary.state, summary.message) == (RunState.FINISHED, "finished after 3 of 3 epochs, evaluated")
+    assert summary.test_balanced_accuracy == run.evaluation()["balanced_accuracy"]
 
 
 def test_a_queued_run_stops_at_once(isolated_settings, monkeypatch):
     monkeypatch.setenv("GALAXY_LAB_EXECUTOR", "ray")  # runs cannot start: Ray is not reachable there
     monkeypatch.setenv("GALAXY_LAB_RAY_ADDRESS", "127.0.0.1:9")
-    manager = JobManager(isolated_settings["runs"])
-    run = manager.submit(tiny_config())
-    assert manager.stop(run.id).message == "stopped before it started"
+    client = ServiceClient(isolated_settings["runs"])
+    run = client.submit(tiny_config())
+    assert client.stop(run.id).message == "stopped before it started"
 
 
 def test_a_terminal_run_waits_in_the_same_queue_and_ctrl_c_stops_it(isolated_settings):
-    manager = JobManager(isolated_settings["runs"])
-    app_run = manager.submit(tiny_config(epochs=LONG))
+    client = ServiceClient(isolated_settings["runs"])
+    app_run = client.submit(tiny_config(epochs=LONG))
     wait_for(lambda: has_epoch(app_run))
     command = [sys.executable, "-m", "galaxy_core.cli", "train", "--dataset", "synthetic", "--num-images", "60"]
     command += ["--image-size", "16", "--model", "custom_cnn", "--model-options", json.dumps(TINY_MODEL)]
@@ -144,10 +164,10 @@ def test_a_terminal_run_waits_in_the_same_queue_and_ctrl_c_stops_it(isolated_set
         # script), whose children inherit an ignored SIGINT.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    terminal_run = wait_for(lambda: next((s.run for s in manager.store.runs() if s.id != app_run.id), None))
+    terminal_run = wait_for(lambda: next((s.run for s in client.store.runs() if s.id != app_run.id), None))
     time.sleep(3)  # one slot: the terminal's run waits its turn, and is never reported dead
     assert (state_of(app_run), state_of(terminal_run)) == (RunState.RUNNING, RunState.QUEUED)
-    manager.stop(app_run.id)
+    client.stop(app_run.id)
     while state_of(app_run).active:
         assert state_of(terminal_run) is RunState.QUEUED
         time.sleep(0.1)
@@ -182,16 +202,16 @@ def in_a_mount_namespace(script: str, runs) -> object:
 FULL_DISK_SCRIPT = textwrap.dedent(
     """
     import json, subprocess, sys
-    from galaxy_core.training.manager import JobManager
+    from galaxy_core.training.client import ServiceClient
     from tests.helpers import stop_training_service, wait_for
     from tests.helpers import tiny_config
     runs = sys.argv[1]
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", runs], check=True)
-    manager = JobManager(runs)
-    first, second = manager.submit(tiny_config()), manager.submit(tiny_config(seed=1))
+    client = ServiceClient(runs)
+    first, second = client.submit(tiny_config()), client.submit(tiny_config(seed=1))
     wait_for(lambda: not second.summary().state.active, timeout=180)
     print(json.dumps([first.summary().message, second.summary().message]))
-    stop_training_service(manager.store.root)
+    stop_training_service(client.store.root)
     """
 )
 
@@ -207,8 +227,8 @@ def test_a_full_disk_fails_runs_with_that_cause_and_the_queue_goes_on(isolated_s
 def test_runs_json_says_where_and_how_each_run_ended(isolated_settings, capsys):
     from galaxy_core.cli import main
 
-    manager = JobManager(isolated_settings["runs"])
-    run = manager.submit(tiny_config())
+    client = ServiceClient(isolated_settings["runs"])
+    run = client.submit(tiny_config())
     wait_for(lambda: not state_of(run).active)
     assert main(["runs", "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)

@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 
 from galaxy_core.data import DatasetSpec
+from galaxy_core.errors import InvalidInputError
 from galaxy_core.training import RunNotFoundError, RunState, RunStore, TrainConfig
-from galaxy_core.training.manager import JobManager, QueueFullError
-from galaxy_core.training.procedure import class_weights, train_run
-from tests.helpers import TINY_DATA, tiny_config
+from galaxy_core.training.client import QueueFullError, ServiceClient, new_run, train_in_this_process
+from galaxy_core.training.procedure import train_run
+from galaxy_core.training.recipe import class_weights
+from tests.helpers import TINY_DATA, saved_balanced_accuracy, tiny_config
 
 
 @pytest.mark.parametrize(
@@ -54,7 +56,7 @@ def test_config_round_trips_through_json():
     ],
 )
 def test_learning_rate_schedules(schedule, expected):
-    from galaxy_core.training.procedure import learning_rate_schedule
+    from galaxy_core.training.recipe import learning_rate_schedule
 
     rate = learning_rate_schedule(tiny_config(schedule=schedule), 1e-2, 100)
     for step, value in zip((0, 15, 30, 65, 100), expected, strict=True):
@@ -72,8 +74,8 @@ def test_weight_averaging_is_what_validation_sees_and_what_the_model_keeps(stop_
     precision (Keras wraps the optimizer in a loss-scaling one)."""
     import keras
 
-    from galaxy_core.training.callback import AveragedWeights
-    from galaxy_core.training.procedure import make_optimizer
+    from galaxy_core.training.callbacks import AveragedWeights
+    from galaxy_core.training.recipe import make_optimizer
 
     seen = {"raw": [], "averaged": []}
 
@@ -119,7 +121,7 @@ def test_class_weights_balance_the_classes():
 
 def test_store_reads_tolerantly(isolated_settings, caplog):
     store = RunStore(isolated_settings["runs"])
-    run = store.create(tiny_config().to_dict(), "custom_cnn")
+    run = new_run(store, tiny_config())
     assert run.summary().state is RunState.QUEUED
     run.append_metrics({"kind": "epoch", "epoch": 1, "loss": 0.5})
     with (run.path / "metrics.jsonl").open("a") as file:
@@ -151,27 +153,31 @@ def test_store_reads_tolerantly(isolated_settings, caplog):
         with pytest.raises(RunNotFoundError):
             store.get(bad)
     with pytest.raises(ValueError, match="'exploded' is not a valid RunState"):
-        run.set_status("exploded")
+        run.move_to("exploded")
 
 
 def test_a_damaged_status_reads_as_missing_fields_not_a_crash(isolated_settings):
-    run = RunStore(isolated_settings["runs"]).create(tiny_config().to_dict(), "custom_cnn")
-    run.set_status("running", pid=-1, pid_start="x", epochs_done="2", test_balanced_accuracy=True, class_names=[1])
+    run = new_run(RunStore(isolated_settings["runs"]), tiny_config())
+    run.move_to("running", pid=-1, pid_start="x", test_balanced_accuracy=True)
+    run.report_progress(epochs_done="2", class_names=[1], eta_seconds=float("nan"))
     summary = run.summary()
     assert (summary.pid, summary.pid_start, summary.test_balanced_accuracy, summary.class_names) == (None,) * 3 + ((),)
-    assert summary.epochs_done == 0  # counted from the (empty) metrics instead
+    assert (summary.epochs_done, summary.eta_seconds) == (0, None)
+    (run.path / "progress.json").write_text("[1, 2")  # damaged: read as no progress at all
+    assert run.summary().message == "training"
     (run.path / "status.json").write_text('{"state": "dancing"}')
     with pytest.raises(ValueError, match="no known state"):
         run.summary()
 
 
 def test_a_run_writes_every_artifact(isolated_settings):
-    run = RunStore(isolated_settings["runs"]).create(tiny_config(early_stopping=True, patience=1).to_dict(), "c")
-    assert train_run(run) == "finished"
+    run = new_run(RunStore(isolated_settings["runs"]), tiny_config(early_stopping=True, patience=1))
+    assert train_in_this_process(run) == "finished"
     summary = run.summary()
     assert summary.state is RunState.FINISHED and summary.device == "CPU, float32"
     assert summary.message.startswith("finished after ") and summary.message.endswith(", evaluated")
-    assert 0 <= summary.test_balanced_accuracy <= 1 and summary.class_names == ("edge", "smooth", "spiral")
+    assert summary.test_balanced_accuracy == pytest.approx(saved_balanced_accuracy(run))
+    assert summary.class_names == ("edge", "smooth", "spiral")
     for path in (run.best_model_path, run.final_model_path, run.evaluation_path, run.predictions_path):
         assert path.is_file(), path
     assert not [p.name for p in run.path.iterdir() if ".tmp" in p.name]  # atomic writes left nothing behind
@@ -198,8 +204,8 @@ def test_same_seed_same_curve(isolated_settings):
     store = RunStore(isolated_settings["runs"])
     curves = []
     for _ in range(2):
-        run = store.create(tiny_config().to_dict(), "c")
-        train_run(run)
+        run = new_run(store, tiny_config())
+        train_in_this_process(run)
         curves.append([m["loss"] for m in run.metrics() if m["kind"] == "epoch"])
     np.testing.assert_allclose(curves[0], curves[1], rtol=1e-5)
 
@@ -213,9 +219,9 @@ class StopWhen:
     def __getattr__(self, name):
         return getattr(self.run, name)
 
-    def set_status(self, state, **fields):
+    def report_progress(self, **fields):
         self.armed = self.armed or fields.get("message") == self.message
-        return self.run.set_status(state, **fields)
+        return self.run.report_progress(**fields)
 
     def stop_requested(self) -> bool:
         self.asks -= self.armed
@@ -228,8 +234,8 @@ def test_a_stop_before_training_keeps_nothing_and_says_when(isolated_settings):
         ("loading its dataset", "while loading its dataset"),
         ("building its model", "while building its model"),
     ]:
-        run = store.create(tiny_config().to_dict(), "c")
-        assert train_run(StopWhen(run, phase)) == "stopped"
+        run = new_run(store, tiny_config())
+        assert train_in_this_process(StopWhen(run, phase)) == "stopped"
         assert run.summary().message == f"stopped {when}: no model"
         assert not run.final_model_path.exists() and not run.metrics()
 
@@ -237,9 +243,9 @@ def test_a_stop_before_training_keeps_nothing_and_says_when(isolated_settings):
 def test_a_stop_while_the_dataset_loads_ends_the_load(isolated_settings):
     # 2000 synthetic galaxies take seconds to render; the load reports its progress every 40.
     config = tiny_config(dataset={**TINY_DATA, "num_images": 2000})
-    run = RunStore(isolated_settings["runs"]).create(config.to_dict(), "c")
+    run = new_run(RunStore(isolated_settings["runs"]), config)
     # The procedure asks before the load, then at each progress report: the third ask is the second report.
-    assert train_run(StopWhen(run, "loading its dataset", asks=3)) == "stopped"
+    assert train_in_this_process(StopWhen(run, "loading its dataset", asks=3)) == "stopped"
     assert run.summary().message == "stopped while loading its dataset: no model"
     assert not list(isolated_settings["cache"].rglob("*.npz"))  # the load was abandoned, not finished
 
@@ -247,8 +253,8 @@ def test_a_stop_while_the_dataset_loads_ends_the_load(isolated_settings):
 def test_a_stop_mid_epoch_records_the_partial_epoch_and_keeps_the_best(isolated_settings):
     # 48 training images in batches of 4: 12 batches an epoch. Training asks after every batch and before each
     # validation batch (6 images: one): the 18th ask is after batch 5 of epoch 2.
-    run = RunStore(isolated_settings["runs"]).create(tiny_config(epochs=5, batch_size=4).to_dict(), "c")
-    assert train_run(StopWhen(run, "training", asks=12 + 1 + 5)) == "stopped"
+    run = new_run(RunStore(isolated_settings["runs"]), tiny_config(epochs=5, batch_size=4))
+    assert train_in_this_process(StopWhen(run, "training", asks=12 + 1 + 5)) == "stopped"
     summary = run.summary()
     assert summary.message == "stopped after 1 of 5 epochs, evaluated" and summary.epochs_done == 1
     assert summary.has_test_results and run.best_model_path.is_file() and run.final_model_path.is_file()
@@ -259,33 +265,33 @@ def test_a_stop_mid_epoch_records_the_partial_epoch_and_keeps_the_best(isolated_
 
 
 def test_a_stop_in_the_first_epoch_keeps_no_model(isolated_settings):
-    run = RunStore(isolated_settings["runs"]).create(tiny_config(epochs=5, batch_size=4).to_dict(), "c")
-    assert train_run(StopWhen(run, "training", asks=2)) == "stopped"
+    run = new_run(RunStore(isolated_settings["runs"]), tiny_config(epochs=5, batch_size=4))
+    assert train_in_this_process(StopWhen(run, "training", asks=2)) == "stopped"
     assert run.summary().message == "stopped during its first epoch, before any epoch finished: no model"
     assert not run.best_model_path.exists() and not run.final_model_path.exists()
 
 
 def test_the_first_epoch_reports_its_batches_and_an_eta_before_it_ends(isolated_settings, monkeypatch):
-    import galaxy_core.training.callback as callback
+    import galaxy_core.training.callbacks as callbacks
 
-    monkeypatch.setattr(callback, "PROGRESS_STATUS_SECONDS", 0.0)  # every batch, for the test
-    run = RunStore(isolated_settings["runs"]).create(tiny_config(epochs=5, batch_size=4).to_dict(), "c")
+    monkeypatch.setattr(callbacks, "PROGRESS_STATUS_SECONDS", 0.0)  # every batch, for the test
+    run = new_run(RunStore(isolated_settings["runs"]), tiny_config(epochs=5, batch_size=4))
     # 48 training images in batches of 4: 12 an epoch. Training asks after every batch: the 7th ask is after the 7th.
-    assert train_run(StopWhen(run, "training", asks=7)) == "stopped"
-    status = run.status()
-    assert (status["batches_done"], status["steps_per_epoch"]) == (7, 12)
-    assert status["eta_seconds"] > 0
+    assert train_in_this_process(StopWhen(run, "training", asks=7)) == "stopped"
+    progress = run.progress()
+    assert (progress["batches_done"], progress["steps_per_epoch"]) == (7, 12)
+    assert progress["eta_seconds"] > 0
     batches = [m for m in run.metrics() if m["kind"] == "batch"]
     assert batches and all(b["steps_per_epoch"] == 12 for b in batches)
     summary = replace(run.summary(), state=RunState.RUNNING)  # as it was, mid-epoch
-    assert summary.table_row()["epochs"] == "0/5, batch 7/12"
+    assert summary.epochs_text() == "0/5, batch 7/12"
     assert summary.progress == pytest.approx(7 / 12 / 5)
 
 
 def test_a_crash_ends_as_failed_with_its_traceback(isolated_settings):
     config = tiny_config(dataset={"name": "folder", "path": str(isolated_settings["data"] / "missing")})
-    run = RunStore(isolated_settings["runs"]).create(config.to_dict(), "c")
-    assert train_run(run) == "failed"
+    run = new_run(RunStore(isolated_settings["runs"]), config)
+    assert train_in_this_process(run) == "failed"
     summary = run.summary()
     assert "does not exist" in summary.error and "Traceback" in summary.traceback
     assert summary.message.startswith("failed: DatasetError:")
@@ -305,17 +311,17 @@ class FullDisk:
 
 
 def test_a_full_disk_fails_the_run_with_that_cause(isolated_settings):
-    run = RunStore(isolated_settings["runs"]).create(tiny_config().to_dict(), "c")
-    assert train_run(FullDisk(run)) == "failed"
+    run = new_run(RunStore(isolated_settings["runs"]), tiny_config())
+    assert train_in_this_process(FullDisk(run)) == "failed"
     assert run.summary().message == "failed: no space left on device"
 
 
 def test_validation_can_be_held_out_of_the_training_split(isolated_settings):
     config = tiny_config(validation="from_train", validation_fraction=0.25)
-    run = RunStore(isolated_settings["runs"]).create(config.to_dict(), "c")
-    assert train_run(run) == "finished"
+    run = new_run(RunStore(isolated_settings["runs"]), config)
+    assert train_in_this_process(run) == "finished"
     # 60 synthetic galaxies: 48 train, 6 val, 6 test; a quarter of the 48 is held out and the val split unused.
-    assert run.status()["dataset_sizes"] == {"train": 36, "val": 12, "test": 6}
+    assert run.progress()["dataset_sizes"] == {"train": 36, "val": 12, "test": 6}
 
 
 def test_a_fine_tune_phase_keeps_the_best_checkpoint_of_the_first(isolated_settings):
@@ -325,11 +331,14 @@ def test_a_fine_tune_phase_keeps_the_best_checkpoint_of_the_first(isolated_setti
         model_options={"weights": "none"},
         monitor="val_balanced_accuracy",
     )
-    run = RunStore(isolated_settings["runs"]).create(config.to_dict(), "vgg16_fixed")
-    assert train_run(run) == "finished"
+    run = new_run(RunStore(isolated_settings["runs"]), config)
+    assert train_in_this_process(run) == "finished"
     assert "fine-tuning block5_*" in run.log_tail()
     epochs = [m for m in run.metrics() if m["kind"] == "epoch"]
     assert [e["epoch"] for e in epochs] == list(range(1, 2 + 5 + 1))  # 2 epochs, then 5 of fine-tuning
+    summary = run.summary()  # one count of the planned epochs, the fine-tuning phase included, for every reader
+    assert (summary.epochs_done, summary.epochs_planned, summary.epochs_text()) == (7, 7, "7/7")
+    assert summary.message == "finished after 7 of 7 epochs, evaluated"
     # best.keras was last written at the end of the best epoch over both phases (the first with the highest
     # val_balanced_accuracy), just before that epoch's record, not at the start of the second phase.
     best = max(range(len(epochs)), key=lambda i: (epochs[i]["val_balanced_accuracy"], -i))
@@ -342,14 +351,21 @@ def test_a_fine_tune_phase_keeps_the_best_checkpoint_of_the_first(isolated_setti
 def test_the_server_limits_refuse_runs_clearly(isolated_settings, monkeypatch):
     monkeypatch.setenv("GALAXY_LAB_EXECUTOR", "ray")  # the service runs, and can start nothing
     monkeypatch.setenv("GALAXY_LAB_RAY_ADDRESS", "127.0.0.1:9")
-    manager = JobManager(isolated_settings["runs"], max_queued=2, max_epochs=10)
-    with pytest.raises(QueueFullError, match="at most 10 epochs per run, not 11"):
-        manager.submit(tiny_config(epochs=11))
-    manager.submit(tiny_config())
-    manager.submit(tiny_config())
+    client = ServiceClient(isolated_settings["runs"], max_queued=2, max_epochs=10)
+    with pytest.raises(QueueFullError, match=r"at most 10 epochs per run, not 11$"):
+        client.submit(tiny_config(epochs=11))
+    # A bound on what a run trains in all: 5 folds of 3 epochs are 15.
+    with pytest.raises(QueueFullError, match=r"at most 10 epochs per run, not 15 \(3 asked for, over all its"):
+        client.submit(tiny_config(epochs=3, kind="label_review", folds=5))
+    with pytest.raises(InvalidInputError, match="unknown run kind 'dance'; the kinds are label_review, train"):
+        client.submit(tiny_config(kind="dance"))
+    with pytest.raises(InvalidInputError, match="folds must be a whole number from 2 to 10, got 11"):
+        client.submit(tiny_config(kind="label_review", folds=11))
+    client.submit(tiny_config())
+    client.submit(tiny_config())
     with pytest.raises(QueueFullError, match="2 runs are already waiting"):
-        manager.submit(tiny_config())
-    assert len(manager.store.runs()) == 2
+        client.submit(tiny_config())
+    assert len(client.store.runs()) == 2
 
 
 def test_a_remote_run_fills_the_run_folder_through_its_events(isolated_settings):
@@ -357,15 +373,16 @@ def test_a_remote_run_fills_the_run_folder_through_its_events(isolated_settings)
     from galaxy_core.data import create_dataset
     from galaxy_core.training.ray_executor import RemoteRun, apply_events
 
-    run = RunStore(isolated_settings["runs"]).create(tiny_config().to_dict(), "c")
-    remote = RemoteRun(run.id, {k: v for k, v in run.config().items() if k != "created"})
+    run = new_run(RunStore(isolated_settings["runs"]), tiny_config())
+    remote = RemoteRun(run.id, run.config())
     dataset = create_dataset(DatasetSpec.from_dict(TINY_DATA))
-    assert train_run(remote, dataset) == "finished"
+    outcome = train_run(remote, dataset)
+    assert (outcome.state, outcome.message) == ("finished", "finished after 2 of 2 epochs, evaluated")
     apply_events(run, remote.news(stop=False))
     made = {p.relative_to(remote.tensorboard_dir): p.read_bytes() for p in remote.tensorboard_dir.rglob("*.v2")}
     remote.close()
-    summary = run.summary()
-    assert summary.message == "finished after 2 of 2 epochs, evaluated" and summary.has_test_results
+    assert run.progress()["epochs_done"] == 2 and run.progress()["class_names"] == ["edge", "smooth", "spiral"]
+    assert outcome.fields["test_balanced_accuracy"] == run.evaluation()["balanced_accuracy"]
     for name in ("best.keras", "final.keras", "evaluation.json", "predictions.npz"):
         assert (run.path / name).stat().st_size > 0
     assert [m["epoch"] for m in run.metrics() if m["kind"] == "epoch"] == [1, 2]
@@ -375,7 +392,7 @@ def test_a_remote_run_fills_the_run_folder_through_its_events(isolated_settings)
 
 
 def test_remote_files_land_only_inside_the_run_folder(isolated_settings):
-    run = RunStore(isolated_settings["runs"]).create(tiny_config().to_dict(), "c")
+    run = new_run(RunStore(isolated_settings["runs"]), tiny_config())
     name = "train/events.out.tfevents.1795933658.node-1.13147.0.v2"
     run.append_tensorboard(name, 0, b"abc")
     run.append_tensorboard(name, 3, b"def")
@@ -386,7 +403,7 @@ def test_remote_files_land_only_inside_the_run_folder(isolated_settings):
 
 
 def test_folds_are_stratified_seeded_and_cover_every_image():
-    from galaxy_core.training.folds import stratified_folds
+    from galaxy_core.training.kinds.label_review import stratified_folds
 
     labels = np.array([0] * 10 + [1] * 6 + [2] * 3)
     folds = stratified_folds(labels, 3, seed=1)

@@ -146,3 +146,30 @@ def test_a_file_dropped_again_is_left_out_once_counted():
     first, other = encode(galaxy_photo(), "PNG"), encode(galaxy_photo(40), "PNG")
     kept, repeats = without_repeats([("a.png", first), ("b.png", other), ("a copy.png", first), ("a.png", first)])
     assert kept == [("a.png", first), ("b.png", other)] and repeats == 2
+
+
+@pytest.mark.parametrize("crop_fraction", [1.0, 0.4])
+def test_a_dropped_copy_of_a_datasets_file_is_what_the_dataset_gave_the_model(isolated_settings, crop_fraction):
+    """One way from a file to the model's input: every file of a folder dataset (JPEGs of several sizes, so that
+    every DCT scale is used, a PNG, and a CMYK JPEG that only Pillow reads), dropped as an upload, gives the very
+    pixels the dataset loader gave."""
+    from galaxy_core.data import create_dataset
+
+    root = isolated_settings["data"] / "shapes"
+    photos = {"a": [(96, "JPEG"), (423, "JPEG"), (1200, "JPEG"), (90, "PNG")], "b": [(300, "JPEG"), (64, "JPEG")]}
+    for label, files in photos.items():
+        (root / label).mkdir(parents=True)
+        for number, (size, fmt) in enumerate(files):
+            suffix = ".png" if fmt == "PNG" else ".jpg"
+            (root / label / f"{number}{suffix}").write_bytes(encode(galaxy_photo(size), fmt))
+    (root / "b" / "cmyk.jpg").write_bytes(encode(galaxy_photo(120).convert("CMYK"), "JPEG"))
+    dataset = create_dataset(
+        "folder", path=str(root), image_size=32, crop_fraction=crop_fraction, cache_dir=isolated_settings["cache"]
+    )
+    compared = 0
+    for split in dataset.splits.values():
+        for source_id, pixels in zip(split.source_ids, split.images, strict=True):
+            (upload,) = read_uploads([(source_id, (root / source_id).read_bytes())], dataset.spec.preprocess, LIMITS)
+            np.testing.assert_array_equal(upload.pixels, pixels, err_msg=source_id)
+            compared += 1
+    assert compared == 7

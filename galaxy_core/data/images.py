@@ -7,7 +7,8 @@ to the model's input size, and RGB or grayscale. Arrays are always uint8, shape 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -117,6 +118,62 @@ def _reducible(image: Image.Image, info: dict) -> Image.Image:
     return image
 
 
+@contextmanager
+def plain_decode_errors() -> Iterator[None]:
+    """Any failure to read an image inside the block becomes an ImageDecodeError with a reason in plain words."""
+    try:
+        yield
+    except ImageDecodeError:
+        raise
+    except UnidentifiedImageError as error:
+        raise ImageDecodeError("not an image, or an image format this lab cannot read") from error
+    except Image.DecompressionBombError as error:
+        raise ImageDecodeError(f"the image is far above the limit of {MAX_IMAGE_PIXELS:,} pixels {HUGE}") from error
+    except MemoryError as error:
+        raise ImageDecodeError("the image is too large to decode with the memory this server has") from error
+    except Exception as error:  # a damaged file can make any decoder raise anything; it must fail alone
+        raise ImageDecodeError("the image data is damaged or incomplete") from error
+
+
+def open_header(source: str | Path | bytes | BinaryIO, *, charge: Callable[[int], None] | None = None) -> Image.Image:
+    """An image opened but not yet decoded (its format, mode, size and EXIF known), if it is one of the
+    DECODED_FORMATS, not empty and not oversized; `charge(pixels)` is called with its size, and may refuse it by
+    raising ImageDecodeError (a request's budget). Use inside `plain_decode_errors()`."""
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    is_empty = (
+        source.getbuffer().nbytes == 0
+        if isinstance(source, io.BytesIO)
+        else (isinstance(source, str | Path) and Path(source).stat().st_size == 0)
+    )
+    if is_empty:
+        raise ImageDecodeError("the file is empty (0 bytes)")
+    image = Image.open(source, formats=DECODED_FORMATS)
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageDecodeError(
+            f"the image is {width}x{height} = {width * height:,} pixels, above the limit of {MAX_IMAGE_PIXELS:,} {HUGE}"
+        )
+    if charge is not None:
+        charge(width * height)
+    return image
+
+
+def orientation_of(image: Image.Image) -> int:
+    """The EXIF orientation of an opened image (1: as stored)."""
+    return image.getexif().get(ExifTags.Base.Orientation, 1)
+
+
+def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Pixels (H, W, C) turned as an EXIF orientation says they are shown."""
+    if orientation not in ORIENTATIONS:
+        return pixels
+    turned = np.asarray(
+        Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).transpose(ORIENTATIONS[orientation])
+    )
+    return turned[..., None] if pixels.shape[-1] == 1 else turned
+
+
 def open_image(
     source: str | Path | bytes | BinaryIO,
     draft_size: int | None = None,
@@ -131,26 +188,10 @@ def open_image(
     decoded, and may refuse them by raising ImageDecodeError (a request's budget). Raises ImageDecodeError for
     empty, truncated, oversized or non-image input, with a reason in plain words.
     """
-    try:
-        if isinstance(source, bytes):
-            source = io.BytesIO(source)
-        is_empty = (
-            source.getbuffer().nbytes == 0
-            if isinstance(source, io.BytesIO)
-            else (isinstance(source, str | Path) and Path(source).stat().st_size == 0)
-        )
-        if is_empty:
-            raise ImageDecodeError("the file is empty (0 bytes)")
-        image = Image.open(source, formats=DECODED_FORMATS)
-        width, height = image.size
-        if width * height > MAX_IMAGE_PIXELS:
-            raise ImageDecodeError(
-                f"the image is {width}x{height} = {width * height:,} pixels, above the limit of "
-                f"{MAX_IMAGE_PIXELS:,} {HUGE}"
-            )
-        if charge is not None:
-            charge(width * height)
-        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    with plain_decode_errors():
+        image = open_header(source, charge=charge)
+        original_size = image.size
+        orientation = orientation_of(image)
         if draft_size and image.format in ("JPEG", "MPO"):
             image.draft("RGB", (draft_size, draft_size))
         image.load()
@@ -158,17 +199,12 @@ def open_image(
             image = _shrink(image, draft_size)
         if orientation in ORIENTATIONS:
             image = image.transpose(ORIENTATIONS[orientation])
-        return _to_rgb(image), (width, height)
-    except ImageDecodeError:
-        raise
-    except UnidentifiedImageError as error:
-        raise ImageDecodeError("not an image, or an image format this lab cannot read") from error
-    except Image.DecompressionBombError as error:
-        raise ImageDecodeError(f"the image is far above the limit of {MAX_IMAGE_PIXELS:,} pixels {HUGE}") from error
-    except MemoryError as error:
-        raise ImageDecodeError("the image is too large to decode with the memory this server has") from error
-    except Exception as error:  # a damaged file can make any decoder raise anything; it must fail alone
-        raise ImageDecodeError("the image data is damaged or incomplete") from error
+        return _to_rgb(image), original_size
+
+
+def draft_size(options: PreprocessOptions) -> int:
+    """The shorter side an image may be decoded at for these options without losing what the model sees."""
+    return int(np.ceil(options.image_size / options.crop_fraction))
 
 
 def preprocess_pil(image: Image.Image, options: PreprocessOptions) -> np.ndarray:
@@ -181,9 +217,8 @@ def preprocess_pil(image: Image.Image, options: PreprocessOptions) -> np.ndarray
 
 
 def load_image_file(path: str | Path, options: PreprocessOptions) -> tuple[np.ndarray, tuple]:
-    """Decode and preprocess one file; returns (pixels, original (width, height))."""
-    draft = int(np.ceil(options.image_size / options.crop_fraction))
-    image, original_size = open_image(path, draft_size=draft)
+    """Decode and preprocess one file with Pillow; returns (pixels, original (width, height))."""
+    image, original_size = open_image(path, draft_size=draft_size(options))
     return preprocess_pil(image, options), original_size
 
 

@@ -12,6 +12,7 @@ apply EXIF orientation: a galaxy's class does not depend on its orientation.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -23,12 +24,19 @@ DCT_RATIOS = (1, 2, 4, 8)
 BATCH = 64
 
 
-def _build_decoder(options: PreprocessOptions):
+def _decode_window(data, options: PreprocessOptions):
+    """(the model's input (S, S, C) uint8, the original (width, height)) of one JPEG file's bytes (a string tensor):
+    the centre-crop window at the coarsest DCT scale that keeps `image_size` pixels across it, then resized."""
     import tensorflow as tf
 
     size = options.image_size
+    shape = tf.io.extract_jpeg_shape(data)
+    height, width = shape[0], shape[1]
+    # libjpeg's CMYK conversion differs from PIL's: leave 4-channel files to PIL.
+    tf.debugging.assert_none_equal(shape[2], 4, message="CMYK JPEG")
+    crop_side = options.crop_fraction * tf.cast(tf.minimum(height, width), tf.float32)
 
-    def decode_at(data, height, width, ratio: int):
+    def decode_at(ratio: int):
         # libjpeg's scaled size is the ceiling of size / ratio; the window is a square of the shorter side.
         scaled_h, scaled_w = -(-height // ratio), -(-width // ratio)
         side = tf.maximum(
@@ -37,33 +45,51 @@ def _build_decoder(options: PreprocessOptions):
         window = tf.stack([(scaled_h - side) // 2, (scaled_w - side) // 2, side, side])
         return tf.io.decode_and_crop_jpeg(data, window, channels=3, ratio=ratio)
 
+    # The coarsest DCT scale that still leaves at least `size` pixels across the crop.
+    fits = tf.stack([crop_side / ratio >= size for ratio in DCT_RATIOS])
+    branch = tf.reduce_max(tf.where(fits, tf.range(len(DCT_RATIOS)), 0))
+    window = tf.switch_case(branch, [lambda ratio=ratio: decode_at(ratio) for ratio in DCT_RATIOS])
+    # The DCT scale leaves less than 2x to shrink, where plain bilinear is sharp and cheap; only images too big for
+    # the 1/8 scale need the (slower) antialiased filter.
+    pixels = tf.cond(
+        tf.shape(window)[0] > 2 * size,
+        lambda: tf.image.resize(window, (size, size), antialias=True),
+        lambda: tf.image.resize(window, (size, size)),
+    )
+    pixels = tf.cast(tf.clip_by_value(tf.round(pixels), 0, 255), tf.uint8)
+    if options.channels == 1:
+        pixels = tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(pixels, tf.float32))), tf.uint8)
+    return pixels, tf.stack([width, height])
+
+
+def _build_decoder(options: PreprocessOptions):
+    import tensorflow as tf
+
     @tf.autograph.experimental.do_not_convert
     def decode(index, path):
-        data = tf.io.read_file(path)
-        shape = tf.io.extract_jpeg_shape(data)
-        height, width = shape[0], shape[1]
-        # libjpeg's CMYK conversion differs from PIL's: leave 4-channel files to PIL.
-        tf.debugging.assert_none_equal(shape[2], 4, message="CMYK JPEG")
-        crop_side = options.crop_fraction * tf.cast(tf.minimum(height, width), tf.float32)
-        # The coarsest DCT scale that still leaves at least `size` pixels across the crop.
-        fits = tf.stack([crop_side / ratio >= size for ratio in DCT_RATIOS])
-        branch = tf.reduce_max(tf.where(fits, tf.range(len(DCT_RATIOS)), 0))
-        window = tf.switch_case(
-            branch, [lambda ratio=ratio: decode_at(data, height, width, ratio) for ratio in DCT_RATIOS]
-        )
-        # The DCT scale leaves less than 2x to shrink, where plain bilinear is sharp and cheap; only images too big
-        # for the 1/8 scale need the (slower) antialiased filter.
-        pixels = tf.cond(
-            tf.shape(window)[0] > 2 * size,
-            lambda: tf.image.resize(window, (size, size), antialias=True),
-            lambda: tf.image.resize(window, (size, size)),
-        )
-        pixels = tf.cast(tf.clip_by_value(tf.round(pixels), 0, 255), tf.uint8)
-        if options.channels == 1:
-            pixels = tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(pixels, tf.float32))), tf.uint8)
-        return index, pixels, tf.stack([width, height])
+        pixels, original_size = _decode_window(tf.io.read_file(path), options)
+        return index, pixels, original_size
 
     return decode
+
+
+@functools.cache
+def _bytes_decoder(options: PreprocessOptions):
+    import tensorflow as tf
+
+    return tf.function(tf.autograph.experimental.do_not_convert(lambda data: _decode_window(data, options)))
+
+
+def decode_jpeg_bytes(data: bytes, options: PreprocessOptions) -> np.ndarray | None:
+    """One JPEG file's bytes made into the model's input exactly as `decode_jpegs` makes a dataset's: (S, S, C)
+    uint8; None where this decoder cannot read it (CMYK, damaged): the caller then decodes it with PIL."""
+    import tensorflow as tf
+
+    try:
+        pixels, _ = _bytes_decoder(options)(tf.constant(data))
+    except (tf.errors.OpError, ValueError):
+        return None
+    return pixels.numpy()
 
 
 def decode_jpegs(

@@ -1,10 +1,12 @@
-"""Training runs: config, run store, training procedure, worker process, executors, the training service.
+"""Training runs: config, run kinds, run store, training procedure, worker, executors, the training service.
 
-Queue and stop runs with galaxy_core.training.manager.JobManager (not imported here: the worker and the
+Queue and stop runs with galaxy_core.training.client.ServiceClient (not imported here: the worker and the
 supervisor run as `python -m` modules of this package, which must not be imported before they run).
 """
 
 from galaxy_core.training.config import TrainConfig
-from galaxy_core.training.store import CHECKPOINTS, Run, RunNotFoundError, RunState, RunStore, RunSummary
+from galaxy_core.training.lifecycle import RunState
+from galaxy_core.training.records import RunSummary
+from galaxy_core.training.store import CHECKPOINTS, Run, RunNotFoundError, RunStore
 
 __all__ = ["CHECKPOINTS", "Run", "RunNotFoundError", "RunState", "RunStore", "RunSummary", "TrainConfig"]

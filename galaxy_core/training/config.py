@@ -13,13 +13,14 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop")
 # steps, then cosine down to 0 (fastai's one-cycle policy with cosine phases, and linear warm-up).
 SCHEDULES = ("constant", "cosine", "one_cycle")
 ONE_CYCLE_WARMUP, ONE_CYCLE_START = 0.3, 1 / 25
+# What early stopping and the best checkpoint may follow, and whether higher ("max") or lower ("min") is better;
+# "loss" (the training loss) stands in for a run without validation images.
+MONITOR_MODES = {"val_loss": "min", "val_balanced_accuracy": "max", "val_accuracy": "max", "loss": "min"}
 MONITORS = ("val_loss", "val_balanced_accuracy", "val_accuracy")
 # Where validation images come from: the dataset's own val split, or a stratified share held out of train.
 VALIDATION_SOURCES = ("val_split", "from_train")
 MAX_EPOCHS = 500
-# What a run does: train a model, or review the training split's labels (galaxy_core.training.folds).
-RUN_KINDS = ("train", "label_review")
-MIN_FOLDS, MAX_FOLDS = 2, 10
+STORE_KEYS = ("created",)  # what the run store adds to a run's config.json
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class TrainConfig:
     validation: str = "val_split"
     validation_fraction: float = 0.1  # with validation="from_train"
     seed: int = 0
-    kind: str = "train"
+    kind: str = "train"  # what the run does with this recipe: an entry of galaxy_core.training.kinds
     folds: int = 5  # with kind="label_review": models trained, each predicting the fold it did not see
     # The training split's labels changed by a review: {source id: new class name, or None to leave the image out}
     label_changes: dict = field(default_factory=dict)
@@ -82,10 +83,8 @@ class TrainConfig:
             problems.append(f"validation must be one of {VALIDATION_SOURCES}, got {self.validation!r}")
         if not 0.0 < self.validation_fraction < 0.5:
             problems.append(f"validation_fraction must be between 0 and 0.5, got {self.validation_fraction}")
-        if self.kind not in RUN_KINDS:
-            problems.append(f"kind must be one of {RUN_KINDS}, got {self.kind!r}")
-        if isinstance(self.folds, bool) or not isinstance(self.folds, int) or not MIN_FOLDS <= self.folds <= MAX_FOLDS:
-            problems.append(f"folds must be a whole number from {MIN_FOLDS} to {MAX_FOLDS}, got {self.folds!r}")
+        if not isinstance(self.kind, str):
+            problems.append(f"kind must be the name of a run kind, got {self.kind!r}")
         if not isinstance(self.label_changes, dict) or not all(
             isinstance(key, str) and (value is None or isinstance(value, str))
             for key, value in self.label_changes.items()
@@ -93,17 +92,6 @@ class TrainConfig:
             problems.append("label_changes must map image ids to a class name or None (left out)")
         if problems:
             raise InvalidInputError("; ".join(problems))
-
-    @property
-    def planned_epochs(self) -> int:
-        """The epochs a run trains if nothing stops it: its own, then its model's fine-tuning phase, if any; a
-        label review trains its epochs once per fold (no fine-tuning)."""
-        from galaxy_core.models import model_info
-
-        if self.kind == "label_review":
-            return self.epochs * self.folds
-        recipe = model_info(self.model).recipe
-        return self.epochs + (recipe.fine_tune_epochs if recipe.fine_tune_prefix else 0)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -115,6 +103,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
+        """The config of a dict (as `to_dict` or a run's config.json has it: the run store's own keys are left
+        out); InvalidInputError names any unknown setting."""
+        values = {key: value for key, value in values.items() if key not in STORE_KEYS}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

@@ -25,6 +25,7 @@ import numpy as np
 from galaxy_core.files import write_json_atomically
 from galaxy_core.prediction import VIEW_COUNT
 from galaxy_core.training.config import TrainConfig
+from galaxy_core.training.kinds import run_kind
 
 PROBE_SECONDS = 4.0
 PROBE_IMAGES = 512
@@ -115,7 +116,8 @@ def expected_seconds(config: TrainConfig, throughput: Throughput, split_sizes: d
         split_sizes.get("train", 0) if config.kind == "label_review" else VIEW_COUNT * split_sizes.get("test", 0)
     )
     evaluation = predicted / throughput.predict_images_per_second
-    return FIXED_SECONDS + config.planned_epochs * epoch_seconds(config, throughput, split_sizes) + evaluation
+    planned = run_kind(config.kind).planned_epochs(config)
+    return FIXED_SECONDS + planned * epoch_seconds(config, throughput, split_sizes) + evaluation
 
 
 def start_probe(config: TrainConfig, cache_dir: Path) -> bool:

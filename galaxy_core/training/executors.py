@@ -17,10 +17,8 @@ from pathlib import Path
 from typing import Protocol
 
 from galaxy_core.errors import GalaxyLabError
-from galaxy_core.training.store import Run, RunState
-from galaxy_core.training.worker import EXIT_FOLDER_GONE, EXIT_NO_SPACE, EXIT_UNRECORDED
-
-EXECUTORS = ("local", "ray")
+from galaxy_core.training.lifecycle import Outcome, exit_outcome
+from galaxy_core.training.store import Run
 
 
 class ExecutorUnavailableError(GalaxyLabError, RuntimeError):
@@ -30,12 +28,11 @@ class ExecutorUnavailableError(GalaxyLabError, RuntimeError):
 
 @dataclass(frozen=True)
 class Ended:
-    """A run whose execution ended. `state` and `message` are the cause as the executor saw it, for a run that
-    could not record its own end (None: the run should have recorded it)."""
+    """A run whose execution ended. `outcome`: how it ended as the executor saw it (killed, a lost node, a full
+    disk), or how the training returned it; None: the run folder's own outcome says."""
 
     run_id: str
-    state: RunState | None
-    message: str
+    outcome: Outcome | None
 
 
 class Executor(Protocol):
@@ -53,36 +50,10 @@ class Executor(Protocol):
     def active(self) -> set[str]:
         """The ids of the runs this executor is running."""
 
-    def kill(self, run_id: str, state: RunState, message: str) -> None:
-        """End a run at once; it is reported by the next poll with this state and message."""
+    def kill(self, run_id: str, outcome: Outcome) -> None:
+        """End a run at once; it is reported by the next poll with this outcome."""
 
     def close(self) -> None: ...
-
-
-SIGNAL_NOTES = {signal.SIGKILL: "out of memory is a common cause", signal.SIGTERM: "someone asked it to end"}
-
-
-def exit_cause(code: int, run: Run) -> tuple[RunState | None, str]:
-    """What a worker's exit status says of a run that may not have recorded its own end."""
-    if code < 0:
-        number = -code
-        try:
-            name = signal.Signals(number).name
-        except ValueError:
-            name = "an unknown signal"
-        note = SIGNAL_NOTES.get(number)
-        return RunState.INTERRUPTED, f"interrupted: the worker was killed by signal {number} ({name}" + (
-            f"; {note})" if note else ")"
-        )
-    if code == EXIT_NO_SPACE:
-        return RunState.FAILED, "failed: no space left on device"
-    if code == EXIT_FOLDER_GONE:
-        return None, "the run folder was deleted"
-    if code in (0, 1):
-        return None, f"the worker ended (exit status {code}) without recording how the run ended"
-    last = run.worker_output_tail(1)
-    cause = "the failure could not be recorded" if code == EXIT_UNRECORDED else f"exit status {code}"
-    return RunState.FAILED, f"failed: the worker ended with {cause}" + (f": {last}" if last else "")
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -116,7 +87,7 @@ def kill_process(pid: int | None, start_time: int | None) -> None:
 class _Worker:
     run: Run
     process: subprocess.Popen
-    killed_as: tuple[RunState, str] | None = field(default=None)
+    killed_as: Outcome | None = field(default=None)
 
 
 class LocalExecutor:
@@ -149,17 +120,17 @@ class LocalExecutor:
             if code is None:
                 continue
             del self._workers[run_id]
-            state, message = worker.killed_as or exit_cause(code, worker.run)
-            ended.append(Ended(run_id, state, message))
+            outcome = worker.killed_as or exit_outcome(code, worker.run.worker_output_tail(1))
+            ended.append(Ended(run_id, outcome))
         return ended
 
     def active(self) -> set[str]:
         return set(self._workers)
 
-    def kill(self, run_id: str, state: RunState, message: str) -> None:
+    def kill(self, run_id: str, outcome: Outcome) -> None:
         worker = self._workers.get(run_id)
         if worker is not None and worker.process.poll() is None:
-            worker.killed_as = (state, message)
+            worker.killed_as = outcome
             worker.process.kill()
 
     def close(self) -> None:

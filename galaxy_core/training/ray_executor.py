@@ -23,8 +23,17 @@ import threading
 import time
 from pathlib import Path
 
+from galaxy_core.training.config import TrainConfig
 from galaxy_core.training.executors import Ended, ExecutorUnavailableError
-from galaxy_core.training.store import MODEL_FILES, Run, RunState, model_file_name
+from galaxy_core.training.lifecycle import (
+    Outcome,
+    RunState,
+    StoppedBeforeTrainingError,
+    failed,
+    failure_message,
+)
+from galaxy_core.training.recipe import load_run_dataset
+from galaxy_core.training.store import MODEL_FILES, Run, model_file_name
 
 POLL_SECONDS = 0.5
 CONNECT_TIMEOUT_SECONDS = 30.0
@@ -62,8 +71,8 @@ class RemoteRun:
     def config(self) -> dict:
         return dict(self._config)
 
-    def set_status(self, state: RunState, **fields) -> None:
-        self._emit("set_status", RunState(state).value, fields)
+    def report_progress(self, **fields) -> None:
+        self._emit("report_progress", fields)
 
     def append_metrics(self, record: dict) -> None:
         self._emit("append_metrics", {"time": time.time(), **record})
@@ -79,11 +88,8 @@ class RemoteRun:
     def save_evaluation(self, summary: dict) -> None:
         self._emit("save_evaluation", summary)
 
-    def save_predictions(self, **arrays) -> None:
-        self._emit("save_predictions", arrays)
-
-    def save_review(self, **arrays) -> None:
-        self._emit("save_review", arrays)
+    def save_arrays(self, name: str, **arrays) -> None:
+        self._emit("save_arrays", name, arrays)
 
     def stop_requested(self) -> bool:
         return self._stop.is_set()
@@ -114,7 +120,7 @@ class RemoteTrainer:
     def __init__(self, run_id: str, config: dict):
         self.run = RemoteRun(run_id, config)
 
-    def train(self, dataset) -> str:
+    def train(self, dataset) -> dict:
         import ray
         import tensorflow as tf
 
@@ -126,9 +132,9 @@ class RemoteTrainer:
         tf.config.threading.set_intra_op_parallelism_threads(cpus)
         tf.config.threading.set_inter_op_parallelism_threads(min(2, cpus))
         node = f"{socket.gethostname()} {ray.util.get_node_ip_address()} (Ray node {context.get_node_id()[:8]})"
-        self.run.set_status(RunState.RUNNING, node=node)
+        self.run.report_progress(node=node)
         self.run.log(f"training on {node}, {cpus} CPU thread(s)")
-        return train_run(self.run, dataset).value
+        return train_run(self.run, dataset).to_dict()
 
     def news(self, stop: bool, last: bool = False) -> list[tuple]:
         """The run's events since the last call; `last`: the run has ended, its temporary folder goes too."""
@@ -141,6 +147,8 @@ class RemoteTrainer:
 def apply_events(run: Run, events: list[tuple]) -> None:
     """Write a remote run's events into its run folder, through the run store, in the order they happened."""
     writers = {
+        "report_progress": lambda fields: run.report_progress(**fields),
+        "save_arrays": lambda name, arrays: run.save_arrays(name, **arrays),
         "append_metrics": run.append_metrics,
         "log": run.log,
         "put_model_file": run.put_model_file,
@@ -148,13 +156,7 @@ def apply_events(run: Run, events: list[tuple]) -> None:
         "append_tensorboard": run.append_tensorboard,
     }
     for name, *arguments in events:
-        if name == "set_status":
-            state, fields = arguments
-            run.set_status(state, **fields)
-        elif name in ("save_predictions", "save_review"):
-            getattr(run, name)(**arguments[0])
-        else:
-            writers[name](*arguments)
+        writers[name](*arguments)
 
 
 def _interruption(error: Exception) -> str:
@@ -176,71 +178,65 @@ class RunDriver:
     def __init__(self, run: Run, resources: dict, cache_dir: Path, trainer_class, report):
         self.run, self.resources, self.cache_dir = run, resources, cache_dir
         self.trainer_class, self.report = trainer_class, report
-        self.kill_as: tuple[RunState, str] | None = None
+        self.kill_as: Outcome | None = None
         self.thread = threading.Thread(target=self._main, name=f"ray-{run.id}", daemon=True)
 
     def _main(self) -> None:
         try:
-            state, message = self._drive()
+            outcome = self._drive()
+        except StoppedBeforeTrainingError as stop:
+            outcome = Outcome(RunState.STOPPED, str(stop))
         except Exception as error:  # any failure of the driver itself ends the run with its cause
-            from galaxy_core.training.procedure import failure_message
+            outcome = failed(failure_message(error))
+        self.report(Ended(self.run.id, outcome))
 
-            state, message = RunState.FAILED, f"failed: {failure_message(error)}"
-        self.report(Ended(self.run.id, state, message))
-
-    def _drive(self) -> tuple[RunState | None, str]:
+    def _drive(self) -> Outcome | None:
+        """The run's outcome as the cluster returned it (None: the remote training returned none)."""
         import ray
         import ray.exceptions
 
-        from galaxy_core.data import DatasetSpec, create_dataset
-        from galaxy_core.training.procedure import StoppedBeforeTrainingError
-
         config = self.run.config()
-
-        def stop_check(done, total, message):
-            if self.run.stop_requested() or self.kill_as:
-                raise StoppedBeforeTrainingError("stopped while loading its dataset: no model")
-
-        self.run.set_status(RunState.RUNNING, message="loading its dataset on the head")
-        try:
-            spec = DatasetSpec.from_dict(config["dataset"])
-            dataset = create_dataset(spec, cache_dir=self.cache_dir, progress=stop_check)
-        except StoppedBeforeTrainingError as stop:
-            return RunState.STOPPED, str(stop)
-        self.run.set_status(RunState.RUNNING, message="waiting for a node of the Ray cluster with room")
-        trainer = self.trainer_class.options(**self.resources, max_concurrency=2).remote(
-            self.run.id, {k: v for k, v in config.items() if k != "created"}
+        self.run.report_progress(message="loading its dataset on the head")
+        dataset = load_run_dataset(
+            TrainConfig.from_dict(config), self.cache_dir, lambda: self.run.stop_requested() or bool(self.kill_as)
         )
+        self.run.report_progress(message="waiting for a node of the Ray cluster with room")
+        trainer = self.trainer_class.options(**self.resources, max_concurrency=2).remote(self.run.id, config)
         result = trainer.train.remote(ray.put(dataset))
         del dataset
-        answered = False
-        pending = None
         try:
-            while True:
-                if self.kill_as:
-                    return self.kill_as
-                stop = self.run.stop_requested()
-                if stop and not answered:
-                    return RunState.STOPPED, "stopped before it started on a node"
-                if pending is None:
-                    pending = trainer.news.remote(stop)
-                ready, _ = ray.wait([pending], timeout=POLL_SECONDS)
-                if ready:
-                    apply_events(self.run, ray.get(pending))
-                    self.run.beat()
-                    answered, pending = True, None
-                # The next poll in POLL_SECONDS, or as soon as the run ends.
-                if ray.wait([result], timeout=POLL_SECONDS if ready else 0)[0]:
-                    ray.get(result)  # raises when the actor died or train raised
-                    apply_events(self.run, ray.get(trainer.news.remote(False, last=True)))
-                    return None, "the Ray worker ended without recording how the run ended"
+            return self._follow(trainer, result)
         except ray.exceptions.RayTaskError as error:
-            return RunState.FAILED, f"failed: {str(error).strip().splitlines()[-1]}"
+            return failed(str(error).strip().splitlines()[-1])
         except (ray.exceptions.RayActorError, ray.exceptions.NodeDiedError) as error:
-            return RunState.INTERRUPTED, _interruption(error)
+            return Outcome(RunState.INTERRUPTED, _interruption(error))
         finally:
             with contextlib.suppress(Exception):
                 ray.kill(trainer)
+
+    def _follow(self, trainer, result) -> Outcome | None:
+        """Apply the remote run's news to its folder every POLL_SECONDS (passing on a stop request) until it ends."""
+        import ray
+
+        answered, pending = False, None
+        while True:
+            if self.kill_as:
+                return self.kill_as
+            stop = self.run.stop_requested()
+            if stop and not answered:
+                return Outcome(RunState.STOPPED, "stopped before it started on a node")
+            if pending is None:
+                pending = trainer.news.remote(stop)
+            ready, _ = ray.wait([pending], timeout=POLL_SECONDS)
+            if ready:
+                apply_events(self.run, ray.get(pending))
+                self.run.beat()
+                answered, pending = True, None
+            # The next poll in POLL_SECONDS, or as soon as the run ends.
+            if ray.wait([result], timeout=POLL_SECONDS if ready else 0)[0]:
+                returned = ray.get(result)  # raises when the actor died or train raised
+                apply_events(self.run, ray.get(trainer.news.remote(False, last=True)))
+                return Outcome.from_dict(returned) if returned else None
 
 
 class RayExecutor:
@@ -328,14 +324,14 @@ class RayExecutor:
     def active(self) -> set[str]:
         return set(self._drivers)
 
-    def kill(self, run_id: str, state: RunState, message: str) -> None:
+    def kill(self, run_id: str, outcome: Outcome) -> None:
         driver = self._drivers.get(run_id)
         if driver is not None:
-            driver.kill_as = (state, message)
+            driver.kill_as = outcome
 
     def close(self) -> None:
         for driver in self._drivers.values():
-            driver.kill_as = (RunState.INTERRUPTED, "interrupted: the training service stopped")
+            driver.kill_as = Outcome(RunState.INTERRUPTED, "interrupted: the training service stopped")
         for driver in list(self._drivers.values()):
             driver.thread.join(10)
         with contextlib.suppress(Exception):

@@ -1,24 +1,27 @@
-"""The run store: it owns every file of a run folder and the runs folder's service files.
+"""The run store: it owns every file of a run folder.
 
     <runs root>/<run id>/
         config.json        what was asked (written once)
-        status.json        the state and what is known of the run (rewritten atomically)
+        status.json        the run's state and what the training service recorded (rewritten atomically; only
+                           the service writes it, through `Run.move_to`, which checks the move)
+        progress.json      what the training reported while it trained (rewritten atomically; only the training)
+        outcome.json       how the training says the run ended, for the service to record
         metrics.jsonl      one JSON object per line, append-only, flushed at once
         log.txt            human-readable log, append-only
         heartbeat          its modification time is the worker's last sign of life
         stop-requested     present once someone asked the run to stop
-        best.keras, final.keras, evaluation.json, predictions.npz   (each replaced atomically)
-        fold-1.keras ... review.npz  a label review's fold models and its out-of-fold probabilities and ranking
-        review-decisions.json        what reviewers decided of each doubted label (rewritten atomically, locked)
+        best.keras, final.keras, fold-N.keras   models (each replaced atomically)
+        evaluation.json, predictions.npz        the test evaluation
+        review.npz, review-decisions.json       a label review's (galaxy_core.review says what they hold)
         tensorboard/       TensorBoard event files
         worker.out         what the worker process printed (local executor)
         .reserve           disk space kept so that the final status can be written on a full disk
-    <runs root>/supervisor.json, .scheduler.lock, .supervisor.lock, supervisor.log   (the training service)
 
 Whoever trains a run (a local worker process, or the head's copy of a remote one) writes through `Run`; pages,
-the CLI and benchmarks read `RunSummary` records and the readers here. Readers never trust a folder: a malformed
-run is skipped with a logged warning, a half-written last metrics line is ignored, fields of the wrong type read as
-missing, and run ids are checked before they become paths.
+the CLI and benchmarks read `RunSummary` records (galaxy_core.training.records) and the readers here. Readers
+never trust a folder: a malformed run is skipped with a logged warning, a half-written last metrics line is
+ignored, fields of the wrong type read as missing, and run ids are checked before they become paths. The training
+service's own files beside the runs are galaxy_core.training.service's.
 """
 
 from __future__ import annotations
@@ -27,50 +30,35 @@ import errno
 import fcntl
 import json
 import logging
-import math
 import re
 import secrets
 import time
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path, PurePosixPath
-from typing import IO
 
 import numpy as np
 
-from galaxy_core.data import DatasetSpec, check_spec, describe_spec
 from galaxy_core.errors import GalaxyLabError, InvalidInputError
 from galaxy_core.files import replaced_atomically, write_bytes_atomically, write_json_atomically
 from galaxy_core.prediction import ModelLoadError
+from galaxy_core.training.lifecycle import Outcome, RunState, check_transition
+from galaxy_core.training.records import RunSummary, merged_status, state_of
 
 logger = logging.getLogger(__name__)
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,120}")
-FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")  # a TensorBoard file or folder name
+FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")  # a file or folder name written from elsewhere
 MODEL_FILES = {"best": "best.keras", "final": "final.keras"}
 CHECKPOINTS = tuple(MODEL_FILES)
 FOLD_MODEL = re.compile(r"fold-([1-9][0-9]?)")  # a label review's fold model: "fold-1" to "fold-99"
-REVIEW_DECISIONS = ("accepted", "rejected")
+ARRAY_FILES = ("predictions", "review")  # <name>.npz
+# The store's own files, which no caller may write under another name.
+OWN_FILES = ("config.json", "status.json", "progress.json", "outcome.json", "evaluation.json")
 # Disk space kept for the run's final status, released when the disk is full (a status is under 8 kB).
 RESERVE_FILE, RESERVE_BYTES = ".reserve", 16384
-
-
-class RunState(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    FINISHED = "finished"
-    FAILED = "failed"
-    STOPPED = "stopped"
-    INTERRUPTED = "interrupted"
-
-    @property
-    def active(self) -> bool:
-        """Queued or running: the run may still change."""
-        return self in (RunState.QUEUED, RunState.RUNNING)
 
 
 class RunNotFoundError(GalaxyLabError, LookupError):
@@ -86,6 +74,18 @@ def model_file_name(which: str) -> str:
     raise ValueError(f"not a model of a run: {which!r}")
 
 
+def _array_file(name: str) -> str:
+    if name not in ARRAY_FILES:
+        raise ValueError(f"not an array file of a run: {name!r} (one of {ARRAY_FILES})")
+    return f"{name}.npz"
+
+
+def _json_file(name: str) -> str:
+    if not FILE_NAME.fullmatch(name) or not name.endswith(".json") or name in OWN_FILES:
+        raise ValueError(f"not a JSON file a caller may keep in a run folder: {name!r}")
+    return name
+
+
 def _read_json(path: Path) -> dict:
     value = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(value, dict):
@@ -93,199 +93,13 @@ def _read_json(path: Path) -> dict:
     return value
 
 
-def epoch_records(records: list[dict]) -> list[dict]:
-    """The lines of a run's metrics for finished epochs (an epoch cut short by a stop is "partial_epoch")."""
-    return [record for record in records if record.get("kind") == "epoch"]
-
-
-def best_epoch_value(records: list[dict], key: str) -> float | None:
-    """The highest `key` over the epochs that report it, or None."""
-    return max((record[key] for record in epoch_records(records) if _number(record.get(key)) is not None), default=None)
-
-
 def _tail(path: Path, lines: int) -> str:
     """The last lines of a text file that has some; "" when it cannot be read."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        content = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
-    return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
-
-
-def _number(value) -> float | None:
-    """A finite number from a JSON field, else None (a bool, a string or NaN is not a figure)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def _whole(value) -> int | None:
-    number = _number(value)
-    return int(number) if number is not None and number == int(number) else None
-
-
-def _text(value) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def valid_pid(value) -> int | None:
-    """A process id from a status file: a whole number > 1 (0, -1 and 1 would address process groups or init)."""
-    pid = _whole(value)
-    return pid if pid is not None and pid > 1 else None
-
-
-def _state_of(status: dict) -> RunState:
-    try:
-        return RunState(status.get("state"))
-    except ValueError:
-        raise ValueError(f"status.json has no known state: {status.get('state')!r}") from None
-
-
-def _checked_config(config: dict) -> tuple[dict, DatasetSpec]:
-    """(the config, its dataset spec), if it says what every reader relies on: a dataset spec and a model name;
-    else ValueError."""
-    problems, spec = [], None
-    try:
-        spec = check_spec(DatasetSpec.from_dict(config.get("dataset")))
-    except ValueError as error:
-        problems.append(f"its dataset: {error}")
-    if not isinstance(config.get("model"), str):
-        problems.append(f"its model is {config.get('model')!r}, not a model name")
-    if "epochs" in config and _whole(config["epochs"]) is None:
-        problems.append(f"its epochs are {config['epochs']!r}")
-    if problems:
-        raise ValueError("config.json: " + "; ".join(problems))
-    return config, spec
-
-
-def _planned_epochs(config: dict) -> int | None:
-    """The config's epochs; a label review's over all its folds."""
-    epochs = _whole(config.get("epochs"))
-    folds = _whole(config.get("folds"))
-    if config.get("kind") == "label_review" and epochs is not None and folds is not None:
-        return epochs * folds
-    return epochs
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """What pages, the CLI and benchmarks know of a run: its config and status, typed and checked."""
-
-    run: Run
-    config: dict
-    dataset: DatasetSpec  # the config's, parsed and checked once
-    state: RunState
-    message: str  # one line: what is happening, or why and how it ended
-    epochs_done: int  # finished epochs
-    epochs_planned: int | None
-    best_val_balanced_accuracy: float | None
-    test_accuracy: float | None
-    test_balanced_accuracy: float | None
-    test_balanced_accuracy_tta: float | None
-    class_names: tuple[str, ...]
-    parameters: int | None
-    executor: str | None
-    node: str | None
-    device: str | None
-    pid: int | None
-    pid_start: int | None
-    created: float | None
-    dispatched: float | None  # when the training service handed it to an executor
-    started: float | None  # when its training procedure began
-    finished: float | None
-    eta_seconds: float | None
-    batches_done: int | None  # in the epoch under way
-    steps_per_epoch: int | None
-    error: str | None
-    traceback: str | None
-
-    @property
-    def id(self) -> str:
-        return self.run.id
-
-    @property
-    def model(self) -> str:
-        return self.config["model"]
-
-    @property
-    def is_label_review(self) -> bool:
-        return self.config.get("kind") == "label_review"
-
-    @property
-    def has_review(self) -> bool:
-        """A label review that finished and kept its ranking of the doubted labels."""
-        return self.is_label_review and self.state is RunState.FINISHED and self.run.review_path.is_file()
-
-    @property
-    def has_test_results(self) -> bool:
-        return self.test_balanced_accuracy is not None
-
-    @property
-    def has_model(self) -> bool:
-        """The run ended and kept a model (a best checkpoint or a final model) to evaluate or classify with."""
-        return not self.state.active and (self.run.best_model_path.is_file() or self.run.final_model_path.is_file())
-
-    def batch_progress(self) -> str:
-        """ ", batch 12/40" while an epoch is under way; "" otherwise."""
-        if self.state is RunState.RUNNING and self.batches_done and self.steps_per_epoch:
-            return f", batch {self.batches_done}/{self.steps_per_epoch}"
-        return ""
-
-    @property
-    def progress(self) -> float:
-        """The share of its planned epochs the run has done, batches of the current epoch included."""
-        planned = self.epochs_planned or 1
-        within = self.batches_done / self.steps_per_epoch if self.batches_done and self.steps_per_epoch else 0.0
-        return min(1.0, (self.epochs_done + within) / planned)
-
-    def table_row(self) -> dict:
-        """The run as one row of the runs table (the Train page's and `galaxy-lab runs`)."""
-        running = self.state is RunState.RUNNING
-        return {
-            "run": self.id,
-            "state": self.state.value,
-            "what happened": self.message,
-            "model": f"label review: {self.config.get('folds')} x {self.model}" if self.is_label_review else self.model,
-            "dataset": describe_spec(self.dataset) + (" (reviewed labels)" if self.config.get("label_changes") else ""),
-            "epochs": f"{self.epochs_done}/{self.epochs_planned or '?'}" + self.batch_progress(),
-            "val balanced acc": self.best_val_balanced_accuracy,
-            "test balanced acc": self.test_balanced_accuracy,
-            "time left": f"{self.eta_seconds / 60:.1f} min" if running and self.eta_seconds is not None else "",
-            "where": self.node or "",
-        }
-
-    def to_json(self) -> dict:
-        """The summary as `galaxy-lab runs --json` prints it."""
-        return {
-            "id": self.id,
-            "state": self.state.value,
-            "message": self.message,
-            "model": self.model,
-            "dataset": self.dataset.path or self.dataset.source,
-            "executor": self.executor,
-            "node": self.node,
-            "device": self.device,
-            "epochs_done": self.epochs_done,
-            "epochs_planned": self.epochs_planned,
-            "best_val_balanced_accuracy": self.best_val_balanced_accuracy,
-            "test_accuracy": self.test_accuracy,
-            "test_balanced_accuracy": self.test_balanced_accuracy,
-            "test_balanced_accuracy_tta": self.test_balanced_accuracy_tta,
-            "created": self.created,
-            "started": self.started,
-            "finished": self.finished,
-            "error": self.error,
-        }
-
-
-DEFAULT_MESSAGES = {
-    RunState.QUEUED: "waiting for a training slot",
-    RunState.RUNNING: "training",
-    RunState.FINISHED: "finished",
-    RunState.FAILED: "failed",
-    RunState.STOPPED: "stopped",
-    RunState.INTERRUPTED: "interrupted",
-}
+    return "\n".join([line for line in content.splitlines() if line.strip()][-lines:])
 
 
 @dataclass(frozen=True)
@@ -346,16 +160,11 @@ class Run:
         return self.path / "evaluation.json"
 
     @property
-    def review_path(self) -> Path:
-        return self.path / "review.npz"
-
-    @property
-    def review_decisions_path(self) -> Path:
-        return self.path / "review-decisions.json"
-
-    @property
     def predictions_path(self) -> Path:
-        return self.path / "predictions.npz"
+        return self.array_path("predictions")
+
+    def array_path(self, name: str) -> Path:
+        return self.path / _array_file(name)
 
     @property
     def tensorboard_dir(self) -> Path:
@@ -375,54 +184,38 @@ class Run:
         return _read_json(self.path / "config.json")
 
     def status(self) -> dict:
+        """What the training service recorded (the state among it)."""
         return _read_json(self.path / "status.json")
+
+    def progress(self) -> dict:
+        """What the training reported so far; {} before it has reported anything, or when it cannot be read."""
+        try:
+            return _read_json(self.path / "progress.json")
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as error:
+            logger.warning("run %s: unreadable progress.json: %s", self.id, error)
+            return {}
 
     def state(self) -> RunState:
         """The run's state alone (cheaper than its summary); ValueError when the status has none."""
-        return _state_of(self.status())
+        return state_of(self.status())
 
     def summary(self) -> RunSummary:
         """The run's typed summary; raises OSError or ValueError when config or status cannot be read or its
         config lacks what a run must say (its dataset and model)."""
-        (config, dataset), status = _checked_config(self.config()), self.status()
-        state = _state_of(status)
-        epochs_done = _whole(status.get("epochs_done"))
-        best_val = _number(status.get("best_val_balanced_accuracy"))
-        if epochs_done is None:  # written by an older version of the lab: count from the metrics
-            metrics = self.metrics()
-            epochs_done, best_val = len(epoch_records(metrics)), best_epoch_value(metrics, "val_balanced_accuracy")
-        names = status.get("class_names")
-        error = _text(status.get("error"))
-        message = _text(status.get("message")) or (f"failed: {error}" if error else DEFAULT_MESSAGES[state])
-        return RunSummary(
-            run=self,
-            config=config,
-            dataset=dataset,
-            state=state,
-            message=message,
-            epochs_done=epochs_done,
-            epochs_planned=_planned_epochs(config),
-            best_val_balanced_accuracy=best_val,
-            test_accuracy=_number(status.get("test_accuracy")),
-            test_balanced_accuracy=_number(status.get("test_balanced_accuracy")),
-            test_balanced_accuracy_tta=_number(status.get("test_balanced_accuracy_tta")),
-            class_names=tuple(names) if isinstance(names, list) and all(isinstance(n, str) for n in names) else (),
-            parameters=_whole(status.get("parameters")),
-            executor=_text(status.get("executor")),
-            node=_text(status.get("node")),
-            device=_text(status.get("device")),
-            pid=valid_pid(status.get("pid")),
-            pid_start=_whole(status.get("pid_start")),
-            created=_number(config.get("created")),
-            dispatched=_number(status.get("dispatched")),
-            started=_number(status.get("started")),
-            finished=_number(status.get("finished")),
-            eta_seconds=_number(status.get("eta_seconds")),
-            batches_done=_whole(status.get("batches_done")),
-            steps_per_epoch=_whole(status.get("steps_per_epoch")),
-            error=error,
-            traceback=_text(status.get("traceback")),
-        )
+        config, status = self.config(), self.status()
+        return RunSummary.read(self, config, merged_status(status, self.progress()))
+
+    def outcome(self) -> Outcome | None:
+        """How the training says the run ended; None before it has, or when that cannot be read (logged)."""
+        try:
+            return Outcome.from_dict(_read_json(self.path / "outcome.json"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError) as error:
+            logger.warning("run %s: unreadable outcome.json: %s", self.id, error)
+            return None
 
     def metrics(self) -> list[dict]:
         """Every complete metrics line; a line still being written (or damaged) is left out."""
@@ -464,8 +257,10 @@ class Run:
             logger.warning("run %s: unreadable evaluation.json: %s", self.id, error)
             return None
 
-    def _arrays(self, path: Path) -> dict[str, np.ndarray] | None:
-        """The arrays of one of the run's .npz files; None when there is none or it cannot be read (logged)."""
+    def arrays(self, name: str) -> dict[str, np.ndarray] | None:
+        """The arrays of one of the run's .npz files ("predictions", "review"); None when there are none or they
+        cannot be read (logged)."""
+        path = self.array_path(name)
         if not path.is_file():
             return None
         try:
@@ -478,37 +273,18 @@ class Run:
     def predictions(self) -> dict[str, np.ndarray] | None:
         """The saved test predictions (probabilities, tta_probabilities, labels, source_ids); None when there are
         none or they cannot be read (logged)."""
-        return self._arrays(self.predictions_path)
+        return self.arrays("predictions")
 
-    def review(self) -> dict[str, np.ndarray] | None:
-        """A label review's arrays (probabilities, labels, source_ids, folds, doubted); None when there are none
-        or they cannot be read (logged)."""
-        return self._arrays(self.review_path)
-
-    def review_decisions(self) -> dict[str, str]:
-        """{source id: "accepted" or "rejected"} for the doubted labels reviewers have decided; damaged entries
-        (or a damaged file, logged) read as undecided."""
+    def json_file(self, name: str) -> dict:
+        """A JSON object another module keeps in the run folder (e.g. "review-decisions.json"); {} when there is
+        none, or when it cannot be read (logged)."""
         try:
-            saved = _read_json(self.review_decisions_path)
+            return _read_json(self.path / _json_file(name))
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as error:
-            logger.warning("run %s: unreadable review-decisions.json: %s", self.id, error)
+            logger.warning("run %s: unreadable %s: %s", self.id, name, error)
             return {}
-        return {key: value for key, value in saved.items() if value in REVIEW_DECISIONS}
-
-    def record_review_decisions(self, decisions: dict[str, str | None]) -> dict[str, str]:
-        """Merge reviewers' decisions ({source id: "accepted", "rejected", or None to undecide}) into the saved
-        ones, under a lock so that two reviewers' clicks both count; returns all decisions."""
-        bad = sorted({value for value in decisions.values() if value is not None and value not in REVIEW_DECISIONS})
-        if bad:
-            raise InvalidInputError(f"a review decision is one of {REVIEW_DECISIONS} (or none), not {bad}")
-        with (self.path / ".review-decisions.lock").open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            merged = {**self.review_decisions(), **decisions}
-            merged = {key: value for key, value in merged.items() if value is not None}
-            write_json_atomically(self.review_decisions_path, merged)
-        return merged
 
     def heartbeat_at(self) -> float | None:
         try:
@@ -525,18 +301,16 @@ class Run:
     def stop_requested(self) -> bool:
         return self.stop_requested_at() is not None
 
-    # Writing: the run's worker (or the head's copy of a remote worker), the job manager and the supervisor.
+    # Writing. The training service moves the run between states; the training reports progress and its outcome.
 
-    def set_status(self, state: RunState | str, **fields) -> dict:
-        """Merge `fields` into the status. A final state can be written on a full disk: the space it needs is
+    def move_to(self, state: RunState | str, **fields) -> dict:
+        """The training service's one way to change a run's state (IllegalTransitionError for a move its life does
+        not allow), recording `fields` with it. A final state can be written on a full disk: the space it needs is
         kept in reserve from the run's creation."""
         state = RunState(state)
-        try:
-            previous = self.status()
-        except (OSError, ValueError):
-            previous = {}
-        if previous.get("state") != state.value:
-            previous.pop("message", None)  # a message describes the state it was written with
+        previous = self.status()
+        check_transition(state_of(previous), state)
+        previous.pop("message", None)  # a message describes the state it was written with
         status = {**previous, **fields, "state": state.value, "updated": time.time()}
         try:
             write_json_atomically(self.path / "status.json", status)
@@ -547,6 +321,13 @@ class Run:
             reserve.unlink()
             write_json_atomically(self.path / "status.json", status)
         return status
+
+    def report_progress(self, **fields) -> None:
+        """Merge what the training reports (its stage, epochs and batches done, time left, ...) into its progress."""
+        write_json_atomically(self.path / "progress.json", {**self.progress(), **fields, "updated": time.time()})
+
+    def save_outcome(self, outcome: Outcome) -> None:
+        write_json_atomically(self.path / "outcome.json", outcome.to_dict())
 
     def append_metrics(self, record: dict) -> None:
         line = json.dumps({"time": time.time(), **record}) + "\n"
@@ -573,15 +354,19 @@ class Run:
     def save_evaluation(self, summary: dict) -> None:
         write_json_atomically(self.evaluation_path, summary)
 
-    def _save_arrays(self, path: Path, arrays: dict[str, np.ndarray]) -> None:
-        with replaced_atomically(path) as temporary:
+    def save_arrays(self, name: str, **arrays: np.ndarray) -> None:
+        """One of the run's .npz files ("predictions", "review"), replaced atomically."""
+        with replaced_atomically(self.array_path(name)) as temporary:
             np.savez(temporary, **arrays)
 
-    def save_predictions(self, **arrays: np.ndarray) -> None:
-        self._save_arrays(self.predictions_path, arrays)
-
-    def save_review(self, **arrays: np.ndarray) -> None:
-        self._save_arrays(self.review_path, arrays)
+    def update_json_file(self, name: str, change: Callable[[dict], dict]) -> dict:
+        """Rewrite a JSON object another module keeps in the run folder with `change(current)`, under a lock, so
+        that two writers at once both count; returns what was written."""
+        with (self.path / f".{_json_file(name)}.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            value = change(self.json_file(name))
+            write_json_atomically(self.path / name, value)
+        return value
 
     def append_tensorboard(self, relative: str, offset: int, data: bytes) -> None:
         """Bytes of a TensorBoard event file written elsewhere (a remote worker), at their offset in it."""
@@ -622,23 +407,17 @@ class RunStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
 
-    @property
-    def service_status_path(self) -> Path:
-        return self.root / "supervisor.json"
-
-    @property
-    def service_log_path(self) -> Path:
-        return self.root / "supervisor.log"
-
-    def create(self, config: dict, model_name: str) -> Run:
-        """A new run folder with its config and the status "queued"."""
+    def create(self, config: dict, *, name: str, planned_epochs: int) -> Run:
+        """A new run folder with its config and the status "queued" (with the epochs it plans to train: counted
+        once, here, for every reader)."""
         self.root.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        run = Run(self.root / f"{stamp}-{model_name}-{secrets.token_hex(2)}")
+        run = Run(self.root / f"{stamp}-{name}-{secrets.token_hex(2)}")
         run.path.mkdir()
         write_json_atomically(run.path / "config.json", {"created": time.time(), **config})
         (run.path / RESERVE_FILE).write_bytes(bytes(RESERVE_BYTES))
-        run.set_status(RunState.QUEUED)
+        status = {"state": RunState.QUEUED.value, "epochs_planned": planned_epochs, "updated": time.time()}
+        write_json_atomically(run.path / "status.json", status)
         return run
 
     def get(self, run_id: str) -> Run:
@@ -681,60 +460,3 @@ class RunStore:
         """Every readable run (or only the queued and running ones), newest first; damaged folders are left out
         (`scan` lists them)."""
         return self.scan(active_only=active_only)[0]
-
-    @contextmanager
-    def lock(self) -> Iterator[None]:
-        """The scheduler lock: whoever changes which runs are queued or running holds it."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / ".scheduler.lock").open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-    def acquire_service_lock(self) -> IO | None:
-        """The training service's lock, held for the life of the one supervisor of this runs folder; None when
-        another process holds it. Closing the handle (or the process ending in any way) releases it."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        handle = (self.root / ".supervisor.lock").open("a")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            return None
-        return handle
-
-    def service_running(self) -> bool:
-        """Whether a supervisor serves this runs folder (none can where its lock file cannot be opened)."""
-        try:
-            handle = self.acquire_service_lock()
-        except OSError:
-            return False
-        if handle is None:
-            return True
-        handle.close()
-        return False
-
-    def service_status(self) -> dict | None:
-        """What the training service last said of itself (see galaxy_core.training.supervisor), or None."""
-        try:
-            status = _read_json(self.service_status_path)
-            status["beat"] = self.service_status_path.stat().st_mtime
-        except (OSError, ValueError):
-            return None
-        return status
-
-    def set_service_status(self, status: dict) -> None:
-        write_json_atomically(self.service_status_path, status)
-
-    def beat_service(self) -> None:
-        self.service_status_path.touch()
-
-    def log_service(self, message: str) -> None:
-        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
-        try:
-            with self.service_log_path.open("a", encoding="utf-8") as file:
-                file.write(f"{stamp} {message}\n")
-        except OSError as error:  # a full disk must not stop the service
-            logger.warning("cannot write %s: %s (%s)", self.service_log_path, error, message)

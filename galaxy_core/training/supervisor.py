@@ -1,18 +1,20 @@
 """The training service: one supervisor process per runs folder watches every run's life, whoever is looking.
 
-`python -m galaxy_core.training.supervisor RUNS_ROOT`. It is started on demand (`ensure_supervisor`) by whoever
-queues or stops a run, by `galaxy-lab serve`, by the Train page and by the local workers themselves; a lock file
-keeps it to one per runs folder, and the kernel releases the lock however the process ends. Every POLL_SECONDS it
+`python -m galaxy_core.training.supervisor RUNS_ROOT`. It is started on demand (galaxy_core.training.service.
+ensure_supervisor) by whoever queues, stops or looks at runs: the pages, the CLI, `galaxy-lab serve`; a lock file
+keeps it to one per runs folder, and the kernel releases the lock however the process ends. It alone moves a
+running run between states (galaxy_core.training.lifecycle). Every POLL_SECONDS it
 
-- records how each run that ended, ended, when the run could not say so itself (killed by a signal or for lack
-  of memory, a full disk, a lost Ray node), with that cause;
-- marks as interrupted a running run whose worker is gone (one started by an earlier supervisor is recognised
-  by its pid and start time, which a reused pid cannot fake);
+- records how each run that ended, ended: the outcome its training wrote, or, when the run could not say so
+  itself, the cause the executor saw (killed by a signal or for lack of memory, a full disk, a lost Ray node);
+- records the end of a run whose worker, started by an earlier supervisor, is gone (recognised by its pid and
+  start time, which a reused pid cannot fake): its outcome if it wrote one, else interrupted;
 - kills a run that was asked to stop and has given no sign of life for `stop_grace_seconds` since;
 - kills the worker of a run whose folder was deleted;
 - starts the oldest queued runs while fewer than `max_concurrent_runs` train.
 
-With nothing queued or running for IDLE_EXIT_SECONDS it exits; the next queued run starts it again.
+With nothing queued or running for IDLE_EXIT_SECONDS it exits; the next queued run starts it again. Killed, it is
+started again by the next page or command that looks at the runs, and adopts the workers still training.
 """
 
 from __future__ import annotations
@@ -22,11 +24,9 @@ import logging
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 import traceback
-from pathlib import Path
 
 from galaxy_core.settings import Settings, load_settings
 from galaxy_core.training.executors import (
@@ -37,8 +37,10 @@ from galaxy_core.training.executors import (
     kill_process,
     process_alive,
 )
-from galaxy_core.training.procedure import failure_message
-from galaxy_core.training.store import Run, RunState, RunStore, RunSummary
+from galaxy_core.training.lifecycle import Outcome, RunState, failed, failure_message
+from galaxy_core.training.records import RunSummary
+from galaxy_core.training.service import ServiceFiles
+from galaxy_core.training.store import Run, RunStore
 
 logger = logging.getLogger(__name__)
 
@@ -63,53 +65,55 @@ def create_executor(settings: Settings) -> Executor:
 
 class Supervisor:
     def __init__(self, store: RunStore, executor: Executor, *, max_concurrent: int, stop_grace: float):
-        self.store, self.executor = store, executor
+        self.store, self.files, self.executor = store, ServiceFiles(store.root), executor
         self.max_concurrent, self.stop_grace = max_concurrent, stop_grace
-        self.unwritten: dict[str, tuple[RunState, str]] = {}  # final states the disk refused; retried each pass
+        self.unwritten: dict[str, Outcome] = {}  # final states the disk refused; retried each pass
         self.problem: str | None = None  # why the executor cannot start runs now
         self.checked_at = -CHECK_RETRY_SECONDS
         self.stopping = False
 
     def step(self) -> int:
         """One pass over the runs folder; returns how many runs are queued or running."""
-        with self.store.lock():
+        with self.files.scheduler_lock():
             for ended in self.executor.poll():
                 self._record_end(ended)
             for run_id in {run_id for run_id in self.executor.active() if not Run(self.store.root / run_id).exists()}:
-                self.store.log_service(f"{run_id}: its folder was deleted; its worker is stopped")
-                self.executor.kill(run_id, RunState.INTERRUPTED, "its run folder was deleted")
+                self.files.log(f"{run_id}: its folder was deleted; its worker is stopped")
+                self.executor.kill(run_id, Outcome(RunState.INTERRUPTED, "its run folder was deleted"))
             summaries = self.store.runs(active_only=True)
             busy = sum(self._watch(summary) for summary in summaries if summary.state is RunState.RUNNING)
             queued = [summary for summary in reversed(summaries) if summary.state is RunState.QUEUED]
             free = self.max_concurrent - busy
             if queued and free > 0 and self._executor_ready():
-                for summary in queued[:free]:
-                    self._start(summary.run)
-                busy, queued = busy + len(queued[:free]), queued[free:]
+                started = sum(self._start(summary.run) for summary in queued[:free])
+                busy, queued = busy + started, queued[started:]
             return busy + len(queued)
 
     def _watch(self, summary: RunSummary) -> int:
         """1 if the running run still has a live worker (after enforcing a stop that went unanswered), else 0."""
         run = summary.run
         if run.id in self.unwritten:
-            self._finish(run, *self.unwritten[run.id])
+            self._finish(run, self.unwritten[run.id])
             return 0
         if run.id in self.executor.active():
             if self._stop_unanswered(run):
-                self.executor.kill(run.id, RunState.STOPPED, self._killed_message())
+                self.executor.kill(run.id, self._killed())
             return 1
         if summary.executor == "local" and process_alive(summary.pid, summary.pid_start):
             # A worker started by an earlier supervisor: it goes on, and still counts.
             if self._stop_unanswered(run):
                 kill_process(summary.pid, summary.pid_start)
-                self._finish(run, RunState.STOPPED, self._killed_message())
+                self._finish(run, self._killed())
                 return 0
             return 1
         self._finish(
             run,
-            RunState.INTERRUPTED,
-            "interrupted: its worker ended while the training service was not watching (the machine restarted, or "
-            "the service that drove it stopped)",
+            run.outcome()
+            or Outcome(
+                RunState.INTERRUPTED,
+                "interrupted: its worker ended while the training service was not watching (the machine restarted, "
+                "or the service that drove it stopped)",
+            ),
         )
         return 0
 
@@ -120,35 +124,34 @@ class Supervisor:
             return False
         return time.time() - max(requested, run.heartbeat_at() or 0.0) > self.stop_grace
 
-    def _killed_message(self) -> str:
-        return f"killed: no answer for {self.stop_grace:.0f} s after stop"
+    def _killed(self) -> Outcome:
+        return Outcome(RunState.STOPPED, f"killed: no answer for {self.stop_grace:.0f} s after stop")
 
     def _record_end(self, ended: Ended) -> None:
+        """The outcome of a run whose execution ended: the executor's (it was killed, its node lost), else the one
+        its training wrote, else a failure that says it wrote none."""
         run = Run(self.store.root / ended.run_id)
         if not run.exists():
             return
         try:
-            summary = run.summary()
+            if not run.state().active:
+                return
         except (OSError, ValueError) as error:
-            self.store.log_service(f"{ended.run_id}: ended ({ended.message}), and its status cannot be read: {error}")
+            self.files.log(f"{ended.run_id}: ended, and its status cannot be read: {error}")
             return
-        if not summary.state.active:
-            return  # the run recorded its own end
-        if ended.state is None:
-            self._finish(run, RunState.FAILED, f"failed: {ended.message}")
-        else:
-            self._finish(run, ended.state, ended.message)
+        outcome = ended.outcome or run.outcome() or failed("the worker ended without recording how the run ended")
+        self._finish(run, outcome)
 
-    def _finish(self, run: Run, state: RunState, message: str) -> None:
+    def _finish(self, run: Run, outcome: Outcome) -> None:
         try:
-            run.set_status(state, message=message, finished=time.time())
+            run.move_to(outcome.state, message=outcome.message, finished=time.time(), **outcome.fields)
         except OSError as error:
             if run.id not in self.unwritten:
-                self.store.log_service(f"{run.id}: cannot record '{message}' yet: {error}")
-            self.unwritten[run.id] = (state, message)
+                self.files.log(f"{run.id}: cannot record '{outcome.message}' yet: {error}")
+            self.unwritten[run.id] = outcome
             return
         self.unwritten.pop(run.id, None)
-        self.store.log_service(f"{run.id}: {message}")
+        self.files.log(f"{run.id}: {outcome.message}")
 
     def _executor_ready(self) -> bool:
         if time.monotonic() - self.checked_at < CHECK_RETRY_SECONDS and self.problem is not None:
@@ -161,28 +164,35 @@ class Supervisor:
             problem = str(error)
         if problem != self.problem:
             self.problem = problem
-            self.store.log_service(
-                f"runs wait: {problem}" if problem else f"the {self.executor.name} executor is ready"
-            )
+            self.files.log(f"runs wait: {problem}" if problem else f"the {self.executor.name} executor is ready")
             self.publish()
         return problem is None
 
-    def _start(self, run: Run) -> None:
+    def _start(self, run: Run) -> bool:
+        """Hand a queued run to the executor and record it as running; whether it started."""
         try:
-            run.set_status(RunState.RUNNING, message="starting", executor=self.executor.name, dispatched=time.time())
-            run.set_status(RunState.RUNNING, **self.executor.start(run))
-        except ExecutorUnavailableError as error:  # the cluster changed since it was checked
-            run.set_status(RunState.QUEUED, message=f"waiting: {error}")
-            return
+            where = self.executor.start(run)
+        except ExecutorUnavailableError as error:  # the cluster changed since it was checked: the run waits
+            self.problem = str(error)
+            self.files.log(f"{run.id}: waits: {error}")
+            self.publish()
+            return False
         except OSError as error:
-            self._finish(run, RunState.FAILED, f"failed: the run could not start: {failure_message(error)}")
-            return
-        self.store.log_service(f"{run.id}: started on the {self.executor.name} executor")
+            self._finish(run, failed(f"the run could not start: {failure_message(error)}"))
+            return False
+        fields = {"message": "starting", "executor": self.executor.name, "dispatched": time.time(), **where}
+        try:
+            run.move_to(RunState.RUNNING, **fields)
+        except OSError as error:
+            self.executor.kill(run.id, failed(f"the run could not start: {failure_message(error)}"))
+            return True  # its worker ends at once, and the next poll records it
+        self.files.log(f"{run.id}: started on the {self.executor.name} executor")
+        return True
 
     def publish(self, state: str = "running") -> None:
         """What the service says of itself in supervisor.json, for pages and the CLI."""
         try:
-            self.store.set_service_status(
+            self.files.publish(
                 {
                     "state": state,
                     "pid": os.getpid(),
@@ -205,14 +215,14 @@ class Supervisor:
             try:
                 busy = self.step()
             except Exception:  # the service must outlive any one bad pass; the log says what went wrong
-                self.store.log_service(f"a supervision pass failed:\n{traceback.format_exc()}")
+                self.files.log(f"a supervision pass failed:\n{traceback.format_exc()}")
                 busy = 1
             if busy or self.executor.active() or self.unwritten:
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since > idle_exit and self._leave_if_idle(service_lock):
                 break
             with contextlib.suppress(OSError):
-                self.store.beat_service()
+                self.files.beat()
             time.sleep(POLL_SECONDS)
         else:
             self.publish("stopped")
@@ -221,41 +231,12 @@ class Supervisor:
     def _leave_if_idle(self, service_lock) -> bool:
         """Give up the service lock if nothing is queued or running. Whoever queues a run holds the scheduler lock
         while it looks for a service, so a run queued now either is seen here or starts a new service."""
-        with self.store.lock():
+        with self.files.scheduler_lock():
             if self.store.runs(active_only=True):
                 return False
             self.publish("stopped")
             service_lock.close()
             return True
-
-
-_spawned: list[subprocess.Popen] = []
-
-
-def ensure_supervisor(runs_root: str | Path) -> bool:
-    """Start the training service of `runs_root` unless it runs already; True when this call started it. Never
-    raises: a runs folder that cannot be written is reported where runs are queued."""
-    for process in list(_spawned):  # reap services that have exited, so they do not linger as zombies
-        if process.poll() is not None:
-            _spawned.remove(process)
-    store = RunStore(runs_root)
-    try:
-        if store.service_running():
-            return False
-        with store.service_log_path.open("ab") as log:
-            _spawned.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "galaxy_core.training.supervisor", str(store.root)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
-    except OSError as error:
-        logger.warning("cannot start the training service for %s: %s", runs_root, error)
-        return False
-    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -264,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m galaxy_core.training.supervisor RUNS_ROOT", file=sys.stderr)
         return 2
     store = RunStore(args[0])
-    lock = store.acquire_service_lock()
+    lock = ServiceFiles(store.root).acquire_service_lock()
     if lock is None:
         return 0  # another supervisor serves this runs folder
     settings = load_settings()

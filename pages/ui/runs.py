@@ -9,7 +9,7 @@ import streamlit as st
 
 from galaxy_core.data import describe_spec
 from galaxy_core.inference import balanced_accuracy_interval_of
-from galaxy_core.training import RunStore, RunSummary
+from galaxy_core.training import RunState, RunStore, RunSummary
 from pages.ui.state import get_settings
 
 FAMILY_LABELS = {"report": "Report", "modern": "Modern", "custom": "Custom"}
@@ -58,6 +58,26 @@ def run_interval(run) -> tuple[float, float] | None:
     except OSError:  # none saved, or the run folder was deleted meanwhile
         return None
     return _cached_interval(run, (str(path), modified))
+
+
+def run_row(summary: RunSummary) -> dict:
+    """The run as one row of the Train page's runs table."""
+    from galaxy_core.training.kinds import describe_run_model
+
+    running = summary.state is RunState.RUNNING
+    reviewed = " (reviewed labels)" if summary.config.get("label_changes") else ""
+    return {
+        "run": summary.id,
+        "state": summary.state.value,
+        "what happened": summary.message,
+        "model": describe_run_model(summary.config),
+        "dataset": describe_spec(summary.dataset) + reviewed,
+        "epochs": summary.epochs_text(),
+        "val balanced acc": summary.best_val_balanced_accuracy,
+        "test balanced acc": summary.test_balanced_accuracy,
+        "time left": f"{summary.eta_seconds / 60:.1f} min" if running and summary.eta_seconds is not None else "",
+        "where": summary.node or "",
+    }
 
 
 def run_label(summary) -> str:

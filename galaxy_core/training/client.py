@@ -1,21 +1,29 @@
-"""Queueing and stopping runs: what pages and the CLI call. The training service does the rest.
+"""How pages, the CLI and notebooks reach the training service: queue, stop and follow runs, and ask how the
+service is. Every call makes sure the service runs (galaxy_core.training.service.ensure_supervisor), so a queue
+never waits for somebody to look at it, and a service that was killed comes back with the next look.
 
-A queued run is a run folder in the state "queued"; the supervisor of the runs folder
-(galaxy_core.training.supervisor) starts it when a slot is free, watches it, and records how it ended. Every call
-here makes sure that service runs, so a queue never waits for somebody to look at it.
+A queued run is a run folder in the state "queued"; the supervisor of the runs folder starts it when a slot is
+free, watches it and records how it ended. `train_in_this_process` is the other way to train: in the caller's own
+process (a notebook, a benchmark, a test), where the caller is the run's service.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from galaxy_core.errors import GalaxyLabError
 from galaxy_core.training.config import TrainConfig
-from galaxy_core.training.store import Run, RunState, RunStore, RunSummary
-from galaxy_core.training.supervisor import ensure_supervisor
+from galaxy_core.training.kinds import check_run_config, run_kind
+from galaxy_core.training.lifecycle import RunState
+from galaxy_core.training.procedure import train_run
+from galaxy_core.training.records import RunSummary
+from galaxy_core.training.service import ServiceFiles, ensure_supervisor
+from galaxy_core.training.store import Run, RunStore
+
+FOLLOW_SERVICE_CHECK_SECONDS = 5.0
 
 
 class QueueFullError(GalaxyLabError, RuntimeError):
@@ -42,22 +50,43 @@ class ServiceStatus:
         return f"running, training on the {self.executor} executor"
 
 
-class JobManager:
+def new_run(store: RunStore, config: TrainConfig) -> Run:
+    """A run folder for `config`, queued, with the epochs its kind plans (InvalidInputError for a config its kind
+    cannot run)."""
+    check_run_config(config)
+    planned = run_kind(config.kind).planned_epochs(config)
+    return store.create(config.to_dict(), name=config.model, planned_epochs=planned)
+
+
+def train_in_this_process(run: Run, dataset=None, observers: Sequence = ()) -> RunState:
+    """Train a queued run here, as the run's own service: it moves the run to running, trains it and records its
+    outcome; returns the final state. `dataset` and `observers`: as for galaxy_core.training.procedure.train_run."""
+    run.move_to(RunState.RUNNING, message="starting", executor="this process", dispatched=time.time())
+    outcome = train_run(run, dataset, observers)
+    run.move_to(outcome.state, message=outcome.message, finished=time.time(), **outcome.fields)
+    return outcome.state
+
+
+class ServiceClient:
     def __init__(self, runs_root: str | Path, *, max_queued: int | None = None, max_epochs: int | None = None):
         self.store = RunStore(runs_root)
+        self.files = ServiceFiles(self.store.root)
         self.max_queued = max_queued
         self.max_epochs = max_epochs
 
     @classmethod
-    def from_settings(cls, settings, runs_root: str | Path | None = None) -> JobManager:
-        """The manager with the server's limits (queue length, epochs per run)."""
+    def from_settings(cls, settings, runs_root: str | Path | None = None) -> ServiceClient:
+        """The client with the server's limits (queue length, epochs per run)."""
         return cls(runs_root or settings.runs_dir, max_queued=settings.max_queued_runs, max_epochs=settings.max_epochs)
 
     def submit(self, config: TrainConfig) -> Run:
         """Queue a run (the service starts it when a slot is free); QueueFullError when the server's limits refuse
         it, RunsFolderError when the runs folder cannot be written."""
-        if self.max_epochs is not None and config.epochs > self.max_epochs:
-            raise QueueFullError(f"this server allows at most {self.max_epochs} epochs per run, not {config.epochs}")
+        check_run_config(config)
+        planned = run_kind(config.kind).planned_epochs(config)
+        if self.max_epochs is not None and planned > self.max_epochs:
+            phases = f" ({config.epochs} asked for, over all its folds or phases)" if planned != config.epochs else ""
+            raise QueueFullError(f"this server allows at most {self.max_epochs} epochs per run, not {planned}{phases}")
         try:
             return self._queue(config)
         except OSError as error:
@@ -67,7 +96,7 @@ class JobManager:
             ) from error
 
     def _queue(self, config: TrainConfig) -> Run:
-        with self.store.lock():
+        with self.files.scheduler_lock():
             if self.max_queued is not None:
                 waiting = sum(summary.state is RunState.QUEUED for summary in self.store.runs(active_only=True))
                 if waiting >= self.max_queued:
@@ -75,7 +104,7 @@ class JobManager:
                         f"{waiting} runs are already waiting for a training slot (the limit is {self.max_queued}): "
                         "try again when some have started, or stop one of yours"
                     )
-            run = self.store.create(config.to_dict(), config.model)
+            run = new_run(self.store, config)
             ensure_supervisor(self.store.root)
         return run
 
@@ -83,11 +112,11 @@ class JobManager:
         """Stop a queued run at once; ask a running one to stop at its next batch (the service kills it if it gives
         no sign of life for the grace period). Returns the run's summary after the request."""
         run = self.store.get(run_id)
-        with self.store.lock():
-            summary = run.summary()
-            if summary.state is RunState.QUEUED:
-                run.set_status(RunState.STOPPED, message="stopped before it started", finished=time.time())
-            elif summary.state is RunState.RUNNING and run.stop_requested_at() is None:
+        with self.files.scheduler_lock():
+            state = run.state()
+            if state is RunState.QUEUED:
+                run.move_to(RunState.STOPPED, message="stopped before it started", finished=time.time())
+            elif state is RunState.RUNNING and run.stop_requested_at() is None:
                 run.request_stop()
                 run.log("stop requested")
             ensure_supervisor(self.store.root)
@@ -95,25 +124,28 @@ class JobManager:
 
     def follow(self, run: Run, poll_seconds: float = 0.5) -> Iterator[tuple[list[dict], RunSummary]]:
         """(new metrics records, the run's summary) every `poll_seconds`, until the run has ended: the last
-        summary yielded is the final one."""
-        offset = 0
+        summary yielded is the final one. While it follows, it keeps the service running."""
+        offset, checked = 0, time.monotonic()
         while True:
             summary = run.summary()
             records, offset = run.read_metrics(offset)
             yield records, summary
             if not summary.state.active:
                 return
+            if time.monotonic() - checked > FOLLOW_SERVICE_CHECK_SECONDS:
+                checked = time.monotonic()
+                ensure_supervisor(self.store.root)
             time.sleep(poll_seconds)
 
     def service(self) -> ServiceStatus:
         """Whether the training service runs, on which executor, and what keeps queued runs waiting, if anything."""
-        running = self.store.service_running()
-        status = self.store.service_status() or {}
+        running = self.files.running()
+        status = self.files.status() or {}
         problem = status.get("problem") if running else None
         return ServiceStatus(running, status.get("executor"), problem if isinstance(problem, str) else None)
 
     def ensure_service(self, summaries: list[RunSummary]) -> None:
         """Start the training service if some of these runs are queued or running and it is not running (after a
-        reboot, say: it then marks the runs whose workers are gone, and starts the queue)."""
+        reboot or a kill, say: it then records the runs whose workers are gone, and starts the queue)."""
         if any(summary.state.active for summary in summaries):
             ensure_supervisor(self.store.root)

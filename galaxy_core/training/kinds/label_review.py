@@ -1,25 +1,29 @@
-"""Label review runs: out-of-fold predictions for a training split, then confident learning on them.
+"""The "label_review" kind: out-of-fold predictions for a training split, then confident learning on them.
 
 What label review needs of each training image is a model's probabilities from a model that did not train on it.
 The training split is cut into k stratified folds; k models of one recipe each train on the other k - 1 folds for
 the recipe's number of epochs (no validation split, no early stopping: every fold gets the same training) and
 predict the fold they did not see. `galaxy_core.evaluation.label_issues` then ranks the images whose label those
-predictions doubt. A review run keeps the probabilities, the ranking and the k fold models (for Grad-CAM).
-Importing this module does not import TensorFlow: pages check a number of folds with it.
+predictions doubt. A review run keeps the probabilities and the ranking (its "review" arrays, read by
+galaxy_core.review) and the k fold models (for Grad-CAM). Importing this module does not import TensorFlow: pages
+check a number of folds with it.
 """
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from galaxy_core.data import Dataset
 from galaxy_core.errors import InvalidInputError
-from galaxy_core.training.config import MAX_FOLDS, MIN_FOLDS, TrainConfig
-from galaxy_core.training.store import RunState
+from galaxy_core.training.config import TrainConfig
+from galaxy_core.training.kinds.registry import register_kind
+from galaxy_core.training.lifecycle import Outcome, RunState, StoppedBeforeTrainingError
+from galaxy_core.training.recipe import fit_phase
+
+MIN_FOLDS, MAX_FOLDS = 2, 10
+REVIEW_ARRAYS = "review"  # the run's review.npz: probabilities, labels, source_ids, folds, doubted
 
 
 def stratified_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -33,10 +37,17 @@ def stratified_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
     return assignment
 
 
+def fold_count_problems(folds) -> list[str]:
+    if isinstance(folds, bool) or not isinstance(folds, int) or not MIN_FOLDS <= folds <= MAX_FOLDS:
+        return [f"folds must be a whole number from {MIN_FOLDS} to {MAX_FOLDS}, got {folds!r}"]
+    return []
+
+
 def check_folds(dataset: Dataset, folds: int) -> None:
     """Refuse, with the reason, a number of folds the training split cannot be cut into."""
-    if isinstance(folds, bool) or not isinstance(folds, int) or not MIN_FOLDS <= folds <= MAX_FOLDS:
-        raise InvalidInputError(f"folds must be a whole number from {MIN_FOLDS} to {MAX_FOLDS}, got {folds!r}")
+    problems = fold_count_problems(folds)
+    if problems:
+        raise InvalidInputError(problems[0])
     counts = np.bincount(dataset.splits["train"].labels, minlength=dataset.num_classes)
     short = [f"{dataset.class_names[c]} has {n}" for c, n in enumerate(counts) if n < folds]
     if short:
@@ -59,10 +70,8 @@ def out_of_fold_probabilities(
     filled stay zero)."""
     import keras
 
-    from galaxy_core.data.pipeline import make_tf_dataset
     from galaxy_core.models import create_model
     from galaxy_core.prediction import predict_probabilities
-    from galaxy_core.training.procedure import class_weights, make_optimizer
 
     check_folds(dataset, config.folds)
     train = dataset.splits["train"]
@@ -72,23 +81,15 @@ def out_of_fold_probabilities(
         held_out, kept = np.flatnonzero(assignment == fold), np.flatnonzero(assignment != fold)
         keras.utils.set_random_seed(config.seed + fold)
         model = create_model(config.model, train.images.shape[1:], dataset.num_classes, **config.model_options)
-        steps = math.ceil(len(kept) / config.batch_size)
-        model.compile(
-            optimizer=make_optimizer(config, config.learning_rate, steps * config.epochs),
-            loss="sparse_categorical_crossentropy",
-        )
-        batches = make_tf_dataset(
-            train.images[kept],
-            train.labels[kept],
-            batch_size=config.batch_size,
-            augment=config.augment,
-            shuffle=True,
+        fit_phase(
+            model,
+            config,
+            train.take(kept),
+            dataset.num_classes,
+            observers,
+            epochs=config.epochs,
+            learning_rate=config.learning_rate,
             seed=config.seed + fold,
-        )
-        weights = class_weights(train.labels[kept], dataset.num_classes) if config.class_weighting else None
-        # The pipeline shuffles, with the seed.
-        model.fit(
-            batches, epochs=config.epochs, class_weight=weights, callbacks=list(observers), shuffle=False, verbose=0
         )
         if model.stop_training:
             break
@@ -98,38 +99,47 @@ def out_of_fold_probabilities(
     return probabilities, assignment
 
 
-def review_labels(run, config: TrainConfig, dataset: Dataset, observers: Sequence = ()) -> RunState:
-    """Run a label review of `dataset`'s training split for `run` (a run writer, as for training) and return
-    its final state. A stop before the last fold has predicted leaves no review: every image needs its
-    prediction."""
+def planned_epochs(config: TrainConfig) -> int:
+    """Its epochs once per fold."""
+    return config.epochs * config.folds
+
+
+@register_kind(
+    "label_review",
+    title="label review: {folds} x {model}",
+    planned_epochs=planned_epochs,
+    check=lambda config: fold_count_problems(config.folds),
+)
+def review_labels(run, config: TrainConfig, dataset: Dataset, observers: Sequence = ()) -> Outcome:
+    """Review `dataset`'s training split for `run`. A stop before the last fold has predicted leaves no review:
+    every image needs its prediction."""
     from galaxy_core.evaluation import label_issues
-    from galaxy_core.training.callback import ReviewProgress
-    from galaxy_core.training.procedure import StoppedBeforeTrainingError
+    from galaxy_core.training.callbacks import FoldProgress, StopOnRequest
 
     train = dataset.splits["train"]
-    run.set_status(
-        RunState.RUNNING,
+    run.report_progress(
         message=f"training fold 1 of {config.folds}",
         class_names=list(dataset.class_names),
         dataset_sizes={name: len(split) for name, split in dataset.splits.items()},
         epochs_done=0,
     )
-    progress = ReviewProgress(run, config)
+    stop, progress = StopOnRequest(run), FoldProgress(run, config.epochs, config.folds)
 
     def fold_done(fold: int, model, images: int) -> None:
         run.save_model(model, f"fold-{fold + 1}")
         run.log(f"fold {fold + 1} of {config.folds} predicted its {images} images")
 
     probabilities, assignment = out_of_fold_probabilities(
-        config, dataset, on_fold=fold_done, observers=[progress, *observers]
+        config, dataset, on_fold=fold_done, observers=[stop, progress, *observers]
     )
-    if progress.stopped_by_request:
+    if stop.requested:
         raise StoppedBeforeTrainingError(
-            f"stopped after {progress.epochs_done} of {config.planned_epochs} epochs: no review (every image needs "
+            f"stopped after {progress.epochs_done} of {planned_epochs(config)} epochs: no review (every image needs "
             "the prediction of its fold's model)"
         )
     doubted = label_issues(train.labels, probabilities)
-    run.save_review(
+    run.save_arrays(
+        REVIEW_ARRAYS,
         probabilities=probabilities,
         labels=train.labels,
         source_ids=train.source_ids.astype(str),
@@ -141,5 +151,4 @@ def review_labels(run, config: TrainConfig, dataset: Dataset, observers: Sequenc
         f"{config.folds} folds"
     )
     run.log(message)
-    run.set_status(RunState.FINISHED, message=message, finished=time.time(), doubted=len(doubted))
-    return RunState.FINISHED
+    return Outcome(RunState.FINISHED, message, {"doubted": len(doubted)})

@@ -1,0 +1,73 @@
+"""`galaxy-lab serve`: the web app in a Streamlit child process, its signals passed on, and its warm-up."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from galaxy_core.cli.common import client_for, wait_passing_signals_on
+from galaxy_core.errors import GalaxyLabError
+
+
+def app_file() -> Path:
+    """The app's router, app.py: beside the galaxy_core package, in a checkout as in an installed wheel."""
+    app = Path(__file__).resolve().parents[2] / "app.py"
+    if not (app.is_file() and (app.parent / "pages" / "ui" / "navigation.py").is_file()):
+        raise GalaxyLabError(f"the app (app.py and pages/) is not beside galaxy_core in {app.parent}")
+    return app
+
+
+def serve_command(commands) -> None:
+    parser = commands.add_parser("serve", help="start the web app")
+    parser.add_argument("--port", type=int, default=8501, help="the port to serve on (default 8501)")
+    parser.add_argument("--headless", action="store_true", help="do not open a browser")
+    parser.set_defaults(run=_serve)
+
+
+def _run_the_app_once(port: int) -> None:
+    """Once the server answers, have it run the app once (Streamlit's script health check: Home, in a session of
+    its own), which starts the server's warm-up (the default dataset, the pages' modules, TensorFlow) before the
+    first person visits rather than during their first clicks. Nothing is said if it cannot: visits still work."""
+    base = f"http://127.0.0.1:{port}/_stcore"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{base}/health", timeout=2).read() == b"ok":
+                urllib.request.urlopen(f"{base}/script-health-check", timeout=120).read()
+                return
+        except OSError:
+            time.sleep(0.5)
+
+
+def _serve(args, settings) -> int:
+    """Streamlit in a child process (SIGINT and SIGTERM are passed on to it; serve returns when it has ended), the
+    app run once as soon as it answers (to start the server's warm-up), and beside it a low-priority warm-up of the
+    default dataset's cache and TensorFlow's files."""
+    app = app_file()
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        f"--server.maxUploadSize={settings.upload_limit_mb}",
+        f"--server.port={args.port}",
+        "--server.scriptHealthCheckEnabled=true",
+    ]
+    if args.headless:
+        command.append("--server.headless=true")
+    client = client_for(args, settings)
+    client.ensure_service(client.store.runs())  # resume the queue after a restart, before anyone looks
+    quiet = {} if args.verbose else {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    server = subprocess.Popen(command, env={**os.environ, **quiet})
+    warm_up = subprocess.Popen([sys.executable, "-m", "galaxy_core.runtime"], env={**os.environ, **quiet})
+    threading.Thread(target=_run_the_app_once, args=(args.port,), daemon=True, name="first-run").start()
+    status = wait_passing_signals_on(server)
+    warm_up.terminate()  # done long since, unless the server was stopped at once
+    warm_up.wait()
+    return status

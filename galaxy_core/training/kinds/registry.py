@@ -1,0 +1,63 @@
+"""The run-kind table: what a run does with its recipe, registered by name the way models are.
+
+A kind is one module with a function decorated by `register_kind`: it takes the run (a writer: progress, metrics,
+files), its config, its dataset and any extra Keras callbacks, trains, and returns the run's `Outcome`; it never
+moves the run between states. Adding a kind is that module plus one import line in `kinds/__init__.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from galaxy_core.errors import InvalidInputError
+
+RUN_KINDS: dict[str, RunKind] = {}
+
+
+@dataclass(frozen=True)
+class RunKind:
+    name: str
+    title: str  # what the runs table says of the run's model: "{title}" with the config's fields, e.g. "{model}"
+    train: Callable = field(repr=False)  # (run, config, dataset, observers) -> Outcome
+    planned_epochs: Callable = field(repr=False)  # (config) -> the epochs the run trains if nothing stops it
+    check: Callable = field(repr=False, default=lambda config: [])  # (config) -> its problems, in words
+
+    def describe(self, config: dict) -> str:
+        """The run's model as the runs table names it ("inception_small", "label review: 5 x inception_small")."""
+        try:
+            return self.title.format(**config)
+        except (KeyError, IndexError, ValueError):
+            return str(config.get("model"))
+
+
+def register_kind(name: str, *, title: str, planned_epochs: Callable, check: Callable | None = None) -> Callable:
+    """Register a kind's training function under `name`."""
+
+    def decorate(train: Callable) -> Callable:
+        if name in RUN_KINDS:
+            raise InvalidInputError(f"run kind {name!r} is registered twice")
+        extra = {"check": check} if check is not None else {}
+        RUN_KINDS[name] = RunKind(name, title, train, planned_epochs, **extra)
+        return train
+
+    return decorate
+
+
+def run_kind(name: str) -> RunKind:
+    if name not in RUN_KINDS:
+        raise InvalidInputError(f"unknown run kind {name!r}; the kinds are {', '.join(RUN_KINDS)}")
+    return RUN_KINDS[name]
+
+
+def check_run_config(config) -> None:
+    """Refuse a config its kind cannot run (InvalidInputError naming every problem)."""
+    problems = run_kind(config.kind).check(config)
+    if problems:
+        raise InvalidInputError("; ".join(problems))
+
+
+def describe_run_model(config: dict) -> str:
+    """What a run's config trains, as the runs tables name it; a config of an unknown kind names its model."""
+    kind = RUN_KINDS.get(config.get("kind", "train"))
+    return kind.describe(config) if kind else str(config.get("model"))

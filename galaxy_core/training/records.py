@@ -1,0 +1,194 @@
+"""Typed records of a run, as pages, the CLI and benchmarks read them: what its config, status and progress say,
+checked field by field. A field of the wrong type reads as missing, never as a crash."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from galaxy_core.data import DatasetSpec, check_spec
+from galaxy_core.training.lifecycle import RunState
+
+if TYPE_CHECKING:
+    from galaxy_core.training.store import Run
+
+DEFAULT_MESSAGES = {
+    RunState.QUEUED: "waiting for a training slot",
+    RunState.RUNNING: "training",
+    RunState.FINISHED: "finished",
+    RunState.FAILED: "failed",
+    RunState.STOPPED: "stopped",
+    RunState.INTERRUPTED: "interrupted",
+}
+
+
+def number(value) -> float | None:
+    """A finite number from a JSON field, else None (a bool, a string or NaN is not a figure)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def whole(value) -> int | None:
+    found = number(value)
+    return int(found) if found is not None and found == int(found) else None
+
+
+def text(value) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def valid_pid(value) -> int | None:
+    """A process id from a status file: a whole number > 1 (0, -1 and 1 would address process groups or init)."""
+    pid = whole(value)
+    return pid if pid is not None and pid > 1 else None
+
+
+def state_of(status: dict) -> RunState:
+    try:
+        return RunState(status.get("state"))
+    except ValueError:
+        raise ValueError(f"status.json has no known state: {status.get('state')!r}") from None
+
+
+def epoch_records(records: list[dict]) -> list[dict]:
+    """The lines of a run's metrics for finished epochs (an epoch cut short by a stop is "partial_epoch")."""
+    return [record for record in records if record.get("kind") == "epoch"]
+
+
+def checked_config(config: dict) -> DatasetSpec:
+    """The dataset spec of a run's config, if the config says what every reader relies on (a dataset spec and a
+    model name); else ValueError."""
+    problems, spec = [], None
+    try:
+        spec = check_spec(DatasetSpec.from_dict(config.get("dataset")))
+    except ValueError as error:
+        problems.append(f"its dataset: {error}")
+    if not isinstance(config.get("model"), str):
+        problems.append(f"its model is {config.get('model')!r}, not a model name")
+    if "epochs" in config and whole(config["epochs"]) is None:
+        problems.append(f"its epochs are {config['epochs']!r}")
+    if problems:
+        raise ValueError("config.json: " + "; ".join(problems))
+    return spec
+
+
+def merged_status(status: dict, progress: dict) -> dict:
+    """What is known of a run: the service's status over the progress its training reported. While the run
+    trains, its progress says what it is doing; once it has ended, the service's message says how."""
+    merged = {**progress, **{key: value for key, value in status.items() if value is not None}}
+    training = state_of(status) is RunState.RUNNING and text(progress.get("message"))
+    merged["message"] = progress["message"] if training else status.get("message")
+    return merged
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What pages, the CLI and benchmarks know of a run: its config, status and progress, typed and checked."""
+
+    run: Run
+    config: dict
+    dataset: DatasetSpec  # the config's, parsed and checked once
+    state: RunState
+    message: str  # one line: what is happening, or why and how it ended
+    epochs_done: int  # finished epochs
+    epochs_planned: int | None  # counted once, when the run was queued
+    best_val_balanced_accuracy: float | None
+    test_accuracy: float | None
+    test_balanced_accuracy: float | None
+    test_balanced_accuracy_tta: float | None
+    class_names: tuple[str, ...]
+    parameters: int | None
+    executor: str | None
+    node: str | None
+    device: str | None
+    pid: int | None
+    pid_start: int | None
+    created: float | None
+    dispatched: float | None  # when the training service handed it to an executor
+    started: float | None  # when its training procedure began
+    finished: float | None
+    eta_seconds: float | None
+    batches_done: int | None  # in the epoch under way
+    steps_per_epoch: int | None
+    error: str | None
+    traceback: str | None
+
+    @classmethod
+    def read(cls, run: Run, config: dict, status: dict) -> RunSummary:
+        """The summary of a run's config and (merged) status."""
+        dataset, state = checked_config(config), state_of(status)
+        names = status.get("class_names")
+        error = text(status.get("error"))
+        return cls(
+            run=run,
+            config=config,
+            dataset=dataset,
+            state=state,
+            message=text(status.get("message")) or (f"failed: {error}" if error else DEFAULT_MESSAGES[state]),
+            epochs_done=whole(status.get("epochs_done")) or 0,
+            epochs_planned=whole(status.get("epochs_planned")),
+            best_val_balanced_accuracy=number(status.get("best_val_balanced_accuracy")),
+            test_accuracy=number(status.get("test_accuracy")),
+            test_balanced_accuracy=number(status.get("test_balanced_accuracy")),
+            test_balanced_accuracy_tta=number(status.get("test_balanced_accuracy_tta")),
+            class_names=tuple(names) if isinstance(names, list) and all(isinstance(n, str) for n in names) else (),
+            parameters=whole(status.get("parameters")),
+            executor=text(status.get("executor")),
+            node=text(status.get("node")),
+            device=text(status.get("device")),
+            pid=valid_pid(status.get("pid")),
+            pid_start=whole(status.get("pid_start")),
+            created=number(config.get("created")),
+            dispatched=number(status.get("dispatched")),
+            started=number(status.get("started")),
+            finished=number(status.get("finished")),
+            eta_seconds=number(status.get("eta_seconds")),
+            batches_done=whole(status.get("batches_done")),
+            steps_per_epoch=whole(status.get("steps_per_epoch")),
+            error=error,
+            traceback=text(status.get("traceback")),
+        )
+
+    @property
+    def id(self) -> str:
+        return self.run.id
+
+    @property
+    def model(self) -> str:
+        return self.config["model"]
+
+    @property
+    def kind(self) -> str:
+        return self.config.get("kind", "train")
+
+    @property
+    def is_label_review(self) -> bool:
+        return self.kind == "label_review"
+
+    @property
+    def has_test_results(self) -> bool:
+        return self.test_balanced_accuracy is not None
+
+    @property
+    def has_model(self) -> bool:
+        """The run ended and kept a model (a best checkpoint or a final model) to evaluate or classify with."""
+        return not self.state.active and (self.run.best_model_path.is_file() or self.run.final_model_path.is_file())
+
+    def batch_progress(self) -> str:
+        """ ", batch 12/40" while an epoch is under way; "" otherwise."""
+        if self.state is RunState.RUNNING and self.batches_done and self.steps_per_epoch:
+            return f", batch {self.batches_done}/{self.steps_per_epoch}"
+        return ""
+
+    def epochs_text(self) -> str:
+        """ "3/8" epochs, with the batches of the epoch under way: "3/8, batch 12/40"."""
+        return f"{self.epochs_done}/{self.epochs_planned or '?'}" + self.batch_progress()
+
+    @property
+    def progress(self) -> float:
+        """The share of its planned epochs the run has done, batches of the current epoch included."""
+        planned = self.epochs_planned or 1
+        within = self.batches_done / self.steps_per_epoch if self.batches_done and self.steps_per_epoch else 0.0
+        return min(1.0, (self.epochs_done + within) / planned)
