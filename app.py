@@ -4,13 +4,20 @@ from pathlib import Path
 
 import streamlit as st
 
+from pages.ui.identity import signed_in_user, user_sidebar
 from pages.ui.navigation import LAB_PAGES
 from pages.ui.state import sidebar_status, warm_up_in_background
 
 ICON = Path(__file__).resolve().parent / "assets" / "icon.png"  # not installed with a wheel: an emoji then
 
 st.set_page_config(page_title="Galaxy CNN Lab", page_icon=str(ICON) if ICON.is_file() else "🌌", layout="wide")
-navigation = st.navigation({"Lab": [page.streamlit_page() for page in LAB_PAGES]})
+pages = {"Lab": [page.streamlit_page() for page in LAB_PAGES]}
+user = signed_in_user(stop=False)
+if user is None:  # on a lab with sign-in, nobody signed in sees the sign-in and nothing else
+    st.navigation(pages, position="hidden")
+    st.stop()
+navigation = st.navigation(pages)
+user_sidebar(user)
 sidebar_status()
 try:
     navigation.run()

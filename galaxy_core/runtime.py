@@ -52,7 +52,11 @@ def warm_up() -> None:
     os.nice(10)
     settings = load_settings()
     with contextlib.suppress(GalaxyLabError):  # the app says what is wrong with the default dataset
-        create_dataset(spec_from_name(settings.default_dataset, settings), cache_dir=settings.cache_dir)
+        create_dataset(
+            spec_from_name(settings.default_dataset, settings),
+            cache_dir=settings.cache_dir,
+            memory_limit_mb=settings.dataset_memory_mb,
+        )
     import_tensorflow()
 
 

@@ -10,7 +10,8 @@
 | upload_megapixels  | GALAXY_LAB_UPLOAD_MEGAPIXELS   | 200 (decoded, per request)      |
 | max_concurrent_runs| GALAXY_LAB_MAX_CONCURRENT_RUNS | 1 (training runs at once)       |
 | max_queued_runs    | GALAXY_LAB_MAX_QUEUED_RUNS     | 20 (waiting runs; more are refused) |
-| max_epochs         | GALAXY_LAB_MAX_EPOCHS          | 200 (per run started from the app)  |
+| max_epochs         | GALAXY_LAB_MAX_EPOCHS          | 200 (all a run trains, from the app or the CLI) |
+| dataset_memory_mb  | GALAXY_LAB_DATASET_MEMORY_MB   | 2048 (a dataset's decoded arrays; larger ones are refused) |
 | default_dataset    | GALAXY_LAB_DEFAULT_DATASET     | synthetic (what a new session starts on) |
 | stop_grace_seconds | GALAXY_LAB_STOP_GRACE_SECONDS  | 30 (silence after a stop before a kill) |
 | executor           | GALAXY_LAB_EXECUTOR            | local (worker processes here), or ray |
@@ -18,6 +19,11 @@
 | run_num_cpus       | GALAXY_LAB_RUN_NUM_CPUS        | 1 (CPUs Ray reserves per run)   |
 | run_num_gpus       | GALAXY_LAB_RUN_NUM_GPUS        | auto (1 when the cluster has GPUs, else 0) |
 | dataset_defaults   | (file only)                    | none                            |
+| auth               | GALAXY_LAB_AUTH                | none (one user, the teacher), oidc or roster |
+| teachers           | GALAXY_LAB_TEACHERS (commas)   | none (with oidc: the teachers' e-mail addresses) |
+| sign_in_domains    | GALAXY_LAB_SIGN_IN_DOMAINS (commas) | any (with oidc: the e-mail domains that may sign in) |
+| max_waiting_per_student  | GALAXY_LAB_MAX_WAITING_PER_STUDENT  | 2 (a student's queued runs) |
+| max_training_per_student | GALAXY_LAB_MAX_TRAINING_PER_STUDENT | 1 (a student's runs training at once) |
 
 The settings file is $GALAXY_LAB_SETTINGS, else `galaxy-lab.toml` in the working directory when present.
 Relative paths in the file are relative to the file's folder; relative paths in variables, to the working
@@ -45,12 +51,27 @@ LIMITS = {
     "max_concurrent_runs": 1,
     "max_queued_runs": 20,
     "max_epochs": 200,
+    "dataset_memory_mb": 2048,
     "stop_grace_seconds": 30,
+    "max_waiting_per_student": 2,
+    "max_training_per_student": 1,
 }
 EXECUTORS = ("local", "ray")
 # Where runs train and what each asks of a Ray cluster (galaxy_core.training.supervisor).
 SERVICE_KEYS = ("executor", "ray_address", "run_num_cpus", "run_num_gpus")
-KNOWN_KEYS = {"data_roots", "cache_dir", "runs_dir", "default_dataset", "dataset_defaults", *LIMITS, *SERVICE_KEYS}
+# Who is who (README, "Serving a class"): no sign-in, the school's OpenID Connect provider, or the lab's roster.
+AUTH_MODES = ("none", "oidc", "roster")
+CLASS_KEYS = ("auth", "teachers", "sign_in_domains")
+KNOWN_KEYS = {
+    "data_roots",
+    "cache_dir",
+    "runs_dir",
+    "default_dataset",
+    "dataset_defaults",
+    *LIMITS,
+    *SERVICE_KEYS,
+    *CLASS_KEYS,
+}
 
 
 class SettingsError(GalaxyLabError, ValueError):
@@ -69,6 +90,9 @@ class Settings:
     max_concurrent_runs: int = LIMITS["max_concurrent_runs"]
     max_queued_runs: int = LIMITS["max_queued_runs"]
     max_epochs: int = LIMITS["max_epochs"]
+    # The memory one dataset's decoded arrays may take (its peak while it loads): a link, a knob or a run's config
+    # asking for more is refused before anything is allocated.
+    dataset_memory_mb: int = LIMITS["dataset_memory_mb"]
     stop_grace_seconds: int = LIMITS["stop_grace_seconds"]
     executor: str = "local"
     ray_address: str = "auto"
@@ -79,6 +103,14 @@ class Settings:
     default_dataset: str = "synthetic"
     # Default dataset options per folder name, e.g. {"gz1-3class": {"crop_fraction": 0.4}}.
     dataset_defaults: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    auth: str = "none"
+    # With auth = "oidc": the e-mail addresses that sign in as teachers, and the e-mail domains that may sign in at
+    # all (none: any account the provider vouches for).
+    teachers: tuple[str, ...] = ()
+    sign_in_domains: tuple[str, ...] = ()
+    # A student's runs waiting in the queue, and training at once (a teacher's are not limited but by the queue's).
+    max_waiting_per_student: int = LIMITS["max_waiting_per_student"]
+    max_training_per_student: int = LIMITS["max_training_per_student"]
     source: str = "built-in defaults"
 
     @property
@@ -160,6 +192,22 @@ def _service_settings(values: Mapping, environ: Mapping[str, str], file_path: Pa
     return result
 
 
+def _class_settings(values: Mapping, environ: Mapping[str, str], file_path: Path | None) -> dict:
+    """auth, teachers and sign_in_domains from the file, then the variables (lists as comma-separated text)."""
+    result: dict = {}
+    auth = environ.get(ENV_PREFIX + "AUTH") or values.get("auth", "none")
+    if auth not in AUTH_MODES:
+        raise SettingsError(f"auth must be one of {AUTH_MODES}, got {auth!r}")
+    result["auth"] = auth
+    for key in ("teachers", "sign_in_domains"):
+        variable = environ.get(ENV_PREFIX + key.upper())
+        listed = variable.split(",") if variable else values.get(key, [])
+        if not isinstance(listed, list) or not all(isinstance(item, str) for item in listed):
+            raise SettingsError(f"{key} in {file_path} must be a list of texts, got {listed!r}")
+        result[key] = tuple(item.strip().casefold().lstrip("@") for item in listed if item.strip())
+    return result
+
+
 def _resource(name: str, value: object, where: str, *, minimum_exclusive: bool) -> float:
     try:
         number = float(value)  # type: ignore[arg-type]
@@ -205,6 +253,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
     return Settings(
         **_service_settings(values, environ, file_path),
+        **_class_settings(values, environ, file_path),
         data_roots=tuple(p.resolve() for p in data_roots),
         cache_dir=(cache_dir or _default_cache_dir(environ)).resolve(),
         runs_dir=runs_dir.resolve(),

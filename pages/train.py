@@ -7,10 +7,11 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from galaxy_core.data import DatasetSpec, describe_spec
+from galaxy_core.data import DatasetError, DatasetSpec, describe_spec
 from galaxy_core.data.augment import AugmentOptions
 from galaxy_core.errors import GalaxyLabError
 from galaxy_core.models import list_models, model_info
+from galaxy_core.people import User, owns
 from galaxy_core.review import ACTIONS, has_review, load_review, review_decisions
 from galaxy_core.training import RunNotFoundError, RunState, RunSummary, TrainConfig, estimate
 from galaxy_core.training.client import QueueFullError, RunsFolderError, ServiceClient
@@ -29,7 +30,9 @@ from galaxy_core.training.config import (
 )
 from galaxy_core.training.kinds.label_review import MAX_FOLDS, MIN_FOLDS, check_folds
 from galaxy_core.training.records import epoch_records
-from pages.ui.display import interval_note, label_noise_note
+from galaxy_core.training.store import MAX_TITLE
+from pages.ui.display import interval_note, label_noise_note, plain
+from pages.ui.identity import shows_only_mine, signed_in_user
 from pages.ui.navigation import LAB_PAGES, run_router
 from pages.ui.runs import model_label, run_interval, run_row, runs_that
 from pages.ui.state import active_dataset_spec, get_settings, load_dataset
@@ -339,7 +342,7 @@ def curves_figure(metrics: list[dict], by_batch: bool) -> go.Figure:
     return figure
 
 
-def run_view(client: ServiceClient, run_id: str) -> None:
+def run_view(client: ServiceClient, run_id: str, user: User) -> None:
     """The selected run: state, live curves, stop, log; refreshed every 2 s while it is queued or running."""
     try:
         summary = client.store.get(run_id).summary()
@@ -355,16 +358,21 @@ def run_view(client: ServiceClient, run_id: str) -> None:
     client.ensure_service([summary])  # a service that was killed comes back while someone watches
     head = st.columns([3, 1])
     head[0].markdown(
-        f"**{run.id}**: {state.value} · {summary.model} on {describe_spec(summary.dataset)}"
+        f"**{run.id}**"
+        + (f" · {plain(summary.title)}" if summary.title else "")
+        + f" · {plain(summary.owner_name)}'s: {state.value} · {summary.model} on {describe_spec(summary.dataset)}"
         + (f" · {summary.device}" if summary.device else "")
         + (f" · on {summary.node}" if summary.node else "")
     )
-    if state.active and head[1].button("Stop", key=f"stop_{run.id}", icon=":material/stop_circle:"):
-        client.stop(run.id)
+    may_change = user.is_teacher or owns(user, summary.owner_id)
+    if state.active and may_change and head[1].button("Stop", key=f"stop_{run.id}", icon=":material/stop_circle:"):
+        client.stop(run.id, user)
         st.toast("Stop requested: the run ends after its current batch and keeps what it learned.")
     metrics = run.metrics()
     run_state_ui(summary, epoch_records(metrics))
     run_results_ui(summary, metrics)
+    if may_change:
+        manage_ui(client, summary, user)
     with st.expander("Log"):
         st.code(run.log_tail(40) or "(empty)", language=None)
         if summary.traceback:
@@ -420,8 +428,8 @@ def run_results_ui(summary: RunSummary, metrics: list[dict]) -> None:
         st.plotly_chart(curves_figure(metrics, by_batch), key=f"curves_{run.id}")
 
 
-def new_run_form(client: ServiceClient, dataset: DatasetSpec, max_epochs: int) -> bool:
-    """The recipe, its settings and Train; whether a run was queued."""
+def new_run_form(client: ServiceClient, dataset: DatasetSpec, max_epochs: int, user: User) -> bool:
+    """The recipe, its settings and Train; whether a run of `user`'s was queued."""
     try:
         config = new_run_ui(dataset, max_epochs)
     except ValueError as error:
@@ -430,13 +438,45 @@ def new_run_form(client: ServiceClient, dataset: DatasetSpec, max_epochs: int) -
     if config is None:
         return False
     try:
-        run = client.submit(config)
-    except (QueueFullError, RunsFolderError) as error:
+        run = client.submit(config, user)
+    except (QueueFullError, RunsFolderError, DatasetError) as error:
         st.error(f"The run was not queued: {error}.")
         return False
     st.session_state[SELECTED_RUN_KEY] = run.id
     st.success(f"Queued run {run.id}.")
     return True
+
+
+def manage_ui(client: ServiceClient, summary: RunSummary, user: User) -> None:
+    """Its title, and its move to the trash: for its owner and the teacher."""
+    with st.expander("Title, disk, delete"):
+        with st.form(f"rename_{summary.id}", border=False):
+            title = st.text_input("Title", summary.title, max_chars=MAX_TITLE, placeholder="deeper net, no dropout")
+            if st.form_submit_button("Save the title"):
+                client.rename(summary.id, title, user)
+                st.rerun(scope="app")
+        st.caption(f"It takes {summary.run.disk_bytes() / 1e6:,.1f} MB on disk.")
+        if st.button("Move to the trash", key=f"delete_{summary.id}", icon=":material/delete:"):
+            client.delete(summary.id, user)
+            st.session_state.pop(SELECTED_RUN_KEY, None)
+            st.rerun(scope="app")
+
+
+def trash_ui(client: ServiceClient, user: User) -> None:
+    """The runs in the trash this user may restore; the teacher may empty it."""
+    trashed = client.trashed(user)
+    if not trashed:
+        return
+    with st.expander(f"Trash: {len(trashed)} run(s), restorable until it is emptied"):
+        for summary in trashed:
+            left, right = st.columns([4, 1])
+            left.text(f"{summary.name} · {summary.owner_name} · {summary.message}")
+            if right.button("Restore", key=f"restore_{summary.id}"):
+                client.restore(summary.id, user)
+                st.rerun()
+        if user.is_teacher and st.button("Empty the trash", key="empty_trash", type="primary"):
+            st.toast(f"{client.empty_trash(user)} run(s) deleted for good.")
+            st.rerun()
 
 
 def service_ui(client: ServiceClient, summaries: list[RunSummary]) -> None:
@@ -457,21 +497,24 @@ def render() -> None:
         f"On the active dataset: **{describe_spec(dataset)}** (change it on the Dataset page). Runs train in "
         "background processes: leave this page or close the browser, they go on."
     )
+    user = signed_in_user()
     summaries, damaged = client.store.scan()
     new_run = st.expander("New run", expanded=not summaries, key=NEW_RUN_KEY, on_change="rerun")
     if new_run.open:  # drawn only when open: a visit to watch runs measures and loads nothing for a new one
         with new_run:
-            queued = new_run_form(client, dataset, settings.max_epochs)
+            queued = new_run_form(client, dataset, settings.max_epochs, user)
         if queued:
             summaries, damaged = client.store.scan()
     service_ui(client, summaries)
-    chosen = runs_table_ui(summaries)
+    shown = [summary for summary in summaries if owns(user, summary.owner_id)] if shows_only_mine() else summaries
+    chosen = runs_table_ui(shown)
     if damaged:
         with st.expander(f"{len(damaged)} damaged run folder(s), left out"):
-            st.markdown("\n".join(f"- `{run.id}`: damaged: {run.reason}" for run in damaged))
+            st.markdown("\n".join(f"- `{run.id}`: damaged: {plain(run.reason)}" for run in damaged))
     if chosen:
-        active = next(summary.state.active for summary in summaries if summary.id == chosen)
-        st.fragment(run_every=REFRESH_SECONDS if active else None)(run_view)(client, chosen)
+        active = next(summary.state.active for summary in shown if summary.id == chosen)
+        st.fragment(run_every=REFRESH_SECONDS if active else None)(run_view)(client, chosen, user)
+    trash_ui(client, user)
 
 
 if __name__ == "__main__":  # a session that starts on this page's URL right after a server start

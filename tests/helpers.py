@@ -4,12 +4,16 @@ Fixtures live in conftest.py; test modules import these helpers from here, never
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import h5py
@@ -174,3 +178,89 @@ def record_batches(run, steps) -> None:
         loss = step**-0.5
         record = {"kind": "batch", "epoch": 0, "step": step, "steps_per_epoch": 40}
         run.append_metrics({**record, "loss": loss, "accuracy": 1 - loss, "time": time.time()})
+
+
+CHROMIUM = os.environ.get("GALAXY_LAB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+# The flags a sandboxed, offline machine needs (no background calls to Google's services).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(command: list[str], *, port: int, cwd, env: dict, log: Path):
+    """(the process, its URL): a Streamlit server started with `command` (which serves on `port`), once it answers
+    its health check; the test fails with the end of its log if it does not within a minute."""
+    server = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                return server, url
+        except OSError:
+            time.sleep(0.3)
+    os.killpg(server.pid, signal.SIGKILL)
+    raise AssertionError(f"the server did not start: {log.read_text(errors='replace')[-2000:]}")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    """SIGTERM to the server's process group (a `galaxy-lab serve` passes it on), then SIGKILL if it lingers."""
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+@contextlib.contextmanager
+def browser_tabs(request, count: int = 1, viewport=(1400, 1000)):
+    """`count` Chromium tabs for a browser test, each in a browser context of its own (its own cookies: a person of
+    their own); a screenshot of each lands in test-artifacts/ when the test fails."""
+    from playwright.sync_api import expect, sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        raise AssertionError(f"Chromium not found at {CHROMIUM}; `make test` installs Debian's chromium package")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        tabs = [browser.new_context().new_page() for _ in range(count)]
+        for tab in tabs:
+            tab.set_viewport_size({"width": viewport[0], "height": viewport[1]})
+            # First loads render or decode a dataset and import TensorFlow: be patient, not flaky.
+            tab.set_default_timeout(60_000)
+        expect.set_options(timeout=60_000)
+        def screenshots() -> None:
+            ARTIFACTS.mkdir(exist_ok=True)
+            for number, tab in enumerate(tabs):
+                tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}-{number}.png"), full_page=True)
+
+        try:
+            yield tabs
+        except BaseException:  # the test failed inside the `with` block
+            screenshots()
+            raise
+        else:
+            if request.node.stash.get("failed", False):  # the test failed after a fixture handed the tabs over
+                screenshots()
+        finally:
+            browser.close()

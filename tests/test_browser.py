@@ -8,35 +8,23 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO_ROOT, rewrite_status, write_image_folder
+from tests.helpers import (
+    REPO_ROOT,
+    browser_tabs,
+    free_port,
+    rewrite_status,
+    start_server,
+    stop_server,
+    write_image_folder,
+)
 
 pytestmark = pytest.mark.browser
-CHROMIUM = os.environ.get("GALAXY_LAB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = REPO_ROOT / "test-artifacts"
-# The flags a sandboxed, offline machine needs (no background calls to Google's services).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -72,40 +60,16 @@ def app_url(app_base):
     }
     (base / "none.toml").write_text("")
     port = free_port()
-    log = base / "server.log"
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(REPO_ROOT / "app.py"),
-            f"--server.port={port}",
-            "--server.headless=true",
-            "--server.address=127.0.0.1",
-        ],
+    command = [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"), "--server.headless=true"]
+    process, url = start_server(
+        [*command, f"--server.port={port}", "--server.address=127.0.0.1"],
+        port=port,
         cwd=base,
         env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
+        log=base / "server.log",
     )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        server.kill()
-        pytest.fail(f"the app did not start: {log.read_text(errors='replace')[-2000:]}")
     yield url
-    server.terminate()
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
+    stop_server(process)
 
 
 def add_finished_run(template: Path, runs_dir: Path, suffix: str) -> str:
@@ -158,21 +122,8 @@ def queue_a_custom_cnn_run(page, epochs: int) -> None:
 
 @pytest.fixture
 def page(request):
-    from playwright.sync_api import expect, sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}; `make test` installs Debian's chromium package")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
-        # First loads render or decode a dataset and import TensorFlow: be patient, not flaky.
-        tab.set_default_timeout(60_000)
-        expect.set_options(timeout=60_000)
+    with browser_tabs(request) as (tab,):
         yield tab
-        if request.node.stash.get("failed", False):
-            ARTIFACTS.mkdir(exist_ok=True)
-            tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-        browser.close()
 
 
 def test_a_deep_link_goes_through_the_router(app_url, page):

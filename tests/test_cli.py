@@ -62,7 +62,12 @@ COMMANDS = (
     "train",
     "runs",
     "stop",
+    "rename",
+    "delete",
+    "restore",
+    "empty-trash",
     "tensorboard",
+    "roster",
     "review-labels",
     "reviewed-labels",
     "evaluate",
@@ -268,7 +273,7 @@ def test_serve_runs_from_an_installed_copy_and_a_sigterm_leaves_nothing_behind(t
     source = tmp_path / "source"
     for name in ("galaxy_core", "pages"):
         shutil.copytree(REPO_ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md", "app.py"):
+    for name in ("pyproject.toml", "README.md", "app.py", "serve.py"):
         shutil.copy(REPO_ROOT / name, source / name)
     installed = tmp_path / "site"
     subprocess.run(
@@ -363,3 +368,37 @@ def test_tensorboard_shows_a_runs_event_files(finished_run, isolated_settings):
 def test_tensorboard_without_event_files_says_so(isolated_settings, capsys):
     assert main(["tensorboard"]) == 2
     assert "no run has TensorBoard event files yet" in capsys.readouterr().err
+
+
+def test_the_roster_from_the_terminal(isolated_settings, capsys):
+    from galaxy_core.roster import Roster
+
+    assert main(["roster", "add", "Ada", "Bob Smith"]) == 0
+    codes = dict(line.split("\t") for line in capsys.readouterr().out.strip().splitlines())
+    assert set(codes) == {"Ada", "Bob Smith"}
+    roster = Roster(isolated_settings["runs"])
+    assert roster.sign_in("bob smith", codes["Bob Smith"]).name == "Bob Smith"
+    assert main(["roster", "teacher"]) == 0
+    name, secret = capsys.readouterr().out.strip().split("\t")
+    assert name == "teacher" and roster.sign_in("teacher", secret).is_teacher
+    assert main(["roster", "remove", "Ada"]) == 0
+    assert main(["roster", "list"]) == 0
+    assert capsys.readouterr().out.splitlines()[-2:] == ["Bob Smith", "teacher secret: set"]
+    assert main(["roster", "add", "bob smith"]) == 2
+    assert "already on the roster" in capsys.readouterr().err
+
+
+def test_delete_restore_and_empty_the_trash_from_the_terminal(finished_run, capsys):
+    assert main(["rename", finished_run.id, "my <first> run"]) == 0
+    assert main(["delete", finished_run.id]) == 0
+    assert f"galaxy-lab restore {finished_run.id}" in capsys.readouterr().out
+    assert main(["runs", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["restore", finished_run.id]) == 0
+    assert "restored (finished: finished after 2 of 2 epochs" in capsys.readouterr().out
+    assert main(["runs", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["id"], row["title"], row["owner"]) == (finished_run.id, "my <first> run", "the teacher")
+    assert main(["delete", finished_run.id]) == 0 and main(["empty-trash"]) == 0
+    assert "1 run(s) deleted for good" in capsys.readouterr().out
+    assert not finished_run.path.exists() and main(["restore", finished_run.id]) == 2

@@ -22,13 +22,15 @@ LAYERS = [
         "galaxy_core.prediction",
         "galaxy_core.explain",
         "galaxy_core.convolution",
+        "galaxy_core.people",
+        "galaxy_core.roster",
     ),
     # The training package, bottom up: a run's life, its config and records, the run store, what every kind
     # shares, the kinds, the procedure, where runs execute, the service and its client.
     ("galaxy_core.training.lifecycle",),
     ("galaxy_core.training.config", "galaxy_core.training.records", "galaxy_core.training.device"),
     ("galaxy_core.training.store", "galaxy_core.training.service"),
-    ("galaxy_core.training.recipe", "galaxy_core.training.callbacks"),
+    ("galaxy_core.training.recipe", "galaxy_core.training.callbacks", "galaxy_core.training.fair_share"),
     ("galaxy_core.training.kinds",),
     ("galaxy_core.training.procedure", "galaxy_core.training.estimate"),
     ("galaxy_core.training.worker", "galaxy_core.training.executors"),

@@ -64,6 +64,19 @@ def test_a_session_opened_from_a_link_starts_on_its_dataset_and_keeps_it_in_the_
     outside.run()
     assert "The link's dataset cannot be used" in outside.sidebar.warning[0].value
     assert any("synthetic, normal, 64 px, RGB" in m.value for m in outside.sidebar.markdown)
+    huge = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=PAGE_TIMEOUT)
+    huge.query_params["dataset"] = '{"name":"synthetic","num_images":100000,"image_size":512}'  # 157 GB to load
+    huge.run()
+    assert not huge.exception
+    assert "above this server's limit of 2,048 MB" in huge.sidebar.warning[0].value
+    assert any("synthetic, normal, 64 px, RGB" in m.value for m in huge.sidebar.markdown)
+
+
+def test_the_dataset_pages_knobs_cannot_ask_for_more_memory_than_the_server_allows():
+    too_big = DatasetSpec.of("synthetic", num_images=100_000).with_preprocess(image_size=224, crop_fraction=0.5)
+    at = open_page("dataset", active_dataset_spec=too_big)
+    assert not at.exception
+    assert "This dataset cannot be loaded:" in at.error[0].value and "(dataset_memory_mb)" in at.error[0].value
 
 
 def test_a_missing_default_dataset_falls_back_to_synthetic_with_a_note(monkeypatch):

@@ -4,6 +4,7 @@ from galaxy_core.data import (
     DATASET_SOURCES,
     DatasetError,
     DatasetSpec,
+    DatasetTooLargeError,
     create_dataset,
     describe_spec,
     discover_datasets,
@@ -140,3 +141,35 @@ def test_a_link_carries_a_spec_and_cannot_point_outside_the_data_roots(isolated_
     ]:
         with pytest.raises(ValueError, match=message):
             spec_from_link(text, settings)
+
+
+def test_a_dataset_over_the_memory_budget_is_refused_before_anything_is_allocated(isolated_settings):
+    """The link the class issue measured (100,000 synthetic galaxies at 512 px: 73 GiB) and a folder and a Galaxy10
+    file too large for a small budget are each refused with the figure and the limit, and nothing is decoded."""
+    import tracemalloc
+
+    settings = load_settings()
+    huge = DatasetSpec.of("synthetic", num_images=100_000).with_preprocess(image_size=512)
+    # By hand: 512 px renders (the crop is 1) and the same size preprocessed, 3 bytes a pixel.
+    needed = 100_000 * 2 * 512 * 512 * 3
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetTooLargeError) as refused:
+            spec_from_link(spec_to_link(huge), settings)
+        with pytest.raises(DatasetTooLargeError):
+            create_dataset(huge, memory_limit_mb=settings.dataset_memory_mb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000, f"{peak:,} bytes allocated to refuse it"
+    assert f"would take {needed / 1e6:,.0f} MB of memory to load" in str(refused.value)
+    assert "above this server's limit of 2,048 MB (dataset_memory_mb)" in str(refused.value)
+    folder = write_image_folder(isolated_settings["data"] / "mine", {"a": 5, "b": 5})
+    big_folder = DatasetSpec.of("folder", path=str(folder)).with_preprocess(image_size=512)  # 10 x 0.79 MB
+    with pytest.raises(DatasetTooLargeError, match="would take 8 MB of memory"):
+        create_dataset(big_folder, memory_limit_mb=7)
+    assert create_dataset(big_folder, memory_limit_mb=8).splits["train"].images.shape[1:] == (512, 512, 3)
+    h5 = write_galaxy10(isolated_settings["data"] / "Galaxy10.h5", count=40)
+    ten = DatasetSpec.of("galaxy10", path=str(h5)).with_preprocess(image_size=256, channels=1)  # 40 x 65,536 bytes
+    with pytest.raises(DatasetTooLargeError, match="would take 3 MB"):
+        create_dataset(ten, memory_limit_mb=2)

@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from galaxy_core.settings import load_settings
 from galaxy_core.training import RunState, RunStore
 from galaxy_core.training.client import ServiceClient, new_run
 from galaxy_core.training.executors import process_alive
@@ -248,7 +249,7 @@ def test_the_ray_executor_without_ray_says_how_to_install_it(monkeypatch, isolat
     from galaxy_core.training.ray_executor import RayExecutor
 
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where Ray is not installed
-    executor = RayExecutor("auto", num_cpus=1, num_gpus=None, cache_dir=isolated_settings["cache"])
+    executor = RayExecutor(load_settings())
     with pytest.raises(
         ExecutorUnavailableError, match=r'needs Ray on this machine: pip install "galaxy-cnn-lab\[cluster\]"'
     ):
@@ -280,3 +281,20 @@ def test_a_read_only_runs_folder_is_said_plainly(isolated_settings):
         f"error: the runs folder {isolated_settings['runs']} cannot be written (Read-only file system): check "
         "runs_dir and the disk"
     )
+
+
+def test_the_queue_gives_each_student_a_turn(isolated_settings):
+    """Real workers, one slot: Ada queued two runs before Bob queued his, and still Bob's starts before Ada's
+    second."""
+    from galaxy_core.people import STUDENT, User
+    from galaxy_core.training.client import new_run
+
+    client = ServiceClient(isolated_settings["runs"])
+    ada, bob = User("ada", "Ada", STUDENT), User("bob", "Bob", STUDENT)
+    owners = [ada, ada, bob]
+    runs = [new_run(client.store, tiny_config(epochs=1, seed=number), owner) for number, owner in enumerate(owners)]
+    client.ensure_service(client.store.runs())  # the service finds all three waiting
+    wait_for(lambda: all(state_of(run) is RunState.FINISHED for run in runs), timeout=240)
+    started = sorted(runs, key=lambda run: run.summary().dispatched)
+    assert [run.summary().owner_name for run in started] == ["Ada", "Bob", "Ada"]
+    assert started[0] == runs[0]  # between equals, the oldest first

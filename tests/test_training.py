@@ -11,7 +11,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from galaxy_core.data import DatasetSpec
+from galaxy_core.data import DatasetSpec, DatasetTooLargeError
 from galaxy_core.errors import InvalidInputError
 from galaxy_core.training import RunNotFoundError, RunState, RunStore, TrainConfig
 from galaxy_core.training.client import QueueFullError, ServiceClient, new_run, train_in_this_process
@@ -361,6 +361,10 @@ def test_the_server_limits_refuse_runs_clearly(isolated_settings, monkeypatch):
         client.submit(tiny_config(kind="dance"))
     with pytest.raises(InvalidInputError, match="folds must be a whole number from 2 to 10, got 11"):
         client.submit(tiny_config(kind="label_review", folds=11))
+    with pytest.raises(DatasetTooLargeError, match="above this server's limit of 1 MB"):
+        ServiceClient(client.store.root, dataset_memory_mb=1).submit(
+            tiny_config(dataset={**TINY_DATA, "image_size": 64})
+        )
     client.submit(tiny_config())
     client.submit(tiny_config())
     with pytest.raises(QueueFullError, match="2 runs are already waiting"):

@@ -9,6 +9,11 @@ galaxy-lab download VARIANT       fetch a Galaxy10 file (resumable, checksummed)
 galaxy-lab train [--dataset D]    queue a training run and follow it here (Ctrl-C stops it); prints the run id last
 galaxy-lab runs [--json]          list the runs
 galaxy-lab stop RUN               stop a queued or running run
+galaxy-lab rename RUN TITLE       give a run a title
+galaxy-lab delete RUN             move a run to the trash; restore RUN brings it back; empty-trash deletes for good
+galaxy-lab restore RUN            bring a run back from the trash
+galaxy-lab empty-trash            delete the runs in the trash for good
+galaxy-lab roster ACTION [NAME]   the class's roster for auth = roster: list, add, new-code, remove, teacher
 galaxy-lab tensorboard [RUN...]   show runs' event files in TensorBoard
 galaxy-lab review-labels          queue a label review of a dataset's training split and follow it here
 galaxy-lab reviewed-labels RUN    print a label review's doubted labels and decisions as CSV
@@ -24,7 +29,17 @@ import sys
 
 from galaxy_core.cli.answers import evaluate_command, export_command, predict_command
 from galaxy_core.cli.data import data_info_command, datasets_command, download_command
-from galaxy_core.cli.runs import reviewed_labels_command, runs_command, stop_command, tensorboard_command
+from galaxy_core.cli.roster import roster_command
+from galaxy_core.cli.runs import (
+    delete_command,
+    empty_trash_command,
+    rename_command,
+    restore_command,
+    reviewed_labels_command,
+    runs_command,
+    stop_command,
+    tensorboard_command,
+)
 from galaxy_core.cli.server import serve_command
 from galaxy_core.cli.training import review_labels_command, train_command
 from galaxy_core.errors import GalaxyLabError
@@ -39,7 +54,12 @@ COMMANDS = (
     train_command,
     runs_command,
     stop_command,
+    rename_command,
+    delete_command,
+    restore_command,
+    empty_trash_command,
     tensorboard_command,
+    roster_command,
     review_labels_command,
     reviewed_labels_command,
     evaluate_command,

@@ -37,7 +37,9 @@ def evaluate_command(commands) -> None:
 def _evaluate(args, settings) -> int:
     run = store_for(args, settings).get(args.run_id)
     spec = run_dataset_spec(run, spec_from_name(args.dataset, settings) if args.dataset else None)
-    dataset = create_dataset(spec, cache_dir=settings.cache_dir, progress=terminal_progress)
+    dataset = create_dataset(
+        spec, cache_dir=settings.cache_dir, progress=terminal_progress, memory_limit_mb=settings.dataset_memory_mb
+    )
     model = load_run_model(run, args.checkpoint)
     result = evaluate_model(model, dataset, run_class_names(run), args.split, tta=args.tta)
     summary = result.summary

@@ -37,7 +37,9 @@ def data_info_command(commands) -> None:
 def _data_info(args, settings) -> int:
     spec = dataset_spec_from_args(args, settings)
     started = time.perf_counter()
-    dataset = create_dataset(spec, cache_dir=settings.cache_dir, progress=terminal_progress)
+    dataset = create_dataset(
+        spec, cache_dir=settings.cache_dir, progress=terminal_progress, memory_limit_mb=settings.dataset_memory_mb
+    )
     seconds = time.perf_counter() - started
     counts = dataset.class_counts()
     summary = {

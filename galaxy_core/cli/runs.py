@@ -35,6 +35,8 @@ def run_json(summary: RunSummary) -> dict:
     """A run as `galaxy-lab runs --json` prints it."""
     return {
         "id": summary.id,
+        "title": summary.title,
+        "owner": summary.owner_name,
         "state": summary.state.value,
         "message": summary.message,
         "kind": summary.kind,
@@ -152,3 +154,57 @@ def _tensorboard(args, settings) -> int:
     command = [sys.executable, "-m", "tensorboard.main", "--logdir_spec", pairs, "--host", args.host]
     print(f"TensorBoard on http://{args.host}:{args.port} for {len(logged)} run(s); Ctrl-C ends it", file=sys.stderr)
     return wait_passing_signals_on(subprocess.Popen([*command, "--port", str(args.port)]))
+
+
+def rename_command(commands) -> None:
+    parser = commands.add_parser("rename", parents=[ONE_RUN], help="give a run a title (shown beside its id)")
+    parser.add_argument("title", help='its title, e.g. "deeper net, no augmentation" ("" removes it)')
+    parser.set_defaults(run=_rename)
+
+
+def _rename(args, settings) -> int:
+    title = client_for(args, settings).rename(args.run_id, args.title)
+    print(f"{args.run_id}: {title!r}" if title else f"{args.run_id}: no title")
+    return 0
+
+
+def delete_command(commands) -> None:
+    parser = commands.add_parser(
+        "delete",
+        parents=[ONE_RUN],
+        help="move a run to the trash (its worker stopped first)",
+        description="The run disappears from every list and menu; galaxy-lab restore brings it back until galaxy-lab "
+        "empty-trash deletes the trash for good.",
+    )
+    parser.set_defaults(run=_delete)
+
+
+def _delete(args, settings) -> int:
+    client = client_for(args, settings)
+    megabytes = client.store.get(args.run_id).disk_bytes() / 1e6
+    client.delete(args.run_id)
+    print(f"{args.run_id}: in the trash ({megabytes:.1f} MB; galaxy-lab restore {args.run_id} brings it back)")
+    return 0
+
+
+def restore_command(commands) -> None:
+    parser = commands.add_parser("restore", parents=[ONE_RUN], help="bring a run back from the trash")
+    parser.set_defaults(run=_restore)
+
+
+def _restore(args, settings) -> int:
+    summary = client_for(args, settings).restore(args.run_id).summary()
+    print(f"{summary.id}: restored ({summary.state.value}: {summary.message})")
+    return 0
+
+
+def empty_trash_command(commands) -> None:
+    parser = commands.add_parser("empty-trash", parents=[RUNS_DIR], help="delete the runs in the trash for good")
+    parser.set_defaults(run=_empty_trash)
+
+
+def _empty_trash(args, settings) -> int:
+    client = client_for(args, settings)
+    megabytes = sum(summary.run.disk_bytes() for summary in client.trashed()) / 1e6
+    print(f"{client.empty_trash()} run(s) deleted for good, {megabytes:.1f} MB freed")
+    return 0

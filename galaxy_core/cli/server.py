@@ -14,12 +14,13 @@ from galaxy_core.cli.common import client_for, wait_passing_signals_on
 from galaxy_core.errors import GalaxyLabError
 
 
-def app_file() -> Path:
-    """The app's router, app.py: beside the galaxy_core package, in a checkout as in an installed wheel."""
-    app = Path(__file__).resolve().parents[2] / "app.py"
-    if not (app.is_file() and (app.parent / "pages" / "ui" / "navigation.py").is_file()):
-        raise GalaxyLabError(f"the app (app.py and pages/) is not beside galaxy_core in {app.parent}")
-    return app
+def server_file() -> Path:
+    """The app's server, serve.py (the router app.py with the sign-in routes): beside the galaxy_core package, in a
+    checkout as in an installed wheel."""
+    folder = Path(__file__).resolve().parents[2]
+    if not all((folder / name).is_file() for name in ("serve.py", "app.py", "pages/ui/navigation.py")):
+        raise GalaxyLabError(f"the app (serve.py, app.py and pages/) is not beside galaxy_core in {folder}")
+    return folder / "serve.py"
 
 
 def serve_command(commands) -> None:
@@ -48,7 +49,7 @@ def _serve(args, settings) -> int:
     """Streamlit in a child process (SIGINT and SIGTERM are passed on to it; serve returns when it has ended), the
     app run once as soon as it answers (to start the server's warm-up), and beside it a low-priority warm-up of the
     default dataset's cache and TensorFlow's files."""
-    app = app_file()
+    app = server_file()
     command = [
         sys.executable,
         "-m",

@@ -5,6 +5,8 @@ from galaxy_core.data.augment import AugmentOptions, augment_images
 from galaxy_core.data.dataset import SPLIT_NAMES, Dataset, DatasetError, RejectedFile, Split
 from galaxy_core.data.images import ImageDecodeError, PreprocessOptions, open_image, to_grayscale
 from galaxy_core.data.registry import (
+    DatasetTooLargeError,
+    check_dataset_memory,
     check_spec,
     create_dataset,
     dataset_names_help,
@@ -27,11 +29,13 @@ __all__ = [
     "DatasetError",
     "DatasetSource",
     "DatasetSpec",
+    "DatasetTooLargeError",
     "ImageDecodeError",
     "PreprocessOptions",
     "RejectedFile",
     "Split",
     "augment_images",
+    "check_dataset_memory",
     "check_spec",
     "create_dataset",
     "dataset_names_help",

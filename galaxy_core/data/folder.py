@@ -27,7 +27,13 @@ from galaxy_core.data.dataset import (
     make_splits,
     stratified_split,
 )
-from galaxy_core.data.images import SUPPORTED_EXTENSIONS, ImageDecodeError, PreprocessOptions, load_image_file
+from galaxy_core.data.images import (
+    SUPPORTED_EXTENSIONS,
+    ImageDecodeError,
+    PreprocessOptions,
+    image_bytes,
+    load_image_file,
+)
 from galaxy_core.data.jpeg import decode_jpegs
 from galaxy_core.data.sources import (
     PATH,
@@ -264,5 +270,6 @@ register_source(
         discover=_discover,
         from_text=_from_text,
         text_help="a folder of class folders, or the name of one in a data root",
+        decoded_bytes=lambda spec: image_bytes(len(_scan(Path(spec.path).resolve())[1]), spec.preprocess),
     )
 )

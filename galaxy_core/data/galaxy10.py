@@ -13,7 +13,7 @@ import numpy as np
 
 from galaxy_core.data.cache import cached_dataset
 from galaxy_core.data.dataset import SPLIT_NAMES, Dataset, DatasetError, ProgressCallback, make_splits, stratified_split
-from galaxy_core.data.images import PreprocessOptions, preprocess_array
+from galaxy_core.data.images import PreprocessOptions, image_bytes, preprocess_array
 from galaxy_core.data.sources import (
     PATH,
     SEED,
@@ -116,6 +116,14 @@ def _read_labels_and_shape(path: Path) -> tuple[np.ndarray, tuple[int, ...]]:
             return np.asarray(file["ans"], dtype=np.int64), tuple(file["images"].shape)
     except OSError as error:
         raise DatasetError(f"{path} is not a readable HDF5 file ({error})") from error
+
+
+def _decoded_bytes(spec: DatasetSpec) -> int:
+    """The preprocessed images (the file is read a chunk at a time)."""
+    path = Path(spec.path).resolve()
+    if not path.is_file():
+        raise DatasetError(f"Galaxy10 file {path} does not exist")
+    return image_bytes(_read_labels_and_shape(path)[1][0], spec.preprocess)
 
 
 def _build(path: Path, variant: Galaxy10Variant, options, val_fraction, test_fraction, seed, progress) -> Dataset:
@@ -290,8 +298,9 @@ register_source(
         load=load_galaxy10,
         options=(
             PATH,
-            SourceOption("variant", "which Galaxy10 (read from the image size when not given)", str,
-                         choices=tuple(VARIANTS)),
+            SourceOption(
+                "variant", "which Galaxy10 (read from the image size when not given)", str, choices=tuple(VARIANTS)
+            ),
             VAL_FRACTION,
             TEST_FRACTION,
             SEED,
@@ -300,5 +309,6 @@ register_source(
         discover=_discover,
         from_text=_from_text,
         text_help="'galaxy10-sdss', 'galaxy10-decals', or a Galaxy10 .h5 file",
+        decoded_bytes=_decoded_bytes,
     )
 )

@@ -232,6 +232,11 @@ def preprocess_array(images: np.ndarray, options: PreprocessOptions) -> np.ndarr
     return np.stack([preprocess_pil(Image.fromarray(image), options) for image in images])
 
 
+def image_bytes(count: int, options: PreprocessOptions) -> int:
+    """The memory `count` preprocessed images take (uint8)."""
+    return count * options.image_size**2 * options.channels
+
+
 def to_grayscale(images: np.ndarray) -> np.ndarray:
     """RGB uint8 (..., 3) to grayscale uint8 (..., 1) with the luma weights PIL uses."""
     luma = images.astype(np.float32) @ LUMA_WEIGHTS

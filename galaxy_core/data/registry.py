@@ -42,6 +42,7 @@ def create_dataset(
     *,
     cache_dir: str | Path | None = None,
     progress: ProgressCallback | None = None,
+    memory_limit_mb: int | None = None,
     image_size: int | None = None,
     crop_fraction: float | None = None,
     channels: int | None = None,
@@ -49,7 +50,8 @@ def create_dataset(
 ) -> Dataset:
     """The dataset `spec` describes, with uint8 train/val/test splits. `spec` may also be a source name
     ("synthetic", "folder", "galaxy10") with its preprocessing and options as keywords (unset: the defaults).
-    `cache_dir` enables the on-disk cache."""
+    `cache_dir` enables the on-disk cache. `memory_limit_mb`: a spec whose decoded arrays would take more is refused
+    (DatasetTooLargeError) before anything is decoded or allocated."""
     if isinstance(spec, str):
         spec = DatasetSpec.of(spec, **options).with_preprocess(
             image_size=image_size, crop_fraction=crop_fraction, channels=channels
@@ -57,6 +59,8 @@ def create_dataset(
     elif options or image_size or crop_fraction or channels:
         raise TypeError("pass either a DatasetSpec or a source name with keywords, not both")
     check_spec(spec)
+    if memory_limit_mb is not None:
+        check_dataset_memory(spec, memory_limit_mb)
     dataset = dataset_source(spec.source).load(
         **dict(spec.options),
         options=spec.preprocess,
@@ -64,6 +68,21 @@ def create_dataset(
         progress=progress,
     )
     return replace(dataset, spec=spec)
+
+
+class DatasetTooLargeError(DatasetError):
+    """A dataset whose decoded arrays would take more memory than the server allows."""
+
+
+def check_dataset_memory(spec: DatasetSpec, limit_mb: int) -> None:
+    """Refuse (DatasetTooLargeError, with the figure and the limit) a spec whose loading would take more than
+    `limit_mb` of memory at its peak; nothing is decoded to find out."""
+    needed = dataset_source(spec.source).decoded_bytes(spec)
+    if needed > limit_mb * 1_000_000:
+        raise DatasetTooLargeError(
+            f"{describe_spec(spec)} would take {needed / 1e6:,.0f} MB of memory to load, above this server's limit "
+            f"of {limit_mb:,} MB (dataset_memory_mb): choose fewer images or a smaller image size"
+        )
 
 
 def discover_datasets(settings: Settings) -> list[DatasetChoice]:
@@ -91,17 +110,19 @@ def spec_to_link(spec: DatasetSpec) -> str:
 
 
 def spec_from_link(text: str, settings: Settings) -> DatasetSpec:
-    """The spec a link carries, checked like anything typed by a stranger: a known source and options, and a path
-    (if any) inside the data roots or the downloads folder. Raises DatasetError or InvalidInputError saying why."""
+    """The spec a link carries, checked like anything typed by a stranger: a known source and options, a path (if
+    any) inside the data roots or the downloads folder, and a size within the server's dataset memory budget.
+    Raises DatasetError or InvalidInputError saying why."""
     try:
         values = json.loads(text)
     except ValueError:
         raise InvalidInputError(f"the link's dataset is not a dataset description: {text[:80]!r}") from None
     spec = check_spec(DatasetSpec.from_dict(values))
-    if spec.path is None:
-        return spec
-    confined = resolve_in_data_roots(spec.path, (*settings.data_roots, settings.download_dir))
-    return spec.with_options(path=str(confined))
+    if spec.path is not None:
+        confined = resolve_in_data_roots(spec.path, (*settings.data_roots, settings.download_dir))
+        spec = spec.with_options(path=str(confined))
+    check_dataset_memory(spec, settings.dataset_memory_mb)
+    return spec
 
 
 def describe_spec(spec: DatasetSpec) -> str:

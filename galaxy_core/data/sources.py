@@ -127,6 +127,9 @@ class DatasetSource:
     discover: Callable  # discover(settings) -> list[DatasetChoice]
     from_text: Callable  # from_text(text, settings) -> DatasetSpec | None: the spec for a name typed in a terminal
     text_help: str  # what from_text understands, for help and errors
+    # decoded_bytes(spec) -> the memory its loader takes at its peak, found without decoding (a listing or a file's
+    # header at most): what a server's dataset memory budget is checked against.
+    decoded_bytes: Callable[[DatasetSpec], int]
 
     def option(self, name: str) -> SourceOption:
         for option in self.options:

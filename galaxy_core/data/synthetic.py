@@ -24,7 +24,7 @@ from PIL import Image
 
 from galaxy_core.data.cache import cached_dataset
 from galaxy_core.data.dataset import SPLIT_NAMES, Dataset, ProgressCallback, make_splits, stratified_split
-from galaxy_core.data.images import PreprocessOptions, preprocess_array
+from galaxy_core.data.images import PreprocessOptions, image_bytes, preprocess_array
 from galaxy_core.data.sources import (
     SEED,
     TEST_FRACTION,
@@ -198,8 +198,19 @@ def render_galaxy(kind: str, rng: np.random.Generator, size: int, difficulty: Di
     return pixels
 
 
+def _render_size(options: PreprocessOptions) -> int:
+    """Galaxies are rendered at the size whose centre crop is the input size (at most 512 px), then cropped."""
+    return min(512, round(options.image_size / options.crop_fraction))
+
+
+def _decoded_bytes(spec: DatasetSpec) -> int:
+    """The rendered images, then the preprocessed ones."""
+    count, options = spec.option("num_images", 3000), spec.preprocess
+    return count * _render_size(options) ** 2 * 3 + image_bytes(count, options)
+
+
 def _render_dataset(options, num_images, difficulty, seed, val_fraction, test_fraction, progress) -> Dataset:
-    render_size = min(512, round(options.image_size / options.crop_fraction))
+    render_size = _render_size(options)
     labels = np.random.default_rng(seed).permutation(np.arange(num_images) % len(CLASS_NAMES)).astype(np.int32)
     # One generator per image: an image depends only on (seed, index), whatever else changes.
     generators = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(num_images)]
@@ -259,7 +270,12 @@ register_source(
         load=load_synthetic,
         options=(
             SourceOption(
-                "num_images", "how many galaxies", minimum=30, maximum=100_000, step=300, on_page=True,
+                "num_images",
+                "how many galaxies",
+                minimum=30,
+                maximum=100_000,
+                step=300,
+                on_page=True,
                 flag="--num-images",
             ),
             SourceOption(
@@ -278,5 +294,6 @@ register_source(
         discover=lambda settings: [DatasetChoice("synthetic (built in, offline)", DatasetSpec.of("synthetic"))],
         from_text=lambda text, settings: DatasetSpec.of("synthetic") if text == "synthetic" else None,
         text_help="'synthetic'",
+        decoded_bytes=_decoded_bytes,
     )
 )

@@ -14,8 +14,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from galaxy_core.data import check_dataset_memory
 from galaxy_core.errors import GalaxyLabError
+from galaxy_core.people import MACHINE_TEACHER, User, owns, require_owner_or_teacher, require_teacher
 from galaxy_core.training.config import TrainConfig
+from galaxy_core.training.executors import kill_process
 from galaxy_core.training.kinds import check_run_config, run_kind
 from galaxy_core.training.lifecycle import RunState
 from galaxy_core.training.procedure import train_run
@@ -50,12 +53,13 @@ class ServiceStatus:
         return f"running, training on the {self.executor} executor"
 
 
-def new_run(store: RunStore, config: TrainConfig) -> Run:
-    """A run folder for `config`, queued, with the epochs its kind plans (InvalidInputError for a config its kind
-    cannot run)."""
+def new_run(store: RunStore, config: TrainConfig, owner: User = MACHINE_TEACHER) -> Run:
+    """A run folder for `config`, queued, `owner`'s, with the epochs its kind plans (InvalidInputError for a config
+    its kind cannot run)."""
     check_run_config(config)
     planned = run_kind(config.kind).planned_epochs(config)
-    return store.create(config.to_dict(), name=config.model, planned_epochs=planned)
+    who = {"owner": owner.id, "owner_name": owner.name, "owner_role": owner.role}
+    return store.create(config.to_dict(), name=config.model, planned_epochs=planned, owner=who)
 
 
 def train_in_this_process(run: Run, dataset=None, observers: Sequence = ()) -> RunState:
@@ -68,59 +72,129 @@ def train_in_this_process(run: Run, dataset=None, observers: Sequence = ()) -> R
 
 
 class ServiceClient:
-    def __init__(self, runs_root: str | Path, *, max_queued: int | None = None, max_epochs: int | None = None):
+    """The training service, as a person sees it: every action that changes something takes who asks, and refuses
+    (NotAllowedError, with why) what their role or their runs do not allow. Without a `user`, the teacher of the
+    machine asks (the CLI on the server's machine, a lab without sign-in)."""
+
+    def __init__(
+        self,
+        runs_root: str | Path,
+        *,
+        max_queued: int | None = None,
+        max_epochs: int | None = None,
+        dataset_memory_mb: int | None = None,
+        max_waiting_per_student: int | None = None,
+    ):
         self.store = RunStore(runs_root)
         self.files = ServiceFiles(self.store.root)
-        self.max_queued = max_queued
-        self.max_epochs = max_epochs
+        self.max_queued, self.max_epochs, self.dataset_memory_mb = max_queued, max_epochs, dataset_memory_mb
+        self.max_waiting_per_student = max_waiting_per_student
 
     @classmethod
     def from_settings(cls, settings, runs_root: str | Path | None = None) -> ServiceClient:
-        """The client with the server's limits (queue length, epochs per run)."""
-        return cls(runs_root or settings.runs_dir, max_queued=settings.max_queued_runs, max_epochs=settings.max_epochs)
+        """The client with the server's limits (queue length, epochs per run, a dataset's memory, a student's
+        waiting runs)."""
+        return cls(
+            runs_root or settings.runs_dir,
+            max_queued=settings.max_queued_runs,
+            max_epochs=settings.max_epochs,
+            dataset_memory_mb=settings.dataset_memory_mb,
+            max_waiting_per_student=settings.max_waiting_per_student,
+        )
 
-    def submit(self, config: TrainConfig) -> Run:
-        """Queue a run (the service starts it when a slot is free); QueueFullError when the server's limits refuse
-        it, RunsFolderError when the runs folder cannot be written."""
+    def submit(self, config: TrainConfig, user: User = MACHINE_TEACHER) -> Run:
+        """Queue a run of `user`'s (the service starts it when a slot is free); QueueFullError when the server's
+        limits refuse it, DatasetTooLargeError when its dataset would not fit the memory budget, RunsFolderError
+        when the runs folder cannot be written."""
         check_run_config(config)
         planned = run_kind(config.kind).planned_epochs(config)
         if self.max_epochs is not None and planned > self.max_epochs:
             phases = f" ({config.epochs} asked for, over all its folds or phases)" if planned != config.epochs else ""
             raise QueueFullError(f"this server allows at most {self.max_epochs} epochs per run, not {planned}{phases}")
+        if self.dataset_memory_mb is not None:
+            check_dataset_memory(config.dataset, self.dataset_memory_mb)
         try:
-            return self._queue(config)
+            return self._queue(config, user)
         except OSError as error:
             raise RunsFolderError(
                 f"the runs folder {self.store.root} cannot be written ({error.strerror or error}): check runs_dir "
                 "and the disk"
             ) from error
 
-    def _queue(self, config: TrainConfig) -> Run:
+    def _queue(self, config: TrainConfig, user: User) -> Run:
         with self.files.scheduler_lock():
-            if self.max_queued is not None:
-                waiting = sum(summary.state is RunState.QUEUED for summary in self.store.runs(active_only=True))
-                if waiting >= self.max_queued:
-                    raise QueueFullError(
-                        f"{waiting} runs are already waiting for a training slot (the limit is {self.max_queued}): "
-                        "try again when some have started, or stop one of yours"
-                    )
-            run = new_run(self.store, config)
+            queued = [summary for summary in self.store.runs(active_only=True) if summary.state is RunState.QUEUED]
+            if self.max_queued is not None and len(queued) >= self.max_queued:
+                raise QueueFullError(
+                    f"{len(queued)} runs are already waiting for a training slot (the limit is {self.max_queued}): "
+                    "try again when some have started, or stop one of yours"
+                )
+            mine = sum(owns(user, summary.owner_id) for summary in queued)
+            limit = None if user.is_teacher else self.max_waiting_per_student
+            if limit is not None and mine >= limit:
+                raise QueueFullError(
+                    f"you have {mine} runs waiting for a training slot, the most a student may "
+                    "(max_waiting_per_student): queue this one when one of them has started, or stop one"
+                )
+            run = new_run(self.store, config, user)
             ensure_supervisor(self.store.root)
         return run
 
-    def stop(self, run_id: str) -> RunSummary:
+    def _run_of(self, run_id: str, user: User, action: str) -> tuple[Run, RunSummary]:
+        """The run, if `user` may `action` it (NotAllowedError otherwise)."""
+        run = self.store.get(run_id)
+        summary = run.summary()
+        require_owner_or_teacher(user, summary.owner_id, summary.owner_name, action, f"run {summary.name}")
+        return run, summary
+
+    def stop(self, run_id: str, user: User = MACHINE_TEACHER) -> RunSummary:
         """Stop a queued run at once; ask a running one to stop at its next batch (the service kills it if it gives
         no sign of life for the grace period). Returns the run's summary after the request."""
-        run = self.store.get(run_id)
+        run, _ = self._run_of(run_id, user, "stop")
         with self.files.scheduler_lock():
             state = run.state()
             if state is RunState.QUEUED:
                 run.move_to(RunState.STOPPED, message="stopped before it started", finished=time.time())
             elif state is RunState.RUNNING and run.stop_requested_at() is None:
                 run.request_stop()
-                run.log("stop requested")
+                run.log(f"stop requested by {user.name}")
             ensure_supervisor(self.store.root)
             return run.summary()
+
+    def rename(self, run_id: str, title: str, user: User = MACHINE_TEACHER) -> str:
+        """Give a run a title ("" removes it); returns the title kept."""
+        run, _ = self._run_of(run_id, user, "rename")
+        return run.set_title(title, by=user.id)
+
+    def delete(self, run_id: str, user: User = MACHINE_TEACHER) -> None:
+        """Move a run to the trash, its worker (if any) stopped first: a queued run is stopped, a running one's
+        local worker killed (a Ray run's is killed by the service when its folder has gone)."""
+        run, summary = self._run_of(run_id, user, "delete")
+        with self.files.scheduler_lock():
+            state = run.state()
+            if state is RunState.QUEUED:
+                run.move_to(RunState.STOPPED, message=f"deleted by {user.name} before it started", finished=time.time())
+            elif state is RunState.RUNNING and summary.executor == "local":
+                kill_process(summary.pid, summary.pid_start)
+            self.store.trash(run)
+
+    def trashed(self, user: User = MACHINE_TEACHER) -> list[RunSummary]:
+        """The runs in the trash `user` may restore: a teacher, all; a student, their own."""
+        runs = self.store.trashed().runs()
+        return runs if user.is_teacher else [summary for summary in runs if owns(user, summary.owner_id)]
+
+    def restore(self, run_id: str, user: User = MACHINE_TEACHER) -> Run:
+        summary = self.store.trashed().get(run_id).summary()
+        require_owner_or_teacher(user, summary.owner_id, summary.owner_name, "restore", f"run {summary.name}")
+        run = self.store.restore(run_id)
+        if run.state().active:  # a running run deleted while the service was away: it trains no more
+            run.move_to(RunState.INTERRUPTED, message="interrupted: deleted while it trained", finished=time.time())
+        return run
+
+    def empty_trash(self, user: User = MACHINE_TEACHER) -> int:
+        """Delete the trash's runs for good (a teacher's decision); returns how many."""
+        require_teacher(user, "empty the trash")
+        return self.store.empty_trash()
 
     def follow(self, run: Run, poll_seconds: float = 0.5) -> Iterator[tuple[list[dict], RunSummary]]:
         """(new metrics records, the run's summary) every `poll_seconds`, until the run has ended: the last

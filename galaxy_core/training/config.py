@@ -20,7 +20,8 @@ MONITORS = ("val_loss", "val_balanced_accuracy", "val_accuracy")
 # Where validation images come from: the dataset's own val split, or a stratified share held out of train.
 VALIDATION_SOURCES = ("val_split", "from_train")
 MAX_EPOCHS = 500
-STORE_KEYS = ("created",)  # what the run store adds to a run's config.json
+# What the run store adds to a run's config.json: when it was queued, and by whom (its owner, for good).
+STORE_KEYS = ("created", "owner", "owner_name", "owner_role")
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ def _train(run: RunWriter, config: TrainConfig, dataset: Dataset | None, observe
     run.report_progress(device=device.describe(), message="loading its dataset", started=time.time())
     run.log(f"device: {device.describe()}")
     if dataset is None:
-        dataset = load_run_dataset(config, load_settings().cache_dir, run.stop_requested)
+        dataset = load_run_dataset(config, load_settings(), run.stop_requested)
     if config.label_changes:
         before = len(dataset.splits["train"])
         dataset = dataset.with_training_labels_changed(config.label_changes)

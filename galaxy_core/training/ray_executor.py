@@ -23,6 +23,7 @@ import threading
 import time
 from pathlib import Path
 
+from galaxy_core.settings import Settings
 from galaxy_core.training.config import TrainConfig
 from galaxy_core.training.executors import Ended, ExecutorUnavailableError
 from galaxy_core.training.lifecycle import (
@@ -175,8 +176,8 @@ def _interruption(error: Exception) -> str:
 class RunDriver:
     """Drives one run on the cluster from a thread of the head, and reports how it ended through `report`."""
 
-    def __init__(self, run: Run, resources: dict, cache_dir: Path, trainer_class, report):
-        self.run, self.resources, self.cache_dir = run, resources, cache_dir
+    def __init__(self, run: Run, resources: dict, settings: Settings, trainer_class, report):
+        self.run, self.resources, self.settings = run, resources, settings
         self.trainer_class, self.report = trainer_class, report
         self.kill_as: Outcome | None = None
         self.thread = threading.Thread(target=self._main, name=f"ray-{run.id}", daemon=True)
@@ -198,7 +199,7 @@ class RunDriver:
         config = self.run.config()
         self.run.report_progress(message="loading its dataset on the head")
         dataset = load_run_dataset(
-            TrainConfig.from_dict(config), self.cache_dir, lambda: self.run.stop_requested() or bool(self.kill_as)
+            TrainConfig.from_dict(config), self.settings, lambda: self.run.stop_requested() or bool(self.kill_as)
         )
         self.run.report_progress(message="waiting for a node of the Ray cluster with room")
         trainer = self.trainer_class.options(**self.resources, max_concurrency=2).remote(self.run.id, config)
@@ -244,8 +245,9 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, address: str, *, num_cpus: float, num_gpus: float | None, cache_dir: Path):
-        self.address, self.num_cpus, self.num_gpus, self.cache_dir = address, num_cpus, num_gpus, cache_dir
+    def __init__(self, settings: Settings):
+        self.settings, self.address = settings, settings.ray_address
+        self.num_cpus, self.num_gpus = settings.run_num_cpus, settings.run_num_gpus
         self._drivers: dict[str, RunDriver] = {}
         self._ended: list[Ended] = []
         self._lock = threading.Lock()
@@ -305,7 +307,7 @@ class RayExecutor:
         ray = _import_ray()
         if self._trainer_class is None:
             self._trainer_class = ray.remote(RemoteTrainer)
-        driver = RunDriver(run, self._resources(ray), self.cache_dir, self._trainer_class, self._report)
+        driver = RunDriver(run, self._resources(ray), self.settings, self._trainer_class, self._report)
         self._drivers[run.id] = driver
         driver.thread.start()
         return {"node": None}

@@ -6,26 +6,28 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
 from galaxy_core.data import Dataset, Split, create_dataset
 from galaxy_core.data.dataset import stratified_split
+from galaxy_core.settings import Settings
 from galaxy_core.training.config import ONE_CYCLE_START, ONE_CYCLE_WARMUP, TrainConfig
 from galaxy_core.training.lifecycle import StoppedBeforeTrainingError
 
 
-def load_run_dataset(config: TrainConfig, cache_dir: Path, stop_requested: Callable[[], bool]) -> Dataset:
-    """The run's dataset (from the cache when it is there); StoppedBeforeTrainingError as soon as a stop is
-    requested while it loads."""
+def load_run_dataset(config: TrainConfig, settings: Settings, stop_requested: Callable[[], bool]) -> Dataset:
+    """The run's dataset (from the settings' cache when it is there, within their dataset memory budget);
+    StoppedBeforeTrainingError as soon as a stop is requested while it loads."""
 
     def progress(done: int, total: int, message: str) -> None:
         if stop_requested():
             raise StoppedBeforeTrainingError("stopped while loading its dataset: no model")
 
     progress(0, 0, "")
-    return create_dataset(config.dataset, cache_dir=cache_dir, progress=progress)
+    return create_dataset(
+        config.dataset, cache_dir=settings.cache_dir, progress=progress, memory_limit_mb=settings.dataset_memory_mb
+    )
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:

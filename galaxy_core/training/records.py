@@ -114,10 +114,14 @@ class RunSummary:
     steps_per_epoch: int | None
     error: str | None
     traceback: str | None
+    owner_id: str | None  # None: queued before runs had owners, so the teacher's
+    owner_name: str
+    owner_is_teacher: bool
+    title: str  # its owner's words for it ("deeper net, no augmentation"), or ""
 
     @classmethod
-    def read(cls, run: Run, config: dict, status: dict) -> RunSummary:
-        """The summary of a run's config and (merged) status."""
+    def read(cls, run: Run, config: dict, status: dict, title: str = "") -> RunSummary:
+        """The summary of a run's config, (merged) status and title."""
         dataset, state = checked_config(config), state_of(status)
         names = status.get("class_names")
         error = text(status.get("error"))
@@ -149,11 +153,26 @@ class RunSummary:
             steps_per_epoch=whole(status.get("steps_per_epoch")),
             error=error,
             traceback=text(status.get("traceback")),
+            owner_id=text(config.get("owner")),
+            owner_name=text(config.get("owner_name")) or "the teacher",
+            owner_is_teacher=config.get("owner_role", "teacher") == "teacher",
+            title=title,
         )
 
     @property
     def id(self) -> str:
         return self.run.id
+
+    @property
+    def name(self) -> str:
+        """What to call the run: its title beside a short form of its id ("deeper net · 0512-9f3a")."""
+        return f"{self.title} · {self.short_id}" if self.title else self.short_id
+
+    @property
+    def short_id(self) -> str:
+        """The time of day and the random tag of its id: "20261204-051206-custom_cnn-95c7" -> "0512-95c7"."""
+        parts = self.id.split("-")
+        return f"{parts[1][:4]}-{parts[-1]}" if len(parts) >= 3 and len(parts[1]) >= 4 else self.id
 
     @property
     def model(self) -> str:

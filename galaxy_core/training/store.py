@@ -26,12 +26,15 @@ service's own files beside the runs are galaxy_core.training.service's.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
 import logging
+import os
 import re
 import secrets
+import shutil
 import time
 import zipfile
 from collections.abc import Callable
@@ -56,7 +59,9 @@ CHECKPOINTS = tuple(MODEL_FILES)
 FOLD_MODEL = re.compile(r"fold-([1-9][0-9]?)")  # a label review's fold model: "fold-1" to "fold-99"
 ARRAY_FILES = ("predictions", "review")  # <name>.npz
 # The store's own files, which no caller may write under another name.
-OWN_FILES = ("config.json", "status.json", "progress.json", "outcome.json", "evaluation.json")
+OWN_FILES = ("config.json", "status.json", "progress.json", "outcome.json", "evaluation.json", "title.json")
+MAX_TITLE = 80
+TRASH = ".trash"  # <runs root>/.trash/<run id>: deleted runs, restorable until the trash is emptied
 # Disk space kept for the run's final status, released when the disk is full (a status is under 8 kB).
 RESERVE_FILE, RESERVE_BYTES = ".reserve", 16384
 
@@ -205,7 +210,24 @@ class Run:
         """The run's typed summary; raises OSError or ValueError when config or status cannot be read or its
         config lacks what a run must say (its dataset and model)."""
         config, status = self.config(), self.status()
-        return RunSummary.read(self, config, merged_status(status, self.progress()))
+        return RunSummary.read(self, config, merged_status(status, self.progress()), self.title())
+
+    def title(self) -> str:
+        """Its owner's title for it; "" without one (or when it cannot be read)."""
+        try:
+            value = _read_json(self.path / "title.json").get("title")
+        except (OSError, ValueError):
+            return ""
+        return value if isinstance(value, str) else ""
+
+    def disk_bytes(self) -> int:
+        """What the run folder takes on disk (its models, mostly)."""
+        total = 0
+        for folder, _, names in os.walk(self.path):
+            for name in names:
+                with contextlib.suppress(OSError):
+                    total += (Path(folder) / name).lstat().st_size
+        return total
 
     def outcome(self) -> Outcome | None:
         """How the training says the run ended; None before it has, or when that cannot be read (logged)."""
@@ -326,6 +348,12 @@ class Run:
         """Merge what the training reports (its stage, epochs and batches done, time left, ...) into its progress."""
         write_json_atomically(self.path / "progress.json", {**self.progress(), **fields, "updated": time.time()})
 
+    def set_title(self, title: str, by: str) -> str:
+        """Replace the run's title (control characters dropped, at most MAX_TITLE characters); returns it."""
+        kept = "".join(c for c in title if c.isprintable()).strip()[:MAX_TITLE]
+        write_json_atomically(self.path / "title.json", {"title": kept, "by": by, "at": time.time()})
+        return kept
+
     def save_outcome(self, outcome: Outcome) -> None:
         write_json_atomically(self.path / "outcome.json", outcome.to_dict())
 
@@ -407,14 +435,14 @@ class RunStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
 
-    def create(self, config: dict, *, name: str, planned_epochs: int) -> Run:
+    def create(self, config: dict, *, name: str, planned_epochs: int, owner: dict | None = None) -> Run:
         """A new run folder with its config and the status "queued" (with the epochs it plans to train: counted
-        once, here, for every reader)."""
+        once, here, for every reader). `owner`: {"owner", "owner_name", "owner_role"}, kept with the config."""
         self.root.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         run = Run(self.root / f"{stamp}-{name}-{secrets.token_hex(2)}")
         run.path.mkdir()
-        write_json_atomically(run.path / "config.json", {"created": time.time(), **config})
+        write_json_atomically(run.path / "config.json", {"created": time.time(), **(owner or {}), **config})
         (run.path / RESERVE_FILE).write_bytes(bytes(RESERVE_BYTES))
         status = {"state": RunState.QUEUED.value, "epochs_planned": planned_epochs, "updated": time.time()}
         write_json_atomically(run.path / "status.json", status)
@@ -455,6 +483,37 @@ class RunStore:
         # Ids order runs by the second they were created in; the creation time orders runs of the same second.
         found.sort(key=lambda summary: (summary.created or 0.0, summary.id), reverse=True)
         return found, damaged
+
+    @property
+    def trash_dir(self) -> Path:
+        return self.root / TRASH
+
+    def trash(self, run: Run) -> None:
+        """Move a run folder to the trash (restorable until the trash is emptied)."""
+        self.trash_dir.mkdir(parents=True, exist_ok=True)
+        run.path.rename(self.trash_dir / run.id)
+
+    def trashed(self) -> RunStore:
+        """The trash, read as a store of its own."""
+        return RunStore(self.trash_dir)
+
+    def restore(self, run_id: str) -> Run:
+        """Bring a run back from the trash; RunNotFoundError when it is not there, FileExistsError when a folder of
+        its name is in the way."""
+        run = self.trashed().get(run_id)
+        target = self.root / run_id
+        if target.exists():
+            raise FileExistsError(f"a folder named {run_id} is already in {self.root}")
+        run.path.rename(target)
+        return Run(target)
+
+    def empty_trash(self) -> int:
+        """Delete every run in the trash for good; returns how many."""
+        gone = 0
+        for run_id in self.trashed().run_ids():
+            shutil.rmtree(self.trash_dir / run_id, ignore_errors=True)
+            gone += 1
+        return gone
 
     def runs(self, *, active_only: bool = False) -> list[RunSummary]:
         """Every readable run (or only the queued and running ones), newest first; damaged folders are left out

@@ -11,7 +11,8 @@ running run between states (galaxy_core.training.lifecycle). Every POLL_SECONDS 
   start time, which a reused pid cannot fake): its outcome if it wrote one, else interrupted;
 - kills a run that was asked to stop and has given no sign of life for `stop_grace_seconds` since;
 - kills the worker of a run whose folder was deleted;
-- starts the oldest queued runs while fewer than `max_concurrent_runs` train.
+- starts queued runs while fewer than `max_concurrent_runs` train, in fair-share order
+  (galaxy_core.training.fair_share: a teacher's first, then the student who has started the fewest runs lately).
 
 With nothing queued or running for IDLE_EXIT_SECONDS it exits; the next queued run starts it again. Killed, it is
 started again by the next page or command that looks at the runs, and adopts the workers still training.
@@ -37,6 +38,7 @@ from galaxy_core.training.executors import (
     kill_process,
     process_alive,
 )
+from galaxy_core.training.fair_share import next_to_start, owner_of, recent_starts, starts_of
 from galaxy_core.training.lifecycle import Outcome, RunState, failed, failure_message
 from galaxy_core.training.records import RunSummary
 from galaxy_core.training.service import ServiceFiles
@@ -54,19 +56,25 @@ def create_executor(settings: Settings) -> Executor:
     if settings.executor == "ray":
         from galaxy_core.training.ray_executor import RayExecutor
 
-        return RayExecutor(
-            settings.ray_address,
-            num_cpus=settings.run_num_cpus,
-            num_gpus=settings.run_num_gpus,
-            cache_dir=settings.cache_dir,
-        )
+        return RayExecutor(settings)
     return LocalExecutor()
 
 
 class Supervisor:
-    def __init__(self, store: RunStore, executor: Executor, *, max_concurrent: int, stop_grace: float):
+    def __init__(
+        self,
+        store: RunStore,
+        executor: Executor,
+        *,
+        max_concurrent: int,
+        stop_grace: float,
+        max_training_per_student: int = 1,
+    ):
         self.store, self.files, self.executor = store, ServiceFiles(store.root), executor
         self.max_concurrent, self.stop_grace = max_concurrent, stop_grace
+        self.max_training_per_student = max_training_per_student
+        # Who had runs started when, for the fair share: read once, then kept up as this service starts runs.
+        self.starts = starts_of(store.runs())
         self.unwritten: dict[str, Outcome] = {}  # final states the disk refused; retried each pass
         self.problem: str | None = None  # why the executor cannot start runs now
         self.checked_at = -CHECK_RETRY_SECONDS
@@ -81,13 +89,16 @@ class Supervisor:
                 self.files.log(f"{run_id}: its folder was deleted; its worker is stopped")
                 self.executor.kill(run_id, Outcome(RunState.INTERRUPTED, "its run folder was deleted"))
             summaries = self.store.runs(active_only=True)
-            busy = sum(self._watch(summary) for summary in summaries if summary.state is RunState.RUNNING)
-            queued = [summary for summary in reversed(summaries) if summary.state is RunState.QUEUED]
-            free = self.max_concurrent - busy
+            running = [summary for summary in summaries if summary.state is RunState.RUNNING]
+            live = [summary for summary in running if self._watch(summary)]
+            queued = [summary for summary in summaries if summary.state is RunState.QUEUED]
+            free = self.max_concurrent - len(live)
             if queued and free > 0 and self._executor_ready():
-                started = sum(self._start(summary.run) for summary in queued[:free])
-                busy, queued = busy + started, queued[started:]
-            return busy + len(queued)
+                recent = recent_starts(self.starts, time.time())
+                for summary in next_to_start(queued, live, recent, free, self.max_training_per_student):
+                    if self._start(summary.run):
+                        self.starts.append((owner_of(summary), time.time()))
+            return len(live) + len(queued)
 
     def _watch(self, summary: RunSummary) -> int:
         """1 if the running run still has a live worker (after enforcing a stop that went unanswered), else 0."""
@@ -254,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         create_executor(settings),
         max_concurrent=settings.max_concurrent_runs,
         stop_grace=settings.stop_grace_seconds,
+        max_training_per_student=settings.max_training_per_student,
     )
 
     def stop(*_):

@@ -23,6 +23,16 @@ def interval_note(interval: tuple[float, float]) -> None:
     )
 
 
+MARKDOWN_SPECIALS = set("\\`*_{}[]()#+-.!|<>~$:")
+
+
+def plain(text: str) -> str:
+    """Text someone typed (a title, a name), made safe to put inside Markdown: every character Markdown or
+    Streamlit would read as formatting (emphasis, links, headings, emoji and colour directives, maths) is escaped,
+    so it is shown as typed."""
+    return "".join(f"\\{c}" if c in MARKDOWN_SPECIALS else c for c in text)
+
+
 def lazy_tabs(key: str, tabs: dict) -> None:
     """Tabs of which only the open one runs, the open one kept in the URL (`key` names it there): `tabs` maps each
     label to a function drawing its content."""

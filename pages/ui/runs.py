@@ -9,7 +9,9 @@ import streamlit as st
 
 from galaxy_core.data import describe_spec
 from galaxy_core.inference import balanced_accuracy_interval_of
+from galaxy_core.people import owns
 from galaxy_core.training import RunState, RunStore, RunSummary
+from pages.ui.display import plain
 from pages.ui.state import get_settings
 
 FAMILY_LABELS = {"report": "Report", "modern": "Modern", "custom": "Custom"}
@@ -68,6 +70,8 @@ def run_row(summary: RunSummary) -> dict:
     reviewed = " (reviewed labels)" if summary.config.get("label_changes") else ""
     return {
         "run": summary.id,
+        "title": summary.title,
+        "owner": summary.owner_name,
         "state": summary.state.value,
         "what happened": summary.message,
         "model": describe_run_model(summary.config),
@@ -81,18 +85,27 @@ def run_row(summary: RunSummary) -> dict:
 
 
 def run_label(summary) -> str:
-    """'20261128-…-inception_small-ab12 · finished · gz1-3class, 64 px, RGB · test 84.7%' for menus."""
-    text = f"{summary.id} · {summary.state.value} · {describe_spec(summary.dataset)}"
+    """'20261128-…-inception_small-ab12 · its title · Ada · finished · gz1-3class, 64 px, RGB · test 84.7%' for
+    menus (plain text: a menu never renders what someone typed); the owner on a lab with sign-in."""
+    text = summary.id + (f" · {summary.title}" if summary.title else "")
+    if get_settings().auth != "none":
+        text += f" · {summary.owner_name}"
+    text += f" · {summary.state.value} · {describe_spec(summary.dataset)}"
     if summary.has_test_results:
         text += f" · test balanced {summary.test_balanced_accuracy:.1%}"
     return text
 
 
 def runs_that(can_answer: Callable[[RunSummary], bool]) -> tuple[list[RunSummary], list[RunSummary]]:
-    """(the runs that can answer the page's question, the others), each newest first."""
+    """(the runs that can answer the page's question, the others), each newest first: the signed-in user's own, or
+    the class's, as the sidebar says."""
+    from pages.ui.identity import shows_only_mine, signed_in_user
+
     runs, others = [], []
+    mine = signed_in_user() if shows_only_mine() else None
     for summary in RunStore(get_settings().runs_dir).runs():
-        (runs if can_answer(summary) else others).append(summary)
+        if mine is None or owns(mine, summary.owner_id):
+            (runs if can_answer(summary) else others).append(summary)
     return runs, others
 
 
@@ -113,4 +126,5 @@ def runs_apart(others: list, cannot: str) -> None:
     """The runs that cannot answer the page's question, listed apart from its menu, each with why."""
     if others:
         with st.expander(f"{len(others)} other run(s) cannot {cannot}"):
-            st.markdown("\n".join(f"- `{summary.id}` ({summary.model}): {summary.message}" for summary in others))
+            lines = [f"- `{summary.id}` ({summary.model}): {plain(summary.message)}" for summary in others]
+            st.markdown("\n".join(lines))

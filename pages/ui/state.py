@@ -7,6 +7,7 @@ import importlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import partial
 
 import streamlit as st
 
@@ -59,6 +60,9 @@ class _DatasetsInMemory:
     loaded: OrderedDict = field(default_factory=OrderedDict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     loading: dict = field(default_factory=dict)
+    # One dataset is built at a time in the server: a session's large build cannot double the memory or the CPU
+    # another session's build takes.
+    building: threading.Lock = field(default_factory=threading.Lock)
 
     def get(self, key, build) -> Dataset:
         with self.lock:
@@ -68,7 +72,8 @@ class _DatasetsInMemory:
                 if key in self.loaded:
                     self.loaded.move_to_end(key)
                     return self.loaded[key]
-            dataset = build()
+            with self.building:
+                dataset = build()
             for split in dataset.splits.values():
                 split.images.flags.writeable = False
             with self.lock:
@@ -93,7 +98,9 @@ def load_dataset(spec: DatasetSpec, settings: Settings) -> Dataset:
             bar.progress(min(1.0, done / total) if total else 0.0, text=message)
 
         try:
-            return create_dataset(spec, cache_dir=settings.cache_dir, progress=progress)
+            return create_dataset(
+                spec, cache_dir=settings.cache_dir, progress=progress, memory_limit_mb=settings.dataset_memory_mb
+            )
         finally:
             bar.empty()
 
@@ -111,7 +118,10 @@ def warm_up_in_background() -> threading.Thread:
     def warm_up() -> None:
         with contextlib.suppress(GalaxyLabError):  # a page says what is wrong with the default dataset
             spec = spec_from_name(settings.default_dataset, settings)
-            memory.get((spec, str(settings.cache_dir)), lambda: create_dataset(spec, cache_dir=settings.cache_dir))
+            build = partial(
+                create_dataset, spec, cache_dir=settings.cache_dir, memory_limit_mb=settings.dataset_memory_mb
+            )
+            memory.get((spec, str(settings.cache_dir)), build)
         for page in LAB_PAGES:
             importlib.import_module(f"pages.{page.url_path}")
         import_tensorflow()

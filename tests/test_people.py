@@ -1,0 +1,161 @@
+"""Who is who and who may do what: the roster and its sessions, the authorization matrix through the library, the
+per-student limits and the fair share of the training slots."""
+
+import base64
+import json
+import time
+from collections import Counter
+
+import pytest
+
+from galaxy_core.people import MACHINE_TEACHER, STUDENT, TEACHER, NotAllowedError, User
+from galaxy_core.roster import SESSION_SECONDS, Roster, RosterError, Sessions
+from galaxy_core.training import RunState, RunStore
+from galaxy_core.training.client import QueueFullError, ServiceClient, new_run
+from galaxy_core.training.fair_share import next_to_start
+from tests.helpers import rewrite_status, tiny_config
+
+ADA, BOB = User("ada", "Ada", STUDENT), User("bob", "Bob", STUDENT)
+MS_LEE = User("lee@school.org", "Ms Lee", TEACHER)
+
+
+def test_a_roster_keeps_hashes_and_a_code_signs_its_student_in(isolated_settings):
+    roster = Roster(isolated_settings["runs"])
+    code = roster.add("Ada Lovelace")
+    stored = roster.path.read_text()
+    assert code not in stored and code.replace("-", "") not in stored  # only a salted hash
+    assert oct(roster.path.stat().st_mode & 0o777) == "0o600"
+    assert roster.sign_in("ada  LOVELACE", code) == User("ada lovelace", "Ada Lovelace", STUDENT)
+    assert roster.sign_in("Ada Lovelace", code.upper().replace("-", " ")) is not None  # as a student types it
+    assert roster.sign_in("Ada Lovelace", code[:-1] + "x") is None
+    assert roster.sign_in("Someone", code) is None
+    assert roster.sign_in("teacher", code) is None  # no teacher secret yet
+    with pytest.raises(RosterError, match="already on the roster"):
+        roster.add("ada lovelace")
+    with pytest.raises(ValueError, match="'teacher' is the teacher's name"):
+        roster.add("Teacher")
+    secret = roster.new_teacher_secret()
+    assert roster.sign_in("teacher", secret).is_teacher
+    assert roster.students() == ["Ada Lovelace"]
+
+
+def test_a_session_is_signed_dated_and_ends_with_its_students_code(isolated_settings):
+    roster, sessions = Roster(isolated_settings["runs"]), Sessions(isolated_settings["runs"])
+    code = roster.add("Ada")
+    ada = roster.sign_in("Ada", code)
+    token = sessions.issue(ada)
+    assert sessions.user(token) == ada
+    payload, signature = token.split(".")
+    forged = json.dumps({"id": "ada", "name": "Ada", "role": "teacher", "at": time.time()}).encode()
+    as_teacher = base64.urlsafe_b64encode(forged).decode().rstrip("=") + "." + signature
+    for bad in (as_teacher, payload + ".x", "", "a.b.c", None, token + "x"):
+        assert sessions.user(bad) is None, bad
+    assert sessions.user(token, now=time.time() + SESSION_SECONDS + 1) is None  # expired
+    roster.new_code("Ada")  # a new code ends the sessions of the old one
+    assert sessions.user(token) is None
+    fresh = sessions.issue(ada)
+    roster.remove("Ada")
+    assert sessions.user(fresh) is None
+
+
+@pytest.fixture
+def queue_that_never_starts(monkeypatch):
+    """The service runs, and can start nothing (Ray is not reachable there): runs stay queued."""
+    monkeypatch.setenv("GALAXY_LAB_EXECUTOR", "ray")
+    monkeypatch.setenv("GALAXY_LAB_RAY_ADDRESS", "127.0.0.1:9")
+
+
+ACTIONS = {
+    "stop": lambda client, run_id, user: client.stop(run_id, user),
+    "rename": lambda client, run_id, user: client.rename(run_id, "# mine <b>now</b>", user),
+    "delete": lambda client, run_id, user: client.delete(run_id, user),
+}
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+@pytest.mark.parametrize(
+    ("who", "allowed"), [(ADA, True), (BOB, False), (MS_LEE, True), (MACHINE_TEACHER, True)], ids=str
+)
+def test_a_run_is_changed_by_its_owner_or_a_teacher_only(
+    isolated_settings, queue_that_never_starts, action, who, allowed
+):
+    client = ServiceClient(isolated_settings["runs"])
+    run = client.submit(tiny_config(), ADA)
+    if allowed:
+        ACTIONS[action](client, run.id, who)
+    else:
+        with pytest.raises(NotAllowedError, match=f"Bob may not {action} run .*: it is Ada's, and only its owner"):
+            ACTIONS[action](client, run.id, who)
+    unchanged = not allowed
+    if action == "delete":
+        assert (run.id in client.store.run_ids()) == unchanged
+    elif action == "stop":
+        assert (run.state() is RunState.QUEUED) == unchanged
+    else:
+        assert (run.title() == "") == unchanged
+        if allowed:  # what someone typed is kept as text: shown escaped, never as Markdown or HTML
+            assert run.title() == "# mine <b>now</b>"
+
+
+def test_the_trash_keeps_a_deleted_run_until_a_teacher_empties_it(isolated_settings, queue_that_never_starts):
+    client = ServiceClient(isolated_settings["runs"])
+    ada_run, bob_run = client.submit(tiny_config(), ADA), client.submit(tiny_config(seed=1), BOB)
+    client.delete(ada_run.id, ADA)
+    client.delete(bob_run.id, MS_LEE)
+    assert client.store.runs() == []  # gone from every list and menu
+    assert [s.id for s in client.trashed(ADA)] == [ada_run.id]  # a student sees their own
+    assert {s.id for s in client.trashed(MS_LEE)} == {ada_run.id, bob_run.id}
+    with pytest.raises(NotAllowedError, match="Ada may not restore"):
+        client.restore(bob_run.id, ADA)
+    restored = client.restore(ada_run.id, ADA)
+    assert restored.summary().state is RunState.STOPPED and "deleted by Ada" in restored.summary().message
+    with pytest.raises(NotAllowedError, match="only a teacher may empty the trash; Ada is a student"):
+        client.empty_trash(ADA)
+    assert client.empty_trash(MS_LEE) == 1
+    assert not client.store.trash_dir.joinpath(bob_run.id).exists()
+    assert [s.id for s in client.store.runs()] == [ada_run.id]
+
+
+def test_a_forged_run_id_is_refused(isolated_settings, queue_that_never_starts):
+    client = ServiceClient(isolated_settings["runs"])
+    client.submit(tiny_config(), ADA)
+    for forged in ("../.class", ".trash", "../../etc", ".class/roster.json"):
+        with pytest.raises(LookupError):
+            client.delete(forged, MS_LEE)
+
+
+def test_a_student_may_keep_only_so_many_runs_waiting(isolated_settings, queue_that_never_starts):
+    client = ServiceClient(isolated_settings["runs"], max_waiting_per_student=2, max_queued=10)
+    client.submit(tiny_config(), ADA)
+    client.submit(tiny_config(seed=1), ADA)
+    with pytest.raises(QueueFullError, match="you have 2 runs waiting for a training slot, the most a student may"):
+        client.submit(tiny_config(seed=2), ADA)
+    client.submit(tiny_config(seed=2), BOB)  # another student's own share
+    for seed in range(3):
+        client.submit(tiny_config(seed=seed), MS_LEE)  # a teacher's runs count only toward the queue's limit
+    assert Counter(s.owner_name for s in client.store.runs()) == {"Ada": 2, "Bob": 1, "Ms Lee": 3}
+
+
+def queued_runs(store: RunStore, owners: list[User]) -> list:
+    summaries = []
+    for number, owner in enumerate(owners):
+        run = new_run(store, tiny_config(seed=number), owner)
+        config = json.loads((run.path / "config.json").read_text())
+        (run.path / "config.json").write_text(json.dumps({**config, "created": 1000.0 + number}))
+        summaries.append(run.summary())
+    return summaries
+
+
+def test_the_fair_share_order(isolated_settings):
+    store = RunStore(isolated_settings["runs"])
+    a1, a2, a3, b1, c1, lee = queued_runs(store, [ADA, ADA, ADA, BOB, User("cy", "Cy", STUDENT), MS_LEE])
+    queued = [a1, a2, a3, b1, c1, lee]
+    names = lambda runs: [s.id for s in runs]  # noqa: E731
+    # The teacher first; then one run of each student, oldest first; then the students' second runs.
+    assert names(next_to_start(queued, [], Counter(), 6, max_per_student=5)) == names([lee, a1, b1, c1, a2, a3])
+    # Ada has started two runs lately: Bob and Cy go before her.
+    assert names(next_to_start(queued, [], Counter(ada=2), 4, max_per_student=5)) == names([lee, b1, c1, a1])
+    # One run at a time per student: Ada, training one, waits; the others do not.
+    rewrite_status(a1.run, "running")
+    running = [a1.run.summary()]
+    assert names(next_to_start([a2, a3, b1, c1], running, Counter(), 4, max_per_student=1)) == names([b1, c1])
