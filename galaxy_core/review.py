@@ -2,7 +2,9 @@
 reviewed-labels CSV, and the label changes a training run takes from them.
 
 A reviewer accepts a suggestion (the given label is wrong, the suggested class is right) or rejects it (the given
-label stays). Only accepted suggestions change training: relabelled to the suggestion, or left out.
+label stays). Only accepted suggestions change training: relabelled to the suggestion, or left out. Each person's
+decisions are kept apart (a class reviews the same doubts); a teacher sees where the class agrees, and a training run
+takes one set: someone's own, or the class's majority.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from galaxy_core.errors import GalaxyLabError, InvalidInputError
+from galaxy_core.people import MACHINE_TEACHER, User, printable
 from galaxy_core.training import Run, RunState, RunSummary
 from galaxy_core.training.kinds.label_review import REVIEW_ARRAYS
 
@@ -30,7 +33,9 @@ CSV_COLUMNS = (
 )
 MAX_CSV_BYTES = 5_000_000
 DECISIONS = ("accepted", "rejected")
-DECISIONS_FILE = "review-decisions.json"  # {source id: decision}, in the review run's folder
+# In the review run's folder: {"by": {person's id: {"name": ..., "decisions": {source id: decision}}}}.
+DECISIONS_FILE = "review-decisions.json"
+CLASS_MAJORITY = "class"  # the decision set of the class: what more reviewers accepted than rejected
 
 
 class ReviewError(GalaxyLabError, ValueError):
@@ -49,7 +54,9 @@ class Doubt:
     suggested: int  # the most probable class other than the given one
     probabilities: np.ndarray  # out-of-fold, one per class
     fold: int  # from 1: the fold whose model predicted it (and did not train on it)
-    decision: str | None  # "accepted", "rejected" or None
+    decision: str | None  # "accepted", "rejected" or None, in the decision set the review was loaded with
+    accepted_by: int = 0  # how many of the class accepted the suggestion
+    rejected_by: int = 0
 
 
 @dataclass(frozen=True)
@@ -112,24 +119,53 @@ def has_review(summary: RunSummary) -> bool:
     return finished and summary.run.array_path(REVIEW_ARRAYS).is_file()
 
 
-def review_decisions(run: Run) -> dict[str, str]:
-    """{source id: "accepted" or "rejected"} for the doubted labels reviewers have decided; damaged entries (or a
-    damaged file, logged) read as undecided."""
-    return {key: value for key, value in run.json_file(DECISIONS_FILE).items() if value in DECISIONS}
+def _people(saved: dict) -> dict[str, dict]:
+    """{person's id: {"name", "decisions"}} of a decisions file; damaged entries read as undecided, and the one set
+    of decisions an older lab kept as the teacher's."""
+    if "by" not in saved:
+        legacy = {key: value for key, value in saved.items() if value in DECISIONS}
+        return {MACHINE_TEACHER.id: {"name": MACHINE_TEACHER.name, "decisions": legacy}} if legacy else {}
+    people = saved["by"] if isinstance(saved["by"], dict) else {}
+    result = {}
+    for person, entry in people.items():
+        if isinstance(entry, dict) and isinstance(entry.get("decisions"), dict):
+            decisions = {key: value for key, value in entry["decisions"].items() if value in DECISIONS}
+            result[person] = {"name": printable(str(entry.get("name", person))), "decisions": decisions}
+    return result
 
 
-def record_review_decisions(run: Run, decisions: dict[str, str | None]) -> dict[str, str]:
-    """Merge reviewers' decisions ({source id: "accepted", "rejected", or None to undecide}) into the saved ones,
-    so that two reviewers' clicks both count; returns all decisions."""
+def class_decisions(run: Run) -> dict[str, dict]:
+    """Every reviewer's decisions: {person's id: {"name": ..., "decisions": {source id: decision}}}."""
+    return _people(run.json_file(DECISIONS_FILE))
+
+
+def review_decisions(run: Run, user: User = MACHINE_TEACHER, decision_set: str | None = None) -> dict[str, str]:
+    """{source id: "accepted" or "rejected"}: `user`'s decisions, or those of another `decision_set` (a reviewer's
+    id, or CLASS_MAJORITY: what more reviewers accepted than rejected)."""
+    people = class_decisions(run)
+    if decision_set == CLASS_MAJORITY:
+        tally: dict[str, int] = {}
+        for entry in people.values():
+            for image, decision in entry["decisions"].items():
+                tally[image] = tally.get(image, 0) + (1 if decision == "accepted" else -1)
+        return {image: "accepted" if score > 0 else "rejected" for image, score in tally.items() if score}
+    return people.get(decision_set or user.id, {}).get("decisions", {})
+
+
+def record_review_decisions(run: Run, decisions: dict[str, str | None], user: User = MACHINE_TEACHER) -> dict[str, str]:
+    """Merge `user`'s decisions ({source id: "accepted", "rejected", or None to undecide}) into theirs, kept apart
+    from everyone else's (two reviewers' clicks at once both count); returns all of `user`'s decisions."""
     bad = sorted({value for value in decisions.values() if value is not None and value not in DECISIONS})
     if bad:
         raise InvalidInputError(f"a review decision is one of {DECISIONS} (or none), not {bad}")
 
     def merge(saved: dict) -> dict:
-        merged = {**{key: value for key, value in saved.items() if value in DECISIONS}, **decisions}
-        return {key: value for key, value in merged.items() if value is not None}
+        people = _people(saved)
+        mine = {**people.get(user.id, {}).get("decisions", {}), **decisions}
+        people[user.id] = {"name": user.name, "decisions": {k: v for k, v in mine.items() if v is not None}}
+        return {"by": people}
 
-    return run.update_json_file(DECISIONS_FILE, merge)
+    return run.update_json_file(DECISIONS_FILE, merge)["by"][user.id]["decisions"]
 
 
 def check_action(action: str) -> None:
@@ -137,9 +173,9 @@ def check_action(action: str) -> None:
         raise InvalidInputError(f"what to do with accepted suggestions is one of {list(ACTIONS)}, not {action!r}")
 
 
-def load_review(summary: RunSummary) -> LabelReview:
-    """The review a finished label review run made, with the decisions recorded so far; ReviewError saying why
-    when the run has none."""
+def load_review(summary: RunSummary, user: User = MACHINE_TEACHER, decision_set: str | None = None) -> LabelReview:
+    """The review a finished label review run made, with `user`'s decisions (or another decision set's, see
+    `review_decisions`) and the class's tally; ReviewError saying why when the run has none."""
     if not summary.is_label_review:
         raise ReviewError(f"run {summary.id} trained a model; it is not a label review")
     if summary.state is not RunState.FINISHED:
@@ -148,12 +184,15 @@ def load_review(summary: RunSummary) -> LabelReview:
     if saved is None:
         raise ReviewError(f"label review {summary.id} finished but its results cannot be read")
     try:
-        return _review_from(summary, saved, review_decisions(summary.run))
+        decisions = review_decisions(summary.run, user, decision_set)
+        return _review_from(summary, saved, decisions, class_decisions(summary.run))
     except (KeyError, IndexError, ValueError) as error:
         raise ReviewError(f"label review {summary.id}'s results are damaged: {error}") from None
 
 
-def _review_from(summary: RunSummary, saved: dict[str, np.ndarray], decisions: dict[str, str]) -> LabelReview:
+def _review_from(
+    summary: RunSummary, saved: dict[str, np.ndarray], decisions: dict[str, str], people: dict[str, dict]
+) -> LabelReview:
     probabilities, labels = saved["probabilities"], saved["labels"]
     source_ids, folds, doubted = saved["source_ids"].astype(str), saved["folds"], saved["doubted"]
     class_names = summary.class_names
@@ -164,8 +203,20 @@ def _review_from(summary: RunSummary, saved: dict[str, np.ndarray], decisions: d
         row, given = probabilities[index], int(labels[index])
         others = np.where(np.arange(len(row)) == given, -1.0, row)
         image = str(source_ids[index])
+        votes = [entry["decisions"].get(image) for entry in people.values()]
         doubts.append(
-            Doubt(rank, index, image, given, int(others.argmax()), row, int(folds[index]) + 1, decisions.get(image))
+            Doubt(
+                rank,
+                index,
+                image,
+                given,
+                int(others.argmax()),
+                row,
+                int(folds[index]) + 1,
+                decisions.get(image),
+                votes.count("accepted"),
+                votes.count("rejected"),
+            )
         )
     return LabelReview(summary.id, class_names, len(labels), tuple(doubts))
 

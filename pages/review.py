@@ -2,21 +2,27 @@
 each suggestion, export the reviewed labels, and train on them from the Train page."""
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from galaxy_core.data import DatasetError
 from galaxy_core.errors import GalaxyLabError
+from galaxy_core.people import User
 from galaxy_core.prediction import ModelLoadError
 from galaxy_core.review import (
     ACTIONS,
+    CLASS_MAJORITY,
     Doubt,
     LabelReview,
     ReviewError,
+    class_decisions,
     has_review,
     load_review,
     record_review_decisions,
+    review_decisions,
 )
 from pages.ui.display import enlarge, label_noise_note
+from pages.ui.identity import signed_in_user
 from pages.ui.navigation import run_router
 from pages.ui.runs import choose_run, model_key, run_model, runs_apart, runs_that
 from pages.ui.state import get_settings, load_dataset, note_run_dataset
@@ -46,12 +52,12 @@ def training_images(summary, review: LabelReview) -> dict[str, np.ndarray]:
     return {str(source_id): image for source_id, image in zip(train.source_ids, train.images, strict=True)}
 
 
-def _record(run, image: str, key: str) -> None:
+def _record(run, image: str, key: str, user: User) -> None:
     choice = st.session_state[key]
-    record_review_decisions(run, {image: None if choice == "undecided" else choice})
+    record_review_decisions(run, {image: None if choice == "undecided" else choice}, user)
 
 
-def doubt_row(summary, review: LabelReview, doubt: Doubt, image: np.ndarray) -> None:
+def doubt_row(summary, review: LabelReview, doubt: Doubt, image: np.ndarray, user: User) -> None:
     """One doubted label: the galaxy, Grad-CAM for its given and its suggested class (from the fold model that
     did not train on it), the probabilities and the decision."""
     names = review.class_names
@@ -75,6 +81,8 @@ def doubt_row(summary, review: LabelReview, doubt: Doubt, image: np.ndarray) -> 
     with columns[3]:
         st.markdown(f"Given **{given}**, the data suggests **{suggested}**.")
         st.caption(" · ".join(f"{name} {p:.2f}" for name, p in zip(names, doubt.probabilities, strict=True)))
+        if doubt.accepted_by or doubt.rejected_by:
+            st.caption(f"The class: {doubt.accepted_by} accepted, {doubt.rejected_by} kept the given label.")
         key = f"review_decision_{summary.id}_{doubt.image}"
         st.session_state[key] = doubt.decision or "undecided"
         st.radio(
@@ -85,11 +93,11 @@ def doubt_row(summary, review: LabelReview, doubt: Doubt, image: np.ndarray) -> 
             horizontal=True,
             label_visibility="collapsed",
             on_change=_record,
-            args=(summary.run, doubt.image, key),
+            args=(summary.run, doubt.image, key, user),
         )
 
 
-def accept_confident_ui(summary, review: LabelReview) -> None:
+def accept_confident_ui(summary, review: LabelReview, user: User) -> None:
     """Accept, in one go, the undecided suggestions the models are confident of."""
     left, right = st.columns([3, 1])
     threshold = left.slider(
@@ -102,8 +110,31 @@ def accept_confident_ui(summary, review: LabelReview) -> None:
     )
     confident = review.confident_suggestions(threshold)
     if right.button(f"Accept {len(confident)}", key="review_accept_confident", disabled=not confident):
-        record_review_decisions(summary.run, confident)
+        record_review_decisions(summary.run, confident, user)
         st.rerun()
+
+
+def class_view_ui(summary) -> None:
+    """For a teacher: who has reviewed how much, and where the class agrees."""
+    people = class_decisions(summary.run)
+    if not people:
+        return
+    with st.expander(f"The class's decisions: {len(people)} reviewer(s)"):
+        rows = [
+            {
+                "reviewer": entry["name"],
+                "accepted": sum(value == "accepted" for value in entry["decisions"].values()),
+                "kept the given label": sum(value == "rejected" for value in entry["decisions"].values()),
+            }
+            for entry in people.values()
+        ]
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+        majority = review_decisions(summary.run, decision_set=CLASS_MAJORITY)
+        accepted = sum(value == "accepted" for value in majority.values())
+        st.caption(
+            f"The class's majority accepts {accepted} suggestion(s): a run trains on that set when you choose "
+            "*the class's majority* under Training labels on the Train page."
+        )
 
 
 def render() -> None:
@@ -123,8 +154,9 @@ def render() -> None:
     summary = choose_run(reviews, key="review_run", label="Label review")
     runs_apart(others, "be reviewed yet")
     note_run_dataset(summary)
+    user = signed_in_user()
     try:
-        review = load_review(summary)
+        review = load_review(summary, user)
         images = training_images(summary, review)
     except (ReviewError, DatasetError, GalaxyLabError) as error:
         st.error(f"This review cannot be shown: {error}")
@@ -139,7 +171,9 @@ def render() -> None:
     if not review.doubts:
         st.success("The review doubts no label of this training split.")
         st.stop()
-    accept_confident_ui(summary, review)
+    if user.is_teacher:
+        class_view_ui(summary)
+    accept_confident_ui(summary, review, user)
     show = st.radio("Show", list(SHOW), format_func=SHOW.get, horizontal=True, key="review_show", bind="query-params")
     shown = [d for d in review.doubts if show == "all" or (d.decision or "undecided") == show]
     if not shown:
@@ -151,7 +185,7 @@ def render() -> None:
             if doubt.image not in images:
                 st.warning(f"#{doubt.rank} {doubt.image} is no longer in the dataset: it changed since the review.")
                 continue
-            doubt_row(summary, review, doubt, images[doubt.image])
+            doubt_row(summary, review, doubt, images[doubt.image], user)
     st.subheader("Use the reviewed labels")
     st.download_button(
         "Download the reviewed labels (CSV)",

@@ -12,7 +12,7 @@ from galaxy_core.data.augment import AugmentOptions
 from galaxy_core.errors import GalaxyLabError
 from galaxy_core.models import list_models, model_info
 from galaxy_core.people import User, owns
-from galaxy_core.review import ACTIONS, has_review, load_review, review_decisions
+from galaxy_core.review import ACTIONS, CLASS_MAJORITY, class_decisions, has_review, load_review, review_decisions
 from galaxy_core.training import RunNotFoundError, RunState, RunSummary, TrainConfig, estimate
 from galaxy_core.training.client import QueueFullError, RunsFolderError, ServiceClient
 from galaxy_core.training.config import (
@@ -32,7 +32,7 @@ from galaxy_core.training.kinds.label_review import MAX_FOLDS, MIN_FOLDS, check_
 from galaxy_core.training.records import epoch_records
 from galaxy_core.training.store import MAX_TITLE
 from pages.ui.display import interval_note, label_noise_note, plain
-from pages.ui.identity import shows_only_mine, signed_in_user
+from pages.ui.identity import owner_label, shows_only_mine, signed_in_user
 from pages.ui.navigation import LAB_PAGES, run_router
 from pages.ui.runs import model_label, run_interval, run_row, runs_that
 from pages.ui.state import active_dataset_spec, get_settings, load_dataset
@@ -124,7 +124,7 @@ def new_run_ui(dataset: DatasetSpec, max_epochs: int) -> TrainConfig | None:
     )
     if recipe == REVIEW_RECIPE:
         return label_review_ui(dataset)
-    labels = training_labels_ui(dataset)
+    labels = training_labels_ui(dataset, signed_in_user())
     config = preset_ui(dataset, recipe, max_epochs) if recipe != OWN_RECIPE else own_settings_ui(dataset, max_epochs)
     return replace(config, **labels) if config is not None and labels else config
 
@@ -154,28 +154,45 @@ def label_review_ui(dataset: DatasetSpec) -> TrainConfig | None:
     return config if st.button("Review the labels", type="primary", key="train_review") else None
 
 
-def training_labels_ui(dataset: DatasetSpec) -> dict:
-    """The training labels to train on: as given, or changed by a finished label review of the same images (its
-    accepted suggestions relabelled or left out); returns the config fields that say so."""
+def decision_sets(summary: RunSummary, user: User) -> dict[str, str]:
+    """{decision set: its name} of a review that `user` may train on: their own decisions; a teacher's also the
+    class's majority and each reviewer's. Only sets that accept a suggestion (the others change nothing)."""
+    sets = {user.id: "your decisions"}
+    if user.is_teacher:
+        sets[CLASS_MAJORITY] = "the class's majority"
+        people = class_decisions(summary.run).items()
+        sets.update({person: f"{entry['name']}'s decisions" for person, entry in people if person != user.id})
+    return {key: name for key, name in sets.items() if "accepted" in review_decisions(summary.run, user, key).values()}
+
+
+def training_labels_ui(dataset: DatasetSpec, user: User) -> dict:
+    """The training labels to train on: as given, or changed by a finished label review of the same images (the
+    suggestions a decision set accepts, relabelled or left out); returns the config fields that say so."""
     reviews, _ = runs_that(lambda summary: has_review(summary) and summary.dataset.same_images(dataset))
-    reviews = [summary for summary in reviews if "accepted" in review_decisions(summary.run).values()]
-    if not reviews:
+    choices = {
+        (summary.id, key): f"reviewed by {summary.id}: {name}"
+        for summary in reviews
+        for key, name in decision_sets(summary, user).items()
+    }
+    if not choices:
         return {}
-    by_id = {summary.id: summary for summary in reviews}
     left, right = st.columns([2, 1])
     chosen = left.selectbox(
         "Training labels",
-        [AS_GIVEN, *by_id],
-        format_func=lambda value: value if value == AS_GIVEN else f"reviewed by {value}",
+        [AS_GIVEN, *choices],
+        format_func=lambda value: value if value == AS_GIVEN else choices[value],
         key="train_labels",
         help="Only the training split changes: validation and test images keep their labels.",
     )
     if chosen == AS_GIVEN:
         return {}
     action = right.radio("Accepted suggestions", list(ACTIONS), format_func=ACTIONS.get, key="train_labels_action")
-    changes = load_review(by_id[chosen]).label_changes(action)
+    review_id, decision_set = chosen
+    summary = next(summary for summary in reviews if summary.id == review_id)
+    changes = load_review(summary, user, decision_set).label_changes(action)
     st.caption(f"{len(changes)} training images {ACTIONS[action]}.")
-    return {"label_changes": changes, "label_changes_from": f"review {chosen}, accepted suggestions {ACTIONS[action]}"}
+    origin = f"{choices[chosen]}, accepted suggestions {ACTIONS[action]}"
+    return {"label_changes": changes, "label_changes_from": origin}
 
 
 def own_settings_ui(dataset: DatasetSpec, max_epochs: int) -> TrainConfig | None:
@@ -360,7 +377,7 @@ def run_view(client: ServiceClient, run_id: str, user: User) -> None:
     head[0].markdown(
         f"**{run.id}**"
         + (f" · {plain(summary.title)}" if summary.title else "")
-        + f" · {plain(summary.owner_name)}'s: {state.value} · {summary.model} on {describe_spec(summary.dataset)}"
+        + f" · {plain(owner_label(summary))}'s: {state.value} · {summary.model} on {describe_spec(summary.dataset)}"
         + (f" · {summary.device}" if summary.device else "")
         + (f" · on {summary.node}" if summary.node else "")
     )

@@ -106,16 +106,25 @@ def page_script(name: str) -> str:
     return f"from pages.{name} import render\n\nrender()\n"
 
 
-def open_page(name: str, **state):
+def open_page(name: str, *, signed_in_as: dict | None = None, **state):
     """The page pages/<name>.py drawn once under Streamlit's AppTest (without the router's sidebar), with these
-    session-state values (None: unset)."""
+    session-state values (None: unset); `signed_in_as`: who st.user says is signed in (auth = "oidc")."""
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_string(page_script(name), default_timeout=PAGE_TIMEOUT)
+    if signed_in_as is not None:
+        at.user = {"is_logged_in": True, **signed_in_as}
     for key, value in state.items():
         if value is not None:
             at.session_state[key] = value
     return at.run()
+
+
+def give_run(run, owner) -> None:
+    """Make a run `owner`'s (a galaxy_core.people.User), as if they had queued it."""
+    config = json.loads((run.path / "config.json").read_text())
+    owned = {"owner": owner.id, "owner_name": owner.name, "owner_role": owner.role}
+    (run.path / "config.json").write_text(json.dumps({**config, **owned}))
 
 
 TINY_DATA = {"name": "synthetic", "num_images": 60, "image_size": 16}

@@ -111,7 +111,7 @@ def test_train_page_trains_on_a_reviews_accepted_labels(finished_review, isolate
     accepted = load_review(finished_review.summary()).doubts[0].image
     record_review_decisions(finished_review, {accepted: "accepted"})
     at = open_page("train", active_dataset_spec=REVIEWED_SPEC, train_new_run=True)  # runs exist: it starts closed
-    at.selectbox(key="train_labels").select(finished_review.id).run()
+    at.selectbox(key="train_labels").select((finished_review.id, "teacher")).run()
     at.radio(key="train_labels_action").set_value("leave_out").run()
     assert any("1 training images left out" in c.value for c in at.caption)
     at.radio(key="train_recipe").set_value("quick").run()
@@ -119,4 +119,6 @@ def test_train_page_trains_on_a_reviews_accepted_labels(finished_review, isolate
     assert not at.exception and at.success[0].value.startswith("Queued run ")
     config = queued_config(isolated_settings["runs"], other_than={finished_review.id})
     assert config["label_changes"] == {accepted: None}
-    assert config["label_changes_from"] == f"review {finished_review.id}, accepted suggestions left out"
+    assert config["label_changes_from"] == (
+        f"reviewed by {finished_review.id}: your decisions, accepted suggestions left out"
+    )

@@ -187,3 +187,25 @@ def test_a_remote_review_lands_in_the_run_folder(isolated_settings):
     apply_events(run, remote.news(False))
     remote.close()
     assert run.arrays("review")["doubted"].tolist() == [2, 0]
+
+
+def test_each_reviewer_keeps_their_own_decisions_and_the_class_has_a_majority(finished_review):
+    from galaxy_core.people import STUDENT, User
+    from galaxy_core.review import CLASS_MAJORITY, class_decisions
+
+    ada, bob, cy = (User(name.lower(), name, STUDENT) for name in ("Ada", "Bob", "Cy"))
+    doubts = load_review(finished_review.summary()).doubts
+    first = doubts[0].image
+    record_review_decisions(finished_review, {first: "accepted"}, ada)
+    record_review_decisions(finished_review, {first: "rejected"}, bob)  # not the last click wins: each their own
+    record_review_decisions(finished_review, {first: "accepted"}, cy)
+    assert review_decisions(finished_review, ada) == {first: "accepted"}
+    assert review_decisions(finished_review, bob) == {first: "rejected"}
+    assert review_decisions(finished_review) == {}  # the teacher has decided nothing
+    assert review_decisions(finished_review, decision_set=CLASS_MAJORITY) == {first: "accepted"}  # 2 against 1
+    assert {entry["name"] for entry in class_decisions(finished_review).values()} == {"Ada", "Bob", "Cy"}
+    seen_by_bob = load_review(finished_review.summary(), bob).doubts[0]
+    assert (seen_by_bob.decision, seen_by_bob.accepted_by, seen_by_bob.rejected_by) == ("rejected", 2, 1)
+    # A decisions file of an older lab (one shared set) reads as the teacher's.
+    (finished_review.path / "review-decisions.json").write_text(json.dumps({first: "accepted"}))
+    assert review_decisions(finished_review) == {first: "accepted"} and review_decisions(finished_review, ada) == {}

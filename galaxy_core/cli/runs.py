@@ -9,7 +9,8 @@ import sys
 from galaxy_core.cli.common import ONE_RUN, RUNS_DIR, client_for, store_for, wait_passing_signals_on
 from galaxy_core.errors import GalaxyLabError
 from galaxy_core.evaluation import LABEL_NOISE_NOTE
-from galaxy_core.review import load_review, record_review_decisions
+from galaxy_core.people import MACHINE_TEACHER
+from galaxy_core.review import CLASS_MAJORITY, load_review, record_review_decisions
 from galaxy_core.training import RunState, RunSummary
 from galaxy_core.training.kinds import describe_run_model
 
@@ -111,17 +112,24 @@ def reviewed_labels_command(commands) -> None:
         "--accept-above",
         type=float,
         metavar="P",
-        help="first accept every undecided suggestion whose probability is at least P (recorded in the review)",
+        help="first accept every undecided suggestion whose probability is at least P (recorded as the teacher's)",
+    )
+    parser.add_argument(
+        "--decisions",
+        default=MACHINE_TEACHER.id,
+        metavar="SET",
+        help=f"whose decisions: the teacher's (default), '{CLASS_MAJORITY}' (what more reviewers accepted than "
+        "rejected), or a reviewer's id",
     )
     parser.set_defaults(run=_reviewed_labels)
 
 
 def _reviewed_labels(args, settings) -> int:
     summary = store_for(args, settings).get(args.run_id).summary()
-    review = load_review(summary)
+    review = load_review(summary, decision_set=args.decisions)
     if args.accept_above is not None:
         record_review_decisions(summary.run, review.confident_suggestions(args.accept_above))
-        review = load_review(summary)
+        review = load_review(summary, decision_set=args.decisions)
     print(f"{len(review.doubts)} doubted, {len(review.accepted())} accepted", file=sys.stderr)
     sys.stdout.write(review.to_csv())
     return 0

@@ -25,7 +25,7 @@ MINE, CLASS = "mine", "class"
 
 def _oidc_user(settings: Settings) -> tuple[User | None, str]:
     """(the signed-in user, or None with why)."""
-    if not st.user.is_logged_in:
+    if not st.user.get("is_logged_in"):
         return None, ""
     email = user_key(str(st.user.get("email") or ""))
     domain = email.rpartition("@")[2]
@@ -58,13 +58,26 @@ def signed_in_user(*, stop: bool = True) -> User | None:
     return user
 
 
+def _provider_configured() -> bool:
+    """Whether Streamlit's secrets have the [auth] section st.login needs (no secrets file at all: no)."""
+    try:
+        return "auth" in st.secrets
+    except FileNotFoundError:  # Streamlit's StreamlitSecretNotFoundError
+        return False
+
+
 def _sign_in_screen(settings: Settings, refusal: str) -> None:
     st.title("Galaxy CNN Lab")
     if refusal:
         st.warning(f"You cannot use this lab: {refusal}.")
     if settings.auth == "oidc":
         st.write("Sign in with your school account to train, evaluate and compare networks with your class.")
-        if refusal:
+        if not _provider_configured():
+            st.error(
+                "This lab signs in with the school's OpenID Connect provider (auth = \"oidc\"), and its settings are "
+                "missing: an [auth] section in .streamlit/secrets.toml (README, Serving a class)."
+            )
+        elif refusal:
             st.button("Sign out", on_click=st.logout)
         else:
             st.button("Sign in with your school account", type="primary", on_click=st.login)
@@ -101,3 +114,13 @@ def user_sidebar(user: User) -> None:
 def shows_only_mine() -> bool:
     """Whether this session's menus and tables list only the signed-in user's runs."""
     return st.session_state.get(SCOPE_KEY) == MINE
+
+
+def owner_label(summary) -> str:
+    """A run's owner as this session's user may see them (galaxy_core.board.visible_name): on the class board and in
+    every menu and table alike."""
+    from galaxy_core.board import board_shows_names, visible_name
+
+    settings = get_settings()
+    shown = board_shows_names(settings.runs_dir)
+    return visible_name(summary.owner_id, summary.owner_name, signed_in_user(), shown, "a classmate")

@@ -40,6 +40,7 @@ LAB_PAGES = (
     LabPage("review", "Label review", ":material/fact_check:", "Find the labels the data itself doubts"),
     LabPage("classify", "Classify", ":material/image_search:", "Classify your own galaxy pictures"),
     LabPage("compare", "Compare", ":material/compare:", "Compare models side by side"),
+    LabPage("board", "Class board", ":material/leaderboard:", "See each classmate's best run"),
 )
 
 

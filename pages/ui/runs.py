@@ -12,6 +12,7 @@ from galaxy_core.inference import balanced_accuracy_interval_of
 from galaxy_core.people import owns
 from galaxy_core.training import RunState, RunStore, RunSummary
 from pages.ui.display import plain
+from pages.ui.identity import owner_label, shows_only_mine, signed_in_user
 from pages.ui.state import get_settings
 
 FAMILY_LABELS = {"report": "Report", "modern": "Modern", "custom": "Custom"}
@@ -71,7 +72,7 @@ def run_row(summary: RunSummary) -> dict:
     return {
         "run": summary.id,
         "title": summary.title,
-        "owner": summary.owner_name,
+        "owner": owner_label(summary),
         "state": summary.state.value,
         "what happened": summary.message,
         "model": describe_run_model(summary.config),
@@ -89,7 +90,7 @@ def run_label(summary) -> str:
     menus (plain text: a menu never renders what someone typed); the owner on a lab with sign-in."""
     text = summary.id + (f" · {summary.title}" if summary.title else "")
     if get_settings().auth != "none":
-        text += f" · {summary.owner_name}"
+        text += f" · {owner_label(summary)}"
     text += f" · {summary.state.value} · {describe_spec(summary.dataset)}"
     if summary.has_test_results:
         text += f" · test balanced {summary.test_balanced_accuracy:.1%}"
@@ -99,8 +100,6 @@ def run_label(summary) -> str:
 def runs_that(can_answer: Callable[[RunSummary], bool]) -> tuple[list[RunSummary], list[RunSummary]]:
     """(the runs that can answer the page's question, the others), each newest first: the signed-in user's own, or
     the class's, as the sidebar says."""
-    from pages.ui.identity import shows_only_mine, signed_in_user
-
     runs, others = [], []
     mine = signed_in_user() if shows_only_mine() else None
     for summary in RunStore(get_settings().runs_dir).runs():

@@ -1,0 +1,74 @@
+"""Class board: each person's best run side by side, and the class's best; classmates anonymised unless the
+teacher shows names."""
+
+import pandas as pd
+import streamlit as st
+
+from galaxy_core.board import board_shows_names, class_board, show_names_on_board
+from galaxy_core.training import RunStore
+from pages.ui.display import label_noise_note, plain
+from pages.ui.identity import signed_in_user
+from pages.ui.navigation import run_router
+from pages.ui.state import get_settings
+
+
+def board_table(rows) -> pd.DataFrame:
+    """The board as a table of text and figures (what someone typed is shown as text)."""
+    return pd.DataFrame(
+        [
+            {
+                "rank": rank,
+                "who": row.name,
+                "best test balanced accuracy": row.best.test_balanced_accuracy if row.best else None,
+                "95% interval": f"{row.interval[0]:.3f} to {row.interval[1]:.3f}" if row.interval else "",
+                "model": row.best.model if row.best else "",
+                "parameters": row.best.parameters if row.best else None,
+                "minutes": row.minutes,
+                "runs trained": row.runs,
+            }
+            for rank, row in enumerate(rows, start=1)
+        ]
+    )
+
+
+def render() -> None:
+    """Draw the Class board page."""
+    settings, user = get_settings(), signed_in_user()
+    st.title("Class board")
+    shown = board_shows_names(settings.runs_dir)
+    if user.is_teacher:
+        names = st.toggle("Show every name to the class", shown, key="board_show_names")
+        if names != shown:
+            show_names_on_board(settings.runs_dir, names, user)
+            shown = names
+    rows = class_board(RunStore(settings.runs_dir).runs(), user, shown)
+    tested = [row for row in rows if row.best]
+    if not tested:
+        st.info("No run with test results yet: the board fills in as the class's runs finish.")
+        st.stop()
+    best = tested[0]
+    st.metric(
+        f"The class's best: {plain(best.name)}, {best.best.model}",
+        f"{best.best.test_balanced_accuracy:.1%}",
+        help="Test balanced accuracy of the best run of the class so far.",
+    )
+    st.dataframe(
+        board_table(rows),
+        hide_index=True,
+        column_config={
+            "best test balanced accuracy": st.column_config.NumberColumn(format="%.3f"),
+            "parameters": st.column_config.NumberColumn(format="localized"),
+            "minutes": st.column_config.NumberColumn(format="%.1f"),
+        },
+    )
+    if not shown and not user.is_teacher:
+        st.caption("Your classmates are shown by their place on the board; the teacher may show their names.")
+    st.caption(
+        "Two runs whose 95% intervals overlap may not really differ on this test split: Compare's paired test "
+        "tells."
+    )
+    label_noise_note()
+
+
+if __name__ == "__main__":  # a session that starts on this page's URL right after a server start
+    run_router()

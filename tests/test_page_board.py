@@ -1,0 +1,83 @@
+"""A class in AppTest (auth = "oidc", st.user as the school's provider would set it): the class board and who sees
+whose name, and the Train page's buttons for one's own runs and a classmate's, refused again by the library."""
+
+import shutil
+
+import pytest
+
+from galaxy_core.people import STUDENT, TEACHER, NotAllowedError, User
+from galaxy_core.training import Run
+from galaxy_core.training.client import ServiceClient
+from tests.helpers import give_run, open_page, rewrite_status
+
+ADA = {"email": "ada@school.org", "name": "Ada"}
+BOB = {"email": "bob@school.org", "name": "Bob"}
+LEE = {"email": "lee@school.org", "name": "Ms Lee"}
+
+
+@pytest.fixture
+def a_class(monkeypatch, finished_run):
+    """Runs of Ada (0.60 and 0.70), Bob (0.80) and the teacher (0.50), as their owners would have queued them."""
+    monkeypatch.setenv("GALAXY_LAB_AUTH", "oidc")
+    monkeypatch.setenv("GALAXY_LAB_TEACHERS", "lee@school.org")
+    runs = {}
+    for name, who, figure in [("ada1", ADA, 0.6), ("ada2", ADA, 0.7), ("bob", BOB, 0.8), ("lee", LEE, 0.5)]:
+        run = Run(finished_run.path.with_name(f"{finished_run.id}-{name}"))
+        shutil.copytree(finished_run.path, run.path)
+        role = TEACHER if who is LEE else STUDENT
+        give_run(run, User(who["email"], who["name"], role))
+        rewrite_status(run, "finished", test_balanced_accuracy=figure)
+        runs[name] = run
+    shutil.rmtree(finished_run.path)
+    return runs
+
+
+def board(at) -> list[tuple]:
+    table = at.dataframe[0].value
+    return list(zip(table["who"], table["best test balanced accuracy"], table["runs trained"], strict=True))
+
+
+def test_the_board_names_only_oneself_until_the_teacher_shows_every_name(a_class):
+    at = open_page("board", signed_in_as=ADA)
+    assert not at.exception
+    # By hand: Bob's best 0.80, Ada's best of two 0.70, the teacher's 0.50.
+    assert board(at) == [("classmate 1", 0.8, 1), ("Ada", 0.7, 2), ("classmate 3", 0.5, 1)]
+    assert "board_show_names" not in [toggle.key for toggle in at.toggle]  # a student cannot choose
+    teacher = open_page("board", signed_in_as=LEE)
+    assert board(teacher)[0][0] == "Bob" and teacher.metric[0].value == "80.0%"
+    teacher.toggle(key="board_show_names").set_value(True).run()
+    assert [row[0] for row in board(open_page("board", signed_in_as=ADA))] == ["Bob", "Ada", "Ms Lee"]
+
+
+def test_a_student_gets_no_button_for_a_classmates_run_and_the_library_refuses_it(a_class):
+    bob_run, ada_run = a_class["bob"], a_class["ada1"]
+    at = open_page("train", signed_in_as=ADA, train_selected_run=bob_run.id, runs_scope="class")
+    assert not at.exception
+    assert "Title, disk, delete" not in [expander.label for expander in at.expander]
+    at = open_page("train", signed_in_as=ADA, train_selected_run=ada_run.id, runs_scope="class")
+    assert "Title, disk, delete" in [expander.label for expander in at.expander]
+    at.text_input[0].set_value("*mine* [link](http://x) :red[boo]")  # in a form: sent with its submit button
+    at.button(key=f"FormSubmitter:rename_{ada_run.id}-Save the title").click().run()
+    assert ada_run.title() == "*mine* [link](http://x) :red[boo]"
+    header = next(m.value for m in at.markdown if ada_run.id in m.value)
+    assert r"\*mine\* \[link\]\(http\://x\) \:red\[boo\]" in header  # shown as typed, not as Markdown
+    client = ServiceClient(bob_run.path.parent)
+    with pytest.raises(NotAllowedError, match="Ada may not delete run"):
+        client.delete(bob_run.id, User("ada@school.org", "Ada", STUDENT))
+    teacher = open_page("train", signed_in_as=LEE, train_selected_run=bob_run.id, runs_scope="class")
+    assert "Title, disk, delete" in [expander.label for expander in teacher.expander]
+
+
+def test_nobody_signed_in_sees_only_the_sign_in(a_class):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.helpers import PAGE_TIMEOUT, REPO_ROOT
+
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=PAGE_TIMEOUT)
+    at.secrets["auth"] = {"redirect_uri": "http://127.0.0.1/oauth2callback", "cookie_secret": "x", "client_id": "x"}
+    at.run()
+    assert not at.exception
+    assert [button.label for button in at.button] == ["Sign in with your school account"]
+    assert not at.dataframe and not at.sidebar.radio
+    unconfigured = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=PAGE_TIMEOUT).run()
+    assert "an [auth] section in .streamlit/secrets.toml" in unconfigured.error[0].value
