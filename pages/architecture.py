@@ -92,7 +92,13 @@ def model_choice_ui() -> tuple[str, tuple, int, dict]:
     return name, (int(size), int(size), channels), int(classes), options
 
 
-def overview_ui(name: str, report: dict) -> None:
+SIZE_NOTE = (
+    "A model that flattens its last feature map (the report's Tutorial and Practice 4-5, VGG16 as in the report) has "
+    "more weights in its first dense layer at a larger input; one that pools it globally has as many at any size."
+)
+
+
+def overview_ui(name: str, report: dict, size: int) -> None:
     info = model_info(name)
     st.markdown(info.description)
     facts = [
@@ -116,7 +122,7 @@ def overview_ui(name: str, report: dict) -> None:
     )
     st.markdown("  \n".join(facts))
     columns = st.columns(4)
-    columns[0].metric("Parameters", f"{report['parameters']['total']:,}")
+    columns[0].metric(f"Parameters at {size} px", f"{report['parameters']['total']:,}", help=SIZE_NOTE)
     columns[1].metric("Trainable", f"{report['parameters']['trainable']:,}")
     columns[2].metric("Weights in memory", f"{report['size_mb']:.1f} MB")
     columns[3].metric("Multiply-adds / image", f"{report['mmacs']:,.1f} M")
@@ -170,7 +176,12 @@ def compare_ui(name: str, input_shape: tuple, classes: int, report: dict) -> Non
                 "report accuracy": f"{info.report_accuracy:.2%}" if info.report_accuracy is not None else "",
             }
         )
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        column_config={"parameters": st.column_config.NumberColumn(format="localized")},
+    )
+    st.caption(f"Both at the input size chosen above unless a model needs more. {SIZE_NOTE}")
     if other_size != input_shape[0]:
         st.caption(f"{other_info.title} needs at least {other_info.min_input_size} px, so it is shown at that size.")
 
@@ -189,7 +200,7 @@ def render() -> None:
     lazy_tabs(
         "architecture_tab",
         {
-            "Overview": lambda: overview_ui(name, report),
+            "Overview": lambda: overview_ui(name, report, input_shape[0]),
             "Layers": lambda: layers_ui(report),
             "Diagram": lambda: diagram_ui(report),
             "What the layers do": lambda: explanations_ui(report),

@@ -35,6 +35,7 @@ MAX_RUNS = 4
 MAX_DISAGREEMENTS = 12
 MAX_SHARED_MISTAKES = 24
 COLOURS = qualitative.Plotly
+SYMBOLS = ("circle", "diamond", "square", "triangle-up")  # a run of one epoch is a point: symbols keep it in sight
 
 
 def curves_figure(entries: list, by_time: bool) -> go.Figure:
@@ -51,10 +52,12 @@ def curves_figure(entries: list, by_time: bool) -> go.Figure:
                 figure.add_scatter(
                     x=x,
                     y=[e.get(prefix + key) for e in epochs],
-                    name=f"{run.id} {'val' if prefix else 'train'}",
+                    name=f"{summary.name} {'val' if prefix else 'train'}",
                     legendgroup=run.id,
                     showlegend=column == 1,
+                    mode="lines+markers",
                     line={"color": colour, "dash": dash},
+                    marker={"symbol": SYMBOLS[number % len(SYMBOLS)], "size": 11 - 2 * number},
                     row=1,
                     col=column,
                 )
@@ -76,8 +79,8 @@ def metrics_tab(entries: list) -> None:
         evaluation = summary.run.evaluation() or {}
         minutes = (summary.finished - summary.started) / 60 if summary.finished and summary.started else None
         interval = run_interval(summary.run)
-        row = {  # the figures first: the columns after them need a sideways scroll on a laptop
-            "run": summary.id,
+        row = {  # the figures first; the run's short name first, its whole id last
+            "name": summary.name,
             "test balanced accuracy": summary.test_balanced_accuracy,
             "95% interval": f"{interval[0]:.3f} to {interval[1]:.3f}" if interval else None,
             "balanced, 8 views": summary.test_balanced_accuracy_tta,
@@ -88,6 +91,7 @@ def metrics_tab(entries: list) -> None:
             "parameters": summary.parameters,
             "epochs": summary.epochs_done,
             "training min": minutes,
+            "run": summary.id,
         }
         rows.append(row)
     table = pd.DataFrame(rows)

@@ -25,7 +25,7 @@ from galaxy_core.data.sources import SourceOption
 from galaxy_core.data.stats import class_mean_images, imbalance, pixel_histograms
 from pages.ui.display import enlarge, image_grid, lazy_tabs
 from pages.ui.navigation import run_router
-from pages.ui.state import ACTIVE_DATASET_KEY, active_dataset_spec, dataset_choices, get_settings, load_dataset
+from pages.ui.state import activate, active_dataset_spec, dataset_choices, get_settings, load_dataset
 
 IMAGE_SIZES = [32, 48, 50, 64, 69, 96, 128, 160, 224]
 PAGE_SIZE = 24
@@ -36,12 +36,6 @@ SELECTED_IMAGE_KEY = "dataset_selected_image"
 def identity(spec: DatasetSpec) -> tuple:
     """Which data a spec reads (its source and path), whatever its options and preprocessing."""
     return spec.source, spec.path
-
-
-def activate(spec: DatasetSpec) -> None:
-    """Make `spec` the lab's active dataset and rerun, so that the sidebar, drawn before the page, shows it."""
-    st.session_state[ACTIVE_DATASET_KEY] = spec
-    st.rerun()
 
 
 def option_widget(option: SourceOption, value, column):

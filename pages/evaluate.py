@@ -80,7 +80,7 @@ def metrics_tab(data: RunAnswers) -> None:
 
 def matrix_tab(data: RunAnswers) -> None:
     matrix = summarize(data.labels, data.predictions, data.class_names)["confusion_matrix"]
-    normalised = st.toggle("Row-normalised (share of each true class)", key="evaluate_normalised")
+    normalised = st.toggle("Row-normalised (share of each true class)", key="evaluate_normalised", bind="query-params")
     event = st.plotly_chart(
         confusion_figure(np.asarray(matrix), data.class_names, normalised),
         on_select="rerun",
@@ -95,16 +95,21 @@ def matrix_tab(data: RunAnswers) -> None:
     st.session_state["evaluate_clicked_cell"] = clicked
     st.caption("Click a cell, or choose it here, to see its images.")
     left, right = st.columns(2)
-    true_name = left.selectbox("True class", data.class_names, key=CELL_TRUE_KEY)
-    predicted_name = right.selectbox("Predicted class", data.class_names, key=CELL_PREDICTED_KEY)
+    true_name = left.selectbox("True class", data.class_names, key=CELL_TRUE_KEY, bind="query-params")
+    predicted_name = right.selectbox("Predicted class", data.class_names, key=CELL_PREDICTED_KEY, bind="query-params")
     members = cell_members(
         data.labels, data.probabilities, data.class_names.index(true_name), data.class_names.index(predicted_name)
     )
     st.markdown(f"**{len(members)}** test images are **{true_name}** and were predicted **{predicted_name}**.")
-    shown = members[:GALLERY_PAGE]
-    image_grid(data.images[shown], [data.caption(i) for i in shown])
+    shown = members
     if len(members) > GALLERY_PAGE:
-        st.caption(f"The {GALLERY_PAGE} most confident of {len(members)}.")
+        pages = (len(members) + GALLERY_PAGE - 1) // GALLERY_PAGE
+        page = st.number_input(f"Page (of {pages}), the most confident first", 1, pages, 1, key="evaluate_cell_page")
+        shown = members[(page - 1) * GALLERY_PAGE : page * GALLERY_PAGE]
+        st.caption(
+            f"Images {(page - 1) * GALLERY_PAGE + 1}-{(page - 1) * GALLERY_PAGE + len(shown)} of {len(members)}."
+        )
+    image_grid(data.images[shown], [data.caption(i) for i in shown])
 
 
 def mistakes_tab(data: RunAnswers) -> None:

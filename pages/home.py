@@ -5,7 +5,7 @@ import streamlit as st
 from galaxy_core.data import describe_spec
 from galaxy_core.install import installed_tensorflow, nvidia_gpus
 from pages.ui.navigation import HOME, LAB_PAGES, run_router
-from pages.ui.state import active_dataset_spec, get_settings
+from pages.ui.state import activate, active_dataset_spec, dataset_choices, get_settings
 
 
 def training_device_text(settings) -> str:
@@ -24,6 +24,17 @@ def training_device_text(settings) -> str:
     else:
         device = "the CPU (no NVIDIA GPU found)"
     return f"On this machine, in background processes, on {device}. TensorFlow: {build}."
+
+
+def real_galaxies_ui(settings, active) -> None:
+    """On the synthetic galaxies while real ones are in the data roots: say so, and offer the first of them."""
+    if active.source != "synthetic":
+        return
+    real = [choice for choice in dataset_choices(settings, repr(settings)) if choice.spec.source != "synthetic"]
+    if real and st.button(f"Use the real galaxies: {real[0].label}", key="home_real_galaxies", type="primary"):
+        activate(real[0].spec)
+    if real:
+        st.caption(f"These galaxies are drawn by the lab; {len(real)} real dataset(s) are in the data roots.")
 
 
 def render() -> None:
@@ -45,8 +56,10 @@ def render() -> None:
     left, right = st.columns(2)
     with left:
         st.subheader("Active dataset")
-        st.markdown(f"**{describe_spec(active_dataset_spec())}**")
+        active = active_dataset_spec()
+        st.markdown(f"**{describe_spec(active)}**")
         st.caption("Change it on the Dataset page; every page uses it.")
+        real_galaxies_ui(settings, active)
     with right:
         st.subheader("Where to go next")
         for lab_page in LAB_PAGES:

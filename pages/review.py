@@ -114,6 +114,22 @@ def accept_confident_ui(summary, review: LabelReview, user: User) -> None:
         st.rerun()
 
 
+def doubts_ui(summary, review: LabelReview, images: dict, user: User) -> None:
+    """The doubted labels to show (undecided, all, accepted or rejected), a page of them at a time."""
+    show = st.radio("Show", list(SHOW), format_func=SHOW.get, horizontal=True, key="review_show", bind="query-params")
+    shown = [d for d in review.doubts if show == "all" or (d.decision or "undecided") == show]
+    if not shown:
+        st.info(f"No doubted label is {SHOW[show].lower()}.")
+        return
+    pages = (len(shown) + PER_PAGE - 1) // PER_PAGE
+    page = st.number_input(f"Page (of {pages})", 1, pages, 1, key="review_page") if pages > 1 else 1
+    for doubt in shown[(page - 1) * PER_PAGE : page * PER_PAGE]:
+        if doubt.image not in images:
+            st.warning(f"#{doubt.rank} {doubt.image} is no longer in the dataset: it changed since the review.")
+            continue
+        doubt_row(summary, review, doubt, images[doubt.image], user)
+
+
 def class_view_ui(summary) -> None:
     """For a teacher: who has reviewed how much, and where the class agrees."""
     people = class_decisions(summary.run)
@@ -174,18 +190,7 @@ def render() -> None:
     if user.is_teacher:
         class_view_ui(summary)
     accept_confident_ui(summary, review, user)
-    show = st.radio("Show", list(SHOW), format_func=SHOW.get, horizontal=True, key="review_show", bind="query-params")
-    shown = [d for d in review.doubts if show == "all" or (d.decision or "undecided") == show]
-    if not shown:
-        st.info(f"No doubted label is {SHOW[show].lower()}.")
-    else:
-        pages = (len(shown) + PER_PAGE - 1) // PER_PAGE
-        page = st.number_input(f"Page (of {pages})", 1, pages, 1, key="review_page") if pages > 1 else 1
-        for doubt in shown[(page - 1) * PER_PAGE : page * PER_PAGE]:
-            if doubt.image not in images:
-                st.warning(f"#{doubt.rank} {doubt.image} is no longer in the dataset: it changed since the review.")
-                continue
-            doubt_row(summary, review, doubt, images[doubt.image], user)
+    doubts_ui(summary, review, images, user)
     st.subheader("Use the reviewed labels")
     st.download_button(
         "Download the reviewed labels (CSV)",

@@ -1,5 +1,6 @@
 """Train: queue a run on the active dataset, and watch the runs learn (they train in background processes)."""
 
+import time
 from dataclasses import replace
 
 import pandas as pd
@@ -13,7 +14,7 @@ from galaxy_core.errors import GalaxyLabError
 from galaxy_core.models import list_models, model_info
 from galaxy_core.people import User, owns
 from galaxy_core.review import ACTIONS, CLASS_MAJORITY, class_decisions, has_review, load_review, review_decisions
-from galaxy_core.training import RunNotFoundError, RunState, RunSummary, TrainConfig, estimate
+from galaxy_core.training import RunState, RunSummary, TrainConfig, estimate
 from galaxy_core.training.client import QueueFullError, RunsFolderError, ServiceClient
 from galaxy_core.training.config import (
     DEFAULT_MODEL,
@@ -28,13 +29,14 @@ from galaxy_core.training.config import (
     preset_config,
     recommended_config,
 )
+from galaxy_core.training.fair_share import queue_positions
 from galaxy_core.training.kinds.label_review import MAX_FOLDS, MIN_FOLDS, check_folds
 from galaxy_core.training.records import epoch_records
 from galaxy_core.training.store import MAX_TITLE
 from pages.ui.display import interval_note, label_noise_note, plain
 from pages.ui.identity import owner_label, shows_only_mine, signed_in_user
 from pages.ui.navigation import LAB_PAGES, run_router
-from pages.ui.runs import model_label, run_interval, run_row, runs_that
+from pages.ui.runs import VIEWED_RUN_KEY, model_label, ordinal, run_interval, run_row, runs_that
 from pages.ui.state import active_dataset_spec, get_settings, load_dataset
 
 REVIEW_PAGE = next(page for page in LAB_PAGES if page.url_path == "review")
@@ -294,9 +296,10 @@ def data_settings_ui(defaults: TrainConfig) -> dict:
     return {"augment": augment, "class_weighting": class_weighting, "validation": validation, "seed": int(seed)}
 
 
-def runs_table_ui(summaries: list[RunSummary]) -> str | None:
-    """The runs, newest first; returns the id of the run chosen in the table (default: the newest)."""
-    rows = [run_row(summary) for summary in summaries]
+def runs_table_ui(summaries: list[RunSummary], positions: dict[str, int]) -> RunSummary | None:
+    """The runs, newest first (a queued one with its place in the queue); returns the run chosen in the table (the
+    one this session looked at last, else the newest)."""
+    rows = [run_row(summary, positions.get(summary.id)) for summary in summaries]
     if not rows:
         st.info("No runs yet: choose a model above and press Train.")
         return None
@@ -314,18 +317,29 @@ def runs_table_ui(summaries: list[RunSummary]) -> str | None:
     )
     selected = event.selection.rows if event is not None else []
     if selected:
-        st.session_state[SELECTED_RUN_KEY] = table["run"].iloc[selected[0]]
-    chosen = st.session_state.get(SELECTED_RUN_KEY, st.query_params.get(SELECTED_RUN_KEY))
-    chosen = chosen if chosen in set(table["run"]) else table["run"].iloc[0]
+        st.session_state[VIEWED_RUN_KEY] = table["run"].iloc[selected[0]]
+    shown = set(table["run"])
+    # The run this session looked at last, here or on another page; else a link's (a reload, a shared link).
+    wanted = (st.session_state.get(VIEWED_RUN_KEY), st.query_params.get(SELECTED_RUN_KEY))
+    chosen = next((run_id for run_id in wanted if run_id in shown), table["run"].iloc[0])
     st.query_params[SELECTED_RUN_KEY] = chosen  # a reload or a shared link shows the same run
-    return chosen
+    st.session_state[VIEWED_RUN_KEY] = chosen
+    return next(summary for summary in summaries if summary.id == chosen)
 
 
-TRAIN_COLOUR, VAL_COLOUR, BALANCED_COLOUR = "#1f77b4", "#ff7f0e", "#2ca02c"
+# One colour per series, the legend's too: train loss, val loss, train accuracy, val accuracy, val balanced.
+COLOURS = {
+    "loss": "#1f77b4",
+    "val_loss": "#ff7f0e",
+    "accuracy": "#2ca02c",
+    "val_accuracy": "#d62728",
+    "val_balanced_accuracy": "#9467bd",
+}
 
 
 def curves_figure(metrics: list[dict], by_batch: bool) -> go.Figure:
-    """Loss and accuracy, train against validation; the training side by epoch, or by batch."""
+    """Loss and accuracy, train against validation; the training side by batch (one continuous line from the first
+    batch on), or by epoch."""
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
     epochs = epoch_records(metrics)
     if by_batch:
@@ -337,13 +351,13 @@ def curves_figure(metrics: list[dict], by_batch: bool) -> go.Figure:
         train_x = [e["epoch"] for e in epochs]
     epoch_x = [e["epoch"] for e in epochs]
     lines = [
-        (train_x, train, "loss", f"train loss{suffix}", 1, TRAIN_COLOUR, mode, None),
-        (train_x, train, "accuracy", f"train accuracy{suffix}", 2, TRAIN_COLOUR, mode, None),
-        (epoch_x, epochs, "val_loss", "val loss", 1, VAL_COLOUR, "lines+markers", None),
-        (epoch_x, epochs, "val_accuracy", "val accuracy", 2, VAL_COLOUR, "lines+markers", None),
-        (epoch_x, epochs, "val_balanced_accuracy", "val balanced accuracy", 2, BALANCED_COLOUR, "lines+markers", "dot"),
+        (train_x, train, "loss", f"train loss{suffix}", 1, mode, None),
+        (train_x, train, "accuracy", f"train accuracy{suffix}", 2, mode, None),
+        (epoch_x, epochs, "val_loss", "val loss", 1, "lines+markers", None),
+        (epoch_x, epochs, "val_accuracy", "val accuracy", 2, "lines+markers", None),
+        (epoch_x, epochs, "val_balanced_accuracy", "val balanced accuracy", 2, "lines+markers", "dot"),
     ]
-    for x, records, key, name, column, colour, line_mode, dash in lines:
+    for x, records, key, name, column, line_mode, dash in lines:
         figure.add_scatter(
             x=x,
             y=[r.get(key) for r in records],
@@ -351,7 +365,7 @@ def curves_figure(metrics: list[dict], by_batch: bool) -> go.Figure:
             row=1,
             col=column,
             mode=line_mode,
-            line={"color": colour, "dash": dash},
+            line={"color": COLOURS[key], "dash": dash},
         )
     figure.update_xaxes(title_text="epoch")
     figure.update_yaxes(range=[0, 1.02], row=1, col=2)
@@ -359,25 +373,39 @@ def curves_figure(metrics: list[dict], by_batch: bool) -> go.Figure:
     return figure
 
 
-def run_view(client: ServiceClient, run_id: str, user: User) -> None:
-    """The selected run: state, live curves, stop, log; refreshed every 2 s while it is queued or running."""
-    try:
-        summary = client.store.get(run_id).summary()
-    except (RunNotFoundError, OSError, ValueError) as error:
-        st.warning(f"Run {run_id} cannot be read: {error}")
-        return
+def runs_section(client: ServiceClient, user: User) -> None:
+    """The runs table and the chosen run, read afresh together (every 2 s while runs are queued or running), so
+    the table, the progress bar and the curves always tell the same moment of the same run."""
+    summaries, damaged = client.store.scan()
+    active = any(summary.state.active for summary in summaries)
+    if st.session_state.get("train_runs_active") and not active:
+        st.session_state["train_runs_active"] = False
+        st.rerun(scope="app")  # the last run just ended: stop polling
+    st.session_state["train_runs_active"] = active
+    service_ui(client, summaries)
+    shown = [summary for summary in summaries if owns(user, summary.owner_id)] if shows_only_mine() else summaries
+    positions = queue_positions(summaries, time.time())
+    chosen = runs_table_ui(shown, positions)
+    if damaged:
+        with st.expander(f"{len(damaged)} damaged run folder(s), left out"):
+            st.markdown("\n".join(f"- `{run.id}`: damaged: {plain(run.reason)}" for run in damaged))
+    if chosen:
+        # A container per run: nothing of the run shown before stays on screen under another run's header.
+        with st.container(key=f"run_view_{chosen.id}"):
+            run_view(client, chosen, user, positions.get(chosen.id))
+    trash_ui(client, user)
+
+
+def run_view(client: ServiceClient, summary: RunSummary, user: User, queue_position: int | None) -> None:
+    """The selected run: state (a queued run's place in the queue), live curves, stop, log."""
     run, state = summary.run, summary.state
-    seen = st.session_state.setdefault("train_seen_states", {})
-    if seen.get(run.id) in (RunState.QUEUED, RunState.RUNNING) and not state.active:
-        seen[run.id] = state
-        st.rerun(scope="app")  # it just ended: refresh the table and stop polling
-    seen[run.id] = state
-    client.ensure_service([summary])  # a service that was killed comes back while someone watches
     head = st.columns([3, 1])
+    owner = f" · {plain(owner_label(summary))}'s" if get_settings().auth != "none" else ""
     head[0].markdown(
         f"**{run.id}**"
         + (f" · {plain(summary.title)}" if summary.title else "")
-        + f" · {plain(owner_label(summary))}'s: {state.value} · {summary.model} on {describe_spec(summary.dataset)}"
+        + owner
+        + f": {state.value} · {summary.model} on {describe_spec(summary.dataset)}"
         + (f" · {summary.device}" if summary.device else "")
         + (f" · on {summary.node}" if summary.node else "")
     )
@@ -386,7 +414,7 @@ def run_view(client: ServiceClient, run_id: str, user: User) -> None:
         client.stop(run.id, user)
         st.toast("Stop requested: the run ends after its current batch and keeps what it learned.")
     metrics = run.metrics()
-    run_state_ui(summary, epoch_records(metrics))
+    run_state_ui(summary, epoch_records(metrics), queue_position)
     run_results_ui(summary, metrics)
     if may_change:
         manage_ui(client, summary, user)
@@ -397,11 +425,12 @@ def run_view(client: ServiceClient, run_id: str, user: User) -> None:
         st.caption(f"Its TensorBoard event files, on the server's machine: `galaxy-lab tensorboard {run.id}`")
 
 
-def run_state_ui(summary: RunSummary, epochs: list[dict]) -> None:
+def run_state_ui(summary: RunSummary, epochs: list[dict], queue_position: int | None) -> None:
     """Where the run is (queued, its progress while it trains) or how it ended."""
     state = summary.state
     if state is RunState.QUEUED:
-        st.info(f"Queued: {summary.message}. It starts by itself when a training slot is free.")
+        place = f", {ordinal(queue_position)} in the queue" if queue_position else ""
+        st.info(f"Queued: {summary.message}{place}. It starts by itself when a training slot is free.")
     elif state is RunState.RUNNING:
         text = f"{summary.message}"
         if summary.run.stop_requested():
@@ -438,7 +467,7 @@ def run_results_ui(summary: RunSummary, metrics: list[dict]) -> None:
         label_noise_note()
     if metrics and not summary.is_label_review:
         if epoch_records(metrics):
-            by_batch = st.toggle("Training curve by batch", key=f"by_batch_{run.id}")
+            by_batch = st.toggle("Training curve by batch", True, key=f"by_batch_{run.id}")
         else:
             by_batch = True
             st.caption("Until the first epoch ends, the training curve is drawn batch by batch.")
@@ -459,7 +488,7 @@ def new_run_form(client: ServiceClient, dataset: DatasetSpec, max_epochs: int, u
     except (QueueFullError, RunsFolderError, DatasetError) as error:
         st.error(f"The run was not queued: {error}.")
         return False
-    st.session_state[SELECTED_RUN_KEY] = run.id
+    st.session_state[VIEWED_RUN_KEY] = run.id
     st.success(f"Queued run {run.id}.")
     return True
 
@@ -475,7 +504,7 @@ def manage_ui(client: ServiceClient, summary: RunSummary, user: User) -> None:
         st.caption(f"It takes {summary.run.disk_bytes() / 1e6:,.1f} MB on disk.")
         if st.button("Move to the trash", key=f"delete_{summary.id}", icon=":material/delete:"):
             client.delete(summary.id, user)
-            st.session_state.pop(SELECTED_RUN_KEY, None)
+            st.session_state.pop(VIEWED_RUN_KEY, None)
             st.rerun(scope="app")
 
 
@@ -515,23 +544,15 @@ def render() -> None:
         "background processes: leave this page or close the browser, they go on."
     )
     user = signed_in_user()
-    summaries, damaged = client.store.scan()
-    new_run = st.expander("New run", expanded=not summaries, key=NEW_RUN_KEY, on_change="rerun")
+    # Open at first when there are no runs yet; then as the person leaves it (queueing a run does not fold it away).
+    opened_at_first = st.session_state.setdefault("train_new_run_opened_at_first", not client.store.run_ids())
+    new_run = st.expander("New run", expanded=opened_at_first, key=NEW_RUN_KEY, on_change="rerun")
     if new_run.open:  # drawn only when open: a visit to watch runs measures and loads nothing for a new one
         with new_run:
-            queued = new_run_form(client, dataset, settings.max_epochs, user)
-        if queued:
-            summaries, damaged = client.store.scan()
-    service_ui(client, summaries)
-    shown = [summary for summary in summaries if owns(user, summary.owner_id)] if shows_only_mine() else summaries
-    chosen = runs_table_ui(shown)
-    if damaged:
-        with st.expander(f"{len(damaged)} damaged run folder(s), left out"):
-            st.markdown("\n".join(f"- `{run.id}`: damaged: {plain(run.reason)}" for run in damaged))
-    if chosen:
-        active = next(summary.state.active for summary in shown if summary.id == chosen)
-        st.fragment(run_every=REFRESH_SECONDS if active else None)(run_view)(client, chosen, user)
-    trash_ui(client, user)
+            new_run_form(client, dataset, settings.max_epochs, user)
+    active = any(summary.state.active for summary in client.store.runs(active_only=True))
+    st.session_state["train_runs_active"] = active
+    st.fragment(run_every=REFRESH_SECONDS if active else None)(runs_section)(client, user)
 
 
 if __name__ == "__main__":  # a session that starts on this page's URL right after a server start

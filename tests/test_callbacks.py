@@ -158,3 +158,22 @@ def test_progress_records_whole_and_partial_epochs():
     assert run.records[-1]["batches"] == 1 and run.records[-1]["of_batches"] == 4
     assert report.epochs_done == 1 and run.progress[-1]["epochs_done"] == 1
     assert run.progress[-1]["best_val_balanced_accuracy"] == 0.6
+
+
+def test_no_time_left_is_guessed_before_the_batches_after_the_first_give_a_pace(monkeypatch):
+    """The first batch builds the training graph (here 10 s, then 0.1 s a batch): an ETA from it would be 100
+    times too long. None is given until two batches after it; then the pace of those."""
+    import galaxy_core.training.callbacks as callbacks
+
+    clock = iter([0.0, 10.0, 10.1, 10.2, 10.3])  # the epoch's start, then the end of batches 1 to 4
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(callbacks, "PROGRESS_STATUS_SECONDS", 0.0)
+    run = FakeRun()
+    report = driven(ProgressReport(run, train_images=400, batch_size=10, planned_epochs=2))  # 40 batches an epoch
+    report.on_epoch_begin(0)
+    for batch in range(4):
+        report.on_train_batch_end(batch, {"loss": 1.0, "accuracy": 0.5})
+    assert run.progress[0] == {"message": "training", "batches_done": 1, "steps_per_epoch": 40}
+    assert ["eta_seconds" in fields for fields in run.progress] == [False, False, True, True]
+    # After batch 4: 3 batches in 0.3 s since the first, 76 batches left of 80.
+    assert run.progress[-1]["eta_seconds"] == pytest.approx(0.1 * 76)

@@ -37,7 +37,14 @@ LAYERS = [
     ("galaxy_core.training.ray_executor",),
     ("galaxy_core.training.supervisor",),
     ("galaxy_core.training.client", "galaxy_core.training"),
-    ("galaxy_core.inference", "galaxy_core.uploads", "galaxy_core.export", "galaxy_core.review"),
+    (
+        "galaxy_core.inference",
+        "galaxy_core.uploads",
+        "galaxy_core.export",
+        "galaxy_core.review",
+        "galaxy_core.board",
+        "galaxy_core.warm_up",
+    ),
     ("galaxy_core.cli",),
 ]
 MAX_FUNCTION_LINES = 60

@@ -51,10 +51,10 @@ def test_the_board_names_only_oneself_until_the_teacher_shows_every_name(a_class
 
 def test_a_student_gets_no_button_for_a_classmates_run_and_the_library_refuses_it(a_class):
     bob_run, ada_run = a_class["bob"], a_class["ada1"]
-    at = open_page("train", signed_in_as=ADA, train_selected_run=bob_run.id, runs_scope="class")
+    at = open_page("train", signed_in_as=ADA, viewed_run=bob_run.id, runs_scope="class")
     assert not at.exception
     assert "Title, disk, delete" not in [expander.label for expander in at.expander]
-    at = open_page("train", signed_in_as=ADA, train_selected_run=ada_run.id, runs_scope="class")
+    at = open_page("train", signed_in_as=ADA, viewed_run=ada_run.id, runs_scope="class")
     assert "Title, disk, delete" in [expander.label for expander in at.expander]
     at.text_input[0].set_value("*mine* [link](http://x) :red[boo]")  # in a form: sent with its submit button
     at.button(key=f"FormSubmitter:rename_{ada_run.id}-Save the title").click().run()
@@ -64,7 +64,7 @@ def test_a_student_gets_no_button_for_a_classmates_run_and_the_library_refuses_i
     client = ServiceClient(bob_run.path.parent)
     with pytest.raises(NotAllowedError, match="Ada may not delete run"):
         client.delete(bob_run.id, User("ada@school.org", "Ada", STUDENT))
-    teacher = open_page("train", signed_in_as=LEE, train_selected_run=bob_run.id, runs_scope="class")
+    teacher = open_page("train", signed_in_as=LEE, viewed_run=bob_run.id, runs_scope="class")
     assert "Title, disk, delete" in [expander.label for expander in teacher.expander]
 
 

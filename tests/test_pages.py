@@ -200,8 +200,14 @@ def test_a_folder_that_cannot_be_a_dataset_is_explained(isolated_settings):
 def test_architecture_overview_shows_sizes_and_costs():
     at = open_page("architecture")
     assert not at.exception
-    assert [m.label for m in at.metric] == ["Parameters", "Trainable", "Weights in memory", "Multiply-adds / image"]
-    assert at.metric[0].value == "4,353,475"  # the Tutorial at 50 px
+    labels = ["Parameters at 50 px", "Trainable", "Weights in memory", "Multiply-adds / image"]
+    assert [m.label for m in at.metric] == labels
+    assert at.metric[0].value == "4,353,475"  # the Tutorial at 50 px, the report's count
+    at.number_input(key="architecture_size_tutorial").set_value(64).run()
+    # By hand: two valid 3x3 convolutions and a 2x2 pooling leave (64 - 4) / 2 = 30 px of 64 maps at 64 px, and
+    # 23 px at 50 px; flattened into 128 units: (30 x 30 - 23 x 23) x 64 x 128 more weights.
+    assert at.metric[0].label == "Parameters at 64 px"
+    assert at.metric[0].value == f"{4_353_475 + (30 * 30 - 23 * 23) * 64 * 128:,}"
     assert any("Test accuracy in the report**: 76.50%" in m.value for m in at.markdown)
 
 
@@ -412,3 +418,14 @@ def test_convolution_playground_shows_a_trained_runs_first_layer_on_the_galaxy(f
     assert not at.exception
     assert any("kernels of 3x3 learned by custom_cnn" in m.value and "(32 px in" in m.value for m in at.markdown)
     assert len(at.get("image")) == 1 + 2 * 8  # the galaxy, then 8 kernels and their 8 maps
+
+
+def test_home_offers_the_real_galaxies_when_a_session_is_on_the_synthetic_ones(isolated_settings):
+    write_image_folder(isolated_settings["data"] / "classroom", {"edge": 3, "smooth": 3})
+    at = open_page("home")
+    assert not at.exception
+    button = next(b for b in at.button if b.key == "home_real_galaxies")
+    assert button.label == "Use the real galaxies: classroom (folder)"
+    button.click().run()
+    assert at.session_state["active_dataset_spec"].source == "folder"
+    assert "home_real_galaxies" not in [b.key for b in at.button]  # on real galaxies now: nothing to offer

@@ -210,6 +210,9 @@ def test_same_seed_same_curve(isolated_settings):
     np.testing.assert_allclose(curves[0], curves[1], rtol=1e-5)
 
 
+FIRST_BATCH = "preparing the first batch (building the training graph)"  # the stage just before training
+
+
 class StopWhen:
     """The run, with a stop requested at the `asks`-th time the procedure asks after the run says `message`."""
 
@@ -254,7 +257,7 @@ def test_a_stop_mid_epoch_records_the_partial_epoch_and_keeps_the_best(isolated_
     # 48 training images in batches of 4: 12 batches an epoch. Training asks after every batch and before each
     # validation batch (6 images: one): the 18th ask is after batch 5 of epoch 2.
     run = new_run(RunStore(isolated_settings["runs"]), tiny_config(epochs=5, batch_size=4))
-    assert train_in_this_process(StopWhen(run, "training", asks=12 + 1 + 5)) == "stopped"
+    assert train_in_this_process(StopWhen(run, FIRST_BATCH, asks=12 + 1 + 5)) == "stopped"
     summary = run.summary()
     assert summary.message == "stopped after 1 of 5 epochs, evaluated" and summary.epochs_done == 1
     assert summary.has_test_results and run.best_model_path.is_file() and run.final_model_path.is_file()
@@ -266,7 +269,7 @@ def test_a_stop_mid_epoch_records_the_partial_epoch_and_keeps_the_best(isolated_
 
 def test_a_stop_in_the_first_epoch_keeps_no_model(isolated_settings):
     run = new_run(RunStore(isolated_settings["runs"]), tiny_config(epochs=5, batch_size=4))
-    assert train_in_this_process(StopWhen(run, "training", asks=2)) == "stopped"
+    assert train_in_this_process(StopWhen(run, FIRST_BATCH, asks=2)) == "stopped"
     assert run.summary().message == "stopped during its first epoch, before any epoch finished: no model"
     assert not run.best_model_path.exists() and not run.final_model_path.exists()
 
@@ -277,7 +280,7 @@ def test_the_first_epoch_reports_its_batches_and_an_eta_before_it_ends(isolated_
     monkeypatch.setattr(callbacks, "PROGRESS_STATUS_SECONDS", 0.0)  # every batch, for the test
     run = new_run(RunStore(isolated_settings["runs"]), tiny_config(epochs=5, batch_size=4))
     # 48 training images in batches of 4: 12 an epoch. Training asks after every batch: the 7th ask is after the 7th.
-    assert train_in_this_process(StopWhen(run, "training", asks=7)) == "stopped"
+    assert train_in_this_process(StopWhen(run, FIRST_BATCH, asks=7)) == "stopped"
     progress = run.progress()
     assert (progress["batches_done"], progress["steps_per_epoch"]) == (7, 12)
     assert progress["eta_seconds"] > 0

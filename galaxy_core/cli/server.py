@@ -66,7 +66,7 @@ def _serve(args, settings) -> int:
     client.ensure_service(client.store.runs())  # resume the queue after a restart, before anyone looks
     quiet = {} if args.verbose else {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     server = subprocess.Popen(command, env={**os.environ, **quiet})
-    warm_up = subprocess.Popen([sys.executable, "-m", "galaxy_core.runtime"], env={**os.environ, **quiet})
+    warm_up = subprocess.Popen([sys.executable, "-m", "galaxy_core.warm_up"], env={**os.environ, **quiet})
     threading.Thread(target=_run_the_app_once, args=(args.port,), daemon=True, name="first-run").start()
     status = wait_passing_signals_on(server)
     warm_up.terminate()  # done long since, unless the server was stopped at once

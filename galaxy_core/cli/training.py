@@ -60,7 +60,7 @@ def train_command(commands) -> None:
     _add_recipe_arguments(parser)
     _add_label_arguments(parser)
     parser.add_argument("--detach", action="store_true", help="queue the run, print its id and return at once")
-    parser.set_defaults(run=_train)
+    parser.set_defaults(run=_train, needs_tensorflow=True)  # a recipe's model is checked with Keras
 
 
 def _add_recipe_arguments(parser) -> None:
@@ -255,7 +255,7 @@ def review_labels_command(commands) -> None:
         "--epochs", type=int, help=f"epochs of each fold's model (default: the {REVIEW_PRESET} preset's)"
     )
     parser.add_argument("--detach", action="store_true", help="queue the review, print its id and return at once")
-    parser.set_defaults(run=_review_labels)
+    parser.set_defaults(run=_review_labels, needs_tensorflow=True)
 
 
 def _review_labels(args, settings) -> int:

@@ -19,6 +19,7 @@ import numpy as np
 
 from galaxy_core.data.dataset import ProgressCallback
 from galaxy_core.data.images import PreprocessOptions
+from galaxy_core.runtime import import_tensorflow
 
 DCT_RATIOS = (1, 2, 4, 8)
 BATCH = 64
@@ -27,7 +28,7 @@ BATCH = 64
 def _decode_window(data, options: PreprocessOptions):
     """(the model's input (S, S, C) uint8, the original (width, height)) of one JPEG file's bytes (a string tensor):
     the centre-crop window at the coarsest DCT scale that keeps `image_size` pixels across it, then resized."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     size = options.image_size
     shape = tf.io.extract_jpeg_shape(data)
@@ -63,7 +64,7 @@ def _decode_window(data, options: PreprocessOptions):
 
 
 def _build_decoder(options: PreprocessOptions):
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     @tf.autograph.experimental.do_not_convert
     def decode(index, path):
@@ -75,7 +76,7 @@ def _build_decoder(options: PreprocessOptions):
 
 @functools.cache
 def _bytes_decoder(options: PreprocessOptions):
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     return tf.function(tf.autograph.experimental.do_not_convert(lambda data: _decode_window(data, options)))
 
@@ -83,7 +84,7 @@ def _bytes_decoder(options: PreprocessOptions):
 def decode_jpeg_bytes(data: bytes, options: PreprocessOptions) -> np.ndarray | None:
     """One JPEG file's bytes made into the model's input exactly as `decode_jpegs` makes a dataset's: (S, S, C)
     uint8; None where this decoder cannot read it (CMYK, damaged): the caller then decodes it with PIL."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     try:
         pixels, _ = _bytes_decoder(options)(tf.constant(data))
@@ -99,7 +100,7 @@ def decode_jpegs(
 
     Where `decoded` is False this decoder failed and the row is zeros.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     size = options.image_size
     images = np.zeros((len(paths), size, size, options.channels), dtype=np.uint8)

@@ -157,7 +157,10 @@ VGG16_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
         "scaled by 1/255 instead of ImageNet's own preprocessing, a 128 M-parameter head "
         "(Flatten -> 4096 -> 2048 -> 1024), and every weight trained with Adam at 1e-3. The huge updates wreck "
         "the pretrained features and the network falls back to predicting one class (32.29%, chance level). "
-        "Train it next to vgg16_fixed to see why. Slow on a CPU: try 64-96 px."
+        "Measured in this lab (benchmarks/bench_report_collapse.py; no ImageNet weights on that machine, so both "
+        "started from random weights): after 5 epochs at 64 px on gz1-3class it called all 649 test galaxies "
+        "'smooth' (balanced accuracy 0.333), while vgg16_fixed's small head on the same frozen base, trained the "
+        "same way, did not collapse (0.548). Train it next to vgg16_fixed to see why. Slow on a CPU: try 64-96 px."
     ),
     origin="the student report (../shared/SEED.md), 'VGG16 1 and 2'",
     default_input_size=224,

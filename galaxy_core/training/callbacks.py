@@ -21,6 +21,7 @@ from galaxy_core.data import Split
 from galaxy_core.evaluation import balanced_accuracy, confusion_matrix
 
 BATCH_RECORD_SECONDS = 0.5
+PACE_BATCHES = 2  # batches after the first (which builds the training graph) before an ETA is given
 PROGRESS_STATUS_SECONDS = 2.0  # how often the progress says how far the current epoch has come
 VALIDATION_BATCH = 256
 MODES = ("max", "min")
@@ -155,10 +156,12 @@ class ProgressReport(keras.callbacks.Callback):
       validation included, its learning rate, pace and the time left); an epoch cut short is a "partial_epoch"
       line, neither validated nor counted;
     - the run's progress: batches done in the epoch under way (every 2 s), epochs done, the best validation
-      balanced accuracy, and the time left (ETA): during the first epoch from the batches' pace; after it, the
-      epochs left times a whole epoch's time (training, validation, checkpoint, and what runs between epochs; the
-      first epoch, which traces the graph, left out once there are others), plus the final test evaluation of
-      `evaluation_images` at validation's pace (`validation_pace()`). Early stopping can only end a run sooner.
+      balanced accuracy, and the time left (ETA): during the first epoch from the pace of the batches after the
+      first (which builds the training graph; no ETA before there is a pace), after it the epochs left times a
+      whole epoch's time (training, validation, checkpoint, and what runs between epochs; the first epoch counted
+      without its graph building, and left out once there are others), plus the final test evaluation of
+      `evaluation_images` at validation's pace (`validation_pace()`). Early stopping can only end a run sooner;
+    - its stage: "training" from the end of the first batch on.
     """
 
     def __init__(
@@ -178,6 +181,8 @@ class ProgressReport(keras.callbacks.Callback):
         self.epoch_seconds: list[float] = []  # training only: the images-per-second figure
         self.cycle_seconds: list[float] = []  # the whole epoch: training, validation, checkpoint, the rest
         self.last_epoch_end: float | None = None
+        self.first_batch_end: float | None = None  # of the run
+        self.last_batch_end = self.graph_seconds = 0.0  # the first batch's time, graph building included
         self.best_val_balanced_accuracy: float | None = None
 
     @property
@@ -194,6 +199,12 @@ class ProgressReport(keras.callbacks.Callback):
         logs = logs or {}
         self.batches_done = batch + 1
         now = time.perf_counter()
+        self.last_batch_end = now
+        first = self.first_batch_end is None
+        if first:  # the graph is built: the run is training now
+            self.first_batch_end, self.last_progress = now, now
+            self.graph_seconds = now - self.epoch_started
+            self.run.report_progress(message="training", batches_done=1, steps_per_epoch=self.steps_per_epoch)
         if batch == 0 or now - self.last_batch_record >= BATCH_RECORD_SECONDS:
             self.last_batch_record = now
             self.run.append_metrics(
@@ -206,15 +217,17 @@ class ProgressReport(keras.callbacks.Callback):
                     "accuracy": float(logs.get("accuracy", math.nan)),
                 }
             )
-        if now - self.last_progress >= PROGRESS_STATUS_SECONDS:
+        if not first and now - self.last_progress >= PROGRESS_STATUS_SECONDS:
             self.last_progress = now
             self._report_batches(now)
 
     def _report_batches(self, now: float) -> None:
-        """The batches done in this epoch; before the first epoch ends, an ETA from the batches' pace."""
+        """The batches done in this epoch; before the first epoch ends, an ETA from the pace of the batches after
+        the first (which builds the training graph, many times slower), once PACE_BATCHES have given one."""
         fields = {"batches_done": self.batches_done, "steps_per_epoch": self.steps_per_epoch}
-        if not self.epoch_seconds:
-            seconds_per_batch = (now - self.epoch_started) / self.batches_done
+        paced = self.batches_done - 1
+        if not self.epoch_seconds and paced >= PACE_BATCHES:
+            seconds_per_batch = (now - self.first_batch_end) / paced
             fields["eta_seconds"] = seconds_per_batch * (self.planned_epochs * self.steps_per_epoch - self.batches_done)
         self.run.report_progress(**fields)
 
@@ -252,7 +265,11 @@ class ProgressReport(keras.callbacks.Callback):
         """Called once per whole epoch, at its very end: an epoch's cycle runs from the end of the one before
         (so it holds whatever Keras and the other callbacks do in between) to its own end."""
         now = time.perf_counter()
-        self.cycle_seconds.append(now - (self.last_epoch_end or self.epoch_started))
+        cycle = now - (self.last_epoch_end or self.epoch_started)
+        if not self.cycle_seconds and self.steps_per_epoch > 1:  # the first: less the graph's building
+            pace = (self.last_batch_end - self.first_batch_end) / (self.steps_per_epoch - 1)
+            cycle -= max(0.0, self.graph_seconds - pace)
+        self.cycle_seconds.append(cycle)
         self.last_epoch_end = now
         typical = self.cycle_seconds[1:] or self.cycle_seconds
         pace = self.validation_pace()

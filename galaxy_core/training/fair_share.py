@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from galaxy_core.people import MACHINE_TEACHER
+from galaxy_core.training.lifecycle import RunState
 from galaxy_core.training.records import RunSummary
 
 WINDOW_SECONDS = 3600.0
@@ -29,6 +30,16 @@ def starts_of(summaries: Iterable[RunSummary]) -> list[tuple[str, float]]:
 def recent_starts(starts: Iterable[tuple[str, float]], now: float, window: float = WINDOW_SECONDS) -> Counter:
     """How many runs each owner has had started in the last `window` seconds."""
     return Counter(owner for owner, when in starts if now - when < window)
+
+
+def queue_positions(summaries: list[RunSummary], now: float) -> dict[str, int]:
+    """{queued run's id: its place in the queue, from 1}: the order the fair share would start them in were slots
+    to free up one after another (each run ahead of it then training)."""
+    queued = [summary for summary in summaries if summary.state is RunState.QUEUED]
+    running = [summary for summary in summaries if summary.state is RunState.RUNNING]
+    started = recent_starts(starts_of(summaries), now)
+    order = next_to_start(queued, running, started, len(queued), max_per_student=len(queued) + len(running) + 1)
+    return {summary.id: place for place, summary in enumerate(order, start=1)}
 
 
 def next_to_start(

@@ -69,6 +69,7 @@ def confusion_figure(matrix: np.ndarray, class_names: list, normalised: bool, ti
             y=class_names,
             text=text,
             texttemplate="%{text}",
+            textfont={"size": 18},  # large, and in a colour against each cell's shade (plotly picks it)
             colorscale="Blues",
             hoverinfo="skip",
         )

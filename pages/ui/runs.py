@@ -15,6 +15,7 @@ from pages.ui.display import plain
 from pages.ui.identity import owner_label, shows_only_mine, signed_in_user
 from pages.ui.state import get_settings
 
+VIEWED_RUN_KEY = "viewed_run"  # the run this session looked at last, on whichever page
 FAMILY_LABELS = {"report": "Report", "modern": "Modern", "custom": "Custom"}
 
 
@@ -63,8 +64,8 @@ def run_interval(run) -> tuple[float, float] | None:
     return _cached_interval(run, (str(path), modified))
 
 
-def run_row(summary: RunSummary) -> dict:
-    """The run as one row of the Train page's runs table."""
+def run_row(summary: RunSummary, queue_position: int | None = None) -> dict:
+    """The run as one row of the Train page's runs table (a queued run with its place in the queue)."""
     from galaxy_core.training.kinds import describe_run_model
 
     running = summary.state is RunState.RUNNING
@@ -74,7 +75,7 @@ def run_row(summary: RunSummary) -> dict:
         "title": summary.title,
         "owner": owner_label(summary),
         "state": summary.state.value,
-        "what happened": summary.message,
+        "what happened": summary.message + (f" ({ordinal(queue_position)} in the queue)" if queue_position else ""),
         "model": describe_run_model(summary.config),
         "dataset": describe_spec(summary.dataset) + reviewed,
         "epochs": summary.epochs_text(),
@@ -83,6 +84,11 @@ def run_row(summary: RunSummary) -> dict:
         "time left": f"{summary.eta_seconds / 60:.1f} min" if running and summary.eta_seconds is not None else "",
         "where": summary.node or "",
     }
+
+
+def ordinal(number: int) -> str:
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
 
 
 def run_label(summary) -> str:
@@ -110,14 +116,19 @@ def runs_that(can_answer: Callable[[RunSummary], bool]) -> tuple[list[RunSummary
 
 def choose_run(summaries: list, key: str, label: str = "Run"):
     """A run picker over the runs that can answer the page's question, kept in the URL (`key` names it there);
-    returns the chosen run's summary."""
+    returns the chosen run's summary. It opens on the link's run, else on the run the person last looked at on
+    any page (if it can answer here), else on the newest."""
     by_id = {summary.id: summary for summary in summaries}
     # Not bind="query-params": that leaves a default value out of the URL, and the default (the newest run)
     # changes as runs are added, so a link would move on to another run.
-    if key not in st.session_state and st.query_params.get(key) in by_id:
-        st.session_state[key] = st.query_params[key]
+    if key not in st.session_state:
+        for wanted in (st.query_params.get(key), st.session_state.get(VIEWED_RUN_KEY)):
+            if wanted in by_id:
+                st.session_state[key] = wanted
+                break
     chosen = st.selectbox(label, list(by_id), format_func=lambda run_id: run_label(by_id[run_id]), key=key)
     st.query_params[key] = chosen
+    st.session_state[VIEWED_RUN_KEY] = chosen
     return by_id[chosen]
 
 

@@ -156,6 +156,12 @@ def active_dataset_spec() -> DatasetSpec:
     return st.session_state[ACTIVE_DATASET_KEY]
 
 
+def activate(spec: DatasetSpec) -> None:
+    """Make `spec` the lab's active dataset and rerun, so that the sidebar, drawn before the page, shows it."""
+    st.session_state[ACTIVE_DATASET_KEY] = spec
+    st.rerun()
+
+
 def sidebar_status() -> None:
     """The active dataset, in the sidebar and in the URL (so that a reload or a shared link keeps it)."""
     spec = active_dataset_spec()

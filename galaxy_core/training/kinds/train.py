@@ -87,7 +87,7 @@ def _build_model(run, config: TrainConfig, dataset: Dataset):
         raise StoppedBeforeTrainingError("stopped while building its model: no model")
     weights = getattr(model, "weights_source", None)
     run.report_progress(
-        message="training",
+        message="preparing the first batch (building the training graph)",
         class_names=list(dataset.class_names),
         parameters=model.count_params(),
         weights_source=weights,
