@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -173,6 +174,31 @@ def test_the_convolution_playground(app_url, page):
     assert "playground_kernel=Sobel" in page.url and "playground_pooling=max" in page.url
 
 
+def table_and_panel_agree(page, samples: int = 4) -> None:
+    """The runs table's epochs cell and the progress bar, read at once from the page several times while the run
+    trains, tell the same epoch and batch (one read of the run draws both)."""
+    read_both = """() => {
+        const cells = [...document.querySelectorAll('[data-testid="stDataFrame"] [role="gridcell"]')];
+        const progress = document.querySelector('[data-testid="stProgress"]');
+        return [cells.map(c => c.textContent), progress ? progress.textContent : '',
+                document.querySelector('[data-testid="stApp"]').dataset.testScriptState];
+    }"""
+    agreed = 0
+    for _ in range(samples * 3):
+        cells, progress, script_state = page.evaluate(read_both)
+        in_table = next((c for c in cells if re.fullmatch(r"\d+/150(, batch \d+/\d+)?", c)), None)
+        in_panel = re.search(r"epoch (\d+) of at most 150(, batch \d+/\d+)?", progress)
+        if script_state == "notRunning" and in_table and in_panel:  # not in the middle of a redraw
+            done, _, batch = in_table.partition(",")
+            assert int(in_panel.group(1)) == int(done.split("/")[0]) + 1, (in_table, progress)
+            assert (in_panel.group(2) or "") == ("," + batch if batch else ""), (in_table, progress)
+            agreed += 1
+            if agreed == samples:
+                return
+        time.sleep(0.7)
+    raise AssertionError(f"the table and the progress bar were read together only {agreed} times")
+
+
 def test_train_a_run_watch_its_curve_and_stop_it(app_url, page):
     from playwright.sync_api import expect
 
@@ -187,10 +213,13 @@ def test_train_a_run_watch_its_curve_and_stop_it(app_url, page):
     duration = re.compile("Measuring how fast this machine trains|Expected duration on this machine")
     expect(page.get_by_text(duration)).to_be_visible()
     queue_a_custom_cnn_run(page, epochs=150)
-    # The fragment refreshes the run every 2 s: the curve appears while it trains; by epoch once one has ended.
+    # Its stages show as they happen, up to training; the fragment refreshes the table and the run every 2 s.
+    stages = re.compile("starting|loading its dataset|building its model|preparing the first batch|training")
+    expect(page.get_by_test_id("stProgress").get_by_text(stages)).to_be_visible(timeout=120_000)
     expect(page.get_by_text(": running ·")).to_be_visible(timeout=120_000)
     expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=120_000)
     expect(page.get_by_text("Training curve by batch")).to_be_visible(timeout=120_000)
+    table_and_panel_agree(page)
     page.get_by_role("button", name="Stop").click()
     # Stopped, it keeps its best epoch and is evaluated like a finished run.
     expect(page.get_by_text(": stopped ·")).to_be_visible(timeout=120_000)

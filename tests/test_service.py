@@ -11,13 +11,14 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
 from galaxy_core.settings import load_settings
 from galaxy_core.training import RunState, RunStore
 from galaxy_core.training.client import ServiceClient, new_run
-from galaxy_core.training.executors import process_alive
+from galaxy_core.training.executors import process_alive, process_start_time
 from tests.helpers import REPO_ROOT, TINY_DATA, TINY_MODEL, tiny_config, wait_for
 
 LONG = 400  # epochs: a run that trains until it is stopped or killed
@@ -298,3 +299,27 @@ def test_the_queue_gives_each_student_a_turn(isolated_settings):
     started = sorted(runs, key=lambda run: run.summary().dispatched)
     assert [run.summary().owner_name for run in started] == ["Ada", "Bob", "Ada"]
     assert started[0] == runs[0]  # between equals, the oldest first
+
+
+def standby_workers(supervisor_pid: int) -> list[int]:
+    """The standby workers the service started (its children waiting with TensorFlow imported)."""
+    children = subprocess.run(["pgrep", "-P", str(supervisor_pid)], capture_output=True, text=True).stdout.split()
+    return [int(pid) for pid in children if "--standby" in Path(f"/proc/{pid}/cmdline").read_text()]
+
+
+def test_a_worker_waits_on_standby_and_takes_the_next_run(isolated_settings):
+    """While the slot is free, a worker waits with TensorFlow imported; the next run goes to it (its pid is the
+    standby's), trains to its end, and the service starts another standby; a killed service's standby leaves."""
+    client = ServiceClient(isolated_settings["runs"])
+    first = client.submit(tiny_config(epochs=1))
+    wait_for(lambda: state_of(first) is RunState.FINISHED)
+    service = client.files.status()["pid"]
+    (standby,) = wait_for(lambda: standby_workers(service), timeout=30)
+    second = client.submit(tiny_config(epochs=1, seed=1))
+    wait_for(lambda: state_of(second) is RunState.FINISHED)
+    assert second.summary().pid == standby and second.summary().message == "finished after 1 of 1 epochs, evaluated"
+    assert "model custom_cnn" in second.log_tail()
+    (waiting,) = wait_for(lambda: standby_workers(service), timeout=30)
+    start = process_start_time(waiting)
+    os.kill(service, signal.SIGKILL)
+    wait_for(lambda: not process_alive(waiting, start), timeout=30)  # its standard input closed: it left

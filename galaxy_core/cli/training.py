@@ -124,6 +124,8 @@ def _print_record(record: dict, live: bool) -> None:
                 flush=True,
             )
         return
+    if record.get("kind") == "stage":  # the run's message says what it is doing
+        return
     if record.get("kind") == "review_epoch":
         print(
             f"{RETURN if live else ''}epoch {record['epoch']}: loss {record['loss']:.4f}", file=sys.stderr, flush=True

@@ -266,7 +266,8 @@ class ProgressReport(keras.callbacks.Callback):
         (so it holds whatever Keras and the other callbacks do in between) to its own end."""
         now = time.perf_counter()
         cycle = now - (self.last_epoch_end or self.epoch_started)
-        if not self.cycle_seconds and self.steps_per_epoch > 1:  # the first: less the graph's building
+        if not self.cycle_seconds and self.first_batch_end is not None and self.steps_per_epoch > 1:
+            # The first epoch's time, less its first batch's building of the training graph.
             pace = (self.last_batch_end - self.first_batch_end) / (self.steps_per_epoch - 1)
             cycle -= max(0.0, self.graph_seconds - pace)
         self.cycle_seconds.append(cycle)

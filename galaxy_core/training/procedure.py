@@ -63,6 +63,7 @@ def _train(run: RunWriter, config: TrainConfig, dataset: Dataset | None, observe
     from galaxy_core.training.device import configure_device
 
     device = configure_device()
+    run.append_metrics({"kind": "stage", "stage": "tensorflow ready"})  # the first minute, stage by stage
     run.report_progress(device=device.describe(), message="loading its dataset", started=time.time())
     run.log(f"device: {device.describe()}")
     if dataset is None:
@@ -76,4 +77,5 @@ def _train(run: RunWriter, config: TrainConfig, dataset: Dataset | None, observe
         )
     if run.stop_requested():
         raise StoppedBeforeTrainingError("stopped while loading its dataset: no model")
+    run.append_metrics({"kind": "stage", "stage": "dataset loaded"})
     return run_kind(config.kind).train(run, config, dataset, observers)

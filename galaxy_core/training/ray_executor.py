@@ -326,6 +326,9 @@ class RayExecutor:
     def active(self) -> set[str]:
         return set(self._drivers)
 
+    def prepare(self) -> None:
+        """Nothing: a node's actor starts with the run."""
+
     def kill(self, run_id: str, outcome: Outcome) -> None:
         driver = self._drivers.get(run_id)
         if driver is not None:

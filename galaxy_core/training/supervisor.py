@@ -28,6 +28,7 @@ import socket
 import sys
 import time
 import traceback
+from pathlib import Path
 
 from galaxy_core.settings import Settings, load_settings
 from galaxy_core.training.executors import (
@@ -47,17 +48,18 @@ from galaxy_core.training.store import Run, RunStore
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
-IDLE_EXIT_SECONDS = 30.0
+# Long enough for a worker on standby (TensorFlow imported) to be there when someone presses Train in a lesson.
+IDLE_EXIT_SECONDS = 300.0
 CHECK_RETRY_SECONDS = 5.0
 
 
-def create_executor(settings: Settings) -> Executor:
+def create_executor(settings: Settings, runs_root: Path) -> Executor:
     """The executor the settings name; Ray is imported only when a run is about to use it."""
     if settings.executor == "ray":
         from galaxy_core.training.ray_executor import RayExecutor
 
         return RayExecutor(settings)
-    return LocalExecutor()
+    return LocalExecutor(runs_root)
 
 
 class Supervisor:
@@ -98,6 +100,9 @@ class Supervisor:
                 for summary in next_to_start(queued, live, recent, free, self.max_training_per_student):
                     if self._start(summary.run):
                         self.starts.append((owner_of(summary), time.time()))
+                        free -= 1
+            if free > 0:
+                self.executor.prepare()  # a worker waits for the next run with TensorFlow imported
             return len(live) + len(queued)
 
     def _watch(self, summary: RunSummary) -> int:
@@ -262,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     supervisor = Supervisor(
         store,
-        create_executor(settings),
+        create_executor(settings, store.root),
         max_concurrent=settings.max_concurrent_runs,
         stop_grace=settings.stop_grace_seconds,
         max_training_per_student=settings.max_training_per_student,

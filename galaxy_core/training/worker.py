@@ -1,4 +1,6 @@
-"""The local training worker: one process per run, `python -m galaxy_core.training.worker RUN_DIR`.
+"""The local training worker: one process per run, `python -m galaxy_core.training.worker RUN_DIR`, or
+`python -m galaxy_core.training.worker --standby`: a worker that imports TensorFlow first and then waits for the
+folder of its run on its standard input (it leaves when that closes: the service that started it has gone).
 
 The training service (galaxy_core.training.supervisor) starts it in a session of its own, so closing a browser
 or a terminal does not stop it. It trains the run (galaxy_core.training.procedure), which reports its progress
@@ -43,14 +45,36 @@ def _ask_to_stop(run: Run) -> None:
         print(f"cannot record the stop request: {error}", file=sys.stderr, flush=True)
 
 
+def _wait_for_a_run() -> Path | None:
+    """On standby: TensorFlow imported, the run's folder read from standard input (None when it closes first), and
+    this process's output sent to the run's worker.out from then on."""
+    from galaxy_core.training.device import configure_device
+
+    configure_device()
+    line = sys.stdin.readline().strip()
+    if not line:
+        return None
+    folder = Path(line)
+    output = os.open(Run(folder).worker_output_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(output, 1)
+    os.dup2(output, 2)
+    os.close(output)
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
     from galaxy_core.training.procedure import train_run
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m galaxy_core.training.worker RUN_DIR", file=sys.stderr)
+        print("usage: python -m galaxy_core.training.worker RUN_DIR | --standby", file=sys.stderr)
         return 2
-    run = Run(Path(args[0]))
+    folder = _wait_for_a_run() if args[0] == "--standby" else Path(args[0])
+    if folder is None:
+        return EXIT_RECORDED  # no run came: nothing to record
+    run = Run(folder)
     signal.signal(signal.SIGTERM, lambda *_: _ask_to_stop(run))
     done = threading.Event()
     threading.Thread(target=_keep_beating, args=(run, done), daemon=True, name="heartbeat").start()

@@ -95,6 +95,7 @@ def _build_model(run, config: TrainConfig, dataset: Dataset):
         epochs_done=0,
     )
     run.log(f"model {config.model}: {model.count_params():,} parameters" + (f"; {weights}" if weights else ""))
+    run.append_metrics({"kind": "stage", "stage": "model built"})
     return model
 
 
