@@ -18,6 +18,10 @@ from galaxy_core.roster import class_folder
 from galaxy_core.training import RunState, RunSummary
 from galaxy_core.training.fair_share import owner_of
 
+# Runs that are not one person's network: a label review's folds, and ensembles (of anyone's runs), which have a
+# section of their own.
+NOT_ONES_OWN = ("label_review", "ensemble")
+
 
 @dataclass(frozen=True)
 class BoardRow:
@@ -57,7 +61,7 @@ def class_board(summaries: list[RunSummary], viewer: User, show_names: bool) -> 
     """One row per person who trained, the best first; names as `viewer` may see them."""
     people: dict[str, list[RunSummary]] = {}
     for summary in summaries:
-        if summary.state is not RunState.QUEUED and not summary.is_label_review:
+        if summary.state is not RunState.QUEUED and summary.kind not in NOT_ONES_OWN:
             people.setdefault(owner_of(summary), []).append(summary)
     rows = []
     for owner, runs in people.items():
@@ -70,3 +74,25 @@ def class_board(summaries: list[RunSummary], viewer: User, show_names: bool) -> 
         replace(row, name=visible_name(row.owner_id, row.name, viewer, show_names, f"classmate {rank}"))
         for rank, row in enumerate(rows, start=1)
     ]
+
+
+def class_ensemble_members(rows: list[BoardRow]) -> list[RunSummary]:
+    """Each person's best run that can answer together with the class's best (the same classes and images), for
+    the class ensemble; the class's best first."""
+    tested = [row.best for row in rows if row.best is not None and row.best.has_model]
+    if not tested:
+        return []
+    first = tested[0]
+
+    def fits(summary: RunSummary) -> bool:
+        size, first_size = summary.dataset.preprocess, first.dataset.preprocess
+        same_images = (size.image_size, size.channels) == (first_size.image_size, first_size.channels)
+        return summary.class_names == first.class_names and same_images
+
+    return [summary for summary in tested if fits(summary)]
+
+
+def class_ensembles(summaries: list[RunSummary]) -> list[RunSummary]:
+    """The ensembles with test results, the best first."""
+    made = [summary for summary in summaries if summary.kind == "ensemble" and summary.has_test_results]
+    return sorted(made, key=lambda summary: -summary.test_balanced_accuracy)

@@ -128,7 +128,12 @@ def gradcam(model, images, class_index=None, layer_name: str | None = None) -> n
     image. `layer_name`: None for the model's declared Grad-CAM layer. A map with no positive evidence is all
     zeros.
     """
+    from galaxy_core.models.ensemble import ensemble_members
+
     images = _as_batch(images)
+    members = ensemble_members(model)
+    if members:
+        return _ensemble_gradcam(model, members, images, class_index, layer_name)
     compute = _gradcam_function(model, layer_name or default_gradcam_layer(model))
     classes = _class_indices(model, len(images), class_index).astype(np.int32)
     heatmaps = [
@@ -136,6 +141,21 @@ def gradcam(model, images, class_index=None, layer_name: str | None = None) -> n
         for start in range(0, len(images), GRADCAM_BATCH)
     ]
     return np.clip(np.concatenate(heatmaps), 0.0, 1.0)
+
+
+def _ensemble_gradcam(model, members: list, images: np.ndarray, class_index, layer_name: str | None) -> np.ndarray:
+    """An ensemble's Grad-CAM: each member's map (at its own declared layer) for the ensemble's class, averaged with
+    the members' weights and scaled to a peak of 1."""
+    if layer_name:
+        raise InvalidInputError(
+            "an ensemble's Grad-CAM reads each member at its own layer: look at one member to choose a layer"
+        )
+    classes = _class_indices(model, len(images), class_index)
+    if class_index is None:
+        classes = predict_in_batches(model, images).argmax(axis=1)
+    total = sum(weight * gradcam(member, images, classes) for member, weight in members)
+    peaks = total.max(axis=(1, 2), keepdims=True)
+    return np.divide(total, peaks, out=np.zeros_like(total), where=peaks > 0)
 
 
 def colorize(heatmap: np.ndarray) -> np.ndarray:
@@ -252,6 +272,10 @@ def embedding(model, images, layer_name: str | None = None) -> np.ndarray:
     a named spatial layer's maps are averaged over height and width."""
     import keras
 
+    from galaxy_core.models.ensemble import ensemble_members
+
+    if ensemble_members(model):
+        raise InvalidInputError("an ensemble has no features of its own: look at one of its members")
     if layer_name is None:
         try:
             output = model.get_layer(LOGITS_LAYER).input

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from galaxy_core.errors import InvalidInputError
 from galaxy_core.inference import load_run_model, run_class_names
+from galaxy_core.training.kinds import describe_run_model
 from galaxy_core.training.store import Run
 
 EXPORT_FORMATS = ("keras", "savedmodel", "tflite", "json")
@@ -27,7 +28,7 @@ def model_card(run: Run, checkpoint: str = "best") -> dict:
     preprocessing = asdict(summary.dataset.preprocess)
     card = {
         "run": run.id,
-        "model": config["model"],
+        "model": describe_run_model(config),
         "checkpoint": checkpoint,
         "class_names": run_class_names(run),
         "input": {
@@ -47,6 +48,9 @@ def model_card(run: Run, checkpoint: str = "best") -> dict:
         "output": "class probabilities (softmax), in the order of class_names",
         "dataset": summary.dataset.to_dict(),
     }
+    if config.get("members"):
+        card["members"] = list(config["members"])
+        card["member_weights"] = list(config.get("member_weights") or ())
     for key in ("test_accuracy", "test_balanced_accuracy", "test_balanced_accuracy_tta"):
         if getattr(summary, key) is not None:
             card[key] = getattr(summary, key)

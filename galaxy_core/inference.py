@@ -12,6 +12,7 @@ from galaxy_core.data import Dataset, DatasetError, DatasetSpec
 from galaxy_core.errors import InvalidInputError
 from galaxy_core.evaluation import balanced_accuracy_interval
 from galaxy_core.prediction import align_labels, load_model_file, predict_probabilities
+from galaxy_core.training.records import short_run_id
 from galaxy_core.training.store import Run, RunSummary
 
 
@@ -135,6 +136,29 @@ def default_comparison(summaries: list[RunSummary]) -> list[RunSummary]:
             if newest.dataset.same_images(other.dataset) and newest.class_names == other.class_names:
                 return [newest, other]
     return summaries[:2]
+
+
+def labels_curve(summaries: list[RunSummary], like: RunSummary) -> list[dict]:
+    """A learning curve over labels, from the runs themselves: each of `summaries` with test results on `like`'s
+    images and classes, as {"start": how it started ("from scratch, <model>" or "from run <short id>"),
+    "training_images": how many it trained on, "test": its test balanced accuracy, "run": its summary}, by start,
+    then by training images."""
+    points = [
+        {
+            "start": f"from run {short_run_id(summary.base_run)}"
+            if summary.base_run
+            else f"from scratch, {summary.model}",
+            "training_images": summary.train_images,
+            "test": summary.test_balanced_accuracy,
+            "run": summary,
+        }
+        for summary in summaries
+        if summary.has_test_results
+        and summary.train_images
+        and summary.dataset.same_images(like.dataset)
+        and summary.class_names == like.class_names
+    ]
+    return sorted(points, key=lambda point: (point["start"], point["training_images"]))
 
 
 class NotComparableError(InvalidInputError):

@@ -66,9 +66,7 @@ def custom_options_ui(prefix: str) -> dict:
 
 def model_choice_ui() -> tuple[str, tuple, int, dict]:
     """The model and the settings it is built with: (name, input shape, classes, options)."""
-    name = st.selectbox(
-        "Model", list_models(), format_func=model_label, key="architecture_model", bind="query-params"
-    )
+    name = st.selectbox("Model", list_models(), format_func=model_label, key="architecture_model", bind="query-params")
     info = model_info(name)
     dataset = active_dataset_spec()
     size_col, channel_col, class_col = st.columns(3)

@@ -4,10 +4,18 @@ teacher shows names."""
 import pandas as pd
 import streamlit as st
 
-from galaxy_core.board import board_shows_names, class_board, show_names_on_board
+from galaxy_core.board import (
+    board_shows_names,
+    class_board,
+    class_ensemble_members,
+    class_ensembles,
+    show_names_on_board,
+)
+from galaxy_core.members import members_view
 from galaxy_core.training import RunStore
 from pages.ui.display import label_noise_note, plain
 from pages.ui.identity import signed_in_user
+from pages.ui.members import make_ensemble_ui
 from pages.ui.navigation import run_router
 from pages.ui.state import get_settings
 
@@ -41,7 +49,8 @@ def render() -> None:
         if names != shown:
             show_names_on_board(settings.runs_dir, names, user)
             shown = names
-    rows = class_board(RunStore(settings.runs_dir).runs(), user, shown)
+    summaries = RunStore(settings.runs_dir).runs()
+    rows = class_board(summaries, user, shown)
     tested = [row for row in rows if row.best]
     if not tested:
         st.info("No run with test results yet: the board fills in as the class's runs finish.")
@@ -64,10 +73,54 @@ def render() -> None:
     if not shown and not user.is_teacher:
         st.caption("Your classmates are shown by their place on the board; the teacher may show their names.")
     st.caption(
-        "Two runs whose 95% intervals overlap may not really differ on this test split: Compare's paired test "
-        "tells."
+        "Two runs whose 95% intervals overlap may not really differ on this test split: Compare's paired test tells."
     )
     label_noise_note()
+    together_ui(rows, summaries)
+
+
+def together_ui(rows, summaries) -> None:
+    """The class together: one button makes the ensemble of each person's best run; the ensembles made so far beside
+    their members' figures."""
+    st.subheader("The class together")
+    members = class_ensemble_members(rows)
+    if len(members) >= 2:
+        st.markdown(
+            f"Each person's best run ({len(members)} of them, on the classes of the class's best) can answer as one "
+            "model: its answer the mean of theirs."
+        )
+        make_ensemble_ui(members, key="board_make_ensemble", label="Make the class ensemble")
+    else:
+        st.caption("An ensemble needs the best runs of at least two people, on the same classes and images.")
+    made = class_ensembles(summaries)
+    if made:
+        st.dataframe(together_table(made), hide_index=True, column_config=FIGURE_COLUMNS)
+        st.caption(
+            "Each ensemble's test balanced accuracy beside its members' (on the same test images). Evaluate's Members "
+            "tab shows where they split and what each adds."
+        )
+
+
+FIGURE_COLUMNS = {
+    name: st.column_config.NumberColumn(format="%.3f") for name in ("ensemble", "its best member", "members' mean")
+}
+
+
+def together_table(ensembles) -> pd.DataFrame:
+    rows = []
+    for summary in ensembles:
+        view = members_view(summary)
+        scores = view.member_scores() if view else []
+        rows.append(
+            {
+                "ensemble": summary.test_balanced_accuracy,
+                "its best member": max(scores, default=None),
+                "members' mean": sum(scores) / len(scores) if scores else None,
+                "members": len(summary.config.get("members") or ()),
+                "run": summary.name,
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 if __name__ == "__main__":  # a session that starts on this page's URL right after a server start

@@ -22,11 +22,14 @@ from galaxy_core.inference import (
     NotComparableError,
     comparison_warning,
     default_comparison,
+    labels_curve,
     paired_predictions,
 )
 from galaxy_core.prediction import ModelLoadError
+from galaxy_core.training.kinds import describe_run_model
 from galaxy_core.training.records import epoch_records
 from pages.ui.display import confusion_figure, enlarge, label_noise_note, lazy_tabs
+from pages.ui.members import make_ensemble_ui
 from pages.ui.navigation import run_router
 from pages.ui.runs import run_interval, run_label, run_model, runs_apart, runs_that
 from pages.ui.state import get_settings, load_dataset
@@ -86,7 +89,8 @@ def metrics_tab(entries: list) -> None:
             "balanced, 8 views": summary.test_balanced_accuracy_tta,
             "test accuracy": summary.test_accuracy,
             **{f"recall {name}": m["recall"] for name, m in evaluation.get("per_class", {}).items()},
-            "model": summary.model,
+            "model": describe_run_model(summary.config),
+            "training images": summary.train_images,
             "dataset": describe_spec(summary.dataset),
             "parameters": summary.parameters,
             "epochs": summary.epochs_done,
@@ -266,6 +270,47 @@ def shared_mistakes_tab(entries: list) -> None:
         st.caption(f"The {MAX_SHARED_MISTAKES} most confident of {len(shared)}.")
 
 
+def labels_tab(runs: list, entries: list) -> None:
+    """Test balanced accuracy against the number of training images, a line per way of starting (from scratch, from
+    a run), over every run on the first chosen run's images: what pretraining buys when labels are few."""
+    points = labels_curve(runs, entries[0])
+    starts = list(dict.fromkeys(point["start"] for point in points))
+    if len({point["training_images"] for point in points}) < 2:
+        st.info(
+            "This view needs runs on the same images trained on different numbers of labels: on the Train page, "
+            "choose a share or a number of each class's training images, from scratch and from a run."
+        )
+        return
+    figure = go.Figure()
+    for number, start in enumerate(starts):
+        mine = [point for point in points if point["start"] == start]
+        intervals = [run_interval(point["run"].run) or (point["test"], point["test"]) for point in mine]
+        figure.add_scatter(
+            x=[point["training_images"] for point in mine],
+            y=[point["test"] for point in mine],
+            error_y={
+                "type": "data",
+                "array": [high - point["test"] for point, (_, high) in zip(mine, intervals, strict=True)],
+                "arrayminus": [point["test"] - low for point, (low, _) in zip(mine, intervals, strict=True)],
+            },
+            name=start,
+            mode="lines+markers",
+            marker={"symbol": SYMBOLS[number % len(SYMBOLS)], "size": 10, "color": COLOURS[number % len(COLOURS)]},
+            text=[point["run"].name for point in mine],
+            hovertemplate="%{text}: %{y:.3f} with %{x} training images<extra></extra>",
+        )
+    figure.update_xaxes(title_text="training images (log scale)", type="log")
+    figure.update_yaxes(title_text="test balanced accuracy")
+    figure.update_layout(height=420, margin={"t": 20}, legend={"orientation": "h", "y": -0.25})
+    st.plotly_chart(figure, key="compare_labels_curve")
+    st.caption(
+        f"Every run on these images with test results ({len(points)}), not only the chosen ones; bars: 95% bootstrap "
+        "intervals. A run started from another run reuses what that run learned: where labels are few, that is "
+        "where it should help most."
+    )
+    label_noise_note()
+
+
 def render() -> None:
     """Draw the Compare page."""
     st.title("Compare")
@@ -297,6 +342,7 @@ def render() -> None:
     except NotComparableError as error:
         st.error(f"These runs cannot be compared: {error}. Choose runs trained on the same classes.")
         st.stop()
+    make_ensemble_ui(entries, key="compare_make_ensemble")
     if warning:
         datasets = sorted({describe_spec(summary.dataset) for summary in entries})
         st.warning(f"Compare with care: {warning}. Datasets: {'; '.join(datasets)}.")
@@ -309,6 +355,7 @@ def render() -> None:
             "Significance": lambda: significance_tab(entries),
             "Disagreements": lambda: disagreements_tab(entries),
             "Shared mistakes": lambda: shared_mistakes_tab(entries),
+            "Labels": lambda: labels_tab(runs, entries),
         },
     )
 

@@ -17,8 +17,10 @@ from galaxy_core.inference import RunAnswers, run_answers
 from galaxy_core.prediction import ModelLoadError, predict_probabilities
 from galaxy_core.training import RunState
 from pages.ui.display import confusion_figure, enlarge, image_grid, interval_note, label_noise_note, lazy_tabs
+from pages.ui.members import ensemble_view, member_choice_ui, members_tab
 from pages.ui.navigation import run_router
 from pages.ui.runs import choose_run, model_key, run_model, runs_apart, runs_that
+from pages.ui.start_from_run import base_run_note
 from pages.ui.state import get_settings, load_dataset, note_run_dataset
 
 GALLERY_PAGE = 24
@@ -142,16 +144,23 @@ def image_picker(data: RunAnswers) -> int:
     )
 
 
-def gradcam_tab(data: RunAnswers) -> None:
+def gradcam_tab(data: RunAnswers, whole_ensemble: bool = False) -> None:
     from galaxy_core.explain import default_gradcam_layer, gradcam, overlay, spatial_layer_names
 
-    layers = spatial_layer_names(data.model)
     left, right = st.columns(2)
     with left:
         index = image_picker(data)
-    layer = right.selectbox(
-        "Layer", layers, index=layers.index(default_gradcam_layer(data.model)), key="evaluate_layer"
-    )
+    if whole_ensemble:
+        layer = None
+        right.caption(
+            "An ensemble's Grad-CAM: each member's map (at its own last convolutional layer) for the ensemble's "
+            "class, averaged with the members' weights. Look at one member above to choose its layer."
+        )
+    else:
+        layers = spatial_layer_names(data.model)
+        layer = right.selectbox(
+            "Layer", layers, index=layers.index(default_gradcam_layer(data.model)), key="evaluate_layer"
+        )
     predicted = int(data.predictions[index])
     classes = st.multiselect(
         "Explain the classes",
@@ -274,8 +283,11 @@ def feature_map_tab(data: RunAnswers, model_file: tuple) -> None:
 def inside_tab(data: RunAnswers) -> None:
     from galaxy_core.explain import feature_maps, first_conv_filters, spatial_layer_names
 
-    st.markdown("**Feature maps**: what each filter of a layer responds to in one image (bright = strong).")
     layers = spatial_layer_names(data.model)
+    if not layers:  # an ensemble: its layers are its members'
+        st.info("An ensemble has no layers of its own: look at one of its members above to see inside it.")
+        return
+    st.markdown("**Feature maps**: what each filter of a layer responds to in one image (bright = strong).")
     left, right = st.columns(2)
     with left:
         index = image_picker(data)
@@ -329,6 +341,7 @@ def render() -> None:
         runs_apart(others, "be evaluated")
         st.stop()
     summary = choose_run(runs, key="evaluate_run")
+    base_run_note(summary, run_picker_key="evaluate_run", pickable={run.id for run in runs})
     runs_apart(others, "be evaluated")
     note_run_dataset(summary)
     run = summary.run
@@ -350,24 +363,27 @@ def render() -> None:
         except (DatasetError, ValueError) as error:
             st.error(f"This run cannot be evaluated: {error}")
             st.stop()
-        show_tabs(run, checkpoint, answers)
+        show_tabs(summary, checkpoint, answers, tta)
     except ModelLoadError as error:  # with saved predictions, only the tabs that explain the model need it
         st.error(f"The model cannot be loaded: {error}")
 
 
-def show_tabs(run, checkpoint: str, answers: RunAnswers) -> None:
-    lazy_tabs(
-        "evaluate_tabs",
-        {
-            "Metrics": lambda: metrics_tab(answers),
-            "Confusion matrix": lambda: matrix_tab(answers),
-            "Mistakes": lambda: mistakes_tab(answers),
-            "Grad-CAM": lambda: gradcam_tab(answers),
-            "Inside the network": lambda: inside_tab(answers),
-            "Feature map": lambda: feature_map_tab(answers, model_key(run, checkpoint)),
-            "Test-time augmentation": lambda: tta_tab(run, checkpoint),
-        },
-    )
+def show_tabs(summary, checkpoint: str, answers: RunAnswers, tta: bool) -> None:
+    """The tabs, of the whole model or, for an ensemble, of the network chosen above them (plus its Members)."""
+    run, view = summary.run, ensemble_view(summary)
+    shown, member = (answers, None) if view is None else member_choice_ui(summary, view, answers, tta)
+    tabs = {
+        "Metrics": lambda: metrics_tab(shown),
+        "Confusion matrix": lambda: matrix_tab(shown),
+        "Mistakes": lambda: mistakes_tab(shown),
+        "Grad-CAM": lambda: gradcam_tab(shown, whole_ensemble=view is not None and member is None),
+        "Inside the network": lambda: inside_tab(shown),
+        "Feature map": lambda: feature_map_tab(shown, (*model_key(run, checkpoint), member)),
+        "Test-time augmentation": lambda: tta_tab(run, checkpoint),
+    }
+    if view is not None:
+        tabs["Members"] = lambda: members_tab(summary, view, answers)
+    lazy_tabs("evaluate_tabs", tabs)
 
 
 if __name__ == "__main__":  # a session that starts on this page's URL right after a server start

@@ -8,14 +8,14 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from galaxy_core.data import DatasetError, DatasetSpec, describe_spec
+from galaxy_core.data import DatasetSpec, describe_spec
 from galaxy_core.data.augment import AugmentOptions
 from galaxy_core.errors import GalaxyLabError
 from galaxy_core.models import list_models, model_info
 from galaxy_core.people import User, owns
 from galaxy_core.review import ACTIONS, CLASS_MAJORITY, class_decisions, has_review, load_review, review_decisions
 from galaxy_core.training import RunState, RunSummary, TrainConfig, estimate
-from galaxy_core.training.client import QueueFullError, RunsFolderError, ServiceClient
+from galaxy_core.training.client import ServiceClient
 from galaxy_core.training.config import (
     DEFAULT_MODEL,
     DEFAULT_PRESET,
@@ -30,6 +30,7 @@ from galaxy_core.training.config import (
     recommended_config,
 )
 from galaxy_core.training.fair_share import queue_positions
+from galaxy_core.training.kinds import describe_run_model
 from galaxy_core.training.kinds.label_review import MAX_FOLDS, MIN_FOLDS, check_folds
 from galaxy_core.training.records import epoch_records
 from galaxy_core.training.store import MAX_TITLE
@@ -37,6 +38,7 @@ from pages.ui.display import interval_note, label_noise_note, plain
 from pages.ui.identity import owner_label, shows_only_mine, signed_in_user
 from pages.ui.navigation import LAB_PAGES, run_router
 from pages.ui.runs import VIEWED_RUN_KEY, model_label, ordinal, run_interval, run_row, runs_that
+from pages.ui.start_from_run import base_run_note, few_labels_ui, transfer_ui
 from pages.ui.state import active_dataset_spec, get_settings, load_dataset
 
 REVIEW_PAGE = next(page for page in LAB_PAGES if page.url_path == "review")
@@ -45,6 +47,7 @@ NEW_RUN_KEY = "train_new_run"
 REFRESH_SECONDS = 2
 OWN_RECIPE = "own"
 REVIEW_RECIPE = "review"
+TRANSFER_RECIPE = "from_run"
 AS_GIVEN = "as given"
 
 
@@ -53,6 +56,8 @@ def recipe_label(name: str) -> str:
         return "Your own: choose the model and settings"
     if name == REVIEW_RECIPE:
         return "Review the labels: find the training images whose label the data doubts"
+    if name == TRANSFER_RECIPE:
+        return "Start from a run: a new head on a trained network, in seconds"
     preset = PRESETS[name]
     return (
         f"{preset.title}: {model_info(preset.model).title}, {preset.image_size} px, {preset.settings['epochs']} epochs"
@@ -118,7 +123,7 @@ def new_run_ui(dataset: DatasetSpec, max_epochs: int) -> TrainConfig | None:
     """The recipe choice, then a preset's button or the training form; returns a config when Train is pressed."""
     recipe = st.radio(
         "Recipe",
-        [*PRESETS, OWN_RECIPE, REVIEW_RECIPE],
+        [*PRESETS, OWN_RECIPE, TRANSFER_RECIPE, REVIEW_RECIPE],
         index=list(PRESETS).index(DEFAULT_PRESET),
         format_func=recipe_label,
         key="train_recipe",
@@ -127,7 +132,13 @@ def new_run_ui(dataset: DatasetSpec, max_epochs: int) -> TrainConfig | None:
     if recipe == REVIEW_RECIPE:
         return label_review_ui(dataset)
     labels = training_labels_ui(dataset, signed_in_user())
-    config = preset_ui(dataset, recipe, max_epochs) if recipe != OWN_RECIPE else own_settings_ui(dataset, max_epochs)
+    if recipe == TRANSFER_RECIPE:
+        config = transfer_ui(dataset, max_epochs)
+    else:
+        labels.update(few_labels_ui(recipe))
+        config = (
+            preset_ui(dataset, recipe, max_epochs) if recipe != OWN_RECIPE else own_settings_ui(dataset, max_epochs)
+        )
     return replace(config, **labels) if config is not None and labels else config
 
 
@@ -405,10 +416,11 @@ def run_view(client: ServiceClient, summary: RunSummary, user: User, queue_posit
         f"**{run.id}**"
         + (f" · {plain(summary.title)}" if summary.title else "")
         + owner
-        + f": {state.value} · {summary.model} on {describe_spec(summary.dataset)}"
+        + f": {state.value} · {describe_run_model(summary.config)} on {describe_spec(summary.dataset)}"
         + (f" · {summary.device}" if summary.device else "")
         + (f" · on {summary.node}" if summary.node else "")
     )
+    base_run_note(summary)
     may_change = user.is_teacher or owns(user, summary.owner_id)
     if state.active and may_change and head[1].button("Stop", key=f"stop_{run.id}", icon=":material/stop_circle:"):
         client.stop(run.id, user)
@@ -465,7 +477,7 @@ def run_results_ui(summary: RunSummary, metrics: list[dict]) -> None:
         if interval:
             interval_note(interval)
         label_noise_note()
-    if metrics and not summary.is_label_review:
+    if metrics and not summary.is_label_review and summary.epochs_planned != 0:  # an ensemble has no curves
         if epoch_records(metrics):
             by_batch = st.toggle("Training curve by batch", True, key=f"by_batch_{run.id}")
         else:
@@ -485,7 +497,7 @@ def new_run_form(client: ServiceClient, dataset: DatasetSpec, max_epochs: int, u
         return False
     try:
         run = client.submit(config, user)
-    except (QueueFullError, RunsFolderError, DatasetError) as error:
+    except GalaxyLabError as error:  # a full queue, a base that cannot be one, a runs folder that cannot be written
         st.error(f"The run was not queued: {error}.")
         return False
     st.session_state[VIEWED_RUN_KEY] = run.id

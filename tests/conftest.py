@@ -103,6 +103,59 @@ def finished_review(_review_run_template, isolated_settings):
     return _copy_into_runs(_review_run_template, isolated_settings["runs"])
 
 
+@pytest.fixture(scope="session")
+def _transfer_run_template(tmp_path_factory, _trained_run_template) -> Path:
+    """A transfer run (a new head for 2 epochs on the trained run's frozen network), in a runs folder beside a copy
+    of its base."""
+    from galaxy_core.training import RunStore
+    from galaxy_core.training.client import new_run, train_in_this_process
+    from galaxy_core.training.kinds.transfer import transfer_config
+
+    base = tmp_path_factory.mktemp("transfer")
+    (base / "galaxy-lab.toml").write_text("")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GALAXY_LAB_SETTINGS", str(base / "galaxy-lab.toml"))
+        patch.setenv("GALAXY_LAB_CACHE_DIR", str(base / "cache"))
+        store = RunStore(base / "runs")
+        base_run = _copy_into_runs(_trained_run_template, store.root)
+        run = new_run(store, transfer_config(base_run.summary(), epochs=2))
+        assert train_in_this_process(run) == "finished", run.status().get("traceback")
+    return run.path
+
+
+@pytest.fixture
+def finished_transfer(_transfer_run_template, finished_run, isolated_settings):
+    """A finished transfer run started from `finished_run`, both in this test's runs folder."""
+    return _copy_into_runs(_transfer_run_template, isolated_settings["runs"])
+
+
+@pytest.fixture(scope="session")
+def _ensemble_run_template(tmp_path_factory, _trained_run_template, _transfer_run_template) -> Path:
+    """An ensemble of the trained run and the transfer run (equal weights), in a runs folder beside them."""
+    from galaxy_core.training import RunStore
+    from galaxy_core.training.client import new_run, train_in_this_process
+    from galaxy_core.training.kinds.ensemble import ensemble_config
+
+    base = tmp_path_factory.mktemp("ensemble")
+    (base / "galaxy-lab.toml").write_text("")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GALAXY_LAB_SETTINGS", str(base / "galaxy-lab.toml"))
+        patch.setenv("GALAXY_LAB_CACHE_DIR", str(base / "cache"))
+        store = RunStore(base / "runs")
+        members = [
+            _copy_into_runs(template, store.root) for template in (_trained_run_template, _transfer_run_template)
+        ]
+        run = new_run(store, ensemble_config([member.summary() for member in members]))
+        assert train_in_this_process(run) == "finished", run.status().get("traceback")
+    return run.path
+
+
+@pytest.fixture
+def finished_ensemble(_ensemble_run_template, finished_transfer, isolated_settings):
+    """A finished ensemble of `finished_run` and `finished_transfer`, all three in this test's runs folder."""
+    return _copy_into_runs(_ensemble_run_template, isolated_settings["runs"])
+
+
 @pytest.fixture
 def gz1_path() -> Path:
     if not GZ1_PATH.is_dir():

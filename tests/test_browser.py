@@ -22,6 +22,7 @@ from tests.helpers import (
     rewrite_status,
     start_server,
     stop_server,
+    wait_for,
     write_image_folder,
 )
 
@@ -117,7 +118,7 @@ def queue_a_custom_cnn_run(page, epochs: int) -> None:
     expect(field).to_have_value(str(epochs))
     # A click that lands while the script is still running can be lost: wait until the app is idle.
     expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="Train", exact=True).click()
     expect(page.get_by_text("Queued run")).to_be_visible()
 
 
@@ -314,6 +315,62 @@ def test_compare_two_runs(app_url, app_base, _trained_run_template, page):
     expect(page.locator(".js-plotly-plot").first).to_be_visible()
     page.get_by_role("tab", name="Significance").click()
     expect(page.get_by_text("p-value (McNemar, exact)")).to_be_visible()
+
+
+def test_two_runs_answer_as_one_ensemble_and_evaluate_shows_each_members_share(
+    app_url, app_base, _trained_run_template, page
+):
+    from playwright.sync_api import expect
+
+    for suffix in ("together-a", "together-b"):
+        add_finished_run(_trained_run_template, app_base / "runs", suffix)
+    page.goto(
+        f"{app_url}/compare?compare_runs={_trained_run_template.name}-together-a"
+        f"&compare_runs={_trained_run_template.name}-together-b"
+    )
+    expect(page.get_by_role("heading", name="Compare")).to_be_visible()
+    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
+    page.get_by_role("button", name="Make an ensemble of these runs").click()
+    expect(page.get_by_text("Queued the ensemble of 2 runs")).to_be_visible()
+    # Once its turn has come and it has answered, Evaluate opens on the run looked at last: the ensemble.
+    from galaxy_core.training import RunStore
+
+    store = RunStore(app_base / "runs")
+    wait_for(lambda: any(s.kind == "ensemble" and s.has_test_results for s in store.runs()), timeout=120)
+    page.get_by_test_id("stSidebar").get_by_role("link", name="Evaluate").click()
+    expect(page.get_by_text("Look at")).to_be_visible()
+    page.get_by_role("tab", name="Members").click()
+    expect(page.get_by_text("What it adds: the ensemble's figure minus")).to_be_visible()
+    expect(page.get_by_text(re.compile("All members give the same answer on"))).to_be_visible()
+
+
+def test_start_a_run_from_a_finished_one_and_follow_it_to_its_base(app_url, app_base, _trained_run_template, page):
+    from playwright.sync_api import expect
+
+    base_id = add_finished_run(_trained_run_template, app_base / "runs", "base")
+    page.goto(f"{app_url}/dataset")
+    choose_the_classroom_folder(page)
+    page.get_by_test_id("stSidebar").get_by_role("link", name="Train").click()
+    expect(page.get_by_role("heading", name="Train")).to_be_visible()
+    new_run = page.get_by_text("New run", exact=True)
+    if not page.get_by_text("Recipe", exact=True).is_visible():
+        new_run.click()
+    page.get_by_text("Start from a run: a new head on a trained network").click()
+    page.get_by_role("combobox", name="Start from", exact=True).click()
+    page.get_by_role("option", name=re.compile(f"^{base_id} ")).click()
+    expect(page.get_by_text("read at the base's input size (the Dataset page's 64 px does not apply)")).to_be_visible()
+    page.get_by_text("What each layer does in the new run").click()
+    expect(page.get_by_test_id("stDataFrame").last).to_be_visible()
+    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
+    page.get_by_role("button", name="Train from this run").click()
+    expect(page.get_by_text("Queued run")).to_be_visible()
+    # A head on cached features: it ends in seconds, and says where it started.
+    expect(page.get_by_text(": finished ·")).to_be_visible(timeout=120_000)
+    link = page.get_by_role("link", name=re.compile("^Started from run"))
+    expect(link).to_be_visible()
+    link.click()
+    expect(page.get_by_role("heading", name="Evaluate")).to_be_visible()
+    expect(page.get_by_role("combobox", name="Run", exact=True)).to_have_value(re.compile(f"^{base_id} · "))
 
 
 def test_review_doubted_labels_and_the_decision_survives_a_reload(app_url, app_base, _review_run_template, page):

@@ -5,7 +5,9 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from galaxy_core.cli import build_parser, main
 from galaxy_core.evaluation import LABEL_NOISE_NOTE
@@ -13,7 +15,7 @@ from galaxy_core.inference import balanced_accuracy_interval_of
 from galaxy_core.training import RunStore
 from galaxy_core.training.client import ServiceClient
 from galaxy_core.training.config import PRESETS
-from tests.helpers import stop_training_service, wait_for, write_image_folder
+from tests.helpers import saved_balanced_accuracy, stop_training_service, wait_for, write_image_folder
 
 
 def test_data_info_prints_counts_as_json(capsys):
@@ -70,6 +72,7 @@ COMMANDS = (
     "roster",
     "review-labels",
     "reviewed-labels",
+    "ensemble",
     "evaluate",
     "predict",
     "export",
@@ -203,6 +206,55 @@ def test_a_label_review_from_the_terminal_exports_its_csv_and_a_run_trains_on_it
     assert "missing.csv cannot be read: No such file or directory" in capsys.readouterr().err
     assert main(["reviewed-labels", queued_id]) == 2
     assert f"error: label review {queued_id} has no results: it is queued" in capsys.readouterr().err
+
+
+def test_train_from_a_run_starts_from_its_network(finished_run, isolated_settings, capsys):
+    argv = ["train", "--from", finished_run.id, "--epochs", "2", "--train-per-class", "5"]
+    assert main(argv) == 0
+    run_id = capsys.readouterr().out.strip().splitlines()[-1]
+    summary = RunStore(isolated_settings["runs"]).get(run_id).summary()
+    assert (summary.state.value, summary.kind, summary.base_run) == ("finished", "transfer", finished_run.id)
+    assert summary.dataset == finished_run.summary().dataset  # the base's dataset, at its size
+    assert summary.config["train_per_class"] == 5 and "few labels: 15 of" in summary.run.log_tail(40)
+    assert main(["runs", "--json"]) == 0
+    rows = {row["id"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows[run_id]["base_run"] == finished_run.id and rows[finished_run.id]["base_run"] is None
+    stop_training_service(isolated_settings["runs"])
+
+
+def test_an_ensemble_of_two_runs_is_queued_evaluated_and_answers_like_a_run(
+    finished_run, finished_transfer, isolated_settings, capsys, tmp_path
+):
+    argv = ["ensemble", finished_run.id, finished_transfer.id, "--title", "the two of us"]
+    assert main(argv) == 0
+    run_id = capsys.readouterr().out.strip().splitlines()[-1]
+    summary = RunStore(isolated_settings["runs"]).get(run_id).summary()
+    assert (summary.state.value, summary.kind, summary.title) == ("finished", "ensemble", "the two of us")
+    assert summary.config["members"] == [finished_run.id, finished_transfer.id]
+    assert main(["evaluate", run_id]) == 0
+    assert f"balanced accuracy  {saved_balanced_accuracy(summary.run):.4f}" in capsys.readouterr().out
+    image = tmp_path / "galaxy.png"
+    Image.fromarray(np.full((32, 32, 3), 120, np.uint8)).save(image)
+    assert main(["predict", run_id, str(image)]) == 0 and "galaxy.png" in capsys.readouterr().out
+    assert main(["ensemble", finished_run.id, run_id]) == 2
+    assert "is an ensemble already: choose its members instead" in capsys.readouterr().err
+    stop_training_service(isolated_settings["runs"])
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--image-size", "48"], "takes 32 px images with 3 channel"),
+        (["--model", "custom_cnn"], "has the base's model"),
+        (["--cut", "nowhere"], "the base has no layer 'nowhere' before its own classifier"),
+        (["--unfreeze-from", "block1_conv1", "--cut", "image"], "keeps no layer 'block1_conv1' to unfreeze from"),
+        (["--from", "20261204-000000-gone-0000"], "no run '20261204-000000-gone-0000' to start from"),
+    ],
+)
+def test_train_from_a_run_refuses_what_cannot_go_with_it(finished_run, isolated_settings, capsys, flags, message):
+    assert main(["train", "--from", finished_run.id, *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert RunStore(isolated_settings["runs"]).run_ids() == [finished_run.id]  # nothing queued
 
 
 def test_runs_dir_comes_from_the_environment_too(isolated_settings, capsys):

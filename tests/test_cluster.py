@@ -24,6 +24,7 @@ from ray.cluster_utils import Cluster
 
 from galaxy_core.training import RunState
 from galaxy_core.training.client import ServiceClient
+from galaxy_core.training.kinds.transfer import transfer_config
 from tests.helpers import tiny_config, wait_for
 
 LONG = 150
@@ -99,6 +100,15 @@ def test_two_runs_train_on_two_nodes_and_fill_the_head_run_store(on_cluster):
         events = list(run.tensorboard_dir.rglob("events.out.tfevents.*"))
         assert events and all(path.stat().st_size > 0 for path in events)
         assert run.predictions()["probabilities"].shape == (6, 3)
+    # Started from one of them, on both nodes: the isolated one, which cannot read the head's folders, is handed
+    # the base network with the run.
+    transfers = [on_cluster.submit(transfer_config(summaries[0], epochs=2, seed=seed)) for seed in (0, 1)]
+    for run in transfers:
+        wait_for(lambda run=run: not run.summary().state.active)
+    done = [run.summary() for run in transfers]
+    assert [s.message for s in done] == ["finished after 2 of 2 epochs, evaluated"] * 2, [s.error for s in done]
+    assert {s.node.rsplit("Ray node ", 1)[1].rstrip(")") for s in done} == nodes
+    assert all(s.base_run == runs[0].id and s.has_test_results for s in done)
 
 
 def test_a_stop_reaches_a_run_on_another_node(on_cluster):

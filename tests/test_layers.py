@@ -30,7 +30,12 @@ LAYERS = [
     ("galaxy_core.training.lifecycle",),
     ("galaxy_core.training.config", "galaxy_core.training.records", "galaxy_core.training.device"),
     ("galaxy_core.training.store", "galaxy_core.training.service"),
-    ("galaxy_core.training.recipe", "galaxy_core.training.callbacks", "galaxy_core.training.fair_share"),
+    (
+        "galaxy_core.training.recipe",
+        "galaxy_core.training.callbacks",
+        "galaxy_core.training.fair_share",
+        "galaxy_core.training.features",
+    ),
     ("galaxy_core.training.kinds",),
     ("galaxy_core.training.procedure", "galaxy_core.training.estimate"),
     ("galaxy_core.training.worker", "galaxy_core.training.executors"),
@@ -39,6 +44,7 @@ LAYERS = [
     ("galaxy_core.training.client", "galaxy_core.training"),
     (
         "galaxy_core.inference",
+        "galaxy_core.members",
         "galaxy_core.uploads",
         "galaxy_core.export",
         "galaxy_core.review",

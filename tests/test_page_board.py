@@ -8,7 +8,7 @@ import pytest
 from galaxy_core.people import STUDENT, TEACHER, NotAllowedError, User
 from galaxy_core.training import Run
 from galaxy_core.training.client import ServiceClient
-from tests.helpers import give_run, open_page, rewrite_status
+from tests.helpers import give_run, open_page, rewrite_status, saved_balanced_accuracy, wait_for
 
 ADA = {"email": "ada@school.org", "name": "Ada"}
 BOB = {"email": "bob@school.org", "name": "Bob"}
@@ -81,3 +81,23 @@ def test_nobody_signed_in_sees_only_the_sign_in(a_class):
     assert not at.dataframe and not at.sidebar.radio
     unconfigured = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=PAGE_TIMEOUT).run()
     assert "an [auth] section in .streamlit/secrets.toml" in unconfigured.error[0].value
+
+
+def test_one_button_makes_the_class_ensemble_of_each_persons_best_run(a_class):
+    at = open_page("board", signed_in_as=ADA)
+    at.button(key="board_make_ensemble").click().run()
+    assert not at.exception and "Queued the ensemble of 3 runs" in at.success[0].value
+    store = ServiceClient(a_class["bob"].path.parent).store
+    ensemble = next(summary for summary in store.runs() if summary.kind == "ensemble")
+    # By hand: Bob's best (his only run), Ada's best of two, the teacher's; the ensemble is Ada's run.
+    assert ensemble.config["members"] == [a_class["bob"].id, a_class["ada2"].id, a_class["lee"].id]
+    assert ensemble.owner_id == "ada@school.org"
+    finished = wait_for(lambda: store.get(ensemble.id).summary().has_test_results and store.get(ensemble.id).summary())
+    at = open_page("board", signed_in_as=ADA)
+    assert not at.exception
+    assert board(at) == [("classmate 1", 0.8, 1), ("Ada", 0.7, 2), ("classmate 3", 0.5, 1)]  # not one's own run
+    together = at.dataframe[1].value
+    same_answers = saved_balanced_accuracy(a_class["bob"])  # every member is a copy of one run's answers
+    assert together["ensemble"].iloc[0] == pytest.approx(saved_balanced_accuracy(finished.run))
+    assert together["its best member"].iloc[0] == pytest.approx(same_answers)
+    assert together["members"].iloc[0] == 3

@@ -12,7 +12,7 @@ from galaxy_core.evaluation import (
     balanced_accuracy_interval,
     summarize,
 )
-from galaxy_core.training import Run
+from galaxy_core.training import Run, RunStore
 from tests.helpers import open_page, rewrite_status, saved_balanced_accuracy
 from tests.uploads import encode, galaxy_photo, mixed_uploads, zip_of
 
@@ -175,3 +175,65 @@ def test_clearing_the_dropped_files_empties_the_uploader(finished_run):
     at.button[0].click().run()
     assert not at.exception and not at.dataframe
     assert at.file_uploader(key="classify_uploads_1").value in (None, [])
+
+
+def test_compare_labels_draws_a_line_per_way_of_starting(finished_run, second_run):
+    at = open_page("compare", compare_tabs="Labels")
+    assert not at.exception and "needs runs on the same images trained on different numbers" in at.info[0].value
+    config = json.loads((second_run.path / "config.json").read_text())
+    config.update(kind="transfer", base_run=finished_run.id, train_per_class=5)
+    (second_run.path / "config.json").write_text(json.dumps(config))
+    rewrite_status(second_run, "finished", dataset_sizes={"train": 15, "val": 9, "test": 9})
+    at = open_page("compare", compare_tabs="Labels")
+    assert not at.exception
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    lines = {trace["name"]: trace["x"] for trace in figure["data"]}
+    scratch = finished_run.summary()
+    assert lines == {
+        "from scratch, custom_cnn": [scratch.train_images],
+        f"from run {scratch.short_id}": [15],
+    }
+    assert scratch.train_images == finished_run.progress()["dataset_sizes"]["train"] > 15
+
+
+def test_a_transfer_run_classifies_uploads_and_exports_its_whole_network(finished_transfer, isolated_settings):
+    at = open_page("classify", classify_run=finished_transfer.id, classify_export="keras")
+    at.button(key="classify_prepare").click().run()
+    assert not at.exception
+    assert any(b.proto.label.startswith("Download") for b in at.get("download_button"))
+    from galaxy_core.export import export_run
+    from galaxy_core.prediction import load_model_file
+
+    model = load_model_file(export_run(finished_transfer, "keras", isolated_settings["cache"] / "export"))
+    names = [layer.name for layer in model.layers]
+    assert names[0] == "image" and "block1_conv1" in names and names[-2:] == ["logits", "probabilities"]
+
+
+def test_compare_makes_an_ensemble_of_the_chosen_runs(finished_run, second_run, isolated_settings):
+    at = open_page("compare", compare_runs=[finished_run.id, second_run.id])
+    at.button(key="compare_make_ensemble").click().run()
+    assert not at.exception and "Queued the ensemble of 2 runs" in at.success[0].value
+    queued = [s for s in RunStore(isolated_settings["runs"]).runs() if s.kind == "ensemble"]
+    assert [summary.config["members"] for summary in queued] == [[finished_run.id, second_run.id]]
+
+
+def test_an_ensemble_classifies_with_its_members_averaged(finished_ensemble):
+    at = open_page("classify", classify_run=finished_ensemble.id, classify_source="From the dataset")
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert len(table) == 4
+    # Worked out apart from the page: each image's answer from each member's own model file, averaged.
+    from galaxy_core.data import create_dataset
+    from galaxy_core.prediction import load_model_file, predict_probabilities
+
+    store = RunStore(finished_ensemble.path.parent)
+    members = [load_model_file(store.get(run_id).best_model_path) for run_id in finished_ensemble.config()["members"]]
+    dataset = create_dataset(finished_ensemble.summary().dataset)
+    images = {
+        str(source): image
+        for split in dataset.splits.values()
+        for source, image in zip(split.source_ids, split.images, strict=True)
+    }
+    shown = np.stack([images[name.split(" (true")[0]] for name in table["file"]])
+    expected = (predict_probabilities(members[0], shown) + predict_probabilities(members[1], shown)) / 2
+    np.testing.assert_allclose(table[["p(edge)", "p(smooth)", "p(spiral)"]].to_numpy(float), expected, atol=1e-4)

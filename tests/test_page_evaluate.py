@@ -7,7 +7,8 @@ from galaxy_core.evaluation import LABEL_NOISE_NOTE, balanced_accuracy_interval
 from galaxy_core.inference import saved_predictions
 from galaxy_core.training import RunStore, TrainConfig
 from galaxy_core.training.client import new_run
-from pages.ui.runs import run_label
+from galaxy_core.training.records import short_run_id
+from pages.ui.runs import run_label, run_row
 from tests.helpers import open_page, rewrite_status, saved_balanced_accuracy
 
 
@@ -178,3 +179,47 @@ def test_a_feature_map_of_too_few_test_images_is_explained_not_drawn(isolated_se
     at = open_page("evaluate", evaluate_tabs="Feature map")
     assert not at.exception
     assert "No feature map for this run: a 2-D projection needs at least 3 feature vectors" in at.info[0].value
+
+
+def test_a_transfer_run_is_evaluated_and_explained_as_any_other_and_links_to_its_base(finished_transfer):
+    """Its network is whole (the base's layers and the new head): every tab that loads it works, Grad-CAM on the
+    base's own last feature layer; a button picks its base in the run menu."""
+    for tab in ("Metrics", "Grad-CAM", "Inside the network", "Feature map"):
+        at = open_page("evaluate", evaluate_run=finished_transfer.id, evaluate_tabs=tab)
+        assert not at.exception and not at.error, tab
+    assert at.selectbox(key="evaluate_image") is not None and len(at.get("image")) == 3
+    at = open_page("evaluate", evaluate_run=finished_transfer.id, evaluate_tabs="Grad-CAM")
+    assert at.selectbox(key="evaluate_layer").value == "features_out"
+    base = finished_transfer.summary().base_run
+    at.button(key="evaluate_run_base").click().run()
+    assert not at.exception and at.selectbox(key="evaluate_run").value == base
+
+
+def test_an_ensemble_is_evaluated_whole_or_member_by_member_and_says_what_each_member_adds(finished_ensemble):
+    members = [RunStore(finished_ensemble.path.parent).get(run_id) for run_id in finished_ensemble.config()["members"]]
+    for tab in ("Metrics", "Grad-CAM", "Inside the network", "Feature map", "Members"):
+        at = open_page("evaluate", evaluate_run=finished_ensemble.id, evaluate_tabs=tab)
+        assert not at.exception and not at.error, tab
+    at = open_page("evaluate", evaluate_run=finished_ensemble.id, evaluate_tabs="Members")
+    table = at.dataframe[0].value
+    assert list(table["member"]) == [f"run {short_run_id(member.id)}" for member in members]
+    assert list(table["test balanced acc"]) == pytest.approx([saved_balanced_accuracy(member) for member in members])
+    assert list(table["weight"]) == pytest.approx([0.5, 0.5])
+    at = open_page("evaluate", evaluate_run=finished_ensemble.id, evaluate_tabs="Metrics")
+    assert at.metric[1].value == f"{saved_balanced_accuracy(finished_ensemble):.1%}"
+    at.selectbox(key="evaluate_member").select(f"run {short_run_id(members[1].id)}").run()  # one member: its own
+    assert not at.exception and at.metric[1].value == f"{saved_balanced_accuracy(members[1]):.1%}"
+    at = open_page("evaluate", evaluate_run=finished_ensemble.id, evaluate_tabs="Grad-CAM")
+    assert not at.exception and not [box for box in at.selectbox if box.key == "evaluate_layer"]  # each member's own
+    at.selectbox(key="evaluate_member").select(f"run {short_run_id(members[0].id)}").run()
+    assert not at.exception and at.selectbox(key="evaluate_layer").value
+
+
+def test_the_train_page_lists_an_ensemble_as_what_it_is(finished_ensemble):
+    row = run_row(finished_ensemble.summary())
+    assert (row["model"], row["epochs"]) == ("ensemble of 2 runs", "no training")
+    at = open_page("train", viewed_run=finished_ensemble.id)
+    assert not at.exception and not at.error
+    assert "ensemble of 2 runs on synthetic" in at.markdown[0].value
+    assert at.success[0].value == "The run finished: 2 members answering as one, evaluated."
+    assert not at.get("plotly_chart")  # no training, so no curves

@@ -1,5 +1,6 @@
 """Every page runs under Streamlit's AppTest without an exception and shows what it must."""
 
+import json
 import time
 
 import pytest
@@ -9,6 +10,7 @@ from galaxy_core.data import DatasetSpec, spec_to_link
 from galaxy_core.inference import balanced_accuracy_interval_of
 from galaxy_core.training import RunStore
 from galaxy_core.training.client import new_run
+from pages.ui.display import plain
 from pages.ui.navigation import LAB_PAGES
 from tests.helpers import PAGE_TIMEOUT, REPO_ROOT, open_page, write_image_folder
 
@@ -371,6 +373,43 @@ def test_train_page_offers_presets_with_their_expected_duration(isolated_setting
         quick.epochs,
         PRESETS["quick"].image_size,
     )
+
+
+def test_train_page_starts_a_run_from_a_finished_one(finished_run, isolated_settings, monkeypatch):
+    monkeypatch.setenv("GALAXY_LAB_EXECUTOR", "ray")  # nothing can start: the queued run costs no CPU
+    monkeypatch.setenv("GALAXY_LAB_RAY_ADDRESS", "127.0.0.1:9")
+    at = open_page("train", train_new_run=True, active_dataset_spec=SMALL_SYNTHETIC.with_preprocess(image_size=48))
+    at.radio(key="train_recipe").set_value("from_run").run()
+    assert not at.exception
+    assert at.selectbox(key="train_base_run").value == finished_run.id
+    assert any("read at the base's input size (the Dataset page's 48 px does not apply)" in c.value for c in at.caption)
+    assert at.selectbox(key="train_base_cut").value == "head_dropout"  # what fed its classifier
+    at.selectbox(key="train_unfreeze_from").select("block2_conv1").run()
+    plan = at.dataframe[0].value
+    roles = dict(zip(plan["layer"], plan["role"], strict=False))
+    assert (roles["block1_conv1"], roles["block2_conv1"], roles["block2_bn1"]) == ("frozen", "fine-tuned", "frozen")
+    at.radio(key="transfer_few_labels").set_value("per class").run()
+    at.number_input(key="transfer_n").set_value(5).run()
+    at.button(key="train_from_run").click().run()
+    assert not at.exception and at.success[0].value.startswith("Queued run ")
+    run_id = at.success[0].value.removeprefix("Queued run ").rstrip(".")
+    config = json.loads((isolated_settings["runs"] / run_id / "config.json").read_text())
+    assert (config["kind"], config["base_run"], config["unfreeze_from"], config["train_per_class"]) == (
+        "transfer",
+        finished_run.id,
+        "block2_conv1",
+        5,
+    )
+    assert config["dataset"]["image_size"] == 32
+    at.run()  # its next redraw shows the queued run, with its base
+    links = [link.proto.label for link in at.get("page_link")]
+    assert any(label.startswith(f"Started from run {plain(finished_run.summary().short_id)} (") for label in links)
+
+
+def test_the_transfer_recipe_says_when_no_run_can_be_a_base(isolated_settings):
+    at = open_page("train", train_new_run=True)
+    at.radio(key="train_recipe").set_value("from_run").run()
+    assert not at.exception and "No run has kept a model yet" in at.info[0].value
 
 
 def test_convolution_playground_works_out_sizes_and_explains_bad_kernels():

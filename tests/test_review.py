@@ -26,12 +26,14 @@ from tests.helpers import rewrite_status, tiny_config
 
 def test_a_review_run_ranks_doubted_labels_and_keeps_what_the_page_needs(finished_review):
     summary = finished_review.summary()
-    assert summary.state is RunState.FINISHED and has_review(summary) and not summary.has_model
+    assert summary.state is RunState.FINISHED and has_review(summary) and summary.has_model  # its folds' ensemble
     assert summary.epochs_done == summary.epochs_planned == 2  # 1 epoch x 2 folds
     assert describe_run_model(summary.config) == "label review: 2 x custom_cnn"
     assert finished_review.model_path("fold-1").is_file() and finished_review.model_path("fold-2").is_file()
     with pytest.raises(ModelLoadError, match="has no model of fold 3"):
         finished_review.model_path("fold-3")
+    assert finished_review.model_path("best") == finished_review.best_model_path
+    finished_review.best_model_path.unlink()  # a review from before its folds answered as one
     with pytest.raises(
         ModelLoadError, match="is a label review: its models \\(one per fold\\) are for its Label review"
     ):
@@ -182,7 +184,7 @@ def test_a_remote_review_lands_in_the_run_folder(isolated_settings):
 
     config = tiny_config(kind="label_review", folds=2)
     run = new_run(RunStore(isolated_settings["runs"]), config)
-    remote = RemoteRun(run.id, json.loads(json.dumps(config.to_dict())))
+    remote = RemoteRun(run.id, json.loads(json.dumps(config.to_dict())), {})
     remote.save_arrays("review", doubted=np.array([2, 0]), labels=np.array([0, 1, 2]))
     apply_events(run, remote.news(False))
     remote.close()

@@ -7,6 +7,8 @@ import json
 import logging
 import shutil
 from dataclasses import replace
+from datetime import datetime
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -168,6 +170,22 @@ def test_a_damaged_status_reads_as_missing_fields_not_a_crash(isolated_settings)
     (run.path / "status.json").write_text('{"state": "dancing"}')
     with pytest.raises(ValueError, match="no known state"):
         run.summary()
+
+
+def test_runs_queued_in_the_same_second_get_folders_of_their_own(isolated_settings, monkeypatch):
+    tags = iter(["cb0b", "cb0b", "cb0b", "77aa"])  # the second run draws a tag the first took, twice
+    monkeypatch.setattr("galaxy_core.training.store.secrets", SimpleNamespace(token_hex=lambda _: next(tags)))
+    monkeypatch.setattr("galaxy_core.training.store.datetime", _FrozenClock)
+    store = RunStore(isolated_settings["runs"])
+    first, second = new_run(store, tiny_config()), new_run(store, tiny_config())
+    assert (first.id[-4:], second.id[-4:]) == ("cb0b", "77aa")
+    assert first.config()["seed"] == second.config()["seed"]
+
+
+class _FrozenClock:
+    @staticmethod
+    def now(tz):
+        return datetime(2026, 12, 4, 8, 8, 6, tzinfo=tz)
 
 
 def test_a_run_writes_every_artifact(isolated_settings):
@@ -361,7 +379,9 @@ def test_the_server_limits_refuse_runs_clearly(isolated_settings, monkeypatch):
     # A bound on what a run trains in all: 5 folds of 3 epochs are 15.
     with pytest.raises(QueueFullError, match=r"at most 10 epochs per run, not 15 \(3 asked for, over all its"):
         client.submit(tiny_config(epochs=3, kind="label_review", folds=5))
-    with pytest.raises(InvalidInputError, match="unknown run kind 'dance'; the kinds are label_review, train"):
+    with pytest.raises(
+        InvalidInputError, match="unknown run kind 'dance'; the kinds are ensemble, label_review, train, transfer"
+    ):
         client.submit(tiny_config(kind="dance"))
     with pytest.raises(InvalidInputError, match="folds must be a whole number from 2 to 10, got 11"):
         client.submit(tiny_config(kind="label_review", folds=11))
@@ -382,7 +402,7 @@ def test_a_remote_run_fills_the_run_folder_through_its_events(isolated_settings)
     from galaxy_core.training.ray_executor import RemoteRun, apply_events
 
     run = new_run(RunStore(isolated_settings["runs"]), tiny_config())
-    remote = RemoteRun(run.id, run.config())
+    remote = RemoteRun(run.id, run.config(), {})
     dataset = create_dataset(DatasetSpec.from_dict(TINY_DATA))
     outcome = train_run(remote, dataset)
     assert (outcome.state, outcome.message) == ("finished", "finished after 2 of 2 epochs, evaluated")

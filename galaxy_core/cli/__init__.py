@@ -16,6 +16,7 @@ galaxy-lab empty-trash            delete the runs in the trash for good
 galaxy-lab roster ACTION [NAME]   the class's roster for auth = roster: list, add, new-code, remove, teacher
 galaxy-lab tensorboard [RUN...]   show runs' event files in TensorBoard
 galaxy-lab review-labels          queue a label review of a dataset's training split and follow it here
+galaxy-lab ensemble RUN RUN...    queue an ensemble of finished runs (their answers averaged) and follow it here
 galaxy-lab reviewed-labels RUN    print a label review's doubted labels and decisions as CSV
 galaxy-lab evaluate RUN           evaluate a run's model on its test split or on another labelled dataset
 galaxy-lab predict RUN IMAGE...   classify image files (or zips of them) with a run's model
@@ -41,7 +42,7 @@ from galaxy_core.cli.runs import (
     tensorboard_command,
 )
 from galaxy_core.cli.server import serve_command
-from galaxy_core.cli.training import review_labels_command, train_command
+from galaxy_core.cli.training import ensemble_command, review_labels_command, train_command
 from galaxy_core.errors import GalaxyLabError
 from galaxy_core.runtime import import_tensorflow
 from galaxy_core.settings import load_settings
@@ -62,6 +63,7 @@ COMMANDS = (
     roster_command,
     review_labels_command,
     reviewed_labels_command,
+    ensemble_command,
     evaluate_command,
     predict_command,
     export_command,

@@ -59,7 +59,7 @@ def add_dataset_arguments(
     if positional:
         parser.add_argument("dataset", help=dataset_names_help())
     else:
-        parser.add_argument("--dataset", default="synthetic", help=dataset_names_help() + " (default synthetic)")
+        parser.add_argument("--dataset", help=dataset_names_help() + " (default synthetic)")
     defaults = PreprocessOptions()
     parser.add_argument(
         "--image-size",
@@ -93,7 +93,7 @@ def add_dataset_arguments(
 def dataset_spec_from_args(args: argparse.Namespace, settings):
     """The DatasetSpec the dataset arguments name. A flag its source does not take is refused where every spec is
     checked (create_dataset, TrainConfig), with the options the source does take."""
-    spec = spec_from_name(args.dataset, settings)
+    spec = spec_from_name(args.dataset or "synthetic", settings)
     given = {
         key.removeprefix("source_"): value
         for key, value in vars(args).items()

@@ -25,7 +25,7 @@ def runs_command(commands) -> None:
 RUNS_COLUMNS = (
     ("run", 44, lambda summary: summary.id),
     ("state", 11, lambda summary: summary.state.value),
-    ("model", 16, lambda summary: describe_run_model(summary.config)),
+    ("model", 30, lambda summary: describe_run_model(summary.config)),
     ("epochs", 18, RunSummary.epochs_text),
     ("val bal", 8, lambda summary: summary.best_val_balanced_accuracy),
     ("test bal", 8, lambda summary: summary.test_balanced_accuracy),
@@ -42,6 +42,7 @@ def run_json(summary: RunSummary) -> dict:
         "message": summary.message,
         "kind": summary.kind,
         "model": summary.model,
+        "base_run": summary.base_run,
         "dataset": summary.dataset.path or summary.dataset.source,
         "executor": summary.executor,
         "node": summary.node,

@@ -1,4 +1,5 @@
-"""Training from a terminal: `train` and `review-labels` queue a run in the service's queue and follow it here."""
+"""Training from a terminal: `train`, `review-labels` and `ensemble` queue a run in the service's queue and follow
+it here."""
 
 from __future__ import annotations
 
@@ -6,9 +7,17 @@ import json
 import sys
 from pathlib import Path
 
-from galaxy_core.cli.common import RUNS_DIR, add_dataset_arguments, client_for, dataset_spec_from_args, interval_words
+from galaxy_core.cli.common import (
+    RUNS_DIR,
+    add_dataset_arguments,
+    client_for,
+    dataset_spec_from_args,
+    interval_words,
+    store_for,
+)
 from galaxy_core.data import PreprocessOptions
 from galaxy_core.data.augment import AugmentOptions
+from galaxy_core.errors import InvalidInputError
 from galaxy_core.evaluation import LABEL_NOISE_NOTE
 from galaxy_core.inference import balanced_accuracy_interval_of
 from galaxy_core.review import ACTIONS, ReviewError, label_changes_from_csv
@@ -25,7 +34,9 @@ from galaxy_core.training.config import (
     preset_config,
     recommended_config,
 )
+from galaxy_core.training.kinds.ensemble import WEIGHTINGS, ensemble_config, member_summary
 from galaxy_core.training.kinds.label_review import MAX_FOLDS, MIN_FOLDS
+from galaxy_core.training.kinds.transfer import base_summary, transfer_config
 
 
 def train_command(commands) -> None:
@@ -59,6 +70,7 @@ def train_command(commands) -> None:
     )
     _add_recipe_arguments(parser)
     _add_label_arguments(parser)
+    _add_transfer_arguments(parser)
     parser.add_argument("--detach", action="store_true", help="queue the run, print its id and return at once")
     parser.set_defaults(run=_train, needs_tensorflow=True)  # a recipe's model is checked with Keras
 
@@ -106,6 +118,43 @@ def _add_label_arguments(parser) -> None:
         choices=ACTIONS,
         default="relabel",
         help="what the accepted suggestions do: relabel (default) or leave_out the images",
+    )
+
+
+def _add_transfer_arguments(parser) -> None:
+    """The options that start a run from a trained one, or train it on few labels."""
+    parser.add_argument(
+        "--from",
+        dest="base_run",
+        metavar="RUN",
+        help="start from this finished run's network (transfer): its layers up to --cut, frozen, and a new "
+        "classifier head for the dataset's classes, trained on the base's features (cached: seconds). The "
+        "dataset is the base's unless --dataset names another, read at the base's input size; the model is the "
+        "base's. Its own settings: 30 epochs at 1e-3 with early stopping, unless the options say otherwise",
+    )
+    parser.add_argument(
+        "--cut",
+        metavar="LAYER",
+        default="",
+        help="with --from: the base's layer whose output feeds the new head (default: what fed its classifier)",
+    )
+    parser.add_argument(
+        "--unfreeze-from",
+        metavar="LAYER",
+        default="",
+        help="with --from: then fine-tune the base from this layer on (batch normalisation stays frozen), on "
+        "augmented images at --fine-tune-learning-rate for --fine-tune-epochs",
+    )
+    parser.add_argument("--fine-tune-epochs", type=int, help="with --unfreeze-from (default 5)")
+    parser.add_argument("--fine-tune-learning-rate", type=float, help="with --unfreeze-from (default 1e-4)")
+    parser.add_argument(
+        "--train-fraction",
+        type=float,
+        help="few labels: train on this share of each class's training images (drawn with --seed; the "
+        "validation and test images stay whole)",
+    )
+    parser.add_argument(
+        "--train-per-class", type=int, help="few labels: train on this many training images of each class"
     )
 
 
@@ -195,9 +244,17 @@ def _train(args, settings) -> int:
         "early_stopping": False if args.no_early_stopping else None,
         "class_weighting": False if args.no_class_weights else None,
         "augment": AugmentOptions(flip=False, rotate=False, zoom=0.0, brightness=0.0) if args.no_augment else None,
+        "train_fraction": args.train_fraction,
+        "train_per_class": args.train_per_class,
+        "fine_tune_epochs": args.fine_tune_epochs,
+        "fine_tune_learning_rate": args.fine_tune_learning_rate,
     }
     overrides["model_options"] = json.loads(args.model_options) if args.model_options else None
     overrides = {key: value for key, value in overrides.items() if value is not None} | _label_changes(args)
+    if args.base_run:
+        return _queue_and_follow(client_for(args, settings), _transfer_config(args, settings, overrides), args.detach)
+    if args.cut or args.unfreeze_from:
+        raise InvalidInputError("--cut and --unfreeze-from go with --from RUN (the run to start from)")
     dataset = dataset_spec_from_args(args, settings)
     if args.model and args.model != PRESETS[args.preset].model:
         config = recommended_config(dataset, args.model, **overrides)
@@ -206,9 +263,26 @@ def _train(args, settings) -> int:
     return _queue_and_follow(client_for(args, settings), config, args.detach)
 
 
-def _queue_and_follow(client, config, detach: bool) -> int:
-    """Queue a run, follow it here unless `detach`, and print its id last."""
+def _transfer_config(args, settings, overrides: dict):
+    """The config of `train --from RUN`: the base's dataset unless --dataset names one, at the base's input size."""
+    if args.model or args.model_options:
+        raise InvalidInputError("a run started --from another has the base's model: leave out --model and its options")
+    base = base_summary(store_for(args, settings), args.base_run)
+    dataset = dataset_spec_from_args(args, settings) if args.dataset else None
+    size = base.dataset.preprocess
+    if (args.image_size or size.image_size) != size.image_size or args.grayscale != (size.channels == 1):
+        raise InvalidInputError(
+            f"run {base.name} takes {size.image_size} px images with {size.channels} channel(s): leave out "
+            "--image-size and --grayscale, or give the base's"
+        )
+    return transfer_config(base, dataset, base_cut=args.cut, unfreeze_from=args.unfreeze_from, **overrides)
+
+
+def _queue_and_follow(client, config, detach: bool, title: str = "") -> int:
+    """Queue a run (with `title`, if any), follow it here unless `detach`, and print its id last."""
     run = client.submit(config)
+    if title:
+        client.rename(run.id, title)
     print(f"run {run.id} queued in {run.path.parent}", file=sys.stderr)
     if detach:
         print(run.id)
@@ -266,3 +340,32 @@ def _review_labels(args, settings) -> int:
         dataset_spec_from_args(args, settings), args.folds, image_size=args.image_size, **epochs
     )
     return _queue_and_follow(client_for(args, settings), config, args.detach)
+
+
+def ensemble_command(commands) -> None:
+    parser = commands.add_parser(
+        "ensemble",
+        parents=[RUNS_DIR],
+        help="queue an ensemble of finished runs (their answers averaged) and follow it here",
+        description="Makes one model of the runs' best models, whose answer is the mean of theirs, and tests it on "
+        "the first run's test split; it trains nothing, so it takes seconds. The runs answer with the same classes "
+        "and take the same images. Evaluate, predict and export take its id like any run's. The run id is printed "
+        "last.",
+    )
+    parser.add_argument("members", nargs="+", metavar="RUN", help="the runs that answer together")
+    parser.add_argument(
+        "--weighting",
+        choices=WEIGHTINGS,
+        default="equal",
+        help="equal (the default) or each run weighted by its best validation balanced accuracy",
+    )
+    parser.add_argument("--title", default="", help="a title for the ensemble, shown beside its id")
+    parser.add_argument("--detach", action="store_true", help="queue the ensemble, print its id and return at once")
+    parser.set_defaults(run=_ensemble, needs_tensorflow=True)
+
+
+def _ensemble(args, settings) -> int:
+    client = client_for(args, settings)
+    members = [member_summary(client.store, run_id) for run_id in args.members]
+    config = ensemble_config(members, weighting=args.weighting)
+    return _queue_and_follow(client, config, args.detach, title=args.title)

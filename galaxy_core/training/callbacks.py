@@ -110,17 +110,19 @@ class Monitor:
 
 class BestCheckpoint(keras.callbacks.Callback):
     """Saves the run's "best" model at the end of each whole epoch whose monitored figure beats every earlier one
-    (its monitor is shared with nothing: early stopping keeps its own)."""
+    (its monitor is shared with nothing: early stopping keeps its own); `keep(model)` saves it another way (a
+    transfer run's head keeps its best weights in memory, to be set into the whole network)."""
 
-    def __init__(self, run, monitor: Monitor):
+    def __init__(self, run, monitor: Monitor, keep: Callable | None = None):
         super().__init__()
         self.run, self.monitor = run, monitor
+        self.keep = keep or (lambda model: run.save_model(model, "best"))
         self.saved = False
 
     def on_epoch_end(self, epoch, logs=None):
         value = self.monitor.value(logs)
         if value is not None and not self.model.stop_training and self.monitor.improved(value):
-            self.run.save_model(self.model, "best")
+            self.keep(self.model)
             self.saved = True
 
 

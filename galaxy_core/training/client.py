@@ -54,12 +54,20 @@ class ServiceStatus:
 
 
 def new_run(store: RunStore, config: TrainConfig, owner: User = MACHINE_TEACHER) -> Run:
-    """A run folder for `config`, queued, `owner`'s, with the epochs its kind plans (InvalidInputError for a config
-    its kind cannot run)."""
+    """A run folder for `config`, queued, `owner`'s, with the epochs its kind plans and a copy of the models it
+    starts from (InvalidInputError for a config its kind cannot run, or a model it cannot start from)."""
     check_run_config(config)
-    planned = run_kind(config.kind).planned_epochs(config)
+    kind = run_kind(config.kind)
+    inputs = kind.input_models(store, config)
     who = {"owner": owner.id, "owner_name": owner.name, "owner_role": owner.role}
-    return store.create(config.to_dict(), name=config.model, planned_epochs=planned, owner=who)
+    run = store.create(config.to_dict(), name=config.model, planned_epochs=kind.planned_epochs(config), owner=who)
+    try:
+        for which, source in inputs.items():
+            run.copy_in_model(which, source)
+    except BaseException:
+        store.discard(run)  # a run without the model it starts from is no run
+        raise
+    return run
 
 
 def train_in_this_process(run: Run, dataset=None, observers: Sequence = ()) -> RunState:

@@ -50,10 +50,30 @@ class TrainConfig:
     # The training split's labels changed by a review: {source id: new class name, or None to leave the image out}
     label_changes: dict = field(default_factory=dict)
     label_changes_from: str = ""  # where they came from, in words ("review <run id>, relabelled")
+    # Few labels: train on this share of the training split, or on this many images of each class (0: all), chosen
+    # stratified with the run's seed; the validation and test images stay whole.
+    train_fraction: float = 1.0
+    train_per_class: int = 0
+    # With kind="transfer": the finished run whose network it starts from; the layer whose output feeds the new
+    # head ("": what fed the base's own classifier); the first layer of the base to fine-tune once the head has
+    # trained ("": none, the base stays frozen), for fine_tune_epochs at fine_tune_learning_rate.
+    base_run: str = ""
+    base_cut: str = ""
+    unfreeze_from: str = ""
+    fine_tune_epochs: int = 5
+    fine_tune_learning_rate: float = 1e-4
+    # With kind="ensemble": the runs whose best models answer as one, how they were weighted ("equal",
+    # "validation") and the weights that came of it, one per member.
+    members: tuple = ()
+    weighting: str = "equal"
+    member_weights: tuple = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.dataset, dict):
             object.__setattr__(self, "dataset", DatasetSpec.from_dict(self.dataset))
+        for name in ("members", "member_weights"):  # lists, as config.json keeps them
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         check_spec(self.dataset)
         problems = []
         from galaxy_core.models import model_info  # deferred: the model zoo imports Keras
@@ -91,8 +111,23 @@ class TrainConfig:
             for key, value in self.label_changes.items()
         ):
             problems.append("label_changes must map image ids to a class name or None (left out)")
+        if not isinstance(self.members, tuple) or not all(isinstance(run_id, str) for run_id in self.members):
+            problems.append("members must be a list of run ids")
+        problems += self._few_labels_problems()
         if problems:
             raise InvalidInputError("; ".join(problems))
+
+    def _few_labels_problems(self) -> list[str]:
+        problems = []
+        fraction = self.train_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction <= 1:
+            problems.append(f"train_fraction must be a share in (0, 1], got {self.train_fraction!r}")
+        per_class = self.train_per_class
+        if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 0:
+            problems.append(f"train_per_class must be a whole number >= 0 (0: all), got {self.train_per_class!r}")
+        if self.train_fraction < 1 and self.train_per_class:
+            problems.append("choose train_fraction or train_per_class, not both")
+        return problems
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

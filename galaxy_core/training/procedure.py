@@ -21,7 +21,7 @@ from galaxy_core.settings import load_settings
 from galaxy_core.training.config import TrainConfig
 from galaxy_core.training.kinds import check_run_config, run_kind
 from galaxy_core.training.lifecycle import Outcome, RunState, StoppedBeforeTrainingError, failed, failure_message
-from galaxy_core.training.recipe import load_run_dataset
+from galaxy_core.training.recipe import few_labels, load_run_dataset
 
 
 class RunWriter(Protocol):
@@ -75,6 +75,11 @@ def _train(run: RunWriter, config: TrainConfig, dataset: Dataset | None, observe
             f"{len(config.label_changes)} training labels changed ({config.label_changes_from or 'a label review'}): "
             f"{before} training images, {len(dataset.splits['train'])} kept"
         )
+    if config.train_fraction < 1 or config.train_per_class:
+        before = len(dataset.splits["train"])
+        dataset = few_labels(dataset, config)
+        kept = len(dataset.splits["train"])
+        run.log(f"few labels: {kept} of {before} training images, drawn with seed {config.seed}")
     if run.stop_requested():
         raise StoppedBeforeTrainingError("stopped while loading its dataset: no model")
     run.append_metrics({"kind": "stage", "stage": "dataset loaded"})

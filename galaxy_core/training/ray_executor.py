@@ -4,10 +4,11 @@ comes back into the head's run store while it trains. No filesystem is shared be
     head (the supervisor process)                      a node with room
     ---------------------------------------------      ----------------------------------------------------
     RunDriver thread: loads the dataset (its cache),    RemoteTrainer actor: trains through galaxy_core.
-    puts it in Ray's object store, starts the actor,    training.procedure with a RemoteRun, which keeps every
-    and every POLL_SECONDS asks it for its news         write as an event (status, metrics, log lines, model
-    (passing on a stop request); applies the events     files, evaluation, predictions, TensorBoard bytes) in
-    to the run folder through the run store.            a node-local temporary folder and in memory.
+    puts it in Ray's object store, starts the actor     training.procedure with a RemoteRun, which keeps every
+    (handing it the models the run starts from), and    write as an event (status, metrics, log lines, model
+    every POLL_SECONDS asks it for its news (passing    files, evaluation, predictions, TensorBoard bytes) in
+    on a stop request); applies the events to the run   a node-local temporary folder and in memory.
+    folder through the run store.
 
 An answered poll is the run's heartbeat. A lost node, a killed actor or Ray's memory monitor ends the run as
 interrupted with that cause. Ray is imported only here, and only when the executor is used.
@@ -34,7 +35,7 @@ from galaxy_core.training.lifecycle import (
     failure_message,
 )
 from galaxy_core.training.recipe import load_run_dataset
-from galaxy_core.training.store import MODEL_FILES, Run, model_file_name
+from galaxy_core.training.store import MODEL_FILES, Run, input_model_file, model_file_name
 
 POLL_SECONDS = 0.5
 CONNECT_TIMEOUT_SECONDS = 30.0
@@ -55,10 +56,12 @@ def _import_ray():
 class RemoteRun:
     """The run writer of a run training on a Ray node: each call becomes an event for the head's run store."""
 
-    def __init__(self, run_id: str, config: dict):
+    def __init__(self, run_id: str, config: dict, input_models: dict[str, bytes]):
         self.id, self._config = run_id, config
         self.folder = Path(tempfile.mkdtemp(prefix=f"galaxy-lab-{run_id}-"))
         self.best_model_path = self.folder / MODEL_FILES["best"]
+        for which, data in input_models.items():
+            self.input_model_path(which).write_bytes(data)
         self.tensorboard_dir = self.folder / "tensorboard"
         self._events: list[tuple] = []
         self._lock = threading.Lock()
@@ -71,6 +74,9 @@ class RemoteRun:
 
     def config(self) -> dict:
         return dict(self._config)
+
+    def input_model_path(self, which: str) -> Path:
+        return self.folder / input_model_file(which)
 
     def report_progress(self, **fields) -> None:
         self._emit("report_progress", fields)
@@ -118,8 +124,8 @@ class RemoteRun:
 class RemoteTrainer:
     """The Ray actor that trains one run (made a Ray actor class by `RayExecutor`)."""
 
-    def __init__(self, run_id: str, config: dict):
-        self.run = RemoteRun(run_id, config)
+    def __init__(self, run_id: str, config: dict, input_models: dict[str, bytes]):
+        self.run = RemoteRun(run_id, config, input_models)
 
     def train(self, dataset) -> dict:
         import ray
@@ -202,7 +208,8 @@ class RunDriver:
             TrainConfig.from_dict(config), self.settings, lambda: self.run.stop_requested() or bool(self.kill_as)
         )
         self.run.report_progress(message="waiting for a node of the Ray cluster with room")
-        trainer = self.trainer_class.options(**self.resources, max_concurrency=2).remote(self.run.id, config)
+        inputs = {which: path.read_bytes() for which, path in self.run.input_models().items()}
+        trainer = self.trainer_class.options(**self.resources, max_concurrency=2).remote(self.run.id, config, inputs)
         result = trainer.train.remote(ray.put(dataset))
         del dataset
         try:

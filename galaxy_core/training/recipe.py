@@ -11,6 +11,7 @@ import numpy as np
 
 from galaxy_core.data import Dataset, Split, create_dataset
 from galaxy_core.data.dataset import stratified_split
+from galaxy_core.errors import InvalidInputError
 from galaxy_core.settings import Settings
 from galaxy_core.training.config import ONE_CYCLE_START, ONE_CYCLE_WARMUP, TrainConfig
 from galaxy_core.training.lifecycle import StoppedBeforeTrainingError
@@ -28,6 +29,26 @@ def load_run_dataset(config: TrainConfig, settings: Settings, stop_requested: Ca
     return create_dataset(
         config.dataset, cache_dir=settings.cache_dir, progress=progress, memory_limit_mb=settings.dataset_memory_mb
     )
+
+
+def few_labels(dataset: Dataset, config: TrainConfig) -> Dataset:
+    """The dataset with its training split cut to the config's share (train_fraction) or number of images of each
+    class (train_per_class), each class drawn with the run's seed; as it is when neither is set. InvalidInputError
+    when a class has fewer images than asked."""
+    if config.train_fraction >= 1 and not config.train_per_class:
+        return dataset
+    train, rng = dataset.splits["train"], np.random.default_rng(config.seed)
+    kept = []
+    for label, name in enumerate(dataset.class_names):
+        members = np.flatnonzero(train.labels == label)
+        wanted = config.train_per_class or max(1, round(config.train_fraction * len(members)))
+        if wanted > len(members):
+            raise InvalidInputError(
+                f"{config.train_per_class} training images of each class were asked for, and {name} has {len(members)}"
+            )
+        kept.append(rng.permutation(members)[:wanted])
+    subset = train.take(np.sort(np.concatenate(kept)))
+    return replace(dataset, splits={**dataset.splits, "train": subset})
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:

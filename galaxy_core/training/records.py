@@ -52,6 +52,12 @@ def state_of(status: dict) -> RunState:
         raise ValueError(f"status.json has no known state: {status.get('state')!r}") from None
 
 
+def short_run_id(run_id: str) -> str:
+    """The time of day and the random tag of a run id: "20261204-051206-custom_cnn-95c7" -> "0512-95c7"."""
+    parts = run_id.split("-")
+    return f"{parts[1][:4]}-{parts[-1]}" if len(parts) >= 3 and len(parts[1]) >= 4 else run_id
+
+
 def epoch_records(records: list[dict]) -> list[dict]:
     """The lines of a run's metrics for finished epochs (an epoch cut short by a stop is "partial_epoch")."""
     return [record for record in records if record.get("kind") == "epoch"]
@@ -118,6 +124,7 @@ class RunSummary:
     owner_name: str
     owner_is_teacher: bool
     title: str  # its owner's words for it ("deeper net, no augmentation"), or ""
+    train_images: int | None  # the images it trained on (after any review's or few labels' cut), once loaded
 
     @classmethod
     def read(cls, run: Run, config: dict, status: dict, title: str = "") -> RunSummary:
@@ -157,6 +164,9 @@ class RunSummary:
             owner_name=text(config.get("owner_name")) or "the teacher",
             owner_is_teacher=config.get("owner_role", "teacher") == "teacher",
             title=title,
+            train_images=whole((status.get("dataset_sizes") or {}).get("train"))
+            if isinstance(status.get("dataset_sizes"), dict)
+            else None,
         )
 
     @property
@@ -170,9 +180,7 @@ class RunSummary:
 
     @property
     def short_id(self) -> str:
-        """The time of day and the random tag of its id: "20261204-051206-custom_cnn-95c7" -> "0512-95c7"."""
-        parts = self.id.split("-")
-        return f"{parts[1][:4]}-{parts[-1]}" if len(parts) >= 3 and len(parts[1]) >= 4 else self.id
+        return short_run_id(self.id)
 
     @property
     def model(self) -> str:
@@ -181,6 +189,11 @@ class RunSummary:
     @property
     def kind(self) -> str:
         return self.config.get("kind", "train")
+
+    @property
+    def base_run(self) -> str | None:
+        """The id of the run a transfer run started from; None for any other run."""
+        return text(self.config.get("base_run")) if self.kind == "transfer" else None
 
     @property
     def is_label_review(self) -> bool:
@@ -203,6 +216,8 @@ class RunSummary:
 
     def epochs_text(self) -> str:
         """ "3/8" epochs, with the batches of the epoch under way: "3/8, batch 12/40"."""
+        if self.epochs_planned == 0:  # an ensemble: it trains nothing
+            return "no training"
         return f"{self.epochs_done}/{self.epochs_planned or '?'}" + self.batch_progress()
 
     @property

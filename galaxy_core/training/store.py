@@ -11,6 +11,7 @@
         heartbeat          its modification time is the worker's last sign of life
         stop-requested     present once someone asked the run to stop
         best.keras, final.keras, fold-N.keras   models (each replaced atomically)
+        base.keras         the model a run starts from (a transfer run's base), copied in when it is queued
         evaluation.json, predictions.npz        the test evaluation
         review.npz, review-decisions.json       a label review's (galaxy_core.review says what they hold)
         tensorboard/       TensorBoard event files
@@ -56,8 +57,10 @@ RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,120}")
 FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")  # a file or folder name written from elsewhere
 MODEL_FILES = {"best": "best.keras", "final": "final.keras"}
 CHECKPOINTS = tuple(MODEL_FILES)
+# Models a run starts from, copied in when it is queued: a transfer run's "base", an ensemble's "member-1", ...
+INPUT_MODEL = re.compile(r"base|member-([1-9][0-9]?)")
 FOLD_MODEL = re.compile(r"fold-([1-9][0-9]?)")  # a label review's fold model: "fold-1" to "fold-99"
-ARRAY_FILES = ("predictions", "review")  # <name>.npz
+ARRAY_FILES = ("predictions", "review", "members")  # <name>.npz
 # The store's own files, which no caller may write under another name.
 OWN_FILES = ("config.json", "status.json", "progress.json", "outcome.json", "evaluation.json", "title.json")
 MAX_TITLE = 80
@@ -77,6 +80,18 @@ def model_file_name(which: str) -> str:
     if isinstance(which, str) and FOLD_MODEL.fullmatch(which):
         return f"{which}.keras"
     raise ValueError(f"not a model of a run: {which!r}")
+
+
+def member_model_name(number: int) -> str:
+    """The input model of an ensemble's member `number` (from 1)."""
+    return f"member-{number}"
+
+
+def input_model_file(which: str) -> str:
+    """The file name of a model a run starts from: "base" or "member-N"."""
+    if not isinstance(which, str) or not INPUT_MODEL.fullmatch(which):
+        raise ValueError(f"not a model a run starts from: {which!r} (base, member-1, member-2, ...)")
+    return f"{which}.keras"
 
 
 def _array_file(name: str) -> str:
@@ -124,6 +139,15 @@ class Run:
     @property
     def final_model_path(self) -> Path:
         return self.path / MODEL_FILES["final"]
+
+    def input_model_path(self, which: str) -> Path:
+        """Where the model the run starts from ("base", "member-1", ...) is kept."""
+        return self.path / input_model_file(which)
+
+    def input_models(self) -> dict[str, Path]:
+        """The models the run starts from that it holds ({"base": its path}, {"member-1": ..., ...})."""
+        found = {path.stem: path for path in self.path.glob("*.keras") if INPUT_MODEL.fullmatch(path.stem)}
+        return {which: found[which] for which in sorted(found, key=lambda name: (len(name), name))}
 
     def checkpoints(self) -> list[str]:
         """The models the run kept, of "best" and "final"."""
@@ -379,6 +403,11 @@ class Run:
         """A model file saved elsewhere (a remote worker), as `save_model` would have written it."""
         write_bytes_atomically(self.path / model_file_name(which), data)
 
+    def copy_in_model(self, which: str, source: Path) -> None:
+        """A model the run starts from ("base", "member-1", ...), copied from another run's folder."""
+        with replaced_atomically(self.input_model_path(which)) as temporary:
+            shutil.copyfile(source, temporary)
+
     def save_evaluation(self, summary: dict) -> None:
         write_json_atomically(self.evaluation_path, summary)
 
@@ -440,13 +469,27 @@ class RunStore:
         once, here, for every reader). `owner`: {"owner", "owner_name", "owner_role"}, kept with the config."""
         self.root.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        run = Run(self.root / f"{stamp}-{name}-{secrets.token_hex(2)}")
-        run.path.mkdir()
+        run = self._new_folder(f"{stamp}-{name}")
         write_json_atomically(run.path / "config.json", {"created": time.time(), **(owner or {}), **config})
         (run.path / RESERVE_FILE).write_bytes(bytes(RESERVE_BYTES))
         status = {"state": RunState.QUEUED.value, "epochs_planned": planned_epochs, "updated": time.time()}
         write_json_atomically(run.path / "status.json", status)
         return run
+
+    def _new_folder(self, prefix: str) -> Run:
+        """A folder of its own: the random tag is short, so a tag already taken in the same second is drawn again."""
+        for _ in range(100):
+            run = Run(self.root / f"{prefix}-{secrets.token_hex(2)}")
+            try:
+                run.path.mkdir()
+                return run
+            except FileExistsError:
+                continue
+        raise FileExistsError(f"no free run id for {prefix} in {self.root}")
+
+    def discard(self, run: Run) -> None:
+        """Remove a run folder that never became a run (its queueing failed half-way), not to the trash."""
+        shutil.rmtree(run.path, ignore_errors=True)
 
     def get(self, run_id: str) -> Run:
         if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id) or ".." in run_id:

@@ -74,7 +74,7 @@ def _sign_in_screen(settings: Settings, refusal: str) -> None:
         st.write("Sign in with your school account to train, evaluate and compare networks with your class.")
         if not _provider_configured():
             st.error(
-                "This lab signs in with the school's OpenID Connect provider (auth = \"oidc\"), and its settings are "
+                'This lab signs in with the school\'s OpenID Connect provider (auth = "oidc"), and its settings are '
                 "missing: an [auth] section in .streamlit/secrets.toml (README, Serving a class)."
             )
         elif refusal:

@@ -75,13 +75,14 @@ def run_row(summary: RunSummary, queue_position: int | None = None) -> dict:
         "title": summary.title,
         "owner": owner_label(summary),
         "state": summary.state.value,
+        # what moves while it trains comes first: a wide table shows its first columns
+        "epochs": summary.epochs_text(),
+        "time left": f"{summary.eta_seconds / 60:.1f} min" if running and summary.eta_seconds is not None else "",
         "what happened": summary.message + (f" ({ordinal(queue_position)} in the queue)" if queue_position else ""),
         "model": describe_run_model(summary.config),
         "dataset": describe_spec(summary.dataset) + reviewed,
-        "epochs": summary.epochs_text(),
         "val balanced acc": summary.best_val_balanced_accuracy,
         "test balanced acc": summary.test_balanced_accuracy,
-        "time left": f"{summary.eta_seconds / 60:.1f} min" if running and summary.eta_seconds is not None else "",
         "where": summary.node or "",
     }
 

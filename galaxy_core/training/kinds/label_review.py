@@ -5,8 +5,9 @@ The training split is cut into k stratified folds; k models of one recipe each t
 the recipe's number of epochs (no validation split, no early stopping: every fold gets the same training) and
 predict the fold they did not see. `galaxy_core.evaluation.label_issues` then ranks the images whose label those
 predictions doubt. A review run keeps the probabilities and the ranking (its "review" arrays, read by
-galaxy_core.review) and the k fold models (for Grad-CAM). Importing this module does not import TensorFlow: pages
-check a number of folds with it.
+galaxy_core.review) and the k fold models (for Grad-CAM), which then answer as one: their ensemble is the run's best
+model, tested like any run's (galaxy_core.training.kinds.ensemble). Importing this module does not import
+TensorFlow: pages check a number of folds with it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from galaxy_core.data import Dataset
 from galaxy_core.errors import InvalidInputError
 from galaxy_core.training.config import TrainConfig
+from galaxy_core.training.kinds.ensemble import answer_as_one
 from galaxy_core.training.kinds.registry import register_kind
 from galaxy_core.training.lifecycle import Outcome, RunState, StoppedBeforeTrainingError
 from galaxy_core.training.recipe import fit_phase
@@ -124,9 +126,11 @@ def review_labels(run, config: TrainConfig, dataset: Dataset, observers: Sequenc
         epochs_done=0,
     )
     stop, progress = StopOnRequest(run), FoldProgress(run, config.epochs, config.folds)
+    fold_models = []
 
     def fold_done(fold: int, model, images: int) -> None:
         run.save_model(model, f"fold-{fold + 1}")
+        fold_models.append(model)
         run.log(f"fold {fold + 1} of {config.folds} predicted its {images} images")
 
     probabilities, assignment = out_of_fold_probabilities(
@@ -146,9 +150,11 @@ def review_labels(run, config: TrainConfig, dataset: Dataset, observers: Sequenc
         folds=assignment,
         doubted=doubted,
     )
+    run.report_progress(message="its fold models answering as one: testing the ensemble")
+    figures = answer_as_one(run, fold_models, [1.0] * len(fold_models), dataset)
     message = (
         f"finished: {len(doubted)} of {len(train)} training labels doubted ({len(doubted) / len(train):.1%}), "
-        f"{config.folds} folds"
+        f"{config.folds} folds, their models an ensemble"
     )
     run.log(message)
-    return Outcome(RunState.FINISHED, message, {"doubted": len(doubted)})
+    return Outcome(RunState.FINISHED, message, {"doubted": len(doubted), **figures})

@@ -18,27 +18,31 @@ RUN_KINDS: dict[str, RunKind] = {}
 @dataclass(frozen=True)
 class RunKind:
     name: str
-    title: str  # what the runs table says of the run's model: "{title}" with the config's fields, e.g. "{model}"
+    # What the runs table says of the run's model: a format of the config's fields ("{model}"), or a function of
+    # the config
+    title: str | Callable
     train: Callable = field(repr=False)  # (run, config, dataset, observers) -> Outcome
     planned_epochs: Callable = field(repr=False)  # (config) -> the epochs the run trains if nothing stops it
     check: Callable = field(repr=False, default=lambda config: [])  # (config) -> its problems, in words
+    # (run store, config) -> {model it starts from: the file to copy into its folder when it is queued}; raises
+    # InvalidInputError when one cannot be used
+    input_models: Callable = field(repr=False, default=lambda store, config: {})
 
     def describe(self, config: dict) -> str:
         """The run's model as the runs table names it ("inception_small", "label review: 5 x inception_small")."""
         try:
-            return self.title.format(**config)
-        except (KeyError, IndexError, ValueError):
+            return self.title(config) if callable(self.title) else self.title.format(**config)
+        except (KeyError, IndexError, ValueError, TypeError):
             return str(config.get("model"))
 
 
-def register_kind(name: str, *, title: str, planned_epochs: Callable, check: Callable | None = None) -> Callable:
-    """Register a kind's training function under `name`."""
+def register_kind(name: str, *, title: str | Callable, planned_epochs: Callable, **hooks: Callable) -> Callable:
+    """Register a kind's training function under `name`; `hooks`: its `check` and `input_models`, if any."""
 
     def decorate(train: Callable) -> Callable:
         if name in RUN_KINDS:
             raise InvalidInputError(f"run kind {name!r} is registered twice")
-        extra = {"check": check} if check is not None else {}
-        RUN_KINDS[name] = RunKind(name, title, train, planned_epochs, **extra)
+        RUN_KINDS[name] = RunKind(name, title, train, planned_epochs, **hooks)
         return train
 
     return decorate
@@ -46,7 +50,7 @@ def register_kind(name: str, *, title: str, planned_epochs: Callable, check: Cal
 
 def run_kind(name: str) -> RunKind:
     if name not in RUN_KINDS:
-        raise InvalidInputError(f"unknown run kind {name!r}; the kinds are {', '.join(RUN_KINDS)}")
+        raise InvalidInputError(f"unknown run kind {name!r}; the kinds are {', '.join(sorted(RUN_KINDS))}")
     return RUN_KINDS[name]
 
 

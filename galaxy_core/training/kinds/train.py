@@ -125,16 +125,17 @@ def _fit_phases(model, run, config: TrainConfig, dataset: Dataset, watchers: Tra
     )
 
 
-def evaluate_test_split(model, run, dataset: Dataset) -> dict:
+def evaluate_test_split(model, run, dataset: Dataset, views=None) -> dict:
     """Test-split predictions and metrics, plain and averaged over the 8 flips and rotations (TTA), saved for the
-    evaluation pages; returns the run's test figures ({} without a test split)."""
+    evaluation pages; returns the run's test figures ({} without a test split). `views`: the model's probabilities
+    of the 8 views, (8, N, classes), when the caller has them (a transfer run's head, from cached features)."""
     from galaxy_core.evaluation import summarize
     from galaxy_core.prediction import predict_views
 
     test = dataset.splits["test"]
     if not len(test):
         return {}
-    views = predict_views(model, test.images)
+    views = predict_views(model, test.images) if views is None else views
     probabilities, tta_probabilities = views[0], views.mean(axis=0)
     run.save_arrays(
         "predictions",

@@ -1,0 +1,150 @@
+"""Ensembles on gz1-3class, through the lab's own procedure, in one process.
+
+1. Five Recommended runs (seeds 0-4) and their ensemble (equal weights, and weighted by validation): each member's
+   and the ensemble's test balanced accuracy with its 95% bootstrap interval, the paired interval of the ensemble
+   minus its best member and minus its median member (a paired interval needs one set of answers: the member whose
+   figure is the median stands for "a member"), its gap to the mean of the members' figures, and the ensemble's
+   prediction time on the test split against one member's (goal: the ensemble >= 2 points above the mean member,
+   its paired interval above 0).
+2. A label review (the lab's default: 5 folds of the Quick recipe) whose fold models answer as an ensemble as soon
+   as it ends, against one Recommended run (seed 0), the same way.
+
+gz1-3class at the benchmarks' crop (0.4). Members are kept in `--runs-dir` (default: benchmarks/.runs/ensemble, not
+in git), and a finished run with the same title is reused: the script can be run again to make its ensembles
+without training the members twice. Figures are test balanced accuracy as each run reports it; the Galaxy Zoo
+labels are noisy (about 9 points of balanced accuracy are doubtful labels), so small differences say little.
+
+    .venv/bin/python benchmarks/bench_ensemble.py [--data PATH] [--runs-dir PATH] [--members 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+from galaxy_core.data import DatasetSpec, create_dataset
+from galaxy_core.evaluation import balanced_accuracy, balanced_accuracy_interval, confusion_matrix
+from galaxy_core.prediction import load_model_file, predict_in_batches
+from galaxy_core.settings import load_settings
+from galaxy_core.training import RunStore
+from galaxy_core.training.client import new_run, train_in_this_process
+from galaxy_core.training.config import TrainConfig, label_review_config, preset_config
+
+GZ1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "gz1-3class"
+RUNS = Path(__file__).resolve().parent / ".runs" / "ensemble"
+
+
+def finished_run(store: RunStore, title: str, config: TrainConfig):
+    """The finished run titled `title` in `store`, trained now when there is none."""
+    for summary in store.runs():
+        if summary.title == title and summary.state.value == "finished":
+            print(f"  {title}: reused {summary.id}", flush=True)
+            return summary.run
+    run = new_run(store, config)
+    run.set_title(title, by="benchmark")
+    started = time.perf_counter()
+    state = train_in_this_process(run)
+    if state != "finished":
+        raise SystemExit(f"error: {title} ended {state}: {run.summary().message}")
+    print(f"  {title}: trained {run.id} in {time.perf_counter() - started:.0f} s", flush=True)
+    return run
+
+
+def answers(run) -> tuple[np.ndarray, np.ndarray]:
+    saved = run.predictions()
+    return saved["labels"], saved["probabilities"].argmax(axis=1)
+
+
+def score(labels: np.ndarray, predicted: np.ndarray) -> float:
+    return balanced_accuracy(confusion_matrix(labels, predicted, int(labels.max()) + 1))
+
+
+def figure(run) -> str:
+    labels, predicted = answers(run)
+    low, high = balanced_accuracy_interval(labels, predicted)
+    return f"{score(labels, predicted):.4f} ({low:.3f} to {high:.3f})"
+
+
+def paired(run, other_predicted: np.ndarray) -> str:
+    labels, predicted = answers(run)
+    difference = score(labels, predicted) - score(labels, other_predicted)
+    low, high = balanced_accuracy_interval(labels, predicted, other_predicted)
+    return f"{difference:+.4f} ({low:+.3f} to {high:+.3f})"
+
+
+def median_member_predictions(members: list) -> np.ndarray:
+    """The answers of the member whose figure is the members' median: "a member" in a paired interval (the mean of
+    their figures is printed beside it)."""
+    scores = [score(*answers(run)) for run in members]
+    return answers(members[int(np.argsort(scores)[len(scores) // 2])])[1]
+
+
+def prediction_seconds(run) -> tuple[float, int]:
+    """(seconds to predict the run's test images with its best model, how many images)."""
+    images = create_dataset(run.summary().dataset, cache_dir=load_settings().cache_dir).splits["test"].images
+    model = load_model_file(run.best_model_path)
+    predict_in_batches(model, images[:8])  # the first call builds the prediction function
+    started = time.perf_counter()
+    predict_in_batches(model, images)
+    return time.perf_counter() - started, len(images)
+
+
+def report(title: str, ensembles: list, members: list) -> None:
+    scores = [score(*answers(run)) for run in members]
+    best = members[int(np.argmax(scores))]
+    median = median_member_predictions(members)
+    print(f"\n## {title}\n")
+    print(
+        "| model | test balanced accuracy (95% interval) | minus best member (paired) | minus median member (paired) |"
+    )
+    print("|---|---|---|---|")
+    for run in members:
+        print(f"| {run.summary().name} | {figure(run)} | | |")
+    for run in ensembles:
+        print(f"| {run.summary().name} | {figure(run)} | {paired(run, answers(best)[1])} | {paired(run, median)} |")
+    print(f"\nmean member {np.mean(scores):.4f}; best member {max(scores):.4f}")
+    for run in ensembles:
+        mean_gap = score(*answers(run)) - np.mean(scores)
+        print(f"{run.summary().name}: {mean_gap * 100:+.1f} points above the mean member")
+    (one, count), (together, _) = prediction_seconds(members[0]), prediction_seconds(ensembles[0])
+    print(
+        f"prediction of the {count} test images: {members[0].summary().name} {one:.2f} s, "
+        f"{ensembles[0].summary().name} {together:.2f} s ({together / one:.1f}x)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=GZ1)
+    parser.add_argument("--runs-dir", type=Path, default=RUNS)
+    parser.add_argument("--members", type=int, default=5)
+    args = parser.parse_args()
+    spec = DatasetSpec.of("folder", path=str(args.data.resolve())).with_preprocess(crop_fraction=0.4)
+    print(f"gz1-3class ({args.data}), crop 0.4, {os.cpu_count()} CPU cores", flush=True)
+    store = RunStore(args.runs_dir)
+    for config in (preset_config(spec), label_review_config(spec)):  # decoded before any run, out of its time
+        create_dataset(config.dataset, cache_dir=load_settings().cache_dir)
+    print(f"## Members ({args.runs_dir})", flush=True)
+    members = [
+        finished_run(store, f"Recommended seed {seed}", preset_config(spec, seed=seed)) for seed in range(args.members)
+    ]
+    from galaxy_core.training.kinds.ensemble import ensemble_config
+
+    review = finished_run(store, "label review (default)", label_review_config(spec))
+    summaries = [run.summary() for run in members]
+    equal = finished_run(store, "ensemble of the Recommended runs", ensemble_config(summaries))
+    weighted = finished_run(
+        store, "ensemble of the Recommended runs, by validation", ensemble_config(summaries, weighting="validation")
+    )
+    report(f"{args.members} Recommended runs and their ensemble", [equal, weighted], members)
+    report("A label review's fold models as an ensemble vs one Recommended run", [review], members[:1])
+
+
+if __name__ == "__main__":
+    main()
