@@ -24,6 +24,7 @@
 | sign_in_domains    | GALAXY_LAB_SIGN_IN_DOMAINS (commas) | any (with oidc: the e-mail domains that may sign in) |
 | max_waiting_per_student  | GALAXY_LAB_MAX_WAITING_PER_STUDENT  | 2 (a student's queued runs) |
 | max_training_per_student | GALAXY_LAB_MAX_TRAINING_PER_STUDENT | 1 (a student's runs training at once) |
+| disk_mb_per_student      | GALAXY_LAB_DISK_MB_PER_STUDENT      | 2000 (a student's run folders on disk) |
 
 The settings file is $GALAXY_LAB_SETTINGS, else `galaxy-lab.toml` in the working directory when present.
 Relative paths in the file are relative to the file's folder; relative paths in variables, to the working
@@ -55,6 +56,7 @@ LIMITS = {
     "stop_grace_seconds": 30,
     "max_waiting_per_student": 2,
     "max_training_per_student": 1,
+    "disk_mb_per_student": 2000,
 }
 EXECUTORS = ("local", "ray")
 # Where runs train and what each asks of a Ray cluster (galaxy_core.training.supervisor).
@@ -111,6 +113,9 @@ class Settings:
     # A student's runs waiting in the queue, and training at once (a teacher's are not limited but by the queue's).
     max_waiting_per_student: int = LIMITS["max_waiting_per_student"]
     max_training_per_student: int = LIMITS["max_training_per_student"]
+    # What a student's run folders may take on disk (models, predictions, logs; not the trash): past it, a new run is
+    # refused until they move some to the trash.
+    disk_mb_per_student: int = LIMITS["disk_mb_per_student"]
     source: str = "built-in defaults"
 
     @property

@@ -103,7 +103,7 @@ def choose_the_classroom_folder(page) -> None:
     expect(page.get_by_test_id("stSidebar").get_by_text("classroom, 64 px, RGB")).to_be_visible()
 
 
-def queue_a_custom_cnn_run(page, epochs: int) -> None:
+def queue_a_custom_cnn_run(page, epochs: int, early_stopping: bool = True) -> None:
     """On the Train page with the form open: your own recipe, the custom CNN for `epochs`, Train."""
     from playwright.sync_api import expect
 
@@ -118,6 +118,10 @@ def queue_a_custom_cnn_run(page, epochs: int) -> None:
     expect(field).to_have_value(str(epochs))
     # A click that lands while the script is still running can be lost: wait until the app is idle.
     expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
+    if not early_stopping:
+        toggle = page.get_by_test_id("stForm").get_by_text("Early stopping", exact=True)
+        expect(toggle).to_have_count(1)  # not while the form is being drawn anew
+        toggle.click()
     page.get_by_role("button", name="Train", exact=True).click()
     expect(page.get_by_text("Queued run")).to_be_visible()
 
@@ -185,18 +189,22 @@ def table_and_panel_agree(page, samples: int = 4) -> None:
                 document.querySelector('[data-testid="stApp"]').dataset.testScriptState];
     }"""
     agreed = 0
-    for _ in range(samples * 3):
-        cells, progress, script_state = page.evaluate(read_both)
+    for _ in range(samples * 8):
+        reads = []
+        for _ in range(2):  # a page that stood still between two reads: drawn, the table's grid included
+            reads.append(page.evaluate(read_both))
+            time.sleep(0.3)
+        cells, progress, script_state = reads[0]
+        settled = all(read == reads[0] for read in reads)
         in_table = next((c for c in cells if re.fullmatch(r"\d+/150(, batch \d+/\d+)?", c)), None)
         in_panel = re.search(r"epoch (\d+) of at most 150(, batch \d+/\d+)?", progress)
-        if script_state == "notRunning" and in_table and in_panel:  # not in the middle of a redraw
+        if settled and script_state == "notRunning" and in_table and in_panel:  # not in the middle of a redraw
             done, _, batch = in_table.partition(",")
             assert int(in_panel.group(1)) == int(done.split("/")[0]) + 1, (in_table, progress)
             assert (in_panel.group(2) or "") == ("," + batch if batch else ""), (in_table, progress)
             agreed += 1
             if agreed == samples:
                 return
-        time.sleep(0.7)
     raise AssertionError(f"the table and the progress bar were read together only {agreed} times")
 
 
@@ -213,7 +221,7 @@ def test_train_a_run_watch_its_curve_and_stop_it(app_url, page):
     expect(page.get_by_text("Recommended: Small Inception")).to_be_visible()
     duration = re.compile("Measuring how fast this machine trains|Expected duration on this machine")
     expect(page.get_by_text(duration)).to_be_visible()
-    queue_a_custom_cnn_run(page, epochs=150)
+    queue_a_custom_cnn_run(page, epochs=150, early_stopping=False)  # it trains until it is stopped
     # Its stages show as they happen, up to training; the fragment refreshes the table and the run every 2 s.
     stages = re.compile("starting|loading its dataset|building its model|preparing the first batch|training")
     expect(page.get_by_test_id("stProgress").get_by_text(stages)).to_be_visible(timeout=120_000)

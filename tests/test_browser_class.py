@@ -115,6 +115,8 @@ def test_students_and_a_teacher_sign_in_with_the_roster_each_with_their_rights(r
 
         open_run(teacher, url, runs["bob"])  # the teacher may delete anyone's run
         teacher.get_by_text("Title, disk, delete").click()
+        # A click that lands while the page's fragment redraws can be lost: click once the app is idle.
+        expect(teacher.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
         teacher.get_by_role("button", name="Move to the trash").click()
         expect(teacher.get_by_text("Trash: 1 run(s)")).to_be_visible()
         wait_for(lambda: not (base / "runs" / runs["bob"]).exists(), timeout=10)

@@ -199,6 +199,14 @@ def test_the_exported_ensemble_answers_as_the_lab_does(isolated_settings, finish
     )
     with zipfile.ZipFile(export_run(run, "savedmodel", tmp_path)) as archive:
         assert "saved_model.pb" in archive.namelist()
+    from ai_edge_litert.interpreter import Interpreter  # what a phone runs a .tflite file with
+
+    interpreter = Interpreter(model_path=str(export_run(run, "tflite", tmp_path)))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], test_images[:1].astype(np.float32))
+    interpreter.invoke()
+    answer = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.testing.assert_allclose(answer[0], run.predictions()["probabilities"][0], atol=1e-5)
     card = json.loads(export_run(run, "json", tmp_path).read_text())
     assert card["model"] == "ensemble of 2 runs" and card["members"] == [finished_run.id, finished_transfer.id]
 

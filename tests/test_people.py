@@ -3,6 +3,7 @@ per-student limits and the fair share of the training slots."""
 
 import base64
 import json
+import shutil
 import time
 from collections import Counter
 
@@ -13,7 +14,7 @@ from galaxy_core.roster import SESSION_SECONDS, Roster, RosterError, Sessions
 from galaxy_core.training import RunState, RunStore
 from galaxy_core.training.client import QueueFullError, ServiceClient, new_run
 from galaxy_core.training.fair_share import next_to_start
-from tests.helpers import rewrite_status, tiny_config
+from tests.helpers import give_run, rewrite_status, tiny_config
 
 ADA, BOB = User("ada", "Ada", STUDENT), User("bob", "Bob", STUDENT)
 MS_LEE = User("lee@school.org", "Ms Lee", TEACHER)
@@ -27,7 +28,8 @@ def test_a_roster_keeps_hashes_and_a_code_signs_its_student_in(isolated_settings
     assert oct(roster.path.stat().st_mode & 0o777) == "0o600"
     assert roster.sign_in("ada  LOVELACE", code) == User("ada lovelace", "Ada Lovelace", STUDENT)
     assert roster.sign_in("Ada Lovelace", code.upper().replace("-", " ")) is not None  # as a student types it
-    assert roster.sign_in("Ada Lovelace", code[:-1] + "x") is None
+    wrong = code[:-1] + ("y" if code[-1] == "x" else "x")  # one character off (a code may end in "x" itself)
+    assert roster.sign_in("Ada Lovelace", wrong) is None
     assert roster.sign_in("Someone", code) is None
     assert roster.sign_in("teacher", code) is None  # no teacher secret yet
     with pytest.raises(RosterError, match="already on the roster"):
@@ -134,6 +136,25 @@ def test_a_student_may_keep_only_so_many_runs_waiting(isolated_settings, queue_t
     for seed in range(3):
         client.submit(tiny_config(seed=seed), MS_LEE)  # a teacher's runs count only toward the queue's limit
     assert Counter(s.owner_name for s in client.store.runs()) == {"Ada": 2, "Bob": 1, "Ms Lee": 3}
+
+
+def test_a_student_may_keep_only_so_much_on_disk(isolated_settings, finished_run, queue_that_never_starts):
+    folder_bytes = sum(path.stat().st_size for path in finished_run.path.rglob("*") if path.is_file())  # du, by hand
+    copies = 2**20 // folder_bytes + 1  # just over 1 MB together; one fewer, under it
+    assert (copies - 1) * folder_bytes < 2**20 <= copies * folder_bytes
+    runs = [finished_run]
+    for number in range(1, copies):
+        shutil.copytree(finished_run.path, finished_run.path.with_name(f"{finished_run.id}-{number}"))
+        runs.append(RunStore(isolated_settings["runs"]).get(f"{finished_run.id}-{number}"))
+    for run in runs:
+        give_run(run, ADA)
+    client = ServiceClient(isolated_settings["runs"], disk_mb_per_student=1)
+    with pytest.raises(QueueFullError, match=r"your runs take 1 MB on disk, the most a student may keep is 1 MB"):
+        client.submit(tiny_config(), ADA)
+    client.submit(tiny_config(), BOB)  # Bob's own budget
+    client.submit(tiny_config(), MS_LEE)  # a teacher's runs are not counted
+    client.delete(runs[0].id, ADA)  # the trash does not count: Ada may queue again
+    assert client.submit(tiny_config(), ADA).summary().owner_name == "Ada"
 
 
 def queued_runs(store: RunStore, owners: list[User]) -> list:

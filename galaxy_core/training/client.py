@@ -92,22 +92,24 @@ class ServiceClient:
         max_epochs: int | None = None,
         dataset_memory_mb: int | None = None,
         max_waiting_per_student: int | None = None,
+        disk_mb_per_student: int | None = None,
     ):
         self.store = RunStore(runs_root)
         self.files = ServiceFiles(self.store.root)
         self.max_queued, self.max_epochs, self.dataset_memory_mb = max_queued, max_epochs, dataset_memory_mb
-        self.max_waiting_per_student = max_waiting_per_student
+        self.max_waiting_per_student, self.disk_mb_per_student = max_waiting_per_student, disk_mb_per_student
 
     @classmethod
     def from_settings(cls, settings, runs_root: str | Path | None = None) -> ServiceClient:
         """The client with the server's limits (queue length, epochs per run, a dataset's memory, a student's
-        waiting runs)."""
+        waiting runs and disk)."""
         return cls(
             runs_root or settings.runs_dir,
             max_queued=settings.max_queued_runs,
             max_epochs=settings.max_epochs,
             dataset_memory_mb=settings.dataset_memory_mb,
             max_waiting_per_student=settings.max_waiting_per_student,
+            disk_mb_per_student=settings.disk_mb_per_student,
         )
 
     def submit(self, config: TrainConfig, user: User = MACHINE_TEACHER) -> Run:
@@ -144,9 +146,22 @@ class ServiceClient:
                     f"you have {mine} runs waiting for a training slot, the most a student may "
                     "(max_waiting_per_student): queue this one when one of them has started, or stop one"
                 )
+            self._check_disk(user)
             run = new_run(self.store, config, user)
             ensure_supervisor(self.store.root)
         return run
+
+    def _check_disk(self, user: User) -> None:
+        """Refuse a student's new run while their run folders take their disk budget or more."""
+        limit = None if user.is_teacher else self.disk_mb_per_student
+        if limit is None:
+            return
+        used = sum(summary.run.disk_bytes() for summary in self.store.runs() if owns(user, summary.owner_id))
+        if used >= limit * 2**20:
+            raise QueueFullError(
+                f"your runs take {used / 2**20:,.0f} MB on disk, the most a student may keep is {limit:,} MB "
+                "(disk_mb_per_student): move some of them to the trash first"
+            )
 
     def _run_of(self, run_id: str, user: User, action: str) -> tuple[Run, RunSummary]:
         """The run, if `user` may `action` it (NotAllowedError otherwise)."""
