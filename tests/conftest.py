@@ -54,9 +54,10 @@ TRAINED_RUN_CONFIG = {
 }
 
 
-def _train_template(tmp_path_factory, name: str, config: dict) -> Path:
-    """A run of `config` trained once, in a folder of its own, with its own settings and cache."""
-    from galaxy_core.training import RunStore, TrainConfig
+def _run_template(tmp_path_factory, name: str, make_config, inputs: tuple = ()) -> Path:
+    """A run of `make_config(summaries of inputs)` trained once, in a folder of its own with its own settings and
+    cache, beside copies of the run templates `inputs` it is made from."""
+    from galaxy_core.training import RunStore
     from galaxy_core.training.client import new_run, train_in_this_process
 
     base = tmp_path_factory.mktemp(name)
@@ -64,9 +65,18 @@ def _train_template(tmp_path_factory, name: str, config: dict) -> Path:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GALAXY_LAB_SETTINGS", str(base / "galaxy-lab.toml"))
         patch.setenv("GALAXY_LAB_CACHE_DIR", str(base / "cache"))
-        run = new_run(RunStore(base / "runs"), TrainConfig.from_dict(config))
+        store = RunStore(base / "runs")
+        copies = [_copy_into_runs(template, store.root) for template in inputs]
+        run = new_run(store, make_config([copy.summary() for copy in copies]))
         assert train_in_this_process(run) == "finished", run.status().get("traceback")
     return run.path
+
+
+def _train_template(tmp_path_factory, name: str, config: dict) -> Path:
+    """A run of `config` trained once, in a folder of its own, with its own settings and cache."""
+    from galaxy_core.training import TrainConfig
+
+    return _run_template(tmp_path_factory, name, lambda _: TrainConfig.from_dict(config))
 
 
 def _copy_into_runs(template: Path, runs: Path):
@@ -107,20 +117,14 @@ def finished_review(_review_run_template, isolated_settings):
 def _transfer_run_template(tmp_path_factory, _trained_run_template) -> Path:
     """A transfer run (a new head for 2 epochs on the trained run's frozen network), in a runs folder beside a copy
     of its base."""
-    from galaxy_core.training import RunStore
-    from galaxy_core.training.client import new_run, train_in_this_process
     from galaxy_core.training.kinds.transfer import transfer_config
 
-    base = tmp_path_factory.mktemp("transfer")
-    (base / "galaxy-lab.toml").write_text("")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("GALAXY_LAB_SETTINGS", str(base / "galaxy-lab.toml"))
-        patch.setenv("GALAXY_LAB_CACHE_DIR", str(base / "cache"))
-        store = RunStore(base / "runs")
-        base_run = _copy_into_runs(_trained_run_template, store.root)
-        run = new_run(store, transfer_config(base_run.summary(), epochs=2))
-        assert train_in_this_process(run) == "finished", run.status().get("traceback")
-    return run.path
+    return _run_template(
+        tmp_path_factory,
+        "transfer",
+        lambda bases: transfer_config(bases[0], epochs=2),
+        (_trained_run_template,),
+    )
 
 
 @pytest.fixture
@@ -132,22 +136,9 @@ def finished_transfer(_transfer_run_template, finished_run, isolated_settings):
 @pytest.fixture(scope="session")
 def _ensemble_run_template(tmp_path_factory, _trained_run_template, _transfer_run_template) -> Path:
     """An ensemble of the trained run and the transfer run (equal weights), in a runs folder beside them."""
-    from galaxy_core.training import RunStore
-    from galaxy_core.training.client import new_run, train_in_this_process
     from galaxy_core.training.kinds.ensemble import ensemble_config
 
-    base = tmp_path_factory.mktemp("ensemble")
-    (base / "galaxy-lab.toml").write_text("")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("GALAXY_LAB_SETTINGS", str(base / "galaxy-lab.toml"))
-        patch.setenv("GALAXY_LAB_CACHE_DIR", str(base / "cache"))
-        store = RunStore(base / "runs")
-        members = [
-            _copy_into_runs(template, store.root) for template in (_trained_run_template, _transfer_run_template)
-        ]
-        run = new_run(store, ensemble_config([member.summary() for member in members]))
-        assert train_in_this_process(run) == "finished", run.status().get("traceback")
-    return run.path
+    return _run_template(tmp_path_factory, "ensemble", ensemble_config, (_trained_run_template, _transfer_run_template))
 
 
 @pytest.fixture

@@ -24,11 +24,11 @@ from galaxy_core.data import Dataset
 from galaxy_core.errors import InvalidInputError
 from galaxy_core.prediction import ModelLoadError
 from galaxy_core.training.config import TrainConfig
-from galaxy_core.training.kinds.registry import register_kind
+from galaxy_core.training.kinds.registry import register_kind, used_run_summary
 from galaxy_core.training.kinds.train import evaluate_test_split
 from galaxy_core.training.lifecycle import Outcome, RunState, StoppedBeforeTrainingError
 from galaxy_core.training.records import RunSummary
-from galaxy_core.training.store import RunNotFoundError, RunStore, member_model_name
+from galaxy_core.training.store import RunStore, member_model_name
 
 WEIGHTINGS = ("equal", "validation")
 MAX_MEMBERS = 20
@@ -76,14 +76,7 @@ def config_problems(config: TrainConfig) -> list[str]:
 
 def member_summary(store: RunStore, run_id: str) -> RunSummary:
     """The summary of a run that may be a member; InvalidInputError saying why it cannot."""
-    try:
-        summary = store.get(run_id).summary()
-    except RunNotFoundError:
-        raise InvalidInputError(
-            f"there is no run {run_id!r} (a deleted run must be restored from the trash before it can be a member)"
-        ) from None
-    except (OSError, ValueError) as error:
-        raise InvalidInputError(f"run {run_id} cannot be read ({error})") from None
+    summary = used_run_summary(store, run_id, "add as a member")
     if summary.state.active:
         raise InvalidInputError(f"run {summary.name} is still {summary.state.value}: add it once it has ended")
     if summary.kind == "ensemble":

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from galaxy_core.errors import InvalidInputError
+from galaxy_core.training.records import RunSummary
+from galaxy_core.training.store import RunNotFoundError, RunStore
 
 RUN_KINDS: dict[str, RunKind] = {}
 
@@ -65,3 +67,16 @@ def describe_run_model(config: dict) -> str:
     """What a run's config trains, as the runs tables name it; a config of an unknown kind names its model."""
     kind = RUN_KINDS.get(config.get("kind", "train"))
     return kind.describe(config) if kind else str(config.get("model"))
+
+
+def used_run_summary(store: RunStore, run_id: str, use: str) -> RunSummary:
+    """The summary of another run a run is made from (`use`: "start from", "add as a member"); InvalidInputError
+    when there is none (a deleted one is in the trash) or it cannot be read."""
+    try:
+        return store.get(run_id).summary()
+    except RunNotFoundError:
+        raise InvalidInputError(
+            f"there is no run {run_id!r} to {use} (a deleted run must be restored from the trash first)"
+        ) from None
+    except (OSError, ValueError) as error:
+        raise InvalidInputError(f"run {run_id} cannot be read ({error}): choose another run") from None

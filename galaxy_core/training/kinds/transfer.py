@@ -28,12 +28,12 @@ from galaxy_core.data.augment import AugmentOptions
 from galaxy_core.errors import InvalidInputError
 from galaxy_core.prediction import ModelLoadError
 from galaxy_core.training.config import TrainConfig
-from galaxy_core.training.kinds.registry import register_kind
+from galaxy_core.training.kinds.registry import register_kind, used_run_summary
 from galaxy_core.training.kinds.train import TrainingCallbacks, evaluate_test_split
 from galaxy_core.training.lifecycle import Outcome, RunState, StoppedBeforeTrainingError
 from galaxy_core.training.recipe import fit_phase, with_validation_source
 from galaxy_core.training.records import RunSummary, short_run_id
-from galaxy_core.training.store import RunNotFoundError, RunStore
+from galaxy_core.training.store import RunStore
 
 HEAD_DROPOUT = 0.2
 NO_AUGMENTATION = AugmentOptions(flip=False, rotate=False, zoom=0.0, brightness=0.0)
@@ -78,16 +78,8 @@ def transfer_config(base: RunSummary, dataset: DatasetSpec | None = None, **over
 
 
 def base_summary(store: RunStore, run_id: str) -> RunSummary:
-    """The summary of the run to start from; InvalidInputError when there is none (deleted: in the trash) or it
-    cannot be read."""
-    try:
-        return store.get(run_id).summary()
-    except RunNotFoundError:
-        raise InvalidInputError(
-            f"there is no run {run_id!r} to start from (a deleted run must be restored from the trash first)"
-        ) from None
-    except (OSError, ValueError) as error:
-        raise InvalidInputError(f"run {run_id} cannot be read ({error}): start from another run") from None
+    """The summary of the run to start from; InvalidInputError when there is none or it cannot be read."""
+    return used_run_summary(store, run_id, "start from")
 
 
 def base_model_file(store: RunStore, config: TrainConfig) -> dict[str, Path]:
