@@ -6,7 +6,7 @@ import streamlit as st
 
 from pages.ui.identity import signed_in_user, user_sidebar
 from pages.ui.navigation import LAB_PAGES
-from pages.ui.state import sidebar_status, warm_up_in_background
+from pages.ui.state import sidebar_status, spare_reruns_keras_garbage_collection, warm_up_in_background
 
 ICON = Path(__file__).resolve().parent / "assets" / "icon.png"  # not installed with a wheel: an emoji then
 
@@ -17,6 +17,7 @@ if user is None:  # on a lab with sign-in, nobody signed in sees the sign-in and
     st.navigation(pages, position="hidden")
     st.stop()
 navigation = st.navigation(pages)
+spare_reruns_keras_garbage_collection()
 user_sidebar(user)
 sidebar_status()
 try:

@@ -8,6 +8,9 @@
    its paired interval above 0).
 2. A label review (the lab's default: 5 folds of the Quick recipe) whose fold models answer as an ensemble as soon
    as it ends, against one Recommended run (seed 0), the same way.
+3. One request: the Recommended recipe's 5 seeds trained as one run (kind "seed_ensemble"): each of its networks
+   against the separate run of the same seed, its ensemble against the separate runs' ensemble, and its time
+   against the separate runs' (times from the runs' own records; a reused run's were measured when it trained).
 
 gz1-3class at the benchmarks' crop (0.4). Members are kept in `--runs-dir` (default: benchmarks/.runs/ensemble, not
 in git), and a finished run with the same title is reused: the script can be run again to make its ensembles
@@ -119,6 +122,28 @@ def report(title: str, ensembles: list, members: list) -> None:
     )
 
 
+def run_minutes(run) -> float:
+    summary = run.summary()
+    return (summary.finished - summary.started) / 60
+
+
+def one_request(run, members: list, separate_ensemble) -> None:
+    from galaxy_core.members import members_view
+
+    view = members_view(run.summary())
+    print(f"\n## One request: {len(members)} seeds of the Recommended recipe trained as one run\n")
+    print("| seed | its network in the one run | the separate run of that seed |")
+    print("|---|---|---|")
+    for name, probabilities, member in zip(view.names, view.probabilities, members, strict=True):
+        print(f"| {name} | {score(view.labels, probabilities.argmax(axis=1)):.4f} | {score(*answers(member)):.4f} |")
+    print(f"| ensemble | {figure(run)} | {figure(separate_ensemble)} |")
+    print(
+        f"\none request {run_minutes(run):.1f} min ({run.summary().epochs_done} epochs); the separate runs "
+        f"{sum(run_minutes(member) for member in members):.1f} min together "
+        f"({sum(member.summary().epochs_done for member in members)} epochs)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=GZ1)
@@ -144,6 +169,9 @@ def main() -> None:
     )
     report(f"{args.members} Recommended runs and their ensemble", [equal, weighted], members)
     report("A label review's fold models as an ensemble vs one Recommended run", [review], members[:1])
+    seeds = preset_config(spec, kind="seed_ensemble", ensemble_size=args.members)
+    one_run = finished_run(store, f"Recommended x {args.members} seeds as one run", seeds)
+    one_request(one_run, members, equal)
 
 
 if __name__ == "__main__":

@@ -78,8 +78,9 @@ def class_board(summaries: list[RunSummary], viewer: User, show_names: bool) -> 
 
 def class_ensemble_members(rows: list[BoardRow]) -> list[RunSummary]:
     """Each person's best run that can answer together with the class's best (the same classes and images), for
-    the class ensemble; the class's best first."""
-    tested = [row.best for row in rows if row.best is not None and row.best.has_model]
+    the class ensemble; the class's best first. A person whose best is a seed ensemble of their own is left out (an
+    ensemble of ensembles is not built)."""
+    tested = [row.best for row in rows if row.best is not None and row.best.has_model and not row.best.is_ensemble]
     if not tested:
         return []
     first = tested[0]

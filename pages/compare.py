@@ -31,7 +31,7 @@ from galaxy_core.training.records import epoch_records
 from pages.ui.display import confusion_figure, enlarge, label_noise_note, lazy_tabs
 from pages.ui.members import make_ensemble_ui
 from pages.ui.navigation import run_router
-from pages.ui.runs import run_interval, run_label, run_model, runs_apart, runs_that
+from pages.ui.runs import run_interval, run_label, run_metrics, run_model, runs_apart, runs_that
 from pages.ui.state import get_settings, load_dataset
 
 MAX_RUNS = 4
@@ -46,7 +46,7 @@ def curves_figure(entries: list, by_time: bool) -> go.Figure:
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
     for number, summary in enumerate(entries):
         run = summary.run
-        epochs = epoch_records(run.metrics())
+        epochs = epoch_records(run_metrics(run))
         start = summary.started or (epochs[0]["time"] if epochs else 0)
         x = [(e["time"] - start) / 60 for e in epochs] if by_time else [e["epoch"] for e in epochs]
         colour = COLOURS[number % len(COLOURS)]

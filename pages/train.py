@@ -2,6 +2,7 @@
 
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -14,7 +15,7 @@ from galaxy_core.errors import GalaxyLabError
 from galaxy_core.models import list_models, model_info
 from galaxy_core.people import User, owns
 from galaxy_core.review import ACTIONS, CLASS_MAJORITY, class_decisions, has_review, load_review, review_decisions
-from galaxy_core.training import RunState, RunSummary, TrainConfig, estimate
+from galaxy_core.training import Run, RunState, RunSummary, TrainConfig, estimate
 from galaxy_core.training.client import ServiceClient
 from galaxy_core.training.config import (
     DEFAULT_MODEL,
@@ -30,14 +31,23 @@ from galaxy_core.training.config import (
     recommended_config,
 )
 from galaxy_core.training.fair_share import queue_positions
-from galaxy_core.training.kinds import describe_run_model
+from galaxy_core.training.kinds import describe_run_model, run_kind
 from galaxy_core.training.kinds.label_review import MAX_FOLDS, MIN_FOLDS, check_folds
+from galaxy_core.training.kinds.seed_ensemble import MAX_NETWORKS
 from galaxy_core.training.records import epoch_records
 from galaxy_core.training.store import MAX_TITLE
 from pages.ui.display import interval_note, label_noise_note, plain
 from pages.ui.identity import owner_label, shows_only_mine, signed_in_user
 from pages.ui.navigation import LAB_PAGES, run_router
-from pages.ui.runs import VIEWED_RUN_KEY, model_label, ordinal, run_interval, run_row, runs_that
+from pages.ui.runs import (
+    VIEWED_RUN_KEY,
+    model_label,
+    ordinal,
+    run_interval,
+    run_metrics,
+    run_row,
+    runs_that,
+)
 from pages.ui.start_from_run import base_run_note, few_labels_ui, transfer_ui
 from pages.ui.state import active_dataset_spec, get_settings, load_dataset
 
@@ -86,8 +96,9 @@ def expected_duration_ui(config: TrainConfig, *, per_epoch: bool = False) -> Non
         )
         return
     seconds = estimate.expected_seconds(config, throughput, sizes)
+    planned = run_kind(config.kind).planned_epochs(config)
     st.caption(
-        f"Expected duration on this machine: about **{_duration(seconds)}** for {config.epochs} epochs "
+        f"Expected duration on this machine: about **{_duration(seconds)}** for {planned} epochs "
         f"({throughput.train_images_per_second:.0f} training images/s; early stopping can end it sooner, other "
         "runs training at the same time make it longer)."
     )
@@ -102,10 +113,11 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
-def preset_ui(dataset: DatasetSpec, preset: str, max_epochs: int) -> TrainConfig | None:
-    """A preset's summary, its expected duration and a Train button; returns its config when pressed."""
+def preset_ui(dataset: DatasetSpec, preset: str, max_epochs: int, overrides: dict) -> TrainConfig | None:
+    """A preset's summary, its expected duration (with `overrides`: few labels, several networks) and a Train
+    button; returns its config when pressed."""
     chosen = PRESETS[preset]
-    config = preset_config(dataset, preset)
+    config = preset_config(dataset, preset, **overrides)
     if config.epochs > max_epochs:
         config = replace(config, epochs=max_epochs)
     st.markdown(chosen.description)
@@ -136,10 +148,29 @@ def new_run_ui(dataset: DatasetSpec, max_epochs: int) -> TrainConfig | None:
         config = transfer_ui(dataset, max_epochs)
     else:
         labels.update(few_labels_ui(recipe))
+        labels.update(networks_ui(recipe))
         config = (
-            preset_ui(dataset, recipe, max_epochs) if recipe != OWN_RECIPE else own_settings_ui(dataset, max_epochs)
+            preset_ui(dataset, recipe, max_epochs, labels)
+            if recipe != OWN_RECIPE
+            else own_settings_ui(dataset, max_epochs)
         )
     return replace(config, **labels) if config is not None and labels else config
+
+
+def networks_ui(key: str) -> dict:
+    """How many networks the run trains: one, or several of other seeds answering as one; returns the config
+    fields that say so."""
+    count = st.number_input(
+        "Networks",
+        1,
+        MAX_NETWORKS,
+        1,
+        key=f"{key}_networks",
+        help="More than one: one run trains that many networks of this recipe one after another, each from its own "
+        "seed (initial weights, batch order, augmentation), and its model averages their answers: an ensemble, "
+        "with the Members tab on the Evaluate page. Each network takes a run's time.",
+    )
+    return {"kind": "seed_ensemble", "ensemble_size": int(count)} if count > 1 else {}
 
 
 def label_review_ui(dataset: DatasetSpec) -> TrainConfig | None:
@@ -384,6 +415,17 @@ def curves_figure(metrics: list[dict], by_batch: bool) -> go.Figure:
     return figure
 
 
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _shared_curves(path: str, version: tuple[int, int], by_batch: bool) -> go.Figure:
+    return curves_figure(run_metrics(Run(Path(path))), by_batch)
+
+
+def run_curves(run, by_batch: bool) -> go.Figure:
+    """The run's curves, drawn once per change of its metrics for all sessions watching it (Streamlit copies a
+    figure to send it, so sharing it is safe)."""
+    return _shared_curves(str(run.path), run.metrics_version(), by_batch)
+
+
 def runs_section(client: ServiceClient, user: User) -> None:
     """The runs table and the chosen run, read afresh together (every 2 s while runs are queued or running), so
     the table, the progress bar and the curves always tell the same moment of the same run."""
@@ -425,7 +467,7 @@ def run_view(client: ServiceClient, summary: RunSummary, user: User, queue_posit
     if state.active and may_change and head[1].button("Stop", key=f"stop_{run.id}", icon=":material/stop_circle:"):
         client.stop(run.id, user)
         st.toast("Stop requested: the run ends after its current batch and keeps what it learned.")
-    metrics = run.metrics()
+    metrics = run_metrics(run)
     run_state_ui(summary, epoch_records(metrics), queue_position)
     run_results_ui(summary, metrics)
     if may_change:
@@ -483,7 +525,7 @@ def run_results_ui(summary: RunSummary, metrics: list[dict]) -> None:
         else:
             by_batch = True
             st.caption("Until the first epoch ends, the training curve is drawn batch by batch.")
-        st.plotly_chart(curves_figure(metrics, by_batch), key=f"curves_{run.id}")
+        st.plotly_chart(run_curves(run, by_batch), key=f"curves_{run.id}")
 
 
 def new_run_form(client: ServiceClient, dataset: DatasetSpec, max_epochs: int, user: User) -> bool:

@@ -237,8 +237,28 @@ def test_an_ensemble_of_two_runs_is_queued_evaluated_and_answers_like_a_run(
     Image.fromarray(np.full((32, 32, 3), 120, np.uint8)).save(image)
     assert main(["predict", run_id, str(image)]) == 0 and "galaxy.png" in capsys.readouterr().out
     assert main(["ensemble", finished_run.id, run_id]) == 2
-    assert "is an ensemble already: choose its members instead" in capsys.readouterr().err
+    assert "is an ensemble already: choose single networks' runs" in capsys.readouterr().err
     stop_training_service(isolated_settings["runs"])
+
+
+def test_train_networks_queues_one_run_of_several_seeds_and_refuses_what_cannot_be(
+    finished_run, isolated_settings, capsys, monkeypatch
+):
+    monkeypatch.setenv("GALAXY_LAB_EXECUTOR", "ray")  # nothing can start: queued runs stay queued
+    monkeypatch.setenv("GALAXY_LAB_RAY_ADDRESS", "127.0.0.1:9")
+    assert main([*TINY_TRAIN, "--networks", "3", "--seed", "4", "--detach"]) == 0
+    run_id = capsys.readouterr().out.strip()
+    summary = RunStore(isolated_settings["runs"]).get(run_id).summary()
+    assert (summary.kind, summary.config["ensemble_size"], summary.config["seed"]) == ("seed_ensemble", 3, 4)
+    assert summary.epochs_planned == 3 * 2
+    for flags, message in [
+        (["--networks", "11"], "ensemble_size must be a whole number from 2 to 10, got 11"),
+        (["--networks", "2", "--from", finished_run.id], "--networks trains a recipe from scratch"),
+        (["--networks", "2", "--epochs", "150"], "at most 200 epochs per run, not 300 (150 asked for, over all its"),
+    ]:
+        assert main([*TINY_TRAIN, *flags, "--detach"]) == 2
+        assert message in capsys.readouterr().err
+    assert sorted(RunStore(isolated_settings["runs"]).run_ids()) == sorted([finished_run.id, run_id])
 
 
 @pytest.mark.parametrize(

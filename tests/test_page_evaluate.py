@@ -223,3 +223,31 @@ def test_the_train_page_lists_an_ensemble_as_what_it_is(finished_ensemble):
     assert "ensemble of 2 runs on synthetic" in at.markdown[0].value
     assert at.success[0].value == "The run finished: 2 members answering as one, evaluated."
     assert not at.get("plotly_chart")  # no training, so no curves
+
+
+def test_a_seed_ensemble_shows_its_curves_and_each_network_by_its_seed(isolated_settings):
+    from galaxy_core.data import create_dataset
+    from galaxy_core.evaluation import balanced_accuracy, confusion_matrix
+    from galaxy_core.models.ensemble import ensemble_members
+    from galaxy_core.prediction import load_model_file, predict_probabilities
+    from galaxy_core.training.client import train_in_this_process
+    from tests.helpers import tiny_config
+
+    run = new_run(RunStore(isolated_settings["runs"]), tiny_config(kind="seed_ensemble", ensemble_size=2, seed=5))
+    assert train_in_this_process(run) == "finished"
+    row = run_row(run.summary())
+    assert (row["model"], row["epochs"]) == ("ensemble: 2 x custom_cnn", "4/4")
+    at = open_page("train", viewed_run=run.id)
+    assert not at.exception and not at.error and at.get("plotly_chart")  # it trained: its curves
+    at = open_page("evaluate", evaluate_run=run.id, evaluate_tabs="Members")
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert list(table["member"]) == ["seed 5", "seed 6"]
+    test = create_dataset(run.summary().dataset).splits["test"]
+    networks = [network for network, _ in ensemble_members(load_model_file(run.best_model_path))]
+    expected = [
+        balanced_accuracy(confusion_matrix(test.labels, predict_probabilities(net, test.images).argmax(axis=1), 3))
+        for net in networks
+    ]
+    assert list(table["test balanced acc"]) == pytest.approx(expected)
+    assert list(table["its run"]) == ["here", "here"]

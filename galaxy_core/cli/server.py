@@ -59,6 +59,7 @@ def _serve(args, settings) -> int:
         f"--server.maxUploadSize={settings.upload_limit_mb}",
         f"--server.port={args.port}",
         "--server.scriptHealthCheckEnabled=true",
+        "--runner.postScriptGC=false",  # see .streamlit/config.toml
     ]
     if args.headless:
         command.append("--server.headless=true")

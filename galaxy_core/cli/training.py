@@ -36,6 +36,7 @@ from galaxy_core.training.config import (
 )
 from galaxy_core.training.kinds.ensemble import WEIGHTINGS, ensemble_config, member_summary
 from galaxy_core.training.kinds.label_review import MAX_FOLDS, MIN_FOLDS
+from galaxy_core.training.kinds.seed_ensemble import MAX_NETWORKS, MIN_NETWORKS
 from galaxy_core.training.kinds.transfer import base_summary, transfer_config
 
 
@@ -69,6 +70,14 @@ def train_command(commands) -> None:
         "preset's)",
     )
     _add_recipe_arguments(parser)
+    parser.add_argument(
+        "--networks",
+        type=int,
+        default=1,
+        metavar="K",
+        help=f"train K networks of the recipe ({MIN_NETWORKS}-{MAX_NETWORKS}; seeds --seed, --seed + 1, ...) one "
+        "after another as one run, whose model averages their answers: an ensemble (default 1: one network)",
+    )
     _add_label_arguments(parser)
     _add_transfer_arguments(parser)
     parser.add_argument("--detach", action="store_true", help="queue the run, print its id and return at once")
@@ -251,6 +260,10 @@ def _train(args, settings) -> int:
     }
     overrides["model_options"] = json.loads(args.model_options) if args.model_options else None
     overrides = {key: value for key, value in overrides.items() if value is not None} | _label_changes(args)
+    if args.networks != 1:
+        if args.base_run:
+            raise InvalidInputError("--networks trains a recipe from scratch: leave out --from RUN")
+        overrides.update(kind="seed_ensemble", ensemble_size=args.networks)
     if args.base_run:
         return _queue_and_follow(client_for(args, settings), _transfer_config(args, settings, overrides), args.detach)
     if args.cut or args.unfreeze_from:

@@ -163,7 +163,7 @@ class ProgressReport(keras.callbacks.Callback):
       whole epoch's time (training, validation, checkpoint, and what runs between epochs; the first epoch counted
       without its graph building, and left out once there are others), plus the final test evaluation of
       `evaluation_images` at validation's pace (`validation_pace()`). Early stopping can only end a run sooner;
-    - its stage: "training" from the end of the first batch on.
+    - its stage: `message` ("training") from the end of each fit's first batch on.
     """
 
     def __init__(
@@ -186,10 +186,14 @@ class ProgressReport(keras.callbacks.Callback):
         self.first_batch_end: float | None = None  # of the run
         self.last_batch_end = self.graph_seconds = 0.0  # the first batch's time, graph building included
         self.best_val_balanced_accuracy: float | None = None
+        self.message, self.said_message = "training", False
 
     @property
     def epochs_done(self) -> int:
         return len(self.epoch_seconds)
+
+    def on_train_begin(self, logs=None):
+        self.said_message = False
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_started = time.perf_counter()
@@ -206,7 +210,9 @@ class ProgressReport(keras.callbacks.Callback):
         if first:  # the graph is built: the run is training now
             self.first_batch_end, self.last_progress = now, now
             self.graph_seconds = now - self.epoch_started
-            self.run.report_progress(message="training", batches_done=1, steps_per_epoch=self.steps_per_epoch)
+        if not self.said_message:
+            self.said_message = True
+            self.run.report_progress(message=self.message, batches_done=batch + 1, steps_per_epoch=self.steps_per_epoch)
         if batch == 0 or now - self.last_batch_record >= BATCH_RECORD_SECONDS:
             self.last_batch_record = now
             self.run.append_metrics(

@@ -119,7 +119,9 @@ class ServiceClient:
         check_run_config(config)
         planned = run_kind(config.kind).planned_epochs(config)
         if self.max_epochs is not None and planned > self.max_epochs:
-            phases = f" ({config.epochs} asked for, over all its folds or phases)" if planned != config.epochs else ""
+            phases = ""
+            if planned != config.epochs:
+                phases = f" ({config.epochs} asked for, over all its folds, networks or phases)"
             raise QueueFullError(f"this server allows at most {self.max_epochs} epochs per run, not {planned}{phases}")
         if self.dataset_memory_mb is not None:
             check_dataset_memory(config.dataset, self.dataset_memory_mb)

@@ -67,6 +67,9 @@ class TrainConfig:
     members: tuple = ()
     weighting: str = "equal"
     member_weights: tuple = ()
+    # With kind="seed_ensemble": networks of this recipe trained one after another (seeds seed, seed + 1, ...) in
+    # one run, which then answer as one.
+    ensemble_size: int = 5
 
     def __post_init__(self) -> None:
         if isinstance(self.dataset, dict):

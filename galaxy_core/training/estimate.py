@@ -110,11 +110,13 @@ def epoch_seconds(config: TrainConfig, throughput: Throughput, split_sizes: dict
 
 def expected_seconds(config: TrainConfig, throughput: Throughput, split_sizes: dict[str, int]) -> float:
     """A run's whole time if it trains every planned epoch: the epochs, the final test evaluation over 8 views (a
-    label review's: the training split predicted once, fold by fold), and the fixed start-up; early stopping can
-    only shorten it."""
+    label review's: the training split predicted once, fold by fold; a seed ensemble's: by each network), and the
+    fixed start-up; early stopping can only shorten it."""
     predicted = (
         split_sizes.get("train", 0) if config.kind == "label_review" else VIEW_COUNT * split_sizes.get("test", 0)
     )
+    if config.kind == "seed_ensemble":
+        predicted *= config.ensemble_size
     evaluation = predicted / throughput.predict_images_per_second
     planned = run_kind(config.kind).planned_epochs(config)
     return FIXED_SECONDS + planned * epoch_seconds(config, throughput, split_sizes) + evaluation

@@ -200,6 +200,11 @@ class RunSummary:
         return self.kind == "label_review"
 
     @property
+    def is_ensemble(self) -> bool:
+        """Chosen runs answering as one, or a run that trained several networks of one recipe to."""
+        return self.kind in ("ensemble", "seed_ensemble")
+
+    @property
     def has_test_results(self) -> bool:
         return self.test_balanced_accuracy is not None
 

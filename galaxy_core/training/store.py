@@ -267,6 +267,15 @@ class Run:
         """Every complete metrics line; a line still being written (or damaged) is left out."""
         return self.read_metrics()[0]
 
+    def metrics_version(self) -> tuple[int, int] | None:
+        """(size, modification time in ns) of the metrics file, None before its first line: what a cache of the
+        metrics is keyed by."""
+        try:
+            stat = (self.path / "metrics.jsonl").stat()
+        except OSError:
+            return None
+        return stat.st_size, stat.st_mtime_ns
+
     def read_metrics(self, offset: int = 0) -> tuple[list[dict], int]:
         """The complete metrics lines from byte `offset` on, and the offset after the last of them (to follow a
         run without reading its metrics again)."""

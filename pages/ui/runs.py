@@ -10,7 +10,7 @@ import streamlit as st
 from galaxy_core.data import describe_spec
 from galaxy_core.inference import balanced_accuracy_interval_of
 from galaxy_core.people import owns
-from galaxy_core.training import RunState, RunStore, RunSummary
+from galaxy_core.training import Run, RunState, RunStore, RunSummary
 from pages.ui.display import plain
 from pages.ui.identity import owner_label, shows_only_mine, signed_in_user
 from pages.ui.state import get_settings
@@ -45,6 +45,18 @@ def run_model(run, checkpoint: str = "best"):
     """The run's model (best checkpoint, final, or a label review's "fold-N"), loaded once per server. Raises
     ModelLoadError."""
     return _cached_model(*model_key(run, checkpoint))
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _shared_metrics(path: str, version: tuple[int, int]) -> list[dict]:
+    return Run(Path(path)).metrics()
+
+
+def run_metrics(run) -> list[dict]:
+    """The run's metrics records, read once per change of its file for all sessions (a class watching a run shares
+    each read every 2 s). Shared: not to be changed by the caller."""
+    version = run.metrics_version()
+    return _shared_metrics(str(run.path), version) if version else []
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
+import sys
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -129,6 +131,27 @@ def warm_up_in_background() -> threading.Thread:
     thread = threading.Thread(target=warm_up, name="galaxy-lab-warm-up", daemon=True)
     thread.start()
     return thread
+
+
+def spare_reruns_keras_garbage_collection() -> None:
+    """Once Keras is imported in the server: its clear_session without the full garbage collection.
+
+    Streamlit calls `keras.backend.clear_session()` after every script run of every session, fragment reruns
+    included (its script runner's `_clean_problem_modules`), and Keras 3's runs `gc.collect()` over the
+    server's ~400,000 objects (TensorFlow, plotly, pandas): 0.3 s of CPU on this machine for each 2-second refresh
+    of each session watching a run (benchmarks/bench_classroom.py --watchers, docs/benchmarks.md). The reset of
+    Keras's own names stays; freeing memory is left to Python's generational collector, as in any process."""
+    backend = getattr(sys.modules.get("keras"), "backend", None)  # None too while another thread imports Keras
+    clear_session = getattr(backend, "clear_session", None)
+    if clear_session is None or getattr(clear_session, "spares_collection", False):
+        return
+
+    @functools.wraps(clear_session)
+    def without_collection(free_memory: bool = False):
+        return clear_session(free_memory=free_memory)
+
+    without_collection.spares_collection = True
+    backend.clear_session = without_collection
 
 
 def _starting_dataset(settings: Settings) -> DatasetSpec:

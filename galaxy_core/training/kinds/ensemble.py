@@ -79,8 +79,11 @@ def member_summary(store: RunStore, run_id: str) -> RunSummary:
     summary = used_run_summary(store, run_id, "add as a member")
     if summary.state.active:
         raise InvalidInputError(f"run {summary.name} is still {summary.state.value}: add it once it has ended")
-    if summary.kind == "ensemble":
-        raise InvalidInputError(f"run {summary.name} is an ensemble already: choose its members instead")
+    if summary.is_ensemble:
+        raise InvalidInputError(
+            f"run {summary.name} is an ensemble already: choose single networks' runs (an ensemble of ensembles is "
+            "not built)"
+        )
     if summary.is_label_review:
         raise InvalidInputError(
             f"run {summary.name} is a label review, whose fold models answer as one already: choose training runs"

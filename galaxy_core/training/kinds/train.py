@@ -3,8 +3,8 @@ validated each epoch, its best checkpoint kept, then evaluated on the test split
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 from galaxy_core.data import Dataset
 from galaxy_core.training.config import MONITOR_MODES, TrainConfig
@@ -37,18 +37,10 @@ class TrainingCallbacks:
         import keras
 
         from galaxy_core.prediction import VIEW_COUNT
-        from galaxy_core.training.callbacks import (
-            BestCheckpoint,
-            EarlyStop,
-            Monitor,
-            ProgressReport,
-            StopOnRequest,
-            ValidationMetrics,
-        )
+        from galaxy_core.training.callbacks import ProgressReport, StopOnRequest, ValidationMetrics
 
         stop = StopOnRequest(run)
         validation = ValidationMetrics(dataset.splits["val"], dataset.num_classes, stop)
-        key = config.monitor if len(dataset.splits["val"]) else "loss"
         progress = ProgressReport(
             run,
             len(dataset.splits["train"]),
@@ -57,15 +49,24 @@ class TrainingCallbacks:
             evaluation_images=VIEW_COUNT * len(dataset.splits["test"]),  # the final test evaluation's predictions
             validation_pace=lambda: validation.images_per_second,
         )
-        return cls(
-            stop=stop,
-            validation=validation,
-            checkpoint=BestCheckpoint(run, Monitor(key, MONITOR_MODES[key])),
+        tensorboard = keras.callbacks.TensorBoard(run.tensorboard_dir, write_graph=False, profile_batch=0)
+        watchers = cls(stop, validation, None, None, progress, tensorboard)
+        return watchers.with_own_checkpoint(run, config, dataset)
+
+    def with_own_checkpoint(
+        self, run, config: TrainConfig, dataset: Dataset, keep: Callable | None = None
+    ) -> TrainingCallbacks:
+        """The same stop, validation, progress and TensorBoard with a best checkpoint and early stopping of their
+        own (a seed ensemble's next network); `keep(model)` keeps the best (default: the run's best model)."""
+        from galaxy_core.training.callbacks import BestCheckpoint, EarlyStop, Monitor
+
+        key = config.monitor if len(dataset.splits["val"]) else "loss"
+        return replace(
+            self,
+            checkpoint=BestCheckpoint(run, Monitor(key, MONITOR_MODES[key]), keep=keep),
             early_stop=EarlyStop(run, Monitor(key, MONITOR_MODES[key]), config.patience)
             if config.early_stopping
             else None,
-            progress=progress,
-            tensorboard=keras.callbacks.TensorBoard(run.tensorboard_dir, write_graph=False, profile_batch=0),
         )
 
     def in_order(self, observers: Sequence = ()) -> list:
@@ -73,7 +74,7 @@ class TrainingCallbacks:
         return [callback for callback in first if callback is not None] + list(observers)
 
 
-def _build_model(run, config: TrainConfig, dataset: Dataset):
+def build_model(run, config: TrainConfig, dataset: Dataset):
     import keras
 
     from galaxy_core.models import create_model
@@ -99,12 +100,27 @@ def _build_model(run, config: TrainConfig, dataset: Dataset):
     return model
 
 
-def _fit_phases(model, run, config: TrainConfig, dataset: Dataset, watchers: TrainingCallbacks, observers) -> None:
-    """The recipe's epochs, then (unless stopped) its model's fine-tuning phase with the named layers unfrozen."""
+def fit_phases(model, run, config: TrainConfig, dataset: Dataset, watchers: TrainingCallbacks, observers) -> None:
+    """The recipe's epochs, then (unless stopped) its model's fine-tuning phase with the named layers unfrozen; the
+    epochs are counted on from those the run's progress has done already (another network's, in a seed ensemble)."""
     from galaxy_core.models import model_info
 
     train, classes, callbacks = dataset.splits["train"], dataset.num_classes, watchers.in_order(observers)
-    fit_phase(model, config, train, classes, callbacks, epochs=config.epochs, learning_rate=config.learning_rate)
+
+    def phase(epochs: int, learning_rate: float) -> None:
+        done = watchers.progress.epochs_done
+        fit_phase(
+            model,
+            config,
+            train,
+            classes,
+            callbacks,
+            epochs=done + epochs,
+            initial_epoch=done,
+            learning_rate=learning_rate,
+        )
+
+    phase(config.epochs, config.learning_rate)
     recipe = model_info(config.model).recipe
     if not (recipe.fine_tune_prefix and recipe.fine_tune_epochs) or watchers.stop.requested:
         return
@@ -112,17 +128,7 @@ def _fit_phases(model, run, config: TrainConfig, dataset: Dataset, watchers: Tra
         if layer.name.startswith(recipe.fine_tune_prefix):
             layer.trainable = True
     run.log(f"fine-tuning {recipe.fine_tune_prefix}* at {recipe.fine_tune_learning_rate:g}")
-    done = watchers.progress.epochs_done
-    fit_phase(
-        model,
-        config,
-        train,
-        classes,
-        callbacks,
-        epochs=done + recipe.fine_tune_epochs,
-        initial_epoch=done,
-        learning_rate=recipe.fine_tune_learning_rate,
-    )
+    phase(recipe.fine_tune_epochs, recipe.fine_tune_learning_rate)
 
 
 def evaluate_test_split(model, run, dataset: Dataset, views=None) -> dict:
@@ -163,10 +169,10 @@ def train_model(run, config: TrainConfig, dataset: Dataset, observers: Sequence 
     dataset = with_validation_source(dataset, config)
     sizes = {name: len(split) for name, split in dataset.splits.items()}
     run.log(f"dataset {dataset.name}: {sizes}, classes {list(dataset.class_names)}")
-    model = _build_model(run, config, dataset)
+    model = build_model(run, config, dataset)
     planned = planned_epochs(config)
     watchers = TrainingCallbacks.for_run(run, config, dataset, planned)
-    _fit_phases(model, run, config, dataset, watchers, observers)
+    fit_phases(model, run, config, dataset, watchers, observers)
     done = watchers.progress.epochs_done
     if done == 0:
         raise StoppedBeforeTrainingError("stopped during its first epoch, before any epoch finished: no model")

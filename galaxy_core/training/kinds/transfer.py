@@ -92,9 +92,9 @@ def base_model_file(store: RunStore, config: TrainConfig) -> dict[str, Path]:
             f"run {summary.name} is a label review: each of its models saw only part of the data; start from a "
             "training run"
         )
-    if summary.kind == "ensemble":
+    if summary.is_ensemble:
         raise InvalidInputError(
-            f"run {summary.name} is an ensemble: its members are separate networks; start from one of them"
+            f"run {summary.name} is an ensemble: its members are separate networks; start from a single network's run"
         )
     if summary.state.active:
         raise InvalidInputError(f"run {summary.name} is still {summary.state.value}: start from it once it has ended")
