@@ -34,7 +34,7 @@ from galaxy_core.training.fair_share import queue_positions
 from galaxy_core.training.kinds import describe_run_model, run_kind
 from galaxy_core.training.kinds.label_review import MAX_FOLDS, MIN_FOLDS, check_folds
 from galaxy_core.training.kinds.seed_ensemble import MAX_NETWORKS
-from galaxy_core.training.records import epoch_records
+from galaxy_core.training.records import epoch_records, next_network_epochs
 from galaxy_core.training.store import MAX_TITLE
 from pages.ui.display import interval_note, label_noise_note, plain
 from pages.ui.identity import owner_label, shows_only_mine, signed_in_user
@@ -381,7 +381,7 @@ COLOURS = {
 
 def curves_figure(metrics: list[dict], by_batch: bool) -> go.Figure:
     """Loss and accuracy, train against validation; the training side by batch (one continuous line from the first
-    batch on), or by epoch."""
+    batch on), or by epoch; a dotted line where a seed ensemble's next network starts."""
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
     epochs = epoch_records(metrics)
     if by_batch:
@@ -408,6 +408,10 @@ def curves_figure(metrics: list[dict], by_batch: bool) -> go.Figure:
             col=column,
             mode=line_mode,
             line={"color": COLOURS[key], "dash": dash},
+        )
+    for number, epoch in enumerate(next_network_epochs(metrics), start=2):  # a seed ensemble's networks
+        figure.add_vline(
+            x=epoch, line={"dash": "dot", "color": "grey"}, annotation_text=f"network {number}", row=1, col="all"
         )
     figure.update_xaxes(title_text="epoch")
     figure.update_yaxes(range=[0, 1.02], row=1, col=2)

@@ -239,6 +239,9 @@ def test_a_seed_ensemble_shows_its_curves_and_each_network_by_its_seed(isolated_
     assert (row["model"], row["epochs"]) == ("ensemble: 2 x custom_cnn", "4/4")
     at = open_page("train", viewed_run=run.id)
     assert not at.exception and not at.error and at.get("plotly_chart")  # it trained: its curves
+    layout = __import__("json").loads(at.get("plotly_chart")[0].proto.spec)["layout"]
+    assert {shape["x0"] for shape in layout["shapes"]} == {2}  # the second network starts after epoch 2
+    assert {note["text"] for note in layout["annotations"]} >= {"network 2"}
     at = open_page("evaluate", evaluate_run=run.id, evaluate_tabs="Members")
     assert not at.exception and not at.error
     table = at.dataframe[0].value

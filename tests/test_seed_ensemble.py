@@ -15,6 +15,7 @@ from galaxy_core.training.client import new_run, train_in_this_process
 from galaxy_core.training.kinds import describe_run_model
 from galaxy_core.training.kinds.ensemble import ensemble_config
 from galaxy_core.training.kinds.transfer import transfer_config
+from galaxy_core.training.records import next_network_epochs
 from tests.helpers import tiny_config
 
 
@@ -27,6 +28,7 @@ def test_one_request_trains_its_networks_one_after_another_and_they_answer_as_on
     summary = run.summary()
     assert "finished after 4 of 4 epochs: 2 of 2 networks answering as one" in summary.message
     assert [record["epoch"] for record in run.metrics() if record.get("kind") == "epoch"] == [1, 2, 3, 4]
+    assert next_network_epochs(run.metrics()) == [2]  # where the curves start again from a new network
 
     networks = [network for network, _ in ensemble_members(load_model_file(run.best_model_path))]
     test = create_dataset(summary.dataset).splits["test"]
@@ -76,3 +78,7 @@ def test_a_size_out_of_range_is_refused_before_it_is_queued(isolated_settings, s
     with pytest.raises(InvalidInputError, match="ensemble_size must be a whole number from 2 to 10"):
         new_run(store, tiny_config(kind="seed_ensemble", ensemble_size=size))
     assert store.runs() == []
+
+
+def test_a_run_of_one_network_draws_no_network_boundary(finished_run):
+    assert next_network_epochs(finished_run.metrics()) == []

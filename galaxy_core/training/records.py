@@ -63,6 +63,18 @@ def epoch_records(records: list[dict]) -> list[dict]:
     return [record for record in records if record.get("kind") == "epoch"]
 
 
+def next_network_epochs(records: list[dict]) -> list[int]:
+    """The epochs after which the run built another network and trained it (a seed ensemble's next network): where
+    its curves start again from an untrained network."""
+    starts, done = [], 0
+    for record in records:
+        if record.get("kind") == "epoch" and isinstance(record.get("epoch"), int):
+            done = record["epoch"]
+        elif record.get("kind") == "stage" and record.get("stage") == "model built" and done:
+            starts.append(done)
+    return starts
+
+
 def checked_config(config: dict) -> DatasetSpec:
     """The dataset spec of a run's config, if the config says what every reader relies on (a dataset spec and a
     model name); else ValueError."""
