@@ -100,7 +100,7 @@ class LocalExecutor:
 
     While a slot is free, one worker waits on standby (`--standby`) with TensorFlow already imported (its start-up's
     longest part): the next run is handed to it on its standard input, and starts several seconds sooner. A
-    standby worker leaves when the service does (its standard input closes)."""
+    standby worker leaves when the service does."""
 
     name = "local"
     STANDBY_RETRY_SECONDS = 60.0  # after a standby worker ended without a run (a broken install, say)
@@ -176,9 +176,10 @@ class LocalExecutor:
             worker.process.kill()
 
     def close(self) -> None:
-        """Workers go on without the service (a new one adopts them by pid and start time); a standby worker
-        leaves."""
+        """Workers go on without the service (a new one adopts them by pid and start time); a standby worker, which
+        holds no run, is ended at once (waiting for it to see its input close would wait for its TensorFlow import)."""
         if self._standby is not None and self._standby.poll() is None:
             self._standby.stdin.close()
+            self._standby.terminate()
             self._standby.wait(10)
         self._workers.clear()
