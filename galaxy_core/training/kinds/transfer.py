@@ -214,9 +214,11 @@ def _train_head(run, config: TrainConfig, dataset: Dataset, features: dict, obse
     inputs = keras.Input(features["train"].shape[1:], name="features")
     head = keras.Model(inputs, new_head(inputs, dataset.num_classes, config.seed), name="head")
     splits = {name: FeatureSplit(features[name], split.labels) for name, split in dataset.splits.items()}
-    watchers = TrainingCallbacks.for_run(run, config, replace(dataset, splits=splits), planned_epochs(config))
+    on_features = replace(dataset, splits=splits)
     best: dict = {}
-    watchers.checkpoint.keep = lambda model: best.update(weights=model.get_weights())
+    watchers = TrainingCallbacks.for_run(run, config, on_features, planned_epochs(config)).with_own_checkpoint(
+        run, config, on_features, keep=lambda model: best.update(weights=model.get_weights())
+    )
     fit_phase(
         head,
         replace(config, augment=NO_AUGMENTATION),
