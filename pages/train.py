@@ -75,8 +75,9 @@ def recipe_label(name: str) -> str:
 
 
 def expected_duration_ui(config: TrainConfig, *, per_epoch: bool = False) -> None:
-    """How long the run will take on this machine, from a throughput probe of its recipe (started in the
-    background the first time; the caption waits for it and the page redraws when it is in)."""
+    """How long the run will take on this machine, from its recipe's pace: a probe's (started in the background
+    the first time, never while a run trains; the caption counts its seconds and the page redraws when it is in)
+    or the newest run's of the same step cost."""
     settings = get_settings()
     try:
         sizes = {name: len(split) for name, split in load_dataset(active_dataset_spec(), settings).splits.items()}
@@ -84,29 +85,46 @@ def expected_duration_ui(config: TrainConfig, *, per_epoch: bool = False) -> Non
         return  # the Dataset page and the run itself say what is wrong with the dataset
     throughput = estimate.cached_throughput(config, settings.cache_dir)
     if throughput is None:
-        if estimate.start_probe(config, settings.cache_dir):
-            st.caption("Measuring how fast this machine trains this recipe (about 20 s)…")
-            st.fragment(run_every=REFRESH_SECONDS)(_redraw_when_measured)(config, settings.cache_dir)
-        return
+        summaries = ServiceClient.from_settings(settings).store.runs()
+        throughput = estimate.pace_of_runs(config, summaries)
+        if throughput is None:
+            if any(summary.state is RunState.RUNNING for summary in summaries):
+                st.caption(
+                    "How long this recipe takes here is measured once no run is training: measuring now would "
+                    "slow the run down and time a busy machine."
+                )
+            elif estimate.measure(config, settings.cache_dir) is not None:
+                st.fragment(run_every=REFRESH_SECONDS)(_measuring_ui)(config, settings.cache_dir)
+            return
+    pace = f"{throughput.train_images_per_second:.0f} training images/s" + (
+        f", as run {throughput.run_id} trained" if throughput.run_id else ""
+    )
     if per_epoch:
         epoch = estimate.epoch_seconds(config, throughput, sizes)
         st.caption(
             f"On this machine: about **{epoch:.0f} s an epoch** at batch {config.batch_size} and "
-            f"{config.input_shape[0]} px ({throughput.train_images_per_second:.0f} training images/s)."
+            f"{config.input_shape[0]} px ({pace})."
         )
         return
     seconds = estimate.expected_seconds(config, throughput, sizes)
     planned = run_kind(config.kind).planned_epochs(config)
     st.caption(
-        f"Expected duration on this machine: about **{_duration(seconds)}** for {planned} epochs "
-        f"({throughput.train_images_per_second:.0f} training images/s; early stopping can end it sooner, other "
-        "runs training at the same time make it longer)."
+        f"Expected duration on this machine: about **{_duration(seconds)}** for {planned} epochs ({pace}; early "
+        "stopping can end it sooner, other runs training at the same time make it longer)."
     )
 
 
-def _redraw_when_measured(config: TrainConfig, cache_dir) -> None:
-    if estimate.cached_throughput(config, cache_dir) is not None or not estimate.start_probe(config, cache_dir):
+def _measuring_ui(config: TrainConfig, cache_dir) -> None:
+    measuring = estimate.measure(config, cache_dir)
+    if measuring is None:  # measured (or the probe failed, and the page says nothing)
         st.rerun(scope="app")
+    elif measuring.waiting:
+        st.caption("Measuring how fast this machine trains this recipe once another recipe's measurement ends…")
+    else:
+        st.caption(
+            f"Measuring how fast this machine trains this recipe: {measuring.seconds_so_far:.0f} s so far, about "
+            f"{measuring.expected_seconds:.0f} s in all…"
+        )
 
 
 def _duration(seconds: float) -> str:

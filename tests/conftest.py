@@ -13,13 +13,30 @@ from tests.helpers import GZ1_PATH, stop_training_service
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+@pytest.fixture(scope="session")
+def _default_dataset_entry(tmp_path_factory) -> Path:
+    """The built-in synthetic dataset's cache entry, rendered once per session by this checkout's code (a test
+    that renders it again spends 3-4 s)."""
+    from galaxy_core.data import DatasetSpec, create_dataset
+
+    cache = tmp_path_factory.mktemp("default-dataset")
+    create_dataset(DatasetSpec.of("synthetic"), cache_dir=cache)
+    return next((cache / "datasets").glob("*.npz"))
+
+
 @pytest.fixture(autouse=True)
-def isolated_settings(tmp_path_factory, monkeypatch) -> dict[str, Path]:
-    """Every test gets its own cache, runs and data folders, and no settings file from the checkout."""
+def isolated_settings(request, tmp_path_factory, monkeypatch) -> dict[str, Path]:
+    """Every test gets its own cache, runs and data folders, and no settings file from the checkout. Its cache
+    holds the default dataset already (a link to the session's entry: the cache replaces its files, never writes
+    into them), unless the test is marked `empty_cache`."""
     base = tmp_path_factory.mktemp("lab")
     folders = {name: base / name for name in ("cache", "runs", "data")}
     for folder in folders.values():
         folder.mkdir()
+    if request.node.get_closest_marker("empty_cache") is None:
+        entry = request.getfixturevalue("_default_dataset_entry")
+        (folders["cache"] / "datasets").mkdir()
+        os.link(entry, folders["cache"] / "datasets" / entry.name)
     settings_file = base / "galaxy-lab.toml"
     settings_file.write_text("")
     monkeypatch.setenv("GALAXY_LAB_SETTINGS", str(settings_file))
@@ -40,7 +57,8 @@ def probes_that_never_finish(request, monkeypatch) -> None:
     if request.node.get_closest_marker("throughput_probe") is None:
         from galaxy_core.training import estimate
 
-        monkeypatch.setattr(estimate, "start_probe", lambda config, cache_dir: True)
+        still_measuring = estimate.Measuring(seconds_so_far=0.0, expected_seconds=20.0, waiting=False)
+        monkeypatch.setattr(estimate, "measure", lambda config, cache_dir: still_measuring)
 
 
 # A tiny model on a few synthetic galaxies: trained once per test session, copied into each test's runs folder.

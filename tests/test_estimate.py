@@ -4,6 +4,7 @@ and observers of a run's fit."""
 import time
 
 import keras
+import numpy as np
 import pytest
 
 from galaxy_core.data import DatasetSpec
@@ -14,6 +15,16 @@ from galaxy_core.training.config import DEFAULT_MODEL, PRESETS, preset_config, r
 from tests.helpers import tiny_config, wait_for
 
 SYNTHETIC = DatasetSpec.of("synthetic", num_images=60)
+
+
+@pytest.fixture(autouse=True)
+def no_probe_left_running():
+    """Each test starts with no probe of this process running (one runs at a time), and leaves none."""
+    yield
+    for probe in estimate._probes.values():
+        probe.process.kill()
+        probe.process.wait()
+    estimate._probes.clear()
 
 
 def test_presets_set_model_size_and_settings_and_take_single_changes():
@@ -53,17 +64,42 @@ def test_the_probe_key_follows_what_sets_a_steps_cost():
 
 
 @pytest.mark.throughput_probe
-def test_a_probe_measures_in_its_own_process_once_and_caches(tmp_path):
+def test_a_probe_measures_in_its_own_process_once_caches_and_times_itself(tmp_path):
     config = tiny_config()
     assert estimate.cached_throughput(config, tmp_path) is None
-    assert estimate.start_probe(config, tmp_path)  # started
-    assert estimate.start_probe(config, tmp_path)  # still running: not started twice
+    started = time.monotonic()
+    first = estimate.measure(config, tmp_path)
+    assert first == estimate.Measuring(0.0, estimate.FIRST_PROBE_GUESS_SECONDS, waiting=False)  # no probe timed yet
+    time.sleep(0.5)
+    again = estimate.measure(config, tmp_path)  # still running: the same probe, further on
+    assert not again.waiting and again.seconds_so_far >= 0.5
+    assert [key for key in estimate._probes if key[1] == str(tmp_path)] == [(estimate.probe_key(config), str(tmp_path))]
     wait_for(lambda: estimate.cached_throughput(config, tmp_path), timeout=120)
+    took = time.monotonic() - started
     rates = estimate.cached_throughput(config, tmp_path)
-    assert rates.train_images_per_second > 0 and rates.predict_images_per_second > 0
-    assert not estimate.start_probe(config, tmp_path)  # cached
+    assert rates.train_images_per_second > 0 and rates.predict_images_per_second > 0 and rates.run_id is None
+    assert estimate.measure(config, tmp_path) is None  # cached
+    # It timed itself from the moment it was started: what the next probe is said to take.
+    assert 0.5 <= estimate.last_probe_seconds(tmp_path) <= took
+    other = estimate.measure(tiny_config(batch_size=8), tmp_path)
+    assert other.expected_seconds == estimate.last_probe_seconds(tmp_path)
     (tmp_path / estimate.CACHE_FILE).write_text("{not json")
     assert estimate.cached_throughput(config, tmp_path) is None  # a damaged cache means: probe again
+
+
+@pytest.mark.throughput_probe
+def test_one_probe_at_a_time_and_only_for_a_recipe_still_chosen(tmp_path, monkeypatch):
+    """A second recipe waits while the first one's probe is still asked about; once nobody has asked about the
+    first for UNWANTED_SECONDS (its page chose another recipe), the second's probe ends it and starts."""
+    monkeypatch.setattr(estimate, "UNWANTED_SECONDS", 1.0)
+    first, second = tiny_config(), tiny_config(batch_size=8)
+    assert not estimate.measure(first, tmp_path).waiting
+    assert estimate.measure(second, tmp_path).waiting
+    probe = estimate._probes[(estimate.probe_key(first), str(tmp_path))].process
+    time.sleep(1.2)  # nobody asks about the first recipe any more
+    assert not estimate.measure(second, tmp_path).waiting
+    assert probe.poll() is not None  # ended
+    assert estimate.cached_throughput(first, tmp_path) is None
 
 
 @pytest.mark.throughput_probe
@@ -71,10 +107,31 @@ def test_a_failed_probe_is_not_started_again_in_a_loop(tmp_path):
     config = tiny_config()
     blocked = tmp_path / "a-file"
     blocked.write_text("")  # the cache folder cannot be created: the probe fails
-    assert estimate.start_probe(config, blocked / "cache")
+    assert estimate.measure(config, blocked / "cache") is not None
     # Once it has ended without a result, it is not started again: no caption waits for it any more.
-    wait_for(lambda: not estimate.start_probe(config, blocked / "cache"), timeout=120)
-    assert not estimate.start_probe(config, blocked / "cache") and not (blocked / "cache").exists()
+    wait_for(lambda: estimate.measure(config, blocked / "cache") is None, timeout=120)
+    assert estimate.measure(config, blocked / "cache") is None and not (blocked / "cache").exists()
+
+
+def test_a_recipes_pace_comes_from_the_newest_run_that_trained_it(isolated_settings):
+    """A run's epochs after the first give the pace of its training steps alone and of validation, for any recipe
+    of the same step cost; a run of one epoch (graph building only) or of another step cost gives none."""
+    store = RunStore(isolated_settings["runs"])
+    one_epoch = new_run(store, tiny_config(epochs=1))
+    assert train_in_this_process(one_epoch) == "finished"
+    assert estimate.pace_of_runs(tiny_config(), store.runs()) is None
+    run = new_run(store, tiny_config(epochs=3))
+    assert train_in_this_process(run) == "finished"
+    pace = estimate.pace_of_runs(tiny_config(epochs=9, seed=4), store.runs())
+    later = [m for m in run.metrics() if m["kind"] == "epoch" and m["epoch"] >= 2]
+    assert pace.run_id == run.id
+    assert pace.train_images_per_second == pytest.approx(np.median([m["training_images_per_second"] for m in later]))
+    assert pace.predict_images_per_second == pytest.approx(
+        np.median([m["validation_images_per_second"] for m in later])
+    )
+    # Training alone goes faster than the whole epoch, which validates too.
+    assert all(m["training_images_per_second"] > m["images_per_second"] for m in later)
+    assert estimate.pace_of_runs(tiny_config(batch_size=8), store.runs()) is None
 
 
 class FakeRun:

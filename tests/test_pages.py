@@ -271,7 +271,8 @@ def test_train_page_with_runs_opens_on_them_and_draws_the_new_run_form_when_aske
     from galaxy_core.training import estimate
 
     probes = []
-    monkeypatch.setattr(estimate, "start_probe", lambda config, cache_dir: probes.append(config) or True)
+    measuring = estimate.Measuring(seconds_so_far=0.0, expected_seconds=20.0, waiting=False)
+    monkeypatch.setattr(estimate, "measure", lambda config, cache_dir: probes.append(config) or measuring)
     at = open_page("train")
     assert not at.exception and at.dataframe[0].value["run"].tolist() == [finished_run.id]
     assert at.expander[0].label == "New run" and not at.radio  # closed: nothing drawn, nothing measured
@@ -280,6 +281,46 @@ def test_train_page_with_runs_opens_on_them_and_draws_the_new_run_form_when_aske
     at.run()
     assert not at.exception and at.radio(key="train_recipe").value == "recommended"
     assert probes  # the chosen recipe's speed is measured now
+
+
+def test_train_page_never_probes_while_a_run_trains_and_reads_a_recent_runs_pace(isolated_settings, monkeypatch):
+    """No throughput probe while a run trains (it would slow the run): the page says when it will measure; a run
+    of the chosen recipe's step cost that trained whole epochs after its first gives the pace instead."""
+    import subprocess
+
+    from galaxy_core.training import estimate
+    from galaxy_core.training.config import preset_config
+    from tests.helpers import rewrite_status, run_in_its_first_epoch
+
+    probes = []
+    monkeypatch.setattr(estimate, "measure", lambda config, cache_dir: probes.append(config))
+    stand_in = subprocess.Popen(["sleep", "120"])
+    try:
+        run_in_its_first_epoch(isolated_settings["runs"], stand_in.pid)
+        at = open_page("train", train_new_run=True)
+        assert not at.exception and at.radio(key="train_recipe").value == "recommended"
+        assert any("measured once no run is training" in caption.value for caption in at.caption)
+        assert probes == []
+    finally:
+        stand_in.kill()
+    store = RunStore(isolated_settings["runs"])
+    for summary in store.runs():
+        rewrite_status(summary.run, "stopped")
+    earlier = new_run(store, preset_config(DatasetSpec.of("synthetic"), "recommended", epochs=3, seed=7))
+    for epoch, training, validation in ((1, 5.0, 50.0), (2, 100.0, 1000.0), (3, 300.0, 3000.0)):
+        earlier.append_metrics(
+            {
+                "kind": "epoch",
+                "epoch": epoch,
+                "training_images_per_second": training,
+                "validation_images_per_second": validation,
+            }
+        )
+    rewrite_status(earlier, "finished", epochs_done=3)
+    at = open_page("train", train_new_run=True)
+    assert not at.exception and probes == []
+    # The median of its epochs after the first: (100 + 300) / 2; the first, which builds the graph, left out.
+    assert any(f"(200 training images/s, as run {earlier.id} trained" in c.value for c in at.caption)
 
 
 def test_train_page_shows_a_failed_run_with_its_reason(isolated_settings):

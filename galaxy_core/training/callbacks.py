@@ -259,6 +259,9 @@ class ProgressReport(keras.callbacks.Callback):
                 "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
                 "epoch_seconds": seconds,
                 "images_per_second": self.train_images / seconds,
+                # The paces of its training steps alone and of validation: what the next run's estimate reads.
+                "training_images_per_second": self.train_images / max(1e-9, self.last_batch_end - self.epoch_started),
+                "validation_images_per_second": self.validation_pace(),
                 "eta_seconds": eta,
             }
         )

@@ -1,11 +1,13 @@
-"""How long a run will take on this machine, said before it starts: a short throughput probe, cached per recipe.
+"""How long a run will take on this machine, said before it starts: the recipe's pace, from the newest run of the
+same step cost or from a short throughput probe, cached per recipe.
 
 The probe builds the run's model, feeds it random images of the run's shape through the run's own input pipeline
 for a few seconds (after the step has been traced), and times predictions: pixels do not change a step's cost.
-It runs in a process of its own at a low priority (`start_probe`), so a page never waits for it, a crash cannot
-reach the server and first visits to other pages keep the CPU; its result is kept in the cache folder, keyed by
-what sets a step's cost and by the machine's core count. A probe taken while other runs train measures a busy
-machine: the estimate then errs long.
+It runs in a process of its own at a low priority (`measure`), so a page never waits for it, a crash cannot reach
+the server and first visits to other pages keep the CPU; its result is kept in the cache folder, keyed by what
+sets a step's cost and by the machine's core count, with how long the probe took (what the page says the next one
+will take). One probe runs at a time, only for a recipe a page is asking about, and the page starts none while a
+run trains (it would slow the run and read a busy machine): a run's own pace is then the better figure.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,14 +35,38 @@ PROBE_IMAGES = 512
 CACHE_FILE = "throughput.json"
 # Building the model, loading the dataset and saving checkpoints, besides the epochs (measured: 5-15 s).
 FIXED_SECONDS = 10.0
-
-_probes: dict[tuple[str, str], subprocess.Popen] = {}  # this process's probes, by key and cache folder
+# What a page says a probe takes before this machine has timed one (measured on 2 idle cores: the presets' probes
+# took 15-19 s, start to result).
+FIRST_PROBE_GUESS_SECONDS = 20.0
+# A probe no page has asked about for this long is for a recipe nobody has chosen any more (pages ask every 2 s).
+UNWANTED_SECONDS = 6.0
 
 
 @dataclass(frozen=True)
 class Throughput:
     train_images_per_second: float
     predict_images_per_second: float
+    run_id: str | None = None  # the run whose pace it is; None: a probe's
+
+
+@dataclass
+class _Probe:
+    process: subprocess.Popen
+    started: float  # time.monotonic()
+    wanted: float  # the last time a page asked for it
+
+
+@dataclass(frozen=True)
+class Measuring:
+    """A probe under way or waiting its turn: what a page says while it waits."""
+
+    seconds_so_far: float
+    expected_seconds: float  # how long the last probe here took
+    waiting: bool  # behind another recipe's probe
+
+
+_probes: dict[tuple[str, str], _Probe] = {}  # this process's probes, by key and cache folder
+_probes_lock = threading.Lock()  # a server's sessions ask from threads of their own
 
 
 def probe_key(config: TrainConfig) -> str:
@@ -50,24 +77,62 @@ def probe_key(config: TrainConfig) -> str:
 
 def cached_throughput(config: TrainConfig, cache_dir: Path) -> Throughput | None:
     try:
-        entry = json.loads((Path(cache_dir) / CACHE_FILE).read_text()).get(probe_key(config))
-        return Throughput(**entry) if entry else None
-    except (OSError, ValueError, TypeError):  # none yet, or a damaged file: probe again
+        entry = _cache_entries(cache_dir).get(probe_key(config))
+        return Throughput(float(entry["train_images_per_second"]), float(entry["predict_images_per_second"]))
+    except (KeyError, ValueError, TypeError):  # none yet, or a damaged entry: probe again
         return None
 
 
-def save_throughput(config: TrainConfig, cache_dir: Path, throughput: Throughput) -> None:
-    path = Path(cache_dir) / CACHE_FILE
+def _cache_entries(cache_dir: Path) -> dict:
     try:
-        entries = json.loads(path.read_text())
-    except (OSError, ValueError):
-        entries = {}
+        entries = json.loads((Path(cache_dir) / CACHE_FILE).read_text())
+    except (OSError, ValueError):  # none yet, or a damaged file
+        return {}
+    return entries if isinstance(entries, dict) else {}
+
+
+def save_throughput(
+    config: TrainConfig, cache_dir: Path, throughput: Throughput, probe_seconds: float | None = None
+) -> None:
+    """Keep the recipe's throughput (and how long its probe took) in the cache folder."""
+    path = Path(cache_dir) / CACHE_FILE
+    entries = _cache_entries(cache_dir)
     entries[probe_key(config)] = {
         "train_images_per_second": throughput.train_images_per_second,
         "predict_images_per_second": throughput.predict_images_per_second,
+        **({"probe_seconds": probe_seconds, "measured_at": time.time()} if probe_seconds is not None else {}),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomically(path, entries)
+
+
+def last_probe_seconds(cache_dir: Path) -> float | None:
+    """How long the newest probe in the cache folder took, start to result."""
+    timed = [entry for entry in _cache_entries(cache_dir).values() if isinstance(entry, dict)]
+    timed = [entry for entry in timed if isinstance(entry.get("probe_seconds"), int | float)]
+    newest = max(timed, key=lambda entry: entry.get("measured_at", 0), default=None)
+    return float(newest["probe_seconds"]) if newest else None
+
+
+def pace_of_runs(config: TrainConfig, summaries) -> Throughput | None:
+    """The pace of the newest of `summaries` (RunSummary, newest first) that shares this recipe's step cost and
+    recorded whole epochs after its first (which builds the training graph) on this machine (not on a Ray node):
+    its median training and validation images per second."""
+    key = probe_key(config)
+    for summary in summaries:
+        if summary.epochs_done < 2 or summary.config.get("kind", "train") != "train" or summary.executor == "ray":
+            continue
+        try:
+            if probe_key(TrainConfig.from_dict(summary.config)) != key:
+                continue
+        except ValueError:  # a config this version cannot read: not this recipe
+            continue
+        epochs = [m for m in summary.run.metrics() if m.get("kind") == "epoch" and m.get("epoch", 0) >= 2]
+        train = [m["training_images_per_second"] for m in epochs if m.get("training_images_per_second")]
+        predict = [m["validation_images_per_second"] for m in epochs if m.get("validation_images_per_second")]
+        if train and predict:
+            return Throughput(float(np.median(train)), float(np.median(predict)), run_id=summary.id)
+    return None
 
 
 def measure_throughput(config: TrainConfig, seconds: float = PROBE_SECONDS) -> Throughput:
@@ -75,6 +140,7 @@ def measure_throughput(config: TrainConfig, seconds: float = PROBE_SECONDS) -> T
 
     from galaxy_core.data.pipeline import make_tf_dataset
     from galaxy_core.models import create_model
+    from galaxy_core.training.recipe import create_training_state
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (PROBE_IMAGES, *config.input_shape), dtype=np.uint8)
@@ -82,6 +148,7 @@ def measure_throughput(config: TrainConfig, seconds: float = PROBE_SECONDS) -> T
     batches = make_tf_dataset(images, labels, batch_size=config.batch_size, augment=config.augment).repeat()
     model = create_model(config.model, config.input_shape, 3, **config.model_options)
     model.compile(optimizer=config.optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    create_training_state(model, batches)
     steps = max(1, PROBE_IMAGES // config.batch_size)
     model.fit(batches, epochs=1, steps_per_epoch=steps, verbose=0)  # traces the step
     trained, started = 0, time.perf_counter()
@@ -122,33 +189,54 @@ def expected_seconds(config: TrainConfig, throughput: Throughput, split_sizes: d
     return FIXED_SECONDS + planned * epoch_seconds(config, throughput, split_sizes) + evaluation
 
 
-def start_probe(config: TrainConfig, cache_dir: Path) -> bool:
-    """Start measuring this recipe's throughput in a process of its own, unless it is cached or being measured;
-    True while a probe runs (for a page to say so and look again)."""
+def measure(config: TrainConfig, cache_dir: Path) -> Measuring | None:
+    """Measure this recipe's throughput in a process of its own, unless it is cached; asked again (a page does
+    every 2 s while it waits), it says how far the probe is. One probe at a time: another recipe's probe that no
+    page has asked about for UNWANTED_SECONDS is ended (its recipe is no longer chosen), one still wanted goes
+    first. None when cached, or when the probe ended without a result (say nothing rather than probe in a loop)."""
     if cached_throughput(config, cache_dir) is not None:
-        return False
-    key = (probe_key(config), str(cache_dir))
-    if key in _probes:  # still measuring; or it ended without a result: say nothing rather than probe in a loop
-        return _probes[key].poll() is None
-    _probes[key] = subprocess.Popen(
-        [sys.executable, "-m", "galaxy_core.training.estimate", json.dumps(config.to_dict()), str(cache_dir)],
+        return None
+    with _probes_lock:
+        return _measure(config, cache_dir)
+
+
+def _measure(config: TrainConfig, cache_dir: Path) -> Measuring | None:
+    key, now = (probe_key(config), str(cache_dir)), time.monotonic()
+    expected = last_probe_seconds(cache_dir) or FIRST_PROBE_GUESS_SECONDS
+    probe = _probes.get(key)
+    if probe is not None:
+        probe.wanted = now
+        running = probe.process.poll() is None
+        return Measuring(now - probe.started, expected, waiting=False) if running else None
+    for other_key, other in list(_probes.items()):
+        if other.process.poll() is None:
+            if now - other.wanted < UNWANTED_SECONDS:
+                return Measuring(0.0, expected, waiting=True)
+            other.process.terminate()
+            other.process.wait()
+            del _probes[other_key]
+    arguments = [json.dumps(config.to_dict()), str(cache_dir), str(time.time())]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "galaxy_core.training.estimate", *arguments],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    return True
+    _probes[key] = _Probe(process, started=now, wanted=now)
+    return Measuring(0.0, expected, waiting=False)
 
 
 def main(arguments: list[str]) -> None:
     from galaxy_core.runtime import import_tensorflow
 
-    config_json, cache_dir = arguments
+    config_json, cache_dir, started = arguments
     os.nice(10)  # the pages a class is opening come first; on an idle machine the figure is the same
     config = TrainConfig.from_dict(json.loads(config_json))
     Path(cache_dir).mkdir(parents=True, exist_ok=True)  # a cache that cannot be written fails before any work
     import_tensorflow()
-    save_throughput(config, Path(cache_dir), measure_throughput(config))
+    throughput = measure_throughput(config)
+    save_throughput(config, Path(cache_dir), throughput, probe_seconds=time.time() - float(started))
 
 
 if __name__ == "__main__":
