@@ -8,7 +8,11 @@ again with a CPU-bound process running beside it (`--busy`, or both with `--both
 
 Goals (issue #26): queued -> first batch <= 1.2x the floor, and <= 0.5x the floor with a warm worker waiting.
 
-    .venv/bin/python benchmarks/bench_first_batch.py [--data PATH] [--both]
+`--first-eta`: instead, each recipe trained to its end through the service (idle machine), and the first time
+left it was given (during its first epoch, once the batches after the first give a pace) against the time it
+really took from then on. Goal: within 50%.
+
+    .venv/bin/python benchmarks/bench_first_batch.py [--data PATH] [--both | --first-eta]
 """
 
 from __future__ import annotations
@@ -94,6 +98,31 @@ def first_batch_stages(client: ServiceClient, config) -> dict:
     return stages
 
 
+def first_eta(spec: DatasetSpec) -> None:
+    """Each recipe trained to its end: its first ETA against the time it then took."""
+    print("\nthe first time left given, against the time the run then took (idle machine)", flush=True)
+    for name in RECIPES:
+        config = preset_config(spec, name)
+        create_dataset(config.dataset, cache_dir=os.environ["GALAXY_LAB_CACHE_DIR"])
+        with tempfile.TemporaryDirectory() as runs:
+            given, ended = eta_and_end(ServiceClient(runs), config)
+            stop_service(Path(runs))
+        took = ended.finished - given["at"]
+        print(
+            f"{name}: given at batch {given['batches']}/{ended.steps_per_epoch} of epoch 1: {given['eta']:.0f} s; "
+            f"it took {took:.0f} s ({ended.message}); error {given['eta'] / took - 1:+.0%}",
+            flush=True,
+        )
+
+
+def eta_and_end(client: ServiceClient, config) -> tuple[dict, object]:
+    """Queue a run; its first ETA (when, how much, at which batch), and its summary once it has ended."""
+    run = client.submit(config)
+    summary = wait(lambda: run.summary() if run.summary().eta_seconds is not None else None, interval=0.05)
+    given = {"at": time.time(), "eta": summary.eta_seconds, "batches": summary.batches_done}
+    return given, wait(lambda: run.summary() if not run.summary().state.active else None, timeout=3600, interval=1)
+
+
 def standby_ready(runs: Path) -> bool:
     """A worker waits on standby with TensorFlow imported (it wrote its import's lines and waits for a run)."""
     pid = (ServiceFiles(runs).status() or {}).get("pid")
@@ -145,12 +174,16 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=GZ1)
     parser.add_argument("--busy", action="store_true", help="only with a CPU-bound process beside it")
     parser.add_argument("--both", action="store_true", help="idle, then with a CPU-bound process beside it")
+    parser.add_argument("--first-eta", action="store_true", help="the first time left given, against the truth")
     args = parser.parse_args()
     if not args.data.is_dir():
         raise SystemExit(f"error: {args.data} not found; pass --data PATH to gz1-3class")
     os.environ.setdefault("GALAXY_LAB_CACHE_DIR", str(Path(tempfile.gettempdir()) / "galaxy-lab-bench-cache"))
     spec = DatasetSpec.of("folder", path=str(args.data)).with_preprocess(crop_fraction=0.4)
     print(f"{os.cpu_count()} cores; gz1-3class (crop 0.4)")
+    if args.first_eta:
+        first_eta(spec)
+        return
     for busy in ((False, True) if args.both else (args.busy,)):
         measure(spec, busy)
 
