@@ -1,6 +1,7 @@
 """Presets, the expected duration before a run starts (throughput probe, cache, arithmetic), the ETA during it,
 and observers of a run's fit."""
 
+import json
 import time
 
 import keras
@@ -132,6 +133,13 @@ def test_a_recipes_pace_comes_from_the_newest_run_that_trained_it(isolated_setti
     # Training alone goes faster than the whole epoch, which validates too.
     assert all(m["training_images_per_second"] > m["images_per_second"] for m in later)
     assert estimate.pace_of_runs(tiny_config(batch_size=8), store.runs()) is None
+    # A damaged record or config is not a pace, and never an error on the page that asks.
+    run.append_metrics({"kind": "epoch", "epoch": "4", "training_images_per_second": "fast"})
+    run.append_metrics({"kind": "epoch", "epoch": 5, "training_images_per_second": -1.0})
+    assert estimate.pace_of_runs(tiny_config(), store.runs()) == pace
+    config = json.loads((run.path / "config.json").read_text())
+    (run.path / "config.json").write_text(json.dumps({**config, "augment": {"sideways": True}}))
+    assert estimate.pace_of_runs(tiny_config(), store.runs()) is None
 
 
 class FakeRun:

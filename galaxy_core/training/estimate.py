@@ -125,14 +125,20 @@ def pace_of_runs(config: TrainConfig, summaries) -> Throughput | None:
         try:
             if probe_key(TrainConfig.from_dict(summary.config)) != key:
                 continue
-        except ValueError:  # a config this version cannot read: not this recipe
+        except (ValueError, TypeError):  # a config this version cannot read: not this recipe
             continue
-        epochs = [m for m in summary.run.metrics() if m.get("kind") == "epoch" and m.get("epoch", 0) >= 2]
-        train = [m["training_images_per_second"] for m in epochs if m.get("training_images_per_second")]
-        predict = [m["validation_images_per_second"] for m in epochs if m.get("validation_images_per_second")]
+        epochs = [m for m in summary.run.metrics() if m.get("kind") == "epoch" and _number(m.get("epoch")) >= 2]
+        train = [_number(m.get("training_images_per_second")) for m in epochs]
+        predict = [_number(m.get("validation_images_per_second")) for m in epochs]
+        train, predict = [pace for pace in train if pace > 0], [pace for pace in predict if pace > 0]
         if train and predict:
             return Throughput(float(np.median(train)), float(np.median(predict)), run_id=summary.id)
     return None
+
+
+def _number(value) -> float:
+    """A figure read from a run's records; 0 for anything that is not one."""
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else 0.0
 
 
 def measure_throughput(config: TrainConfig, seconds: float = PROBE_SECONDS) -> Throughput:
