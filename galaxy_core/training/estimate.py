@@ -29,6 +29,7 @@ from galaxy_core.files import write_json_atomically
 from galaxy_core.prediction import VIEW_COUNT
 from galaxy_core.training.config import TrainConfig
 from galaxy_core.training.kinds import run_kind
+from galaxy_core.training.records import epoch_records, number
 
 PROBE_SECONDS = 4.0
 PROBE_IMAGES = 512
@@ -127,18 +128,16 @@ def pace_of_runs(config: TrainConfig, summaries) -> Throughput | None:
                 continue
         except (ValueError, TypeError):  # a config this version cannot read: not this recipe
             continue
-        epochs = [m for m in summary.run.metrics() if m.get("kind") == "epoch" and _number(m.get("epoch")) >= 2]
-        train = [_number(m.get("training_images_per_second")) for m in epochs]
-        predict = [_number(m.get("validation_images_per_second")) for m in epochs]
-        train, predict = [pace for pace in train if pace > 0], [pace for pace in predict if pace > 0]
+        later = [m for m in epoch_records(summary.run.metrics()) if (number(m.get("epoch")) or 0) >= 2]
+        train, predict = _paces(later, "training_images_per_second"), _paces(later, "validation_images_per_second")
         if train and predict:
             return Throughput(float(np.median(train)), float(np.median(predict)), run_id=summary.id)
     return None
 
 
-def _number(value) -> float:
-    """A figure read from a run's records; 0 for anything that is not one."""
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else 0.0
+def _paces(records: list[dict], key: str) -> list[float]:
+    """The records' figures under `key` that are paces (positive numbers); a damaged one is none."""
+    return [pace for pace in (number(record.get(key)) for record in records) if pace is not None and pace > 0]
 
 
 def measure_throughput(config: TrainConfig, seconds: float = PROBE_SECONDS) -> Throughput:

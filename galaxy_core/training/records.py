@@ -213,7 +213,7 @@ class RunSummary:
 
     @property
     def is_ensemble(self) -> bool:
-        """Chosen runs answering as one, or a run that trained several networks of one recipe to."""
+        """Chosen runs answering as one, or a run that trained several networks of one recipe, answering as one."""
         return self.kind in ("ensemble", "seed_ensemble")
 
     @property
