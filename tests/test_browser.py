@@ -22,6 +22,7 @@ from tests.helpers import (
     rewrite_status,
     start_server,
     stop_server,
+    stop_training_service,
     wait_for,
     write_image_folder,
 )
@@ -72,6 +73,7 @@ def app_url(app_base):
     )
     yield url
     stop_server(process)
+    stop_training_service(base / "runs")  # the service the app started outlives its server, as it should
 
 
 def add_finished_run(template: Path, runs_dir: Path, suffix: str) -> str:
@@ -98,9 +100,27 @@ def choose_the_classroom_folder(page) -> None:
     """On the Dataset page: the class's small folder (52 galaxies) becomes the session's dataset."""
     from playwright.sync_api import expect
 
-    page.get_by_role("combobox", name="Dataset", exact=True).click()
-    page.get_by_role("option", name="classroom (folder)").click()
+    choose(page, "Dataset", "classroom (folder)", "classroom")
     expect(page.get_by_test_id("stSidebar").get_by_text("classroom, 64 px, RGB")).to_be_visible()
+
+
+def choose(page, box: str, option: str | re.Pattern, typed: str) -> None:
+    """In the selectbox labelled `box`, the option named `option`, found by typing `typed` as a person with a long
+    list would: the dropdown draws only the rows in view (Streamlit virtualises it), so a row further down moves as
+    it is scrolled to and a click on it can wait for ever. Opened once the script has drawn the page, so no rerun
+    draws the list anew under the pointer."""
+    from playwright.sync_api import expect
+
+    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
+    page.get_by_role("combobox", name=box, exact=True).click()
+    page.keyboard.type(typed)
+    choice = page.get_by_role("option", name=option, exact=isinstance(option, str))
+    expect(choice).to_have_count(1)
+    choice.click()
+
+
+def choose_run(page, box: str, run_id: str) -> None:
+    choose(page, box, re.compile(f"^{re.escape(run_id)}( |$)"), run_id)
 
 
 def queue_a_custom_cnn_run(page, epochs: int, early_stopping: bool = True) -> None:
@@ -108,8 +128,7 @@ def queue_a_custom_cnn_run(page, epochs: int, early_stopping: bool = True) -> No
     from playwright.sync_api import expect
 
     page.get_by_text("Your own: choose the model and settings").click()
-    page.get_by_role("combobox", name="Model", exact=True).click()
-    page.get_by_role("option", name="Custom: Custom CNN").click()
+    choose(page, "Model", "Custom: Custom CNN", "Custom CNN")
     # The form is drawn anew for the chosen model (its recipe's learning rate, 0.001): wait for it before typing.
     expect(page.get_by_test_id("stSliderThumbValue").get_by_text("0.001", exact=True)).to_be_visible()
     field = page.get_by_role("spinbutton", name="Epochs (at most)")
@@ -171,8 +190,7 @@ def test_the_convolution_playground(app_url, page):
     page.goto(f"{app_url}/playground")
     expect(page.get_by_role("heading", name="Convolution")).to_be_visible()
     expect(page.get_by_text("floor((64 - 3) / 1) + 1 = 62 px")).to_be_visible()
-    page.get_by_role("combobox", name="Kernel", exact=True).click()
-    page.get_by_role("option", name="Sobel x").click()
+    choose(page, "Kernel", "Sobel x", "Sobel x")
     page.get_by_text("max", exact=True).click()  # 2x2 max pooling
     expect(page.get_by_text("then 2x2 max pooling: 31 px")).to_be_visible()
     expect(page.locator(".js-plotly-plot")).to_have_count(2)  # the feature map and the pooled one
@@ -242,8 +260,7 @@ def test_evaluate_confusion_matrix_cell_and_gradcam(app_url, app_base, _trained_
     run_id = add_finished_run(_trained_run_template, app_base / "runs", "eval")
     page.goto(f"{app_url}/evaluate")
     expect(page.get_by_role("heading", name="Evaluate")).to_be_visible()
-    page.get_by_role("combobox", name="Run", exact=True).click()
-    page.get_by_role("option", name=run_id).click()
+    choose_run(page, "Run", run_id)
     expect(page.get_by_text("Macro F1")).to_be_visible()
     page.get_by_role("tab", name="Confusion matrix").click()
     plot_area = page.locator(".js-plotly-plot .nsewdrag").first
@@ -267,8 +284,7 @@ def test_a_reload_and_a_shared_link_keep_the_dataset_run_and_tab(app_url, app_ba
     page.goto(f"{app_url}/dataset")
     choose_the_classroom_folder(page)
     page.get_by_test_id("stSidebar").get_by_role("link", name="Evaluate").click()
-    page.get_by_role("combobox", name="Run", exact=True).click()
-    page.get_by_role("option", name=run_id).click()
+    choose_run(page, "Run", run_id)
     page.get_by_role("tab", name="Mistakes").click()
     expect(page.get_by_text("test images are misclassified")).to_be_visible()
     # The run stopped before its first epoch is not offered: it is listed apart with why, and nothing is red.
@@ -364,8 +380,7 @@ def test_start_a_run_from_a_finished_one_and_follow_it_to_its_base(app_url, app_
     if not page.get_by_text("Recipe", exact=True).is_visible():
         new_run.click()
     page.get_by_text("Start from a run: a new head on a trained network").click()
-    page.get_by_role("combobox", name="Start from", exact=True).click()
-    page.get_by_role("option", name=re.compile(f"^{base_id} ")).click()
+    choose_run(page, "Start from", base_id)
     expect(page.get_by_text("read at the base's input size (the Dataset page's 64 px does not apply)")).to_be_visible()
     page.get_by_text("What each layer does in the new run").click()
     expect(page.get_by_test_id("stDataFrame").last).to_be_visible()

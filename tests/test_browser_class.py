@@ -16,7 +16,7 @@ import pytest
 
 from galaxy_core.people import STUDENT, TEACHER, User
 from galaxy_core.roster import Roster
-from tests.helpers import browser_tabs, free_port, start_server, stop_server, wait_for
+from tests.helpers import browser_tabs, free_port, start_server, stop_server, stop_training_service, wait_for
 
 pytestmark = pytest.mark.browser
 ADA, BOB = User("ada", "Ada", STUDENT), User("bob", "Bob", STUDENT)
@@ -58,6 +58,7 @@ def roster_lab(tmp_path_factory, _trained_run_template):
     process, url = lab_server(base, 'auth = "roster"\n')
     yield url, codes, runs, base
     stop_server(process)
+    stop_training_service(base / "runs")
 
 
 def sign_in_with_the_roster(page, url: str, name: str, code: str) -> None:
@@ -164,6 +165,7 @@ def oidc_lab(tmp_path_factory, _trained_run_template):
     process, url = lab_server(base, settings, port=port)
     yield url, runs
     stop_server(process)
+    stop_training_service(base / "runs")
     provider.terminate()
     provider.wait(10)
 
