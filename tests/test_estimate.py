@@ -52,6 +52,12 @@ def test_expected_seconds_adds_epochs_validation_and_the_final_evaluation():
     assert estimate.expected_seconds(config, rates, sizes) == pytest.approx(expected)
     held_out = tiny_config(epochs=3, validation="from_train", validation_fraction=0.1)
     assert estimate.epoch_seconds(held_out, rates, sizes) == pytest.approx(9 + 0.1)
+    # A label review of 4 folds: each fold's network trains on 3/4 of the training split, validates on nothing, and
+    # predicts its own quarter once; 3 epochs per fold.
+    review = tiny_config(epochs=3, kind="label_review", folds=4)
+    assert estimate.epoch_seconds(review, rates, sizes) == pytest.approx(750 / 100)
+    expected = estimate.FIXED_SECONDS + 4 * 3 * 7.5 + 1000 / 1000
+    assert estimate.expected_seconds(review, rates, sizes) == pytest.approx(expected)
 
 
 def test_the_probe_key_follows_what_sets_a_steps_cost():

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import subprocess
 import sys
@@ -26,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from galaxy_core.files import write_json_atomically
-from galaxy_core.prediction import VIEW_COUNT
 from galaxy_core.training.config import TrainConfig
 from galaxy_core.training.kinds import run_kind
 from galaxy_core.training.records import epoch_records, number
@@ -169,29 +167,20 @@ def measure_throughput(config: TrainConfig, seconds: float = PROBE_SECONDS) -> T
 
 
 def epoch_seconds(config: TrainConfig, throughput: Throughput, split_sizes: dict[str, int]) -> float:
-    """One epoch: its training images, then validation (a label review's fold trains on the other folds and
-    does not validate)."""
-    train, val = split_sizes.get("train", 0), split_sizes.get("val", 0)
-    if config.kind == "label_review":
-        return train * (config.folds - 1) / config.folds / throughput.train_images_per_second
-    if config.validation == "from_train":
-        val = math.ceil(train * config.validation_fraction)
-        train -= val
-    return train / throughput.train_images_per_second + val / throughput.predict_images_per_second
+    """One epoch: its training images, then validation (as the run's kind says)."""
+    work = run_kind(config.kind).workload(config, split_sizes)
+    return (
+        work.trained_per_epoch / throughput.train_images_per_second
+        + work.validated_per_epoch / throughput.predict_images_per_second
+    )
 
 
 def expected_seconds(config: TrainConfig, throughput: Throughput, split_sizes: dict[str, int]) -> float:
-    """A run's whole time if it trains every planned epoch: the epochs, the final test evaluation over 8 views (a
-    label review's: the training split predicted once, fold by fold; a seed ensemble's: by each network), and the
-    fixed start-up; early stopping can only shorten it."""
-    predicted = (
-        split_sizes.get("train", 0) if config.kind == "label_review" else VIEW_COUNT * split_sizes.get("test", 0)
-    )
-    if config.kind == "seed_ensemble":
-        predicted *= config.ensemble_size
-    evaluation = predicted / throughput.predict_images_per_second
-    planned = run_kind(config.kind).planned_epochs(config)
-    return FIXED_SECONDS + planned * epoch_seconds(config, throughput, split_sizes) + evaluation
+    """A run's whole time if it trains every planned epoch: the epochs, its final predictions and the fixed
+    start-up; early stopping can only shorten it."""
+    kind = run_kind(config.kind)
+    evaluation = kind.workload(config, split_sizes).predicted_at_the_end / throughput.predict_images_per_second
+    return FIXED_SECONDS + kind.planned_epochs(config) * epoch_seconds(config, throughput, split_sizes) + evaluation
 
 
 def measure(config: TrainConfig, cache_dir: Path) -> Measuring | None:

@@ -20,7 +20,7 @@ from galaxy_core.data import Dataset
 from galaxy_core.errors import InvalidInputError
 from galaxy_core.training.config import TrainConfig
 from galaxy_core.training.kinds.ensemble import answer_as_one
-from galaxy_core.training.kinds.registry import register_kind
+from galaxy_core.training.kinds.registry import Workload, register_kind
 from galaxy_core.training.lifecycle import Outcome, RunState, StoppedBeforeTrainingError
 from galaxy_core.training.recipe import fit_phase
 
@@ -106,11 +106,18 @@ def planned_epochs(config: TrainConfig) -> int:
     return config.epochs * config.folds
 
 
+def workload(config: TrainConfig, split_sizes: dict[str, int]) -> Workload:
+    """Each fold's network trains on the other folds, validates on nothing, and predicts its own fold once."""
+    train = split_sizes.get("train", 0)
+    return Workload(train * (config.folds - 1) / config.folds, 0, train)
+
+
 @register_kind(
     "label_review",
     title="label review: {folds} x {model}",
     planned_epochs=planned_epochs,
     check=lambda config: fold_count_problems(config.folds),
+    workload=workload,
 )
 def review_labels(run, config: TrainConfig, dataset: Dataset, observers: Sequence = ()) -> Outcome:
     """Review `dataset`'s training split for `run`. A stop before the last fold has predicted leaves no review:

@@ -7,14 +7,35 @@ moves the run between states. Adding a kind is that module plus one import line 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from galaxy_core.errors import InvalidInputError
+from galaxy_core.prediction import VIEW_COUNT
 from galaxy_core.training.records import RunSummary
 from galaxy_core.training.store import RunNotFoundError, RunStore
 
 RUN_KINDS: dict[str, RunKind] = {}
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The images a run puts through its network: what its expected duration is made of."""
+
+    trained_per_epoch: float
+    validated_per_epoch: float
+    predicted_at_the_end: float  # its final test evaluation (a label review: its training split, fold by fold)
+
+
+def training_workload(config, split_sizes: dict[str, int]) -> Workload:
+    """A training run's: its training split each epoch (less what it holds out for validation), validation, and
+    the test split's VIEW_COUNT views at the end."""
+    train, val = split_sizes.get("train", 0), split_sizes.get("val", 0)
+    if config.validation == "from_train":
+        val = math.ceil(train * config.validation_fraction)
+        train -= val
+    return Workload(train, val, VIEW_COUNT * split_sizes.get("test", 0))
 
 
 @dataclass(frozen=True)
@@ -29,6 +50,7 @@ class RunKind:
     # (run store, config) -> {model it starts from: the file to copy into its folder when it is queued}; raises
     # InvalidInputError when one cannot be used
     input_models: Callable = field(repr=False, default=lambda store, config: {})
+    workload: Callable = field(repr=False, default=training_workload)  # (config, split sizes) -> Workload
 
     def describe(self, config: dict) -> str:
         """The run's model as the runs table names it ("inception_small", "label review: 5 x inception_small")."""
@@ -39,7 +61,8 @@ class RunKind:
 
 
 def register_kind(name: str, *, title: str | Callable, planned_epochs: Callable, **hooks: Callable) -> Callable:
-    """Register a kind's training function under `name`; `hooks`: its `check` and `input_models`, if any."""
+    """Register a kind's training function under `name`; `hooks`: its `check`, `input_models` and `workload`, if
+    any."""
 
     def decorate(train: Callable) -> Callable:
         if name in RUN_KINDS:

@@ -18,7 +18,7 @@ from galaxy_core.data import Dataset
 from galaxy_core.training.config import TrainConfig
 from galaxy_core.training.kinds import train
 from galaxy_core.training.kinds.ensemble import answer_as_one
-from galaxy_core.training.kinds.registry import register_kind
+from galaxy_core.training.kinds.registry import Workload, register_kind, training_workload
 from galaxy_core.training.lifecycle import Outcome, RunState, StoppedBeforeTrainingError
 from galaxy_core.training.recipe import with_validation_source
 
@@ -41,8 +41,18 @@ def network_seeds(config: TrainConfig) -> list[int]:
     return [config.seed + number for number in range(config.ensemble_size)]
 
 
+def workload(config: TrainConfig, split_sizes: dict[str, int]) -> Workload:
+    """A training run's epochs, and a final test evaluation by each network."""
+    single = training_workload(config, split_sizes)
+    return replace(single, predicted_at_the_end=config.ensemble_size * single.predicted_at_the_end)
+
+
 @register_kind(
-    "seed_ensemble", title="ensemble: {ensemble_size} x {model}", planned_epochs=planned_epochs, check=size_problems
+    "seed_ensemble",
+    title="ensemble: {ensemble_size} x {model}",
+    planned_epochs=planned_epochs,
+    check=size_problems,
+    workload=workload,
 )
 def train_seed_ensemble(run, config: TrainConfig, dataset: Dataset, observers: Sequence = ()) -> Outcome:
     """Train the networks one after another, keep their ensemble after each, then test it and each network."""
