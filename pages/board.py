@@ -29,7 +29,7 @@ def board_table(rows) -> pd.DataFrame:
                 "who": row.name,
                 "best test balanced accuracy": row.best.test_balanced_accuracy if row.best else None,
                 "95% interval": f"{row.interval[0]:.3f} to {row.interval[1]:.3f}" if row.interval else "",
-                "model": row.best.model if row.best else "",
+                "model": row.best.model if row.best else "no run with test results yet",
                 "parameters": row.best.parameters if row.best else None,
                 "minutes": row.minutes,
                 "runs trained": row.runs,

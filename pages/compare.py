@@ -29,6 +29,7 @@ from galaxy_core.prediction import ModelLoadError
 from galaxy_core.training.kinds import describe_run_model
 from galaxy_core.training.records import epoch_records
 from pages.ui.display import confusion_figure, enlarge, label_noise_note, lazy_tabs
+from pages.ui.identity import shows_only_mine
 from pages.ui.members import make_ensemble_ui
 from pages.ui.navigation import run_router
 from pages.ui.runs import run_interval, run_label, run_metrics, run_model, runs_apart, runs_that
@@ -316,7 +317,12 @@ def render() -> None:
     st.title("Compare")
     runs, others = runs_that(lambda summary: summary.has_test_results)
     if len(runs) < 2:
-        st.info("Comparing needs at least two runs with test results: train another on the Train page.")
+        classmates = ", or choose *The class's runs* in the sidebar to compare with your classmates'"
+        st.info(
+            "Comparing needs at least two runs with test results: train another on the Train page"
+            + (classmates if shows_only_mine() else "")
+            + "."
+        )
         runs_apart(others, "be compared (no test results)")
         st.stop()
     by_id = {summary.id: summary for summary in runs}

@@ -75,27 +75,25 @@ def recipe_label(name: str) -> str:
 
 
 def expected_duration_ui(config: TrainConfig, *, per_epoch: bool = False) -> None:
-    """How long the run will take on this machine, from its recipe's pace: a probe's (started in the background
-    the first time, never while a run trains; the caption counts its seconds and the page redraws when it is in)
-    or the newest run's of the same step cost."""
+    """How long the run will take on this machine, from its recipe's pace: the newest run's of the same step cost
+    (the whole pipeline, measured), else a probe's (started in the background the first time, never while a run
+    is queued or trains; the caption counts its seconds and the page redraws when it is in)."""
     settings = get_settings()
     try:
         sizes = {name: len(split) for name, split in load_dataset(active_dataset_spec(), settings).splits.items()}
     except (GalaxyLabError, ValueError):
         return  # the Dataset page and the run itself say what is wrong with the dataset
-    throughput = estimate.cached_throughput(config, settings.cache_dir)
+    summaries = ServiceClient.from_settings(settings).store.runs()
+    throughput = estimate.pace_of_runs(config, summaries) or estimate.cached_throughput(config, settings.cache_dir)
     if throughput is None:
-        summaries = ServiceClient.from_settings(settings).store.runs()
-        throughput = estimate.pace_of_runs(config, summaries)
-        if throughput is None:
-            if any(summary.state is RunState.RUNNING for summary in summaries):
-                st.caption(
-                    "How long this recipe takes here is measured once no run is training: measuring now would "
-                    "slow the run down and time a busy machine."
-                )
-            elif estimate.measure(config, settings.cache_dir) is not None:
-                st.fragment(run_every=REFRESH_SECONDS)(_measuring_ui)(config, settings.cache_dir)
-            return
+        if any(summary.state.active for summary in summaries):
+            st.caption(
+                "How long this recipe takes here is measured once no run is queued or training: measuring now "
+                "would slow the runs down and time a busy machine."
+            )
+        elif estimate.measure(config, settings.cache_dir) is not None:
+            st.fragment(run_every=REFRESH_SECONDS)(_measuring_ui)(config, settings.cache_dir)
+        return
     pace = f"{throughput.train_images_per_second:.0f} training images/s" + (
         f", as run {throughput.run_id} trained" if throughput.run_id else ""
     )
@@ -115,8 +113,9 @@ def expected_duration_ui(config: TrainConfig, *, per_epoch: bool = False) -> Non
 
 
 def _measuring_ui(config: TrainConfig, cache_dir) -> None:
-    measuring = estimate.measure(config, cache_dir)
-    if measuring is None:  # measured (or the probe failed, and the page says nothing)
+    runs_active = bool(ServiceClient.from_settings(get_settings()).store.runs(active_only=True))
+    measuring = estimate.measure(config, cache_dir, runs_active=runs_active)
+    if measuring is None:  # measured, a run was queued meanwhile, or the probe failed (and the page says nothing)
         st.rerun(scope="app")
     elif measuring.waiting:
         st.caption("Measuring how fast this machine trains this recipe once another recipe's measurement ends…")
@@ -371,6 +370,8 @@ def runs_table_ui(summaries: list[RunSummary], positions: dict[str, int]) -> Run
         selection_mode="single-row",
         key="runs_table",
         column_config={
+            # wide enough for "3/8, batch 12/70" from the start: a grid sizes its columns to their first values
+            "epochs": st.column_config.TextColumn(width="medium"),
             "val balanced acc": st.column_config.NumberColumn(format="%.3f"),
             "test balanced acc": st.column_config.NumberColumn(format="%.3f"),
         },
@@ -626,7 +627,7 @@ def render() -> None:
     if new_run.open:  # drawn only when open: a visit to watch runs measures and loads nothing for a new one
         with new_run:
             new_run_form(client, dataset, settings.max_epochs, user)
-    active = any(summary.state.active for summary in client.store.runs(active_only=True))
+    active = bool(client.store.runs(active_only=True))
     st.session_state["train_runs_active"] = active
     st.fragment(run_every=REFRESH_SECONDS if active else None)(runs_section)(client, user)
 

@@ -110,6 +110,22 @@ def test_one_probe_at_a_time_and_only_for_a_recipe_still_chosen(tmp_path, monkey
 
 
 @pytest.mark.throughput_probe
+def test_no_probe_runs_while_a_run_is_queued_or_training(tmp_path):
+    """A probe under way when a run is queued is ended (it would slow the run and time a busy machine), none
+    starts while runs are active, and the recipe is measured once they have ended."""
+    config = tiny_config()
+    assert estimate.measure(config, tmp_path) is not None
+    probe = estimate._probes[(estimate.probe_key(config), str(tmp_path))].process
+    assert estimate.measure(config, tmp_path, runs_active=True) is None
+    assert probe.poll() is not None  # ended
+    assert estimate.measure(tiny_config(batch_size=8), tmp_path, runs_active=True) is None
+    assert not [key for key in estimate._probes if key[1] == str(tmp_path)]  # and none started
+    again = estimate.measure(config, tmp_path)
+    assert again is not None and not again.waiting
+    wait_for(lambda: estimate.cached_throughput(config, tmp_path), timeout=120)
+
+
+@pytest.mark.throughput_probe
 def test_a_failed_probe_is_not_started_again_in_a_loop(tmp_path):
     config = tiny_config()
     blocked = tmp_path / "a-file"

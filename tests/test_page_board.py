@@ -49,6 +49,17 @@ def test_the_board_names_only_oneself_until_the_teacher_shows_every_name(a_class
     assert [row[0] for row in board(open_page("board", signed_in_as=ADA))] == ["Bob", "Ada", "Ms Lee"]
 
 
+def test_someone_without_a_tested_run_is_on_the_board_with_why_and_compare_points_to_the_class(a_class):
+    rewrite_status(a_class["lee"], "running", test_balanced_accuracy=None)  # the teacher's only run is training
+    at = open_page("board", signed_in_as=LEE)
+    table = at.dataframe[0].value
+    assert not at.exception and table["who"].tolist()[-1] == "Ms Lee"
+    assert table["model"].tolist()[-1] == "no run with test results yet"
+    # Bob has one run with results: Compare, on his own runs (a student's default), sends him to the class's.
+    at = open_page("compare", signed_in_as=BOB, runs_scope="mine")
+    assert not at.exception and "choose *The class's runs* in the sidebar" in at.info[0].value
+
+
 def test_a_student_gets_no_button_for_a_classmates_run_and_the_library_refuses_it(a_class):
     bob_run, ada_run = a_class["bob"], a_class["ada1"]
     at = open_page("train", signed_in_as=ADA, viewed_run=bob_run.id, runs_scope="class")

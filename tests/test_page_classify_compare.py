@@ -94,6 +94,7 @@ def test_classify_reports_a_model_that_cannot_load_when_there_is_something_to_cl
 def test_compare_needs_two_runs(finished_run):
     at = open_page("compare")
     assert not at.exception and "at least two runs with test results" in at.info[0].value
+    assert "sidebar" not in at.info[0].value  # no sign-in: every run is listed already
 
 
 def test_compare_curves_figures_and_matrices(finished_run, second_run):

@@ -272,7 +272,7 @@ def test_train_page_with_runs_opens_on_them_and_draws_the_new_run_form_when_aske
 
     probes = []
     measuring = estimate.Measuring(seconds_so_far=0.0, expected_seconds=20.0, waiting=False)
-    monkeypatch.setattr(estimate, "measure", lambda config, cache_dir: probes.append(config) or measuring)
+    monkeypatch.setattr(estimate, "measure", lambda config, cache_dir, **_: probes.append(config) or measuring)
     at = open_page("train")
     assert not at.exception and at.dataframe[0].value["run"].tolist() == [finished_run.id]
     assert at.expander[0].label == "New run" and not at.radio  # closed: nothing drawn, nothing measured
@@ -284,26 +284,36 @@ def test_train_page_with_runs_opens_on_them_and_draws_the_new_run_form_when_aske
 
 
 def test_train_page_never_probes_while_a_run_trains_and_reads_a_recent_runs_pace(isolated_settings, monkeypatch):
-    """No throughput probe while a run trains (it would slow the run): the page says when it will measure; a run
-    of the chosen recipe's step cost that trained whole epochs after its first gives the pace instead."""
+    """No throughput probe while a run is queued or trains (it would slow the run): the page says when it will
+    measure; a run of the chosen recipe's step cost that trained whole epochs after its first gives the pace
+    instead."""
     import subprocess
 
     from galaxy_core.training import estimate
     from galaxy_core.training.config import preset_config
-    from tests.helpers import rewrite_status, run_in_its_first_epoch
+    from tests.helpers import rewrite_status, run_in_its_first_epoch, tiny_config
 
     probes = []
-    monkeypatch.setattr(estimate, "measure", lambda config, cache_dir: probes.append(config))
+    monkeypatch.setattr(estimate, "measure", lambda config, cache_dir, **_: probes.append(config))
+    store = RunStore(isolated_settings["runs"])
+    # A queued run (it cannot start here: its executor is a Ray cluster that is not there), then one training.
+    monkeypatch.setenv("GALAXY_LAB_EXECUTOR", "ray")
+    monkeypatch.setenv("GALAXY_LAB_RAY_ADDRESS", "127.0.0.1:9")
+    queued = new_run(store, tiny_config())
+    at = open_page("train", train_new_run=True)
+    assert not at.exception and at.radio(key="train_recipe").value == "recommended"
+    assert any("measured once no run is queued or training" in caption.value for caption in at.caption)
+    assert probes == []
+    rewrite_status(queued, "stopped")
     stand_in = subprocess.Popen(["sleep", "120"])
     try:
         run_in_its_first_epoch(isolated_settings["runs"], stand_in.pid)
         at = open_page("train", train_new_run=True)
         assert not at.exception and at.radio(key="train_recipe").value == "recommended"
-        assert any("measured once no run is training" in caption.value for caption in at.caption)
+        assert any("measured once no run is queued or training" in caption.value for caption in at.caption)
         assert probes == []
     finally:
         stand_in.kill()
-    store = RunStore(isolated_settings["runs"])
     for summary in store.runs():
         rewrite_status(summary.run, "stopped")
     earlier = new_run(store, preset_config(DatasetSpec.of("synthetic"), "recommended", epochs=3, seed=7))
@@ -317,6 +327,9 @@ def test_train_page_never_probes_while_a_run_trains_and_reads_a_recent_runs_pace
             }
         )
     rewrite_status(earlier, "finished", epochs_done=3)
+    # A probe's figure is there too (say, timed while the machine was busy): the run's own pace goes first.
+    recommended = preset_config(DatasetSpec.of("synthetic"), "recommended")
+    estimate.save_throughput(recommended, isolated_settings["cache"], estimate.Throughput(50.0, 500.0))
     at = open_page("train", train_new_run=True)
     assert not at.exception and probes == []
     # The median of its epochs after the first: (100 + 300) / 2; the first, which builds the graph, left out.

@@ -192,7 +192,7 @@ PRESETS = {
     ),
     "quick": Preset(
         title="Quick",
-        description="A run to watch during a lesson: about a minute on 2 idle cores, a point or so below the "
+        description="A run to watch during a lesson: about 2 minutes on 2 idle cores, a point or so below the "
         "recommended one on validation.",
         model="inception_small",
         image_size=40,

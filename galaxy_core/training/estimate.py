@@ -6,8 +6,9 @@ for a few seconds (after the step has been traced), and times predictions: pixel
 It runs in a process of its own at a low priority (`measure`), so a page never waits for it, a crash cannot reach
 the server and first visits to other pages keep the CPU; its result is kept in the cache folder, keyed by what
 sets a step's cost and by the machine's core count, with how long the probe took (what the page says the next one
-will take). One probe runs at a time, only for a recipe a page is asking about, and the page starts none while a
-run trains (it would slow the run and read a busy machine): a run's own pace is then the better figure.
+will take). One probe runs at a time, only for a recipe a page is asking about, and none while a run is queued or
+trains (it would slow the run and read a busy machine; one under way is ended): a run's own pace is then the better
+figure.
 """
 
 from __future__ import annotations
@@ -183,15 +184,28 @@ def expected_seconds(config: TrainConfig, throughput: Throughput, split_sizes: d
     return FIXED_SECONDS + kind.planned_epochs(config) * epoch_seconds(config, throughput, split_sizes) + evaluation
 
 
-def measure(config: TrainConfig, cache_dir: Path) -> Measuring | None:
+def measure(config: TrainConfig, cache_dir: Path, *, runs_active: bool = False) -> Measuring | None:
     """Measure this recipe's throughput in a process of its own, unless it is cached; asked again (a page does
     every 2 s while it waits), it says how far the probe is. One probe at a time: another recipe's probe that no
     page has asked about for UNWANTED_SECONDS is ended (its recipe is no longer chosen), one still wanted goes
-    first. None when cached, or when the probe ended without a result (say nothing rather than probe in a loop)."""
+    first. None when cached, or when the probe ended without a result (say nothing rather than probe in a loop).
+    While `runs_active` (a run is queued or training) no probe runs: it would slow the run down and time a busy
+    machine, so one under way is ended (and started again once asked for with no run active), and None it is."""
     if cached_throughput(config, cache_dir) is not None:
         return None
     with _probes_lock:
+        if runs_active:
+            for key, probe in list(_probes.items()):
+                if probe.process.poll() is None:
+                    _end(key)
+            return None
         return _measure(config, cache_dir)
+
+
+def _end(key: tuple[str, str]) -> None:
+    probe = _probes.pop(key)
+    probe.process.terminate()
+    probe.process.wait()
 
 
 def _measure(config: TrainConfig, cache_dir: Path) -> Measuring | None:
@@ -206,9 +220,7 @@ def _measure(config: TrainConfig, cache_dir: Path) -> Measuring | None:
         if other.process.poll() is None:
             if now - other.wanted < UNWANTED_SECONDS:
                 return Measuring(0.0, expected, waiting=True)
-            other.process.terminate()
-            other.process.wait()
-            del _probes[other_key]
+            _end(other_key)
     arguments = [json.dumps(config.to_dict()), str(cache_dir), str(time.time())]
     process = subprocess.Popen(
         [sys.executable, "-m", "galaxy_core.training.estimate", *arguments],
