@@ -126,6 +126,22 @@ def test_no_probe_runs_while_a_run_is_queued_or_training(tmp_path):
 
 
 @pytest.mark.throughput_probe
+def test_an_ended_probe_leaves_no_files_in_the_temporary_folder(tmp_path, monkeypatch):
+    """TensorFlow writes a source file per traced function to the temporary folder and removes them as the process
+    exits; a probe ended (its recipe no longer chosen, a run queued) exits that way too, so a server that ends
+    probes all term does not fill /tmp."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temporary))  # the probe's process makes its files there
+    config = tiny_config()
+    assert estimate.measure(config, tmp_path / "cache") is not None
+    wait_for(lambda: list(temporary.iterdir()), timeout=120)  # it is tracing the training step
+    assert estimate.measure(config, tmp_path / "cache", runs_active=True) is None  # ended
+    assert not [key for key in estimate._probes if key[1] == str(tmp_path / "cache")]
+    assert list(temporary.iterdir()) == []
+
+
+@pytest.mark.throughput_probe
 def test_a_failed_probe_is_not_started_again_in_a_loop(tmp_path):
     config = tiny_config()
     blocked = tmp_path / "a-file"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -40,6 +41,8 @@ FIXED_SECONDS = 10.0
 FIRST_PROBE_GUESS_SECONDS = 20.0
 # A probe no page has asked about for this long is for a recipe nobody has chosen any more (pages ask every 2 s).
 UNWANTED_SECONDS = 6.0
+# How long an ended probe has to exit cleanly (it answers between two steps) before it is killed.
+END_GRACE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -203,9 +206,15 @@ def measure(config: TrainConfig, cache_dir: Path, *, runs_active: bool = False) 
 
 
 def _end(key: tuple[str, str]) -> None:
-    probe = _probes.pop(key)
-    probe.process.terminate()
-    probe.process.wait()
+    """End a probe: SIGTERM, which it answers by exiting through Python's exit handlers (TensorFlow removes the
+    source files it wrote to the temporary folder for each traced function there), then SIGKILL if it lingers."""
+    process = _probes.pop(key).process
+    process.terminate()
+    try:
+        process.wait(timeout=END_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _measure(config: TrainConfig, cache_dir: Path) -> Measuring | None:
@@ -237,6 +246,7 @@ def main(arguments: list[str]) -> None:
     from galaxy_core.runtime import import_tensorflow
 
     config_json, cache_dir, started = arguments
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))  # exit handlers run: nothing left behind
     os.nice(10)  # the pages a class is opening come first; on an idle machine the figure is the same
     config = TrainConfig.from_dict(json.loads(config_json))
     Path(cache_dir).mkdir(parents=True, exist_ok=True)  # a cache that cannot be written fails before any work
