@@ -11,6 +11,10 @@
 3. One request: the Recommended recipe's 5 seeds trained as one run (kind "seed_ensemble"): each of its networks
    against the separate run of the same seed, its ensemble against the separate runs' ensemble, and its time
    against the separate runs' (times from the runs' own records; a reused run's were measured when it trained).
+4. Varied members: the Recommended recipe (48 px, 15 epochs, weight averaging) with other architectures in place of
+   its Small Inception (Practice 1's plain convolutions, the small ResNet, the custom CNN), and the ensemble of
+   the four architectures (seed 0 each) against its members, as in 1: do members that differ in how they see
+   an image disagree where the seeds of one network agree?
 
 gz1-3class at the benchmarks' crop (0.4). Members are kept in `--runs-dir` (default: benchmarks/.runs/ensemble, not
 in git), and a finished run with the same title is reused: the script can be run again to make its ensembles
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -41,6 +46,7 @@ from galaxy_core.training.config import TrainConfig, label_review_config, preset
 
 GZ1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "gz1-3class"
 RUNS = Path(__file__).resolve().parent / ".runs" / "ensemble"
+VARIED_MODELS = ("practice1", "resnet_small", "custom_cnn")  # beside the Recommended recipe's inception_small
 
 
 def finished_run(store: RunStore, title: str, config: TrainConfig):
@@ -172,6 +178,12 @@ def main() -> None:
     seeds = preset_config(spec, kind="seed_ensemble", ensemble_size=args.members)
     one_run = finished_run(store, f"Recommended x {args.members} seeds as one run", seeds)
     one_request(one_run, members, equal)
+    varied = members[:1] + [
+        finished_run(store, f"Recommended recipe, {model}", replace(preset_config(spec), model=model, model_options={}))
+        for model in VARIED_MODELS
+    ]
+    together = finished_run(store, "ensemble of four architectures", ensemble_config([run.summary() for run in varied]))
+    report("Varied members: four architectures, one recipe", [together], varied)
 
 
 if __name__ == "__main__":
