@@ -118,6 +118,10 @@ def report(title: str, ensembles: list, members: list) -> None:
     for run in ensembles:
         print(f"| {run.summary().name} | {figure(run)} | {paired(run, answers(best)[1])} | {paired(run, median)} |")
     print(f"\nmean member {np.mean(scores):.4f}; best member {max(scores):.4f}")
+    if len(members) > 1:
+        answered = np.stack([answers(run)[1] for run in members])
+        same = float(np.mean(np.all(answered == answered[0], axis=0)))
+        print(f"all {len(members)} members give the same answer on {same:.1%} of the test galaxies")
     for run in ensembles:
         mean_gap = score(*answers(run)) - np.mean(scores)
         print(f"{run.summary().name}: {mean_gap * 100:+.1f} points above the mean member")
