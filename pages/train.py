@@ -86,13 +86,14 @@ def expected_duration_ui(config: TrainConfig, *, per_epoch: bool = False) -> Non
     summaries = ServiceClient.from_settings(settings).store.runs()
     throughput = estimate.pace_of_runs(config, summaries) or estimate.cached_throughput(config, settings.cache_dir)
     if throughput is None:
-        if any(summary.state.active for summary in summaries):
+        measuring = estimate.measure(config, settings.cache_dir, settings.runs_dir)
+        if measuring is not None and measuring.held:
             st.caption(
                 "How long this recipe takes here is measured once no run is queued or training: measuring now "
                 "would slow the runs down and time a busy machine."
             )
-        elif estimate.measure(config, settings.cache_dir) is not None:
-            st.fragment(run_every=REFRESH_SECONDS)(_measuring_ui)(config, settings.cache_dir)
+        elif measuring is not None:
+            st.fragment(run_every=REFRESH_SECONDS)(_measuring_ui)(config, settings)
         return
     pace = f"{throughput.train_images_per_second:.0f} training images/s" + (
         f", as run {throughput.run_id} trained" if throughput.run_id else ""
@@ -112,10 +113,9 @@ def expected_duration_ui(config: TrainConfig, *, per_epoch: bool = False) -> Non
     )
 
 
-def _measuring_ui(config: TrainConfig, cache_dir) -> None:
-    runs_active = bool(ServiceClient.from_settings(get_settings()).store.runs(active_only=True))
-    measuring = estimate.measure(config, cache_dir, runs_active=runs_active)
-    if measuring is None:  # measured, a run was queued meanwhile, or the probe failed (and the page says nothing)
+def _measuring_ui(config: TrainConfig, settings) -> None:
+    measuring = estimate.measure(config, settings.cache_dir, settings.runs_dir)
+    if measuring is None or measuring.held:  # measured, failed (the page says nothing) or a run was queued
         st.rerun(scope="app")
     elif measuring.waiting:
         st.caption("Measuring how fast this machine trains this recipe once another recipe's measurement ends…")

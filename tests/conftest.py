@@ -58,7 +58,7 @@ def probes_that_never_finish(request, monkeypatch) -> None:
         from galaxy_core.training import estimate
 
         still_measuring = estimate.Measuring(seconds_so_far=0.0, expected_seconds=20.0, waiting=False)
-        monkeypatch.setattr(estimate, "measure", lambda config, cache_dir, **_: still_measuring)
+        monkeypatch.setattr(estimate, "measure", lambda config, *_: still_measuring)
 
 
 # A tiny model on a few synthetic galaxies: trained once per test session, copied into each test's runs folder.

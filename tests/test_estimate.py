@@ -13,7 +13,7 @@ from galaxy_core.training import RunStore, estimate
 from galaxy_core.training.callbacks import ProgressReport
 from galaxy_core.training.client import new_run, train_in_this_process
 from galaxy_core.training.config import DEFAULT_MODEL, PRESETS, preset_config, recommended_config
-from tests.helpers import tiny_config, wait_for
+from tests.helpers import rewrite_status, tiny_config, wait_for
 
 SYNTHETIC = DatasetSpec.of("synthetic", num_images=60)
 
@@ -75,20 +75,20 @@ def test_a_probe_measures_in_its_own_process_once_caches_and_times_itself(tmp_pa
     config = tiny_config()
     assert estimate.cached_throughput(config, tmp_path) is None
     started = time.monotonic()
-    first = estimate.measure(config, tmp_path)
+    first = estimate.measure(config, tmp_path, tmp_path / "runs")
     assert first == estimate.Measuring(0.0, estimate.FIRST_PROBE_GUESS_SECONDS, waiting=False)  # no probe timed yet
     time.sleep(0.5)
-    again = estimate.measure(config, tmp_path)  # still running: the same probe, further on
+    again = estimate.measure(config, tmp_path, tmp_path / "runs")  # still running: the same probe, further on
     assert not again.waiting and again.seconds_so_far >= 0.5
     assert [key for key in estimate._probes if key[1] == str(tmp_path)] == [(estimate.probe_key(config), str(tmp_path))]
     wait_for(lambda: estimate.cached_throughput(config, tmp_path), timeout=120)
     took = time.monotonic() - started
     rates = estimate.cached_throughput(config, tmp_path)
     assert rates.train_images_per_second > 0 and rates.predict_images_per_second > 0 and rates.run_id is None
-    assert estimate.measure(config, tmp_path) is None  # cached
+    assert estimate.measure(config, tmp_path, tmp_path / "runs") is None  # cached
     # It timed itself from the moment it was started: what the next probe is said to take.
     assert 0.5 <= estimate.last_probe_seconds(tmp_path) <= took
-    other = estimate.measure(tiny_config(batch_size=8), tmp_path)
+    other = estimate.measure(tiny_config(batch_size=8), tmp_path, tmp_path / "runs")
     assert other.expected_seconds == estimate.last_probe_seconds(tmp_path)
     (tmp_path / estimate.CACHE_FILE).write_text("{not json")
     assert estimate.cached_throughput(config, tmp_path) is None  # a damaged cache means: probe again
@@ -100,11 +100,11 @@ def test_one_probe_at_a_time_and_only_for_a_recipe_still_chosen(tmp_path, monkey
     first for UNWANTED_SECONDS (its page chose another recipe), the second's probe ends it and starts."""
     monkeypatch.setattr(estimate, "UNWANTED_SECONDS", 1.0)
     first, second = tiny_config(), tiny_config(batch_size=8)
-    assert not estimate.measure(first, tmp_path).waiting
-    assert estimate.measure(second, tmp_path).waiting
+    assert not estimate.measure(first, tmp_path, tmp_path / "runs").waiting
+    assert estimate.measure(second, tmp_path, tmp_path / "runs").waiting
     probe = estimate._probes[(estimate.probe_key(first), str(tmp_path))].process
     time.sleep(1.2)  # nobody asks about the first recipe any more
-    assert not estimate.measure(second, tmp_path).waiting
+    assert not estimate.measure(second, tmp_path, tmp_path / "runs").waiting
     assert probe.poll() is not None  # ended
     assert estimate.cached_throughput(first, tmp_path) is None
 
@@ -112,16 +112,25 @@ def test_one_probe_at_a_time_and_only_for_a_recipe_still_chosen(tmp_path, monkey
 @pytest.mark.throughput_probe
 def test_no_probe_runs_while_a_run_is_queued_or_training(tmp_path):
     """A probe under way when a run is queued is ended (it would slow the run and time a busy machine), none
-    starts while runs are active, and the recipe is measured once they have ended."""
-    config = tiny_config()
-    assert estimate.measure(config, tmp_path) is not None
+    starts while runs are active; one that finds a run queued when it is done (no page was there to end it) keeps
+    no figure; the recipe is measured once the runs have ended."""
+    config, runs = tiny_config(), tmp_path / "runs"
+    assert estimate.measure(config, tmp_path, runs) is not None
     probe = estimate._probes[(estimate.probe_key(config), str(tmp_path))].process
-    assert estimate.measure(config, tmp_path, runs_active=True) is None
+    queued = new_run(RunStore(runs), tiny_config())
+    assert estimate.measure(config, tmp_path, runs).held
     assert probe.poll() is not None  # ended
-    assert estimate.measure(tiny_config(batch_size=8), tmp_path, runs_active=True) is None
+    assert estimate.measure(tiny_config(batch_size=8), tmp_path, runs).held
     assert not [key for key in estimate._probes if key[1] == str(tmp_path)]  # and none started
-    again = estimate.measure(config, tmp_path)
-    assert again is not None and not again.waiting
+    rewrite_status(queued, "stopped")
+    again = estimate.measure(config, tmp_path, runs)
+    assert again is not None and not again.held and not again.waiting
+    probe = estimate._probes[(estimate.probe_key(config), str(tmp_path))].process
+    queued = new_run(RunStore(runs), tiny_config())  # nobody asks about the probe meanwhile
+    assert probe.wait(timeout=120) == estimate.TIMED_A_BUSY_MACHINE
+    assert estimate.cached_throughput(config, tmp_path) is None
+    rewrite_status(queued, "stopped")
+    assert not estimate.measure(config, tmp_path, runs).held  # started again
     wait_for(lambda: estimate.cached_throughput(config, tmp_path), timeout=120)
 
 
@@ -133,10 +142,11 @@ def test_an_ended_probe_leaves_no_files_in_the_temporary_folder(tmp_path, monkey
     temporary = tmp_path / "tmp"
     temporary.mkdir()
     monkeypatch.setenv("TMPDIR", str(temporary))  # the probe's process makes its files there
-    config = tiny_config()
-    assert estimate.measure(config, tmp_path / "cache") is not None
+    config, runs = tiny_config(), tmp_path / "runs"
+    assert estimate.measure(config, tmp_path / "cache", runs) is not None
     wait_for(lambda: list(temporary.iterdir()), timeout=120)  # it is tracing the training step
-    assert estimate.measure(config, tmp_path / "cache", runs_active=True) is None  # ended
+    new_run(RunStore(runs), tiny_config())  # a run is queued
+    assert estimate.measure(config, tmp_path / "cache", runs).held  # ended
     assert not [key for key in estimate._probes if key[1] == str(tmp_path / "cache")]
     assert list(temporary.iterdir()) == []
 
@@ -146,10 +156,10 @@ def test_a_failed_probe_is_not_started_again_in_a_loop(tmp_path):
     config = tiny_config()
     blocked = tmp_path / "a-file"
     blocked.write_text("")  # the cache folder cannot be created: the probe fails
-    assert estimate.measure(config, blocked / "cache") is not None
+    assert estimate.measure(config, blocked / "cache", tmp_path / "runs") is not None
     # Once it has ended without a result, it is not started again: no caption waits for it any more.
-    wait_for(lambda: estimate.measure(config, blocked / "cache") is None, timeout=120)
-    assert estimate.measure(config, blocked / "cache") is None and not (blocked / "cache").exists()
+    wait_for(lambda: estimate.measure(config, blocked / "cache", tmp_path / "runs") is None, timeout=120)
+    assert estimate.measure(config, blocked / "cache", tmp_path / "runs") is None and not (blocked / "cache").exists()
 
 
 def test_a_recipes_pace_comes_from_the_newest_run_that_trained_it(isolated_settings):

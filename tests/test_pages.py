@@ -272,7 +272,7 @@ def test_train_page_with_runs_opens_on_them_and_draws_the_new_run_form_when_aske
 
     probes = []
     measuring = estimate.Measuring(seconds_so_far=0.0, expected_seconds=20.0, waiting=False)
-    monkeypatch.setattr(estimate, "measure", lambda config, cache_dir, **_: probes.append(config) or measuring)
+    monkeypatch.setattr(estimate, "measure", lambda config, *_: probes.append(config) or measuring)
     at = open_page("train")
     assert not at.exception and at.dataframe[0].value["run"].tolist() == [finished_run.id]
     assert at.expander[0].label == "New run" and not at.radio  # closed: nothing drawn, nothing measured
@@ -283,6 +283,7 @@ def test_train_page_with_runs_opens_on_them_and_draws_the_new_run_form_when_aske
     assert probes  # the chosen recipe's speed is measured now
 
 
+@pytest.mark.throughput_probe
 def test_train_page_never_probes_while_a_run_trains_and_reads_a_recent_runs_pace(isolated_settings, monkeypatch):
     """No throughput probe while a run is queued or trains (it would slow the run): the page says when it will
     measure; a run of the chosen recipe's step cost that trained whole epochs after its first gives the pace
@@ -293,8 +294,9 @@ def test_train_page_never_probes_while_a_run_trains_and_reads_a_recent_runs_pace
     from galaxy_core.training.config import preset_config
     from tests.helpers import rewrite_status, run_in_its_first_epoch, tiny_config
 
-    probes = []
-    monkeypatch.setattr(estimate, "measure", lambda config, cache_dir, **_: probes.append(config))
+    def probes() -> list:
+        return [key for key in estimate._probes if key[1] == str(isolated_settings["cache"])]
+
     store = RunStore(isolated_settings["runs"])
     # A queued run (it cannot start here: its executor is a Ray cluster that is not there), then one training.
     monkeypatch.setenv("GALAXY_LAB_EXECUTOR", "ray")
@@ -303,7 +305,7 @@ def test_train_page_never_probes_while_a_run_trains_and_reads_a_recent_runs_pace
     at = open_page("train", train_new_run=True)
     assert not at.exception and at.radio(key="train_recipe").value == "recommended"
     assert any("measured once no run is queued or training" in caption.value for caption in at.caption)
-    assert probes == []
+    assert probes() == []
     rewrite_status(queued, "stopped")
     stand_in = subprocess.Popen(["sleep", "120"])
     try:
@@ -311,7 +313,7 @@ def test_train_page_never_probes_while_a_run_trains_and_reads_a_recent_runs_pace
         at = open_page("train", train_new_run=True)
         assert not at.exception and at.radio(key="train_recipe").value == "recommended"
         assert any("measured once no run is queued or training" in caption.value for caption in at.caption)
-        assert probes == []
+        assert probes() == []
     finally:
         stand_in.kill()
     for summary in store.runs():
@@ -331,7 +333,7 @@ def test_train_page_never_probes_while_a_run_trains_and_reads_a_recent_runs_pace
     recommended = preset_config(DatasetSpec.of("synthetic"), "recommended")
     estimate.save_throughput(recommended, isolated_settings["cache"], estimate.Throughput(50.0, 500.0))
     at = open_page("train", train_new_run=True)
-    assert not at.exception and probes == []
+    assert not at.exception and probes() == []
     # The median of its epochs after the first: (100 + 300) / 2; the first, which builds the graph, left out.
     assert any(f"(200 training images/s, as run {earlier.id} trained" in c.value for c in at.caption)
 

@@ -7,8 +7,8 @@ It runs in a process of its own at a low priority (`measure`), so a page never w
 the server and first visits to other pages keep the CPU; its result is kept in the cache folder, keyed by what
 sets a step's cost and by the machine's core count, with how long the probe took (what the page says the next one
 will take). One probe runs at a time, only for a recipe a page is asking about, and none while a run is queued or
-trains (it would slow the run and read a busy machine; one under way is ended): a run's own pace is then the better
-figure.
+trains (it would slow the run and read a busy machine; one under way is ended, and one that finds a run queued
+when it is done keeps no figure): a run's own pace is then the better figure.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from galaxy_core.files import write_json_atomically
 from galaxy_core.training.config import TrainConfig
 from galaxy_core.training.kinds import run_kind
 from galaxy_core.training.records import epoch_records, number
+from galaxy_core.training.store import RunStore
 
 PROBE_SECONDS = 4.0
 PROBE_IMAGES = 512
@@ -41,6 +42,8 @@ FIXED_SECONDS = 10.0
 FIRST_PROBE_GUESS_SECONDS = 20.0
 # A probe no page has asked about for this long is for a recipe nobody has chosen any more (pages ask every 2 s).
 UNWANTED_SECONDS = 6.0
+# A probe's exit status when a run was queued while it measured: it kept no figure, and is started again.
+TIMED_A_BUSY_MACHINE = 75
 # How long an ended probe has to exit cleanly (it answers between two steps) before it is killed.
 END_GRACE_SECONDS = 5.0
 
@@ -61,11 +64,15 @@ class _Probe:
 
 @dataclass(frozen=True)
 class Measuring:
-    """A probe under way or waiting its turn: what a page says while it waits."""
+    """A probe under way, waiting its turn or held while runs train: what a page says while it waits."""
 
     seconds_so_far: float
     expected_seconds: float  # how long the last probe here took
     waiting: bool  # behind another recipe's probe
+    held: bool = False  # a run is queued or training: no probe until none is
+
+
+HELD = Measuring(0.0, 0.0, waiting=False, held=True)
 
 
 _probes: dict[tuple[str, str], _Probe] = {}  # this process's probes, by key and cache folder
@@ -187,22 +194,28 @@ def expected_seconds(config: TrainConfig, throughput: Throughput, split_sizes: d
     return FIXED_SECONDS + kind.planned_epochs(config) * epoch_seconds(config, throughput, split_sizes) + evaluation
 
 
-def measure(config: TrainConfig, cache_dir: Path, *, runs_active: bool = False) -> Measuring | None:
+def measure(config: TrainConfig, cache_dir: Path, runs_dir: Path) -> Measuring | None:
     """Measure this recipe's throughput in a process of its own, unless it is cached; asked again (a page does
     every 2 s while it waits), it says how far the probe is. One probe at a time: another recipe's probe that no
     page has asked about for UNWANTED_SECONDS is ended (its recipe is no longer chosen), one still wanted goes
     first. None when cached, or when the probe ended without a result (say nothing rather than probe in a loop).
-    While `runs_active` (a run is queued or training) no probe runs: it would slow the run down and time a busy
-    machine, so one under way is ended (and started again once asked for with no run active), and None it is."""
+
+    No probe runs while a run of `runs_dir` is queued or training: it would slow the run down and time a busy
+    machine. One under way is ended then (`held`), and a probe that sees a run come while it measured keeps no
+    figure and is started again once none is active."""
     if cached_throughput(config, cache_dir) is not None:
         return None
     with _probes_lock:
-        if runs_active:
+        if runs_active(runs_dir):
             for key, probe in list(_probes.items()):
                 if probe.process.poll() is None:
                     _end(key)
-            return None
-        return _measure(config, cache_dir)
+            return HELD
+        return _measure(config, cache_dir, runs_dir)
+
+
+def runs_active(runs_dir: Path) -> bool:
+    return bool(RunStore(runs_dir).runs(active_only=True))
 
 
 def _end(key: tuple[str, str]) -> None:
@@ -217,10 +230,13 @@ def _end(key: tuple[str, str]) -> None:
         process.wait()
 
 
-def _measure(config: TrainConfig, cache_dir: Path) -> Measuring | None:
+def _measure(config: TrainConfig, cache_dir: Path, runs_dir: Path) -> Measuring | None:
     key, now = (probe_key(config), str(cache_dir)), time.monotonic()
     expected = last_probe_seconds(cache_dir) or FIRST_PROBE_GUESS_SECONDS
     probe = _probes.get(key)
+    if probe is not None and probe.process.poll() == TIMED_A_BUSY_MACHINE:
+        del _probes[key]  # a run came while it measured: measure again now that none is active
+        probe = None
     if probe is not None:
         probe.wanted = now
         running = probe.process.poll() is None
@@ -230,7 +246,7 @@ def _measure(config: TrainConfig, cache_dir: Path) -> Measuring | None:
             if now - other.wanted < UNWANTED_SECONDS:
                 return Measuring(0.0, expected, waiting=True)
             _end(other_key)
-    arguments = [json.dumps(config.to_dict()), str(cache_dir), str(time.time())]
+    arguments = [json.dumps(config.to_dict()), str(cache_dir), str(runs_dir), str(time.time())]
     process = subprocess.Popen(
         [sys.executable, "-m", "galaxy_core.training.estimate", *arguments],
         stdin=subprocess.DEVNULL,
@@ -245,13 +261,15 @@ def _measure(config: TrainConfig, cache_dir: Path) -> Measuring | None:
 def main(arguments: list[str]) -> None:
     from galaxy_core.runtime import import_tensorflow
 
-    config_json, cache_dir, started = arguments
+    config_json, cache_dir, runs_dir, started = arguments
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))  # exit handlers run: nothing left behind
     os.nice(10)  # the pages a class is opening come first; on an idle machine the figure is the same
     config = TrainConfig.from_dict(json.loads(config_json))
     Path(cache_dir).mkdir(parents=True, exist_ok=True)  # a cache that cannot be written fails before any work
     import_tensorflow()
     throughput = measure_throughput(config)
+    if runs_active(Path(runs_dir)):  # queued while it measured (no page was there to end it): a busy figure
+        sys.exit(TIMED_A_BUSY_MACHINE)
     save_throughput(config, Path(cache_dir), throughput, probe_seconds=time.time() - float(started))
 
 
