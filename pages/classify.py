@@ -206,9 +206,14 @@ def render() -> None:
         st.error(f"This run's model cannot be used: {error}")
         st.stop()
     options = summary.dataset.preprocess
+    crop = (
+        "the largest centred square"
+        if options.crop_fraction >= 1
+        else f"a centred square {options.crop_fraction:.0%} of the shorter side"
+    )
     st.caption(
-        f"Images are prepared as for this model: centre crop {options.crop_fraction:g} of the shorter side, resized "
-        f"to {options.image_size} px, {'grayscale' if options.channels == 1 else 'RGB'}. "
+        f"Images are prepared as for this model: {crop}, resized to {options.image_size} px, "
+        f"{'grayscale' if options.channels == 1 else 'RGB'}. "
         f"Classes: {', '.join(class_names)}."
     )
     source = st.segmented_control(

@@ -43,6 +43,8 @@ def test_classify_without_runs_points_to_training():
 def test_classify_mixed_uploads_reports_each_bad_file_and_classifies_the_rest(finished_run):
     at = open_page("classify")
     assert not at.exception and LABEL_NOISE_NOTE in [c.value for c in at.caption]  # the menu shows accuracies
+    size = finished_run.summary().dataset.preprocess.image_size  # trained on uncropped images
+    assert any(f"the largest centred square, resized to {size} px" in c.value for c in at.caption)
     uploads = mixed_uploads()
     bundle = zip_of({"more/a.png": uploads[0][1], "more/notes.txt": b"hi"})
     files = [(name, data, "application/octet-stream") for name, data, _ in uploads] + [
