@@ -215,6 +215,35 @@ def test_an_ensemble_is_evaluated_whole_or_member_by_member_and_says_what_each_m
     assert not at.exception and at.selectbox(key="evaluate_layer").value
 
 
+def test_a_look_at_evaluate_while_a_run_trains_leaves_the_train_page_on_that_run(finished_run, isolated_settings):
+    """A person watching a run that has no test results yet opens Evaluate (which shows another run): back on
+    Train, the panel is still on the run they were watching. Choosing a run on Evaluate does move it."""
+    import shutil
+    import subprocess
+
+    from tests.helpers import run_in_its_first_epoch
+
+    other = finished_run.path.with_name(f"{finished_run.id}-copy")
+    shutil.copytree(finished_run.path, other)
+    stand_in = subprocess.Popen(["sleep", "120"])  # the training run's worker, as the service sees it
+    try:
+        training = run_in_its_first_epoch(isolated_settings["runs"], stand_in.pid)
+        at = open_page("evaluate", viewed_run=training.id)
+        shown = at.selectbox(key="evaluate_run").value
+        assert not at.exception and shown in (finished_run.id, other.name)  # the training run cannot be evaluated
+        viewed = at.session_state["viewed_run"]
+        assert viewed == training.id
+        at = open_page("train", viewed_run=viewed)  # what the session carries back to Train
+        assert not at.exception and at.session_state["viewed_run"] == training.id
+        assert training.id in at.markdown[0].value  # the run panel's header
+        chosen = other.name if shown == finished_run.id else finished_run.id
+        at = open_page("evaluate", viewed_run=training.id)
+        at.selectbox(key="evaluate_run").set_value(chosen).run()
+        assert at.session_state["viewed_run"] == chosen  # the person's own choice here
+    finally:
+        stand_in.kill()
+
+
 def test_the_train_page_lists_an_ensemble_as_what_it_is(finished_ensemble):
     row = run_row(finished_ensemble.summary())
     assert (row["model"], row["epochs"]) == ("ensemble of 2 runs", "no training")

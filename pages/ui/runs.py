@@ -130,19 +130,33 @@ def runs_that(can_answer: Callable[[RunSummary], bool]) -> tuple[list[RunSummary
 def choose_run(summaries: list, key: str, label: str = "Run"):
     """A run picker over the runs that can answer the page's question, kept in the URL (`key` names it there);
     returns the chosen run's summary. It opens on the link's run, else on the run the person last looked at on
-    any page (if it can answer here), else on the newest."""
+    any page (if it can answer here), else on the newest. A run looked at last that cannot answer here (one still
+    training, say) stays the one the other pages open on, unless the person chooses another here."""
     by_id = {summary.id: summary for summary in summaries}
+    viewed = st.session_state.get(VIEWED_RUN_KEY)
     # Not bind="query-params": that leaves a default value out of the URL, and the default (the newest run)
     # changes as runs are added, so a link would move on to another run.
     if key not in st.session_state:
-        for wanted in (st.query_params.get(key), st.session_state.get(VIEWED_RUN_KEY)):
+        for wanted in (st.query_params.get(key), viewed):
             if wanted in by_id:
                 st.session_state[key] = wanted
                 break
-    chosen = st.selectbox(label, list(by_id), format_func=lambda run_id: run_label(by_id[run_id]), key=key)
+    chosen = st.selectbox(
+        label,
+        list(by_id),
+        format_func=lambda run_id: run_label(by_id[run_id]),
+        key=key,
+        on_change=_remember_choice,
+        args=(key,),
+    )
     st.query_params[key] = chosen
-    st.session_state[VIEWED_RUN_KEY] = chosen
+    if viewed is None or viewed in by_id:
+        st.session_state[VIEWED_RUN_KEY] = chosen
     return by_id[chosen]
+
+
+def _remember_choice(key: str) -> None:
+    st.session_state[VIEWED_RUN_KEY] = st.session_state[key]
 
 
 def runs_apart(others: list, cannot: str) -> None:
