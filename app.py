@@ -4,21 +4,21 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.ui.identity import signed_in_user, user_sidebar
+from pages.ui.identity import signed_in_user, user_sidebar, viewer_of
 from pages.ui.navigation import LAB_PAGES
 from pages.ui.state import sidebar_status, spare_reruns_keras_garbage_collection, warm_up_in_background
 
 ICON = Path(__file__).resolve().parent / "assets" / "icon.png"  # not installed with a wheel: an emoji then
 
 st.set_page_config(page_title="Galaxy CNN Lab", page_icon=str(ICON) if ICON.is_file() else "🌌", layout="wide")
-pages = {"Lab": [page.streamlit_page() for page in LAB_PAGES]}
 user = signed_in_user(stop=False)
 if user is None:  # on a lab with sign-in, nobody signed in sees the sign-in and nothing else
-    st.navigation(pages, position="hidden")
+    st.navigation({"Lab": [page.streamlit_page() for page in LAB_PAGES]}, position="hidden")
     st.stop()
-navigation = st.navigation(pages)
-spare_reruns_keras_garbage_collection()
 user_sidebar(user)
+viewer = viewer_of(user)  # resolved once: the page is handed who looks and what they chose to see
+navigation = st.navigation({"Lab": [page.streamlit_page(viewer) for page in LAB_PAGES]})
+spare_reruns_keras_garbage_collection()
 sidebar_status()
 try:
     navigation.run()

@@ -3,6 +3,6 @@
 
 import streamlit as st
 
-from pages.ui.sign_in import ROUTES
+from galaxy_core.classroom.sign_in import ROUTES
 
 app = st.App("app.py", routes=ROUTES)

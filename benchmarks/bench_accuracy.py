@@ -15,6 +15,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.data import DatasetSpec
 from galaxy_core.training import RunStore
 from galaxy_core.training.client import new_run, train_in_this_process
@@ -37,7 +38,7 @@ def main() -> None:
     overrides = {"epochs": args.epochs} if args.epochs else {}
     config = preset_config(spec, image_size=args.image_size, **overrides)
     with tempfile.TemporaryDirectory() as temporary_dir:
-        run = new_run(RunStore(args.runs_dir or temporary_dir), config)
+        run = new_run(RunStore(args.runs_dir or temporary_dir), config, MACHINE_TEACHER)
         started = time.perf_counter()
         state = train_in_this_process(run)
         minutes = (time.perf_counter() - started) / 60

@@ -39,7 +39,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from galaxy_core.people import MACHINE_TEACHER, STUDENT, User
+from galaxy_core.classroom.people import MACHINE_TEACHER, STUDENT, User
 from galaxy_core.training import RunState, RunStore, TrainConfig
 from galaxy_core.training.client import new_run
 from galaxy_core.training.lifecycle import Outcome
@@ -230,7 +230,7 @@ def watching(watcher_counts: list[int], seconds: float, data: Path) -> None:
     config = preset_config(spec, "thorough")
     create_dataset(config.dataset, cache_dir=folder / "cache")
     client = ServiceClient(folder / "runs")
-    run = client.submit(config)
+    run = client.submit(config, MACHINE_TEACHER)
     port = free_port()
     repo = Path(__file__).resolve().parents[1]
     server = subprocess.Popen(
@@ -259,7 +259,7 @@ def watching(watcher_counts: list[int], seconds: float, data: Path) -> None:
         for phase in phases:
             report_phase(phase, [p for p in phases if p["watchers"] == 0])
     finally:
-        client.stop(run.id)
+        client.stop(run.id, MACHINE_TEACHER)
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
 

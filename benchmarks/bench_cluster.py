@@ -25,6 +25,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.training import RunState, RunSummary
 from galaxy_core.training.client import ServiceClient
 from galaxy_core.training.config import TrainConfig
@@ -79,7 +80,7 @@ def batch(args, runs_root: Path, executor: str, address: str | None = None) -> d
         os.environ["GALAXY_LAB_RAY_ADDRESS"] = address
     client = ServiceClient(runs_root / executor)
     began = time.time()
-    runs = [client.submit(config(args, seed)) for seed in range(args.runs)]
+    runs = [client.submit(config(args, seed), MACHINE_TEACHER) for seed in range(args.runs)]
     delays, stop = [], threading.Event()
     watcher = threading.Thread(target=watch_delays, args=(runs, delays, stop))
     watcher.start()
@@ -103,7 +104,10 @@ def supervision_latency(args, runs_root: Path) -> float:
     os.environ["GALAXY_LAB_EXECUTOR"] = "local"
     os.environ["GALAXY_LAB_MAX_CONCURRENT_RUNS"] = "1"
     client = ServiceClient(runs_root / "kill")
-    killed, queued = client.submit(config(args, 0, epochs=100)), client.submit(config(args, 1, epochs=1))
+    killed, queued = (
+        client.submit(config(args, 0, epochs=100), MACHINE_TEACHER),
+        client.submit(config(args, 1, epochs=1), MACHINE_TEACHER),
+    )
     wait(lambda: epoch_records(killed.metrics()))
     os.kill(killed.summary().pid, signal.SIGKILL)
     began = time.monotonic()

@@ -36,6 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
+from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.data import DatasetSpec, create_dataset
 from galaxy_core.evaluation import balanced_accuracy, balanced_accuracy_interval, confusion_matrix
 from galaxy_core.prediction import load_model_file, predict_in_batches
@@ -55,7 +56,7 @@ def finished_run(store: RunStore, title: str, config: TrainConfig):
         if summary.title == title and summary.state.value == "finished":
             print(f"  {title}: reused {summary.id}", flush=True)
             return summary.run
-    run = new_run(store, config)
+    run = new_run(store, config, MACHINE_TEACHER)
     run.set_title(title, by="benchmark")
     started = time.perf_counter()
     state = train_in_this_process(run)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.data import DatasetSpec, create_dataset
 from galaxy_core.training.client import ServiceClient
 from galaxy_core.training.config import preset_config
@@ -82,14 +83,14 @@ def wait(predicate, timeout: float = 600.0, interval: float = 0.1):
 
 def first_batch_stages(client: ServiceClient, config) -> dict:
     """Queue a run, wait for its first batch, stop it; the seconds from queueing to each stage."""
-    run = client.submit(config)
+    run = client.submit(config, MACHINE_TEACHER)
     queued = run.summary().created
 
     def first_batch():
         return next((m for m in run.metrics() if m["kind"] == "batch"), None)
 
     batch = wait(first_batch)
-    client.stop(run.id)
+    client.stop(run.id, MACHINE_TEACHER)
     records = run.metrics()
     summary = wait(lambda: run.summary() if not run.summary().state.active else None)
     stages = {"dispatched": summary.dispatched - queued}
@@ -117,7 +118,7 @@ def first_eta(spec: DatasetSpec) -> None:
 
 def eta_and_end(client: ServiceClient, config) -> tuple[dict, object]:
     """Queue a run; its first ETA (when, how much, at which batch), and its summary once it has ended."""
-    run = client.submit(config)
+    run = client.submit(config, MACHINE_TEACHER)
     summary = wait(lambda: run.summary() if run.summary().eta_seconds is not None else None, interval=0.05)
     given = {"at": time.time(), "eta": summary.eta_seconds, "batches": summary.batches_done}
     return given, wait(lambda: run.summary() if not run.summary().state.active else None, timeout=3600, interval=1)
@@ -184,7 +185,7 @@ def main() -> None:
     if args.first_eta:
         first_eta(spec)
         return
-    for busy in ((False, True) if args.both else (args.busy,)):
+    for busy in (False, True) if args.both else (args.busy,):
         measure(spec, busy)
 
 

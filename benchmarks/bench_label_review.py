@@ -28,6 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
+from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.data import DatasetSpec, create_dataset
 from galaxy_core.evaluation import label_issues
 from galaxy_core.review import ACTIONS, load_review, record_review_decisions
@@ -43,7 +44,7 @@ def train(store: RunStore, config, cache_dir):
     """Train `config` here (its dataset decoded first, so the clock counts training only); its summary and
     minutes."""
     dataset = create_dataset(config.dataset, cache_dir=cache_dir)
-    run = new_run(store, config)
+    run = new_run(store, config, MACHINE_TEACHER)
     started = time.perf_counter()
     state = train_in_this_process(run, dataset)
     minutes = (time.perf_counter() - started) / 60
@@ -70,7 +71,7 @@ def main() -> None:
     throughput = estimate.measure_throughput(review_config)
     expected = estimate.expected_seconds(review_config, throughput, sizes) / 60
     summary, minutes, _ = train(store, review_config, settings.cache_dir)
-    review = load_review(summary)
+    review = load_review(summary, MACHINE_TEACHER)
     print(
         f"review: {args.folds} folds of {review_config.model} at {review_config.input_shape[0]} px, "
         f"{review_config.epochs} epochs each: {minutes:.2f} min (expected {expected:.2f} min, "
@@ -82,8 +83,8 @@ def main() -> None:
         pair = f"{review.class_names[doubt.given]} -> {review.class_names[doubt.suggested]}"
         pairs[pair] = pairs.get(pair, 0) + 1
     print("  given -> suggested: " + ", ".join(f"{pair} {n}" for pair, n in sorted(pairs.items())))
-    record_review_decisions(summary.run, review.confident_suggestions(args.threshold))
-    review = load_review(summary.run.summary())
+    record_review_decisions(summary.run, review.confident_suggestions(args.threshold), MACHINE_TEACHER)
+    review = load_review(summary.run.summary(), MACHINE_TEACHER)
     print(f"  accepted automatically (suggested class p >= {args.threshold}): {len(review.accepted())}")
 
     rows = []

@@ -24,6 +24,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.runtime import import_tensorflow
 from galaxy_core.training import RunStore, TrainConfig
 from galaxy_core.training.client import new_run, train_in_this_process
@@ -54,7 +55,7 @@ def two_finished_runs(runs: Path, cache: Path) -> None:
         batch_size=16,
         early_stopping=False,
     )
-    run = new_run(RunStore(runs), config)
+    run = new_run(RunStore(runs), config, MACHINE_TEACHER)
     train_in_this_process(run)
     shutil.copytree(run.path, runs / f"{run.id}-copy")
 

@@ -26,6 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
+from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.data import DatasetSpec
 from galaxy_core.training import RunStore
 from galaxy_core.training.client import new_run, train_in_this_process
@@ -39,7 +40,7 @@ COLLAPSED = 0.95  # the share of the test galaxies put in one class above which 
 
 def train_and_describe(spec: DatasetSpec, model: str, epochs: int, runs: Path) -> list[str]:
     config = recommended_config(spec, model, epochs=epochs, early_stopping=False)
-    run = new_run(RunStore(runs), config)
+    run = new_run(RunStore(runs), config, MACHINE_TEACHER)
     started = time.perf_counter()
     state = train_in_this_process(run)
     minutes = (time.perf_counter() - started) / 60

@@ -30,6 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 
+from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.data import DatasetSpec, create_dataset
 from galaxy_core.evaluation import balanced_accuracy, balanced_accuracy_interval, confusion_matrix
 from galaxy_core.prediction import predict_probabilities
@@ -95,7 +96,7 @@ def run_recipe(name: str, config: TrainConfig, runs_dir: Path) -> dict:
     dataset = create_dataset(config.dataset, cache_dir=settings.cache_dir)  # warms the cache for the run
     cold_seconds = time.perf_counter() - decode_started
     test = dataset.splits["test"]
-    run = new_run(RunStore(runs_dir), config)
+    run = new_run(RunStore(runs_dir), config, MACHINE_TEACHER)
     started = time.perf_counter()
     watch = TestWatch(test.images, np.asarray(test.labels), dataset.num_classes, started)
     state = train_in_this_process(run, observers=[watch])

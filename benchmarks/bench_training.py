@@ -19,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 
+from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.data import DatasetSpec, create_dataset
 from galaxy_core.models import create_model
 from galaxy_core.training import RunStore
@@ -66,7 +67,7 @@ def bare_fit(config, dataset) -> float:
 
 
 def worker_fit(config, runs_dir) -> float:
-    run = new_run(RunStore(runs_dir), config)
+    run = new_run(RunStore(runs_dir), config, MACHINE_TEACHER)
     started = time.time()
     train_in_this_process(run)
     epochs = epoch_records(run.metrics())

@@ -31,6 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
+from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.data import DatasetSpec, create_dataset
 from galaxy_core.data.dataset import stratified_split
 from galaxy_core.evaluation import balanced_accuracy_interval
@@ -62,7 +63,7 @@ class Bench:
                 flush=True,
             )
             self.warm.add(config.dataset)
-        run = new_run(self.store, config)
+        run = new_run(self.store, config, MACHINE_TEACHER)
         started = time.perf_counter()
         state = train_in_this_process(run)
         seconds = time.perf_counter() - started

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from galaxy_core.classroom.access import NOBODY, Action, require
+from galaxy_core.classroom.people import MACHINE_TEACHER, User, printable
 from galaxy_core.errors import GalaxyLabError, InvalidInputError
-from galaxy_core.people import MACHINE_TEACHER, User, printable
 from galaxy_core.training import Run, RunState, RunSummary
 from galaxy_core.training.kinds.label_review import REVIEW_ARRAYS
 
@@ -134,15 +135,25 @@ def _people(saved: dict) -> dict[str, dict]:
     return result
 
 
-def class_decisions(run: Run) -> dict[str, dict]:
+def _everyones_decisions(run: Run) -> dict[str, dict]:
     """Every reviewer's decisions: {person's id: {"name": ..., "decisions": {source id: decision}}}."""
     return _people(run.json_file(DECISIONS_FILE))
 
 
-def review_decisions(run: Run, user: User = MACHINE_TEACHER, decision_set: str | None = None) -> dict[str, str]:
+def class_decisions(run: Run, user: User) -> dict[str, dict]:
+    """Every reviewer's decisions, for a person who may see them (NotAllowedError otherwise)."""
+    require(user, Action.SEE_REVIEWERS)
+    return _everyones_decisions(run)
+
+
+def review_decisions(run: Run, user: User, decision_set: str | None = None) -> dict[str, str]:
     """{source id: "accepted" or "rejected"}: `user`'s decisions, or those of another `decision_set` (a reviewer's
-    id, or CLASS_MAJORITY: what more reviewers accepted than rejected)."""
-    people = class_decisions(run)
+    id, or CLASS_MAJORITY: what more reviewers accepted than rejected) if `user` may train on them."""
+    people = _everyones_decisions(run)
+    if decision_set not in (None, user.id):
+        named = "the class's majority" if decision_set == CLASS_MAJORITY else people.get(decision_set, {}).get("name")
+        owner = NOBODY if decision_set == CLASS_MAJORITY else decision_set
+        require(user, Action.TRAIN_ON_DECISIONS, owner, named or "a reviewer", f"{named or 'a reviewer'}'s decisions")
     if decision_set == CLASS_MAJORITY:
         tally: dict[str, int] = {}
         for entry in people.values():
@@ -152,9 +163,10 @@ def review_decisions(run: Run, user: User = MACHINE_TEACHER, decision_set: str |
     return people.get(decision_set or user.id, {}).get("decisions", {})
 
 
-def record_review_decisions(run: Run, decisions: dict[str, str | None], user: User = MACHINE_TEACHER) -> dict[str, str]:
+def record_review_decisions(run: Run, decisions: dict[str, str | None], user: User) -> dict[str, str]:
     """Merge `user`'s decisions ({source id: "accepted", "rejected", or None to undecide}) into theirs, kept apart
     from everyone else's (two reviewers' clicks at once both count); returns all of `user`'s decisions."""
+    require(user, Action.DECIDE_LABELS)
     bad = sorted({value for value in decisions.values() if value is not None and value not in DECISIONS})
     if bad:
         raise InvalidInputError(f"a review decision is one of {DECISIONS} (or none), not {bad}")
@@ -173,7 +185,7 @@ def check_action(action: str) -> None:
         raise InvalidInputError(f"what to do with accepted suggestions is one of {list(ACTIONS)}, not {action!r}")
 
 
-def load_review(summary: RunSummary, user: User = MACHINE_TEACHER, decision_set: str | None = None) -> LabelReview:
+def load_review(summary: RunSummary, user: User, decision_set: str | None = None) -> LabelReview:
     """The review a finished label review run made, with `user`'s decisions (or another decision set's, see
     `review_decisions`) and the class's tally; ReviewError saying why when the run has none."""
     if not summary.is_label_review:
@@ -185,7 +197,7 @@ def load_review(summary: RunSummary, user: User = MACHINE_TEACHER, decision_set:
         raise ReviewError(f"label review {summary.id} finished but its results cannot be read")
     try:
         decisions = review_decisions(summary.run, user, decision_set)
-        return _review_from(summary, saved, decisions, class_decisions(summary.run))
+        return _review_from(summary, saved, decisions, _everyones_decisions(summary.run))
     except (KeyError, IndexError, ValueError) as error:
         raise ReviewError(f"label review {summary.id}'s results are damaged: {error}") from None
 

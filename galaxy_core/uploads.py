@@ -55,6 +55,11 @@ class Prediction:
         return int(self.probabilities.argmax())
 
 
+# The smallest centred square (what the model looks at, after the run's crop) an image may offer: fewer pixels than
+# this hold no galaxy to classify, only a colour enlarged.
+MIN_GALAXY_SIDE = 8
+
+
 @dataclass(frozen=True)
 class UploadLimits:
     """What one request may cost: bytes per file, bytes unpacked from archives in all, pixels decoded in all."""
@@ -96,6 +101,11 @@ def _prepare(name: str, data: bytes, options: PreprocessOptions, budget: _Budget
     pixels, original_size = prepare_image(data, options, charge=budget.charge_pixels)
     warnings = []
     side = int(options.crop_fraction * min(original_size))
+    if side < MIN_GALAXY_SIDE:
+        raise ImageDecodeError(
+            f"too small to show a galaxy: {original_size[0]}x{original_size[1]} px, of which the model looks at the "
+            f"centred {side} px square; it needs at least {MIN_GALAXY_SIDE} px there"
+        )
     if side < options.image_size:
         warnings.append(
             f"small image ({original_size[0]}x{original_size[1]} px): its {side} px centre was enlarged to "

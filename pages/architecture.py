@@ -9,7 +9,8 @@ from galaxy_core.models import create_model, list_models, model_info
 from galaxy_core.models.custom import HEADS, POOLING
 from galaxy_core.models.glossary import TRAINING_EXPLANATIONS, explain_layer_types
 from galaxy_core.models.summary import count_macs, graph_dot, layer_table, parameter_counts, size_bytes
-from pages.ui.display import lazy_tabs
+from pages.ui.display import as_message, lazy_tabs
+from pages.ui.identity import Viewer
 from pages.ui.navigation import run_router
 from pages.ui.runs import model_label
 from pages.ui.state import active_dataset_spec
@@ -184,7 +185,7 @@ def compare_ui(name: str, input_shape: tuple, classes: int, report: dict) -> Non
         st.caption(f"{other_info.title} needs at least {other_info.min_input_size} px, so it is shown at that size.")
 
 
-def render() -> None:
+def render(viewer: Viewer) -> None:
     """Draw the Architecture page."""
     st.title("Architecture")
     name, input_shape, classes, options = model_choice_ui()
@@ -192,7 +193,7 @@ def render() -> None:
     try:
         report = describe(name, input_shape, classes, option_items)
     except ValueError as error:
-        st.error(f"This model cannot be built with these settings: {error}")
+        st.error(f"This model cannot be built with these settings: {as_message(error)}")
         st.stop()
 
     lazy_tabs(

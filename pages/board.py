@@ -4,17 +4,13 @@ teacher shows names."""
 import pandas as pd
 import streamlit as st
 
-from galaxy_core.board import (
-    board_shows_names,
-    class_board,
-    class_ensemble_members,
-    class_ensembles,
-    show_names_on_board,
-)
+from galaxy_core.classroom.access import Action, may
+from galaxy_core.classroom.board import class_board, class_ensemble_members, class_ensembles
+from galaxy_core.classroom.names import show_names_on_board
 from galaxy_core.members import members_view
 from galaxy_core.training import RunStore
 from pages.ui.display import label_noise_note, plain
-from pages.ui.identity import signed_in_user
+from pages.ui.identity import Viewer
 from pages.ui.members import make_ensemble_ui
 from pages.ui.navigation import run_router
 from pages.ui.state import get_settings
@@ -39,12 +35,12 @@ def board_table(rows) -> pd.DataFrame:
     )
 
 
-def render() -> None:
+def render(viewer: Viewer) -> None:
     """Draw the Class board page."""
-    settings, user = get_settings(), signed_in_user()
+    settings, user = get_settings(), viewer.user
     st.title("Class board")
-    shown = board_shows_names(settings.runs_dir)
-    if user.is_teacher:
+    shown = viewer.names_shown
+    if may(user, Action.SHOW_NAMES):
         names = st.toggle("Show every name to the class", shown, key="board_show_names")
         if names != shown:
             show_names_on_board(settings.runs_dir, names, user)
@@ -70,16 +66,16 @@ def render() -> None:
             "minutes": st.column_config.NumberColumn(format="%.1f"),
         },
     )
-    if not shown and not user.is_teacher:
+    if not shown and not may(user, Action.SEE_NAME):
         st.caption("Your classmates are shown by their place on the board; the teacher may show their names.")
     st.caption(
         "Two runs whose 95% intervals overlap may not really differ on this test split: Compare's paired test tells."
     )
     label_noise_note()
-    together_ui(rows, summaries)
+    together_ui(rows, summaries, user)
 
 
-def together_ui(rows, summaries) -> None:
+def together_ui(rows, summaries, user) -> None:
     """The class together: one button makes the ensemble of each person's best run; the ensembles made so far beside
     their members' figures."""
     st.subheader("The class together")
@@ -89,7 +85,7 @@ def together_ui(rows, summaries) -> None:
             f"Each person's best run ({len(members)} of them, on the classes of the class's best) can answer as one "
             "model: its answer the mean of theirs."
         )
-        make_ensemble_ui(members, key="board_make_ensemble", label="Make the class ensemble")
+        make_ensemble_ui(members, user, key="board_make_ensemble", label="Make the class ensemble")
     else:
         st.caption("An ensemble needs the best runs of at least two people, on the same classes and images.")
     made = class_ensembles(summaries)

@@ -22,7 +22,8 @@ from galaxy_core.uploads import (
     read_uploads,
     without_repeats,
 )
-from pages.ui.display import enlarge, label_noise_note
+from pages.ui.display import as_message, enlarge, label_noise_note, plain, plot_text
+from pages.ui.identity import Viewer
 from pages.ui.navigation import run_router
 from pages.ui.runs import choose_run, model_key, run_model, runs_apart, runs_that
 from pages.ui.state import get_settings, load_dataset, note_run_dataset
@@ -37,7 +38,7 @@ def probability_chart(class_names: list, probabilities: np.ndarray, spread: np.n
     figure = go.Figure(
         go.Bar(
             x=probabilities,
-            y=class_names,
+            y=[plot_text(name) for name in class_names],
             orientation="h",
             error_x=None if spread is None else {"type": "data", "array": spread},
             text=[f"{p:.0%}" for p in probabilities],
@@ -71,7 +72,7 @@ def uploaded_images(options: PreprocessOptions, settings) -> list[ImageInput]:
     uploads = read_uploads(distinct, options, UploadLimits.from_settings(settings))
     for upload in uploads:
         if not isinstance(upload, ImageInput):
-            st.warning(f"**{upload.name}** was not classified: {upload.reason}.")
+            st.warning(f"**{plain(upload.name)}** was not classified: {as_message(upload.reason)}.")
     return [upload for upload in uploads if isinstance(upload, ImageInput)]
 
 
@@ -99,16 +100,18 @@ def result_card(model, image: ImageInput, prediction, class_names: list, number:
     from galaxy_core.explain import gradcam, overlay
 
     label = class_names[prediction.label_index]
-    st.markdown(f"**{image.name}** → **{label}** ({prediction.probabilities[prediction.label_index]:.0%})")
+    chance = prediction.probabilities[prediction.label_index]
+    st.markdown(f"**{plain(image.name)}** → **{plain(label)}** ({chance:.0%})")
     for warning in image.warnings:
-        st.caption(f"Note: {warning}")
+        st.caption(f"Note: {plain(warning)}")
     columns = st.columns([1, 1, 2])
     width, height = image.original_size
     columns[0].image(
         enlarge(image.pixels, 160), caption=f"what the model sees (from {width}x{height} px)", width="stretch"
     )
     heatmap = gradcam(model, image.pixels, prediction.label_index)[0]
-    columns[1].image(enlarge(overlay(image.pixels, heatmap), 160), caption=f"Grad-CAM for {label}", width="stretch")
+    gradcam_picture = enlarge(overlay(image.pixels, heatmap), 160)
+    columns[1].image(gradcam_picture, caption=f"Grad-CAM for {plain(label)}", width="stretch")
     columns[2].plotly_chart(
         probability_chart(class_names, prediction.probabilities, prediction.spread),
         key=f"classify_chart_{number}",
@@ -165,7 +168,7 @@ def answers_ui(run, images: list[ImageInput], class_names: tuple[str, ...], tta:
     try:
         model = run_model(run)  # loaded once there is something to classify: the page opens without it
     except ModelLoadError as error:
-        st.error(f"This run's model cannot be used: {error}. Your images are kept: choose another model.")
+        st.error(f"This run's model cannot be used: {as_message(error)}. Your images are kept: choose another model.")
         st.stop()
     predictions = predict_images(model, images, tta=tta)
     for number, (image, prediction) in enumerate(zip(images[:DETAILED], predictions, strict=False)):
@@ -185,17 +188,17 @@ def answers_ui(run, images: list[ImageInput], class_names: tuple[str, ...], tta:
     )
 
 
-def render() -> None:
+def render(viewer: Viewer) -> None:
     """Draw the Classify page."""
     settings = get_settings()
     st.title("Classify")
-    runs, others = runs_that(lambda summary: summary.has_model)
+    runs, others = runs_that(viewer, lambda summary: summary.has_model)
     if not runs:
         st.info("No trained model yet: train one on the Train page, then come back to classify your own images.")
         runs_apart(others, "classify")
         st.stop()
     runs.sort(key=lambda summary: summary.test_balanced_accuracy or -1.0, reverse=True)
-    summary = choose_run(runs, key="classify_run", label="Model (the best by test balanced accuracy first)")
+    summary = choose_run(runs, viewer, key="classify_run", label="Model (the best by test balanced accuracy first)")
     label_noise_note()
     runs_apart(others, "classify")
     note_run_dataset(summary)
@@ -203,7 +206,7 @@ def render() -> None:
     try:
         class_names = run_class_names(run)
     except ValueError as error:
-        st.error(f"This run's model cannot be used: {error}")
+        st.error(f"This run's model cannot be used: {as_message(error)}")
         st.stop()
     options = summary.dataset.preprocess
     crop = (
@@ -214,7 +217,7 @@ def render() -> None:
     st.caption(
         f"Images are prepared as for this model: {crop}, resized to {options.image_size} px, "
         f"{'grayscale' if options.channels == 1 else 'RGB'}. "
-        f"Classes: {', '.join(class_names)}."
+        f"Classes: {plain(', '.join(class_names))}."
     )
     source = st.segmented_control(
         "Images", ["Upload", "From the dataset"], default="Upload", key="classify_source", required=True
@@ -222,7 +225,7 @@ def render() -> None:
     try:
         images = uploaded_images(options, settings) if source == "Upload" else dataset_images(summary.dataset)
     except DatasetError as error:
-        st.error(f"The run's dataset cannot be read: {error}")
+        st.error(f"The run's dataset cannot be read: {as_message(error)}")
         images = []
     tta = st.toggle(
         "Also average over the 8 flips and rotations",

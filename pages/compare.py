@@ -28,8 +28,8 @@ from galaxy_core.inference import (
 from galaxy_core.prediction import ModelLoadError
 from galaxy_core.training.kinds import describe_run_model
 from galaxy_core.training.records import epoch_records
-from pages.ui.display import confusion_figure, enlarge, label_noise_note, lazy_tabs
-from pages.ui.identity import shows_only_mine
+from pages.ui.display import as_message, confusion_figure, enlarge, label_noise_note, lazy_tabs, plain, plot_text
+from pages.ui.identity import Viewer
 from pages.ui.members import make_ensemble_ui
 from pages.ui.navigation import run_router
 from pages.ui.runs import run_interval, run_label, run_metrics, run_model, runs_apart, runs_that
@@ -56,7 +56,7 @@ def curves_figure(entries: list, by_time: bool) -> go.Figure:
                 figure.add_scatter(
                     x=x,
                     y=[e.get(prefix + key) for e in epochs],
-                    name=f"{summary.name} {'val' if prefix else 'train'}",
+                    name=plot_text(f"{summary.name} {'val' if prefix else 'train'}"),
                     legendgroup=run.id,
                     showlegend=column == 1,
                     mode="lines+markers",
@@ -140,7 +140,7 @@ def two_paired_runs(entries: list, what: str):
     try:
         return paired_predictions([summary.run for summary in entries])
     except ValueError as problem:
-        st.warning(f"{what} is not possible: {problem}.")
+        st.warning(f"{what} is not possible: {as_message(problem)}.")
         return None
 
 
@@ -194,7 +194,7 @@ def disagreements_tab(entries: list) -> None:
     try:
         models = [run_model(run_a), run_model(run_b)]
     except ModelLoadError as error:
-        st.error(f"A model cannot be loaded: {error}")
+        st.error(f"A model cannot be loaded: {as_message(error)}")
         return
     datasets = [load_dataset(summary.dataset, get_settings()) for summary in entries]
     class_names = datasets[0].class_names
@@ -204,7 +204,7 @@ def disagreements_tab(entries: list) -> None:
             image = datasets[0].splits["test"].images[index]
             columns[0].image(
                 enlarge(image, 160),
-                caption=f"{first.source_ids[index]} · true {class_names[first.labels[index]]}",
+                caption=plain(f"{first.source_ids[index]} · true {class_names[first.labels[index]]}"),
                 width="stretch",
             )
             for column, model, dataset, saved, run in zip(
@@ -215,7 +215,8 @@ def disagreements_tab(entries: list) -> None:
                 heatmap = gradcam(model, pixels, predicted)[0]
                 column.image(
                     enlarge(overlay(pixels, heatmap), 160),
-                    caption=f"{run.id[-4:]}: {class_names[predicted]} {saved.probabilities[index, predicted]:.0%}",
+                    caption=f"{run.id[-4:]}: {plain(class_names[predicted])} "
+                    f"{saved.probabilities[index, predicted]:.0%}",
                     width="stretch",
                 )
     if len(differ) > MAX_DISAGREEMENTS:
@@ -226,7 +227,7 @@ def shared_mistakes_tab(entries: list) -> None:
     try:
         saved = paired_predictions([summary.run for summary in entries])
     except ValueError as problem:
-        st.warning(f"Shared mistakes cannot be shown: {problem}.")
+        st.warning(f"Shared mistakes cannot be shown: {as_message(problem)}.")
         return
     labels = saved[0].labels
     shared = shared_mistakes(labels, [predictions.probabilities for predictions in saved])
@@ -261,7 +262,7 @@ def shared_mistakes_tab(entries: list) -> None:
         predicted = int(mean[index].argmax())
         columns[position % 4].image(
             enlarge(dataset.splits["test"].images[index], 160),
-            caption=(
+            caption=plain(
                 f"{saved[0].source_ids[index]} · labelled {class_names[labels[index]]}, the runs say "
                 f"{class_names[predicted]} ({mean[index, predicted]:.0%} on average)"
             ),
@@ -294,10 +295,10 @@ def labels_tab(runs: list, entries: list) -> None:
                 "array": [high - point["test"] for point, (_, high) in zip(mine, intervals, strict=True)],
                 "arrayminus": [point["test"] - low for point, (low, _) in zip(mine, intervals, strict=True)],
             },
-            name=start,
+            name=plot_text(start),
             mode="lines+markers",
             marker={"symbol": SYMBOLS[number % len(SYMBOLS)], "size": 10, "color": COLOURS[number % len(COLOURS)]},
-            text=[point["run"].name for point in mine],
+            text=[plot_text(point["run"].name) for point in mine],
             hovertemplate="%{text}: %{y:.3f} with %{x} training images<extra></extra>",
         )
     figure.update_xaxes(title_text="training images (log scale)", type="log")
@@ -312,15 +313,15 @@ def labels_tab(runs: list, entries: list) -> None:
     label_noise_note()
 
 
-def render() -> None:
+def render(viewer: Viewer) -> None:
     """Draw the Compare page."""
     st.title("Compare")
-    runs, others = runs_that(lambda summary: summary.has_test_results)
+    runs, others = runs_that(viewer, lambda summary: summary.has_test_results)
     if len(runs) < 2:
         classmates = ", or choose *The class's runs* in the sidebar to compare with your classmates'"
         st.info(
             "Comparing needs at least two runs with test results: train another on the Train page"
-            + (classmates if shows_only_mine() else "")
+            + (classmates if viewer.only_mine else "")
             + "."
         )
         runs_apart(others, "be compared (no test results)")
@@ -334,7 +335,7 @@ def render() -> None:
         f"Runs (2 to {MAX_RUNS})",
         list(by_id),
         max_selections=MAX_RUNS,
-        format_func=lambda run_id: run_label(by_id[run_id]),
+        format_func=lambda run_id: run_label(by_id[run_id], viewer),
         key="compare_runs",
     )
     st.query_params["compare_runs"] = chosen
@@ -346,12 +347,12 @@ def render() -> None:
     try:
         warning = comparison_warning(entries)
     except NotComparableError as error:
-        st.error(f"These runs cannot be compared: {error}. Choose runs trained on the same classes.")
+        st.error(f"These runs cannot be compared: {as_message(error)}. Choose runs trained on the same classes.")
         st.stop()
-    make_ensemble_ui(entries, key="compare_make_ensemble")
+    make_ensemble_ui(entries, viewer.user, key="compare_make_ensemble")
     if warning:
         datasets = sorted({describe_spec(summary.dataset) for summary in entries})
-        st.warning(f"Compare with care: {warning}. Datasets: {'; '.join(datasets)}.")
+        st.warning(f"Compare with care: {as_message(warning)}. Datasets: {plain('; '.join(datasets))}.")
     lazy_tabs(
         "compare_tabs",
         {

@@ -23,7 +23,8 @@ from galaxy_core.data.folder import folder_spec
 from galaxy_core.data.images import ImageDecodeError
 from galaxy_core.data.sources import SourceOption
 from galaxy_core.data.stats import class_mean_images, imbalance, pixel_histograms
-from pages.ui.display import enlarge, image_grid, lazy_tabs
+from pages.ui.display import as_message, enlarge, image_grid, lazy_tabs, plain
+from pages.ui.identity import Viewer
 from pages.ui.navigation import run_router
 from pages.ui.state import activate, active_dataset_spec, dataset_choices, get_settings, load_dataset
 
@@ -86,14 +87,14 @@ def other_folder_ui(settings, active: DatasetSpec) -> DatasetSpec:
     )
     if not typed:
         st.info(
-            "Type the path of a folder of class folders inside one of the data roots: "
-            + ", ".join(f"`{root}`" for root in settings.data_roots or ["(none configured)"])
+            "Type the name of a folder of class folders in the lab's data folders (its data roots), or its path "
+            "inside them."
         )
         st.stop()
     try:
         return folder_spec(resolve_in_data_roots(typed, settings.data_roots), settings)
     except DatasetError as error:
-        st.error(str(error))
+        st.error(as_message(error))
         st.stop()
 
 
@@ -158,15 +159,15 @@ def overview_ui(dataset: Dataset) -> None:
     dominant = imbalance(dataset)
     if dominant:
         st.warning(
-            f"The classes are imbalanced: **{dominant.majority}** is {dominant.share:.0%} of the training images. "
-            f"A network that always answers {dominant.majority} scores {dominant.share:.0%} accuracy but only "
-            f"{dominant.balanced_accuracy:.0%} balanced accuracy (the mean of the per-class recalls), so judge "
-            "models by balanced accuracy and per-class recall."
+            f"The classes are imbalanced: **{plain(dominant.majority)}** is {dominant.share:.0%} of the training "
+            f"images. A network that always answers {plain(dominant.majority)} scores {dominant.share:.0%} accuracy "
+            f"but only {dominant.balanced_accuracy:.0%} balanced accuracy (the mean of the per-class recalls), so "
+            "judge models by balanced accuracy and per-class recall."
         )
     if dataset.skipped:
         with st.expander(f"{len(dataset.skipped)} file(s) were skipped", icon=":material/warning:"):
             st.dataframe(pd.DataFrame([{"file": s.name, "reason": s.reason} for s in dataset.skipped]), hide_index=True)
-    st.caption(dataset.description)
+    st.caption(as_message(dataset.description))
 
 
 def browse_ui(dataset: Dataset) -> None:
@@ -177,7 +178,7 @@ def browse_ui(dataset: Dataset) -> None:
     split = dataset.splits[split_name]
     members = np.flatnonzero(split.labels == class_index)
     if not len(members):
-        st.info(f"The {split_name} split has no {dataset.class_names[class_index]} images.")
+        st.info(f"The {split_name} split has no {plain(dataset.class_names[class_index])} images.")
         return
     pages = (len(members) + PAGE_SIZE - 1) // PAGE_SIZE
     page = page_col.number_input(f"Page (of {pages})", 1, pages, 1)
@@ -209,9 +210,10 @@ def closer_ui(dataset: Dataset, split_name: str, index: int) -> None:
             original, _ = open_image(source)
             right.image(original, caption=f"Original file, {width} x {height} px", width="content")
         except ImageDecodeError as error:
-            right.warning(f"The original file cannot be shown: {error}")
+            right.warning(f"The original file cannot be shown: {as_message(error)}")
     st.markdown(
-        f"**Source id** `{split.source_ids[index]}` · **class** {dataset.class_names[split.labels[index]]} · "
+        f"**Source id** {plain(split.source_ids[index])} · "
+        f"**class** {plain(dataset.class_names[split.labels[index]])} · "
         f"**split** {split_name} · **original size** {width} x {height} px"
     )
 
@@ -249,7 +251,7 @@ def grayscale_ui(dataset: Dataset) -> None:
         picks = np.flatnonzero(split.labels == class_index)[:6]
         if not len(picks):
             continue
-        st.markdown(f"**{name}**")
+        st.markdown(f"**{plain(name)}**")
         gray = np.repeat(to_grayscale(split.images[picks]), 3, axis=-1)
         image_grid(
             np.concatenate([split.images[picks], gray]),
@@ -290,7 +292,7 @@ def statistics_ui(dataset: Dataset) -> None:
     st.plotly_chart(figure)
 
 
-def render() -> None:
+def render(viewer: Viewer) -> None:
     """Draw the Dataset page."""
     settings = get_settings()
     st.title("Dataset")
@@ -298,7 +300,7 @@ def render() -> None:
     try:
         dataset = load_dataset(spec, settings)
     except (DatasetError, ValueError, OSError) as error:
-        st.error(f"This dataset cannot be loaded: {error}")
+        st.error(f"This dataset cannot be loaded: {as_message(error)}")
         st.stop()
 
     # Only the open tab runs, so TensorFlow loads only when the augmentation preview is opened.

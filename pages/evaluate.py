@@ -16,7 +16,18 @@ from galaxy_core.evaluation import (
 from galaxy_core.inference import RunAnswers, run_answers
 from galaxy_core.prediction import ModelLoadError, predict_probabilities
 from galaxy_core.training import RunState
-from pages.ui.display import confusion_figure, enlarge, image_grid, interval_note, label_noise_note, lazy_tabs
+from pages.ui.display import (
+    as_message,
+    confusion_figure,
+    enlarge,
+    image_grid,
+    interval_note,
+    label_noise_note,
+    lazy_tabs,
+    plain,
+    plot_text,
+)
+from pages.ui.identity import Viewer
 from pages.ui.members import ensemble_view, member_choice_ui, members_tab
 from pages.ui.navigation import run_router
 from pages.ui.runs import choose_run, model_key, run_model, runs_apart, runs_that
@@ -91,7 +102,8 @@ def matrix_tab(data: RunAnswers) -> None:
     )
     points = event.selection.points if event else []
     # The chart keeps reporting its selection on every rerun: apply a click once, so the menus stay free.
-    clicked = (points[0]["y"], points[0]["x"]) if points else None
+    cell = points[0].get("customdata") if points else None
+    clicked = (data.class_names[int(cell[0])], data.class_names[int(cell[1])]) if cell else None
     if clicked and clicked != st.session_state.get("evaluate_clicked_cell"):
         st.session_state[CELL_TRUE_KEY], st.session_state[CELL_PREDICTED_KEY] = clicked
     st.session_state["evaluate_clicked_cell"] = clicked
@@ -102,7 +114,9 @@ def matrix_tab(data: RunAnswers) -> None:
     members = cell_members(
         data.labels, data.probabilities, data.class_names.index(true_name), data.class_names.index(predicted_name)
     )
-    st.markdown(f"**{len(members)}** test images are **{true_name}** and were predicted **{predicted_name}**.")
+    st.markdown(
+        f"**{len(members)}** test images are **{plain(true_name)}** and were predicted **{plain(predicted_name)}**."
+    )
     shown = members
     if len(members) > GALLERY_PAGE:
         pages = (len(members) + GALLERY_PAGE - 1) // GALLERY_PAGE
@@ -175,11 +189,11 @@ def gradcam_tab(data: RunAnswers, whole_ensemble: bool = False) -> None:
     for class_index, name in enumerate(data.class_names):
         examples = cell_members(data.labels, data.probabilities, class_index, class_index)[:EXAMPLES_PER_CLASS]
         if not len(examples):
-            st.caption(f"{name}: no correctly classified test image.")
+            st.caption(f"{plain(name)}: no correctly classified test image.")
             continue
         heatmaps = gradcam(data.model, data.images[examples], class_index, layer)
         painted = np.stack([overlay(data.images[i], h) for i, h in zip(examples, heatmaps, strict=True)])
-        st.markdown(f"**{name}**")
+        st.markdown(f"**{plain(name)}**")
         image_grid(painted, [data.caption(i) for i in examples], columns=EXAMPLES_PER_CLASS, size=160)
 
 
@@ -191,7 +205,7 @@ def explained_image(data: RunAnswers, index: int, classes: list, layer: str | No
     image = data.images[index]
     width = max(4, 1 + len(classes))
     gradcam_row, occlusion_row = st.columns(width), st.columns(width)
-    gradcam_row[0].image(enlarge(image, 192), caption=f"input · true {data.class_names[data.labels[index]]}")
+    gradcam_row[0].image(enlarge(image, 192), caption=f"input · true {plain(data.class_names[data.labels[index]])}")
     occlusion_row[0].caption(
         "Below each Grad-CAM map, **occlusion**: a grey patch (8 px, every 4 px) hides part of the galaxy, and the "
         "map shows how much the class's probability drops (red = hiding this hurts most)."
@@ -202,14 +216,17 @@ def explained_image(data: RunAnswers, index: int, classes: list, layer: str | No
         heatmap = gradcam(data.model, image, class_index, layer)[0]
         occluded = occlusion(data.model, image, class_index)[0]
         probability = data.probabilities[index, class_index]
-        gradcam_column.image(enlarge(overlay(image, heatmap), 192), caption=f"Grad-CAM · {name}: p = {probability:.2f}")
-        occlusion_column.image(enlarge(overlay(image, occluded), 192), caption=f"occlusion · {name}")
+        shown = plain(name)
+        gradcam_column.image(
+            enlarge(overlay(image, heatmap), 192), caption=f"Grad-CAM · {shown}: p = {probability:.2f}"
+        )
+        occlusion_column.image(enlarge(overlay(image, occluded), 192), caption=f"occlusion · {shown}")
         agreement = map_agreement(heatmap, occluded)
         if agreement is None:
-            verdicts.append(f"{name}: one map is empty (no evidence found that way)")
+            verdicts.append(f"{shown}: one map is empty (no evidence found that way)")
         else:
             verdicts.append(
-                f"{name}: they {'agree' if agreement >= AGREEING_MAPS else 'disagree'} (r = {agreement:.2f})"
+                f"{shown}: they {'agree' if agreement >= AGREEING_MAPS else 'disagree'} (r = {agreement:.2f})"
             )
     if verdicts:
         st.caption(
@@ -228,7 +245,7 @@ def feature_map_tab(data: RunAnswers, model_file: tuple) -> None:
             data.model, model_file, data.images, (len(data.images), tuple(data.class_names))
         )
     except GalaxyLabError as error:  # too few test images, or a model without a classifier layer to read
-        st.info(f"No feature map for this run: {error}.")
+        st.info(f"No feature map for this run: {as_message(error)}.")
         return
     st.markdown(
         "Each test galaxy as the network sums it up just before its classifier (the features of its last layer), "
@@ -241,11 +258,11 @@ def feature_map_tab(data: RunAnswers, model_file: tuple) -> None:
         {
             "component 1": coordinates[:, 0],
             "component 2": coordinates[:, 1],
-            "true class": [data.class_names[label] for label in data.labels],
+            "true class": [plot_text(data.class_names[label]) for label in data.labels],
             "answer": np.where(predictions == data.labels, "right", "wrong"),
-            "predicted": [data.class_names[p] for p in predictions],
+            "predicted": [plot_text(data.class_names[p]) for p in predictions],
             "probability": data.probabilities[np.arange(len(predictions)), predictions].round(2),
-            "image": data.source_ids,
+            "image": [plot_text(source_id) for source_id in data.source_ids],
             "index": np.arange(len(predictions)),
         }
     )
@@ -257,7 +274,7 @@ def feature_map_tab(data: RunAnswers, model_file: tuple) -> None:
         symbol="answer",
         symbol_map={"right": "circle", "wrong": "x"},
         color_discrete_sequence=px.colors.qualitative.D3,  # the theme's blues are too alike
-        category_orders={"true class": list(data.class_names), "answer": ["right", "wrong"]},
+        category_orders={"true class": [plot_text(name) for name in data.class_names], "answer": ["right", "wrong"]},
         hover_data={"image": True, "predicted": True, "probability": True, "index": False},
         custom_data=["index"],
         labels={
@@ -332,21 +349,21 @@ def tta_tab(run, checkpoint: str) -> None:
     label_noise_note()
 
 
-def render() -> None:
+def render(viewer: Viewer) -> None:
     """Draw the Evaluate page."""
     st.title("Evaluate")
-    runs, others = runs_that(lambda summary: summary.has_model)
+    runs, others = runs_that(viewer, lambda summary: summary.has_model)
     if not runs:
         st.info("No run with a model yet: train one on the Train page, then come back here.")
         runs_apart(others, "be evaluated")
         st.stop()
-    summary = choose_run(runs, key="evaluate_run")
+    summary = choose_run(runs, viewer, key="evaluate_run")
     base_run_note(summary, run_picker_key="evaluate_run", pickable={run.id for run in runs})
     runs_apart(others, "be evaluated")
     note_run_dataset(summary)
     run = summary.run
     if summary.state is not RunState.FINISHED:
-        st.warning(f"This run {summary.message}. Its best checkpoint so far is shown.")
+        st.warning(f"This run {as_message(summary.message)}. Its best checkpoint so far is shown.")
     left, right = st.columns(2)
     checkpoint = left.radio(
         "Model",
@@ -361,11 +378,11 @@ def render() -> None:
         try:
             answers = load_answers(run, checkpoint, tta)
         except (DatasetError, ValueError) as error:
-            st.error(f"This run cannot be evaluated: {error}")
+            st.error(f"This run cannot be evaluated: {as_message(error)}")
             st.stop()
         show_tabs(summary, checkpoint, answers, tta)
     except ModelLoadError as error:  # with saved predictions, only the tabs that explain the model need it
-        st.error(f"The model cannot be loaded: {error}")
+        st.error(f"The model cannot be loaded: {as_message(error)}")
 
 
 def show_tabs(summary, checkpoint: str, answers: RunAnswers, tta: bool) -> None:

@@ -2,8 +2,12 @@
 
 import streamlit as st
 
+from galaxy_core.classroom.access import Action, may
+from galaxy_core.classroom.serving import exposure_warnings, server_settings
 from galaxy_core.data import describe_spec
 from galaxy_core.install import installed_tensorflow, nvidia_gpus
+from pages.ui.display import plain
+from pages.ui.identity import Viewer
 from pages.ui.navigation import HOME, LAB_PAGES, run_router
 from pages.ui.state import activate, active_dataset_spec, dataset_choices, get_settings
 
@@ -31,17 +35,19 @@ def real_galaxies_ui(settings, active) -> None:
     if active.source != "synthetic":
         return
     real = [choice for choice in dataset_choices(settings, repr(settings)) if choice.spec.source != "synthetic"]
-    if real and st.button(f"Use the real galaxies: {real[0].label}", key="home_real_galaxies", type="primary"):
+    if real and st.button(f"Use the real galaxies: {plain(real[0].label)}", key="home_real_galaxies", type="primary"):
         activate(real[0].spec)
     if real:
         st.caption(f"These galaxies are drawn by the lab; {len(real)} real dataset(s) are in the data roots.")
 
 
-def render() -> None:
+def render(viewer: Viewer) -> None:
     """Draw Home."""
     settings = get_settings()
 
     st.title("Galaxy CNN Lab")
+    for warning in exposure_warnings(settings, st.get_option("server.address")):
+        st.error(warning, icon=":material/lock_open:")
     st.markdown(
         "A classroom lab for convolutional neural networks on real galaxy images. Browse galaxies, train a "
         "network in the background, watch it learn, and see what it learned: which galaxies it confuses and "
@@ -57,7 +63,7 @@ def render() -> None:
     with left:
         st.subheader("Active dataset")
         active = active_dataset_spec()
-        st.markdown(f"**{describe_spec(active)}**")
+        st.markdown(f"**{plain(describe_spec(active))}**")
         st.caption("Change it on the Dataset page; every page uses it.")
         real_galaxies_ui(settings, active)
     with right:
@@ -69,18 +75,13 @@ def render() -> None:
     st.subheader("Where runs train")
     st.markdown(training_device_text(settings))
 
-    with st.expander("Settings in force"):
-        st.markdown(f"Read from: `{settings.source}`")
-        roots = (
-            "\n".join(f"- `{root}`" + ("" if root.is_dir() else " (missing)") for root in settings.data_roots)
-            or "- none: only the synthetic dataset is offered"
-        )
-        st.markdown(f"Data roots:\n{roots}")
-        st.markdown(
-            f"New sessions start on: `{settings.default_dataset}`  \nCache: `{settings.cache_dir}`  \n"
-            f"Runs: `{settings.runs_dir}`  \nUpload limit: {settings.upload_limit_mb} MB  \n"
-            f"Training: at most {settings.max_concurrent_runs} run(s) at once, {settings.max_queued_runs} waiting, "
-            f"{settings.max_epochs} epochs each"
+    if may(viewer.user, Action.SEE_SERVER_SETTINGS):
+        with st.expander("Settings in force"):
+            st.code("\n".join(server_settings(settings, viewer.user)), language=None)
+    else:
+        st.caption(
+            f"On this server a run trains at most {settings.max_epochs} epochs, and an upload is at most "
+            f"{settings.upload_limit_mb} MB."
         )
 
 

@@ -21,7 +21,8 @@ from galaxy_core.data.images import SUPPORTED_EXTENSIONS, preprocess_array
 from galaxy_core.errors import GalaxyLabError
 from galaxy_core.prediction import ModelLoadError
 from galaxy_core.uploads import ImageInput, UploadLimits, read_uploads
-from pages.ui.display import enlarge, image_grid
+from pages.ui.display import as_message, enlarge, image_grid, plain
+from pages.ui.identity import Viewer
 from pages.ui.navigation import run_router
 from pages.ui.runs import choose_run, run_model, runs_that
 from pages.ui.state import active_dataset_spec, get_settings, load_dataset
@@ -48,9 +49,14 @@ def galaxy_ui(dataset) -> np.ndarray:
         usable = next((upload for upload in uploads if isinstance(upload, ImageInput)), None)
         if usable is not None:
             if len(uploads) > 1:  # an archive under an image's name
-                st.caption(f"{dropped.name} holds {len(uploads)} files: the first image, {usable.name}, is used.")
+                st.caption(
+                    f"{plain(dropped.name)} holds {len(uploads)} files: the first image, {plain(usable.name)}, is used."
+                )
             return usable.pixels
-        st.warning(f"**{dropped.name}** cannot be used: {uploads[0].reason}. A galaxy of the dataset is shown instead.")
+        st.warning(
+            f"**{plain(dropped.name)}** cannot be used: {as_message(uploads[0].reason)}. A galaxy of the dataset is "
+            "shown instead."
+        )
     train = dataset.splits["train"]
     index = st.number_input(f"Galaxy (of {len(train)} training images)", 0, len(train) - 1, 0, key="playground_image")
     return train.images[index]
@@ -111,7 +117,7 @@ def receptive_field_ui(galaxy: np.ndarray) -> None:
     try:
         field = receptive_field(model, layer)
     except GalaxyLabError as error:
-        st.error(f"This cannot be worked out: {error}.")
+        st.error(f"This cannot be worked out: {as_message(error)}.")
         return
     start, end = field.box()
     picture, words = st.columns([1, 2])
@@ -132,22 +138,22 @@ def receptive_field_ui(galaxy: np.ndarray) -> None:
     )
 
 
-def trained_layer_ui(galaxy: np.ndarray) -> None:
+def trained_layer_ui(galaxy: np.ndarray, viewer: Viewer) -> None:
     """The first convolution of a trained run, its kernels and their feature maps on the same galaxy (resized and
     coloured as the run's images were)."""
     st.subheader("A trained network's first layer")
     if not st.toggle("Show the first convolution of a trained run on this galaxy", key="playground_trained"):
         st.caption("Loading a model imports TensorFlow: it takes a few seconds the first time.")
         return
-    runs, _ = runs_that(lambda summary: summary.has_model)
+    runs, _ = runs_that(viewer, lambda summary: summary.has_model)
     if not runs:
         st.info("No run with a model yet: train one on the Train page.")
         return
-    summary = choose_run(runs, key="playground_run")
+    summary = choose_run(runs, viewer, key="playground_run")
     try:
         model = run_model(summary.run)
     except ModelLoadError as error:
-        st.error(f"The model cannot be loaded: {error}")
+        st.error(f"The model cannot be loaded: {as_message(error)}")
         return
     from galaxy_core.explain import feature_maps, first_conv_filters
 
@@ -176,7 +182,7 @@ def kernel_ui() -> np.ndarray:
     try:
         return parse_kernel(text)
     except GalaxyLabError as error:
-        st.error(f"This is not a kernel: {error}.")
+        st.error(f"This is not a kernel: {as_message(error)}.")
         st.stop()
 
 
@@ -187,7 +193,7 @@ def map_figure(values: np.ndarray, title: str):
     return figure
 
 
-def render() -> None:
+def render(viewer: Viewer) -> None:
     """Draw the Convolution page."""
     st.title("Convolution")
     st.markdown(
@@ -199,7 +205,7 @@ def render() -> None:
     try:
         dataset = load_dataset(active_dataset_spec(), get_settings())
     except (DatasetError, OSError) as error:
-        st.error(f"The active dataset cannot be loaded: {error}")
+        st.error(f"The active dataset cannot be loaded: {as_message(error)}")
         st.stop()
     left, right = st.columns([1, 2])
     with left:
@@ -213,7 +219,7 @@ def render() -> None:
         feature_map = convolve(image, kernel, stride, padding)
         pooled = pool(feature_map, pooling)
     except GalaxyLabError as error:
-        right.error(f"This cannot be computed: {error}.")
+        right.error(f"This cannot be computed: {as_message(error)}.")
         st.stop()
     side = kernel.shape[0]
     with right:
@@ -230,7 +236,7 @@ def render() -> None:
         "Bright: a strong positive answer, dark: a negative one. Like every deep-learning library, the kernel is "
         "not flipped (strictly, this is cross-correlation)."
     )
-    trained_layer_ui(galaxy)
+    trained_layer_ui(galaxy, viewer)
     receptive_field_ui(galaxy)
 
 

@@ -5,9 +5,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from galaxy_core.classroom.access import Action, may
+from galaxy_core.classroom.people import User
 from galaxy_core.data import DatasetError
 from galaxy_core.errors import GalaxyLabError
-from galaxy_core.people import User
 from galaxy_core.prediction import ModelLoadError
 from galaxy_core.review import (
     ACTIONS,
@@ -21,8 +22,8 @@ from galaxy_core.review import (
     record_review_decisions,
     review_decisions,
 )
-from pages.ui.display import enlarge, label_noise_note
-from pages.ui.identity import signed_in_user
+from pages.ui.display import as_message, enlarge, label_noise_note, plain
+from pages.ui.identity import Viewer
 from pages.ui.navigation import run_router
 from pages.ui.runs import choose_run, model_key, run_model, runs_apart, runs_that
 from pages.ui.state import get_settings, load_dataset, note_run_dataset
@@ -63,7 +64,7 @@ def doubt_row(summary, review: LabelReview, doubt: Doubt, image: np.ndarray, use
     names = review.class_names
     given, suggested = names[doubt.given], names[doubt.suggested]
     columns = st.columns([1, 1, 1, 2])
-    columns[0].image(enlarge(image, 160), caption=f"#{doubt.rank} · {doubt.image}")
+    columns[0].image(enlarge(image, 160), caption=f"#{doubt.rank} · {plain(doubt.image)}")
     try:
         fold_model = f"fold-{doubt.fold}"
         overlays = _gradcam_overlays(
@@ -74,13 +75,14 @@ def doubt_row(summary, review: LabelReview, doubt: Doubt, image: np.ndarray, use
         )
         for column, picture, name in zip(columns[1:3], overlays, (given, suggested), strict=True):
             column.image(
-                enlarge(picture, 160), caption=f"Grad-CAM · {name}: p = {doubt.probabilities[names.index(name)]:.2f}"
+                enlarge(picture, 160),
+                caption=f"Grad-CAM · {plain(name)}: p = {doubt.probabilities[names.index(name)]:.2f}",
             )
     except (ModelLoadError, OSError) as error:
-        columns[1].caption(f"No Grad-CAM: {error}")
+        columns[1].caption(f"No Grad-CAM: {as_message(error)}")
     with columns[3]:
-        st.markdown(f"Given **{given}**, the data suggests **{suggested}**.")
-        st.caption(" · ".join(f"{name} {p:.2f}" for name, p in zip(names, doubt.probabilities, strict=True)))
+        st.markdown(f"Given **{plain(given)}**, the data suggests **{plain(suggested)}**.")
+        st.caption(" · ".join(f"{plain(name)} {p:.2f}" for name, p in zip(names, doubt.probabilities, strict=True)))
         if doubt.accepted_by or doubt.rejected_by:
             st.caption(f"The class: {doubt.accepted_by} accepted, {doubt.rejected_by} kept the given label.")
         key = f"review_decision_{summary.id}_{doubt.image}"
@@ -125,14 +127,14 @@ def doubts_ui(summary, review: LabelReview, images: dict, user: User) -> None:
     page = st.number_input(f"Page (of {pages})", 1, pages, 1, key="review_page") if pages > 1 else 1
     for doubt in shown[(page - 1) * PER_PAGE : page * PER_PAGE]:
         if doubt.image not in images:
-            st.warning(f"#{doubt.rank} {doubt.image} is no longer in the dataset: it changed since the review.")
+            st.warning(f"#{doubt.rank} {plain(doubt.image)} is no longer in the dataset: it changed since the review.")
             continue
         doubt_row(summary, review, doubt, images[doubt.image], user)
 
 
-def class_view_ui(summary) -> None:
+def class_view_ui(summary, user: User) -> None:
     """For a teacher: who has reviewed how much, and where the class agrees."""
-    people = class_decisions(summary.run)
+    people = class_decisions(summary.run, user)
     if not people:
         return
     with st.expander(f"The class's decisions: {len(people)} reviewer(s)"):
@@ -145,7 +147,7 @@ def class_view_ui(summary) -> None:
             for entry in people.values()
         ]
         st.dataframe(pd.DataFrame(rows), hide_index=True)
-        majority = review_decisions(summary.run, decision_set=CLASS_MAJORITY)
+        majority = review_decisions(summary.run, user, CLASS_MAJORITY)
         accepted = sum(value == "accepted" for value in majority.values())
         st.caption(
             f"The class's majority accepts {accepted} suggestion(s): a run trains on that set when you choose "
@@ -153,7 +155,7 @@ def class_view_ui(summary) -> None:
         )
 
 
-def render() -> None:
+def render(viewer: Viewer) -> None:
     """Draw the Label review page."""
     st.title("Label review")
     st.markdown(
@@ -161,21 +163,21 @@ def render() -> None:
         "Train page) trains a few quick models, each on part of the training split, and lets each predict the "
         "galaxies it did not see; confident learning then flags the labels those predictions doubt."
     )
-    reviews, others = runs_that(has_review)
+    reviews, others = runs_that(viewer, has_review)
     others = [summary for summary in others if summary.is_label_review]
     if not reviews:
         st.info("No finished label review yet: on the Train page choose the recipe *Review the labels*.")
         runs_apart(others, "be reviewed yet")
         st.stop()
-    summary = choose_run(reviews, key="review_run", label="Label review")
+    summary = choose_run(reviews, viewer, key="review_run", label="Label review")
     runs_apart(others, "be reviewed yet")
     note_run_dataset(summary)
-    user = signed_in_user()
+    user = viewer.user
     try:
         review = load_review(summary, user)
         images = training_images(summary, review)
     except (ReviewError, DatasetError, GalaxyLabError) as error:
-        st.error(f"This review cannot be shown: {error}")
+        st.error(f"This review cannot be shown: {as_message(error)}")
         st.stop()
     accepted, rejected = len(review.accepted()), sum(d.decision == "rejected" for d in review.doubts)
     columns = st.columns(4)
@@ -187,8 +189,8 @@ def render() -> None:
     if not review.doubts:
         st.success("The review doubts no label of this training split.")
         st.stop()
-    if user.is_teacher:
-        class_view_ui(summary)
+    if may(user, Action.SEE_REVIEWERS):
+        class_view_ui(summary, user)
     accept_confident_ui(summary, review, user)
     doubts_ui(summary, review, images, user)
     st.subheader("Use the reviewed labels")

@@ -9,11 +9,12 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from galaxy_core.classroom.access import Action, may
+from galaxy_core.classroom.people import User
 from galaxy_core.data import DatasetSpec, describe_spec
 from galaxy_core.data.augment import AugmentOptions
 from galaxy_core.errors import GalaxyLabError
 from galaxy_core.models import list_models, model_info
-from galaxy_core.people import User, owns
 from galaxy_core.review import ACTIONS, CLASS_MAJORITY, class_decisions, has_review, load_review, review_decisions
 from galaxy_core.training import Run, RunState, RunSummary, TrainConfig, estimate
 from galaxy_core.training.client import ServiceClient
@@ -36,13 +37,14 @@ from galaxy_core.training.kinds.label_review import MAX_FOLDS, MIN_FOLDS, check_
 from galaxy_core.training.kinds.seed_ensemble import MAX_NETWORKS
 from galaxy_core.training.records import epoch_records, next_network_epochs
 from galaxy_core.training.store import MAX_TITLE
-from pages.ui.display import interval_note, label_noise_note, plain
-from pages.ui.identity import owner_label, shows_only_mine, signed_in_user
+from pages.ui.display import as_message, interval_note, label_noise_note, plain
+from pages.ui.identity import Viewer
 from pages.ui.navigation import LAB_PAGES, run_router
 from pages.ui.runs import (
     VIEWED_RUN_KEY,
     model_label,
     ordinal,
+    queue_once,
     run_interval,
     run_metrics,
     run_row,
@@ -148,7 +150,7 @@ def preset_ui(dataset: DatasetSpec, preset: str, max_epochs: int, overrides: dic
     return config if st.button("Train", type="primary", key=f"train_{preset}") else None
 
 
-def new_run_ui(dataset: DatasetSpec, max_epochs: int) -> TrainConfig | None:
+def new_run_ui(dataset: DatasetSpec, max_epochs: int, viewer: Viewer) -> TrainConfig | None:
     """The recipe choice, then a preset's button or the training form; returns a config when Train is pressed."""
     recipe = st.radio(
         "Recipe",
@@ -160,9 +162,9 @@ def new_run_ui(dataset: DatasetSpec, max_epochs: int) -> TrainConfig | None:
     )
     if recipe == REVIEW_RECIPE:
         return label_review_ui(dataset)
-    labels = training_labels_ui(dataset, signed_in_user())
+    labels = training_labels_ui(dataset, viewer)
     if recipe == TRANSFER_RECIPE:
-        config = transfer_ui(dataset, max_epochs)
+        config = transfer_ui(dataset, max_epochs, viewer)
     else:
         labels.update(few_labels_ui(recipe))
         labels.update(networks_ui(recipe))
@@ -209,7 +211,7 @@ def label_review_ui(dataset: DatasetSpec) -> TrainConfig | None:
     try:
         check_folds(load_dataset(dataset, get_settings()), config.folds)
     except (GalaxyLabError, ValueError) as error:
-        st.warning(f"This dataset cannot be reviewed in {config.folds} folds: {error}.")
+        st.warning(f"This dataset cannot be reviewed in {config.folds} folds: {as_message(error)}.")
         return None
     expected_duration_ui(config)
     return config if st.button("Review the labels", type="primary", key="train_review") else None
@@ -219,17 +221,19 @@ def decision_sets(summary: RunSummary, user: User) -> dict[str, str]:
     """{decision set: its name} of a review that `user` may train on: their own decisions; a teacher's also the
     class's majority and each reviewer's. Only sets that accept a suggestion (the others change nothing)."""
     sets = {user.id: "your decisions"}
-    if user.is_teacher:
+    if may(user, Action.SEE_REVIEWERS):
         sets[CLASS_MAJORITY] = "the class's majority"
-        people = class_decisions(summary.run).items()
+        people = class_decisions(summary.run, user).items()
         sets.update({person: f"{entry['name']}'s decisions" for person, entry in people if person != user.id})
+    sets = {key: name for key, name in sets.items() if key == user.id or may(user, Action.TRAIN_ON_DECISIONS, key)}
     return {key: name for key, name in sets.items() if "accepted" in review_decisions(summary.run, user, key).values()}
 
 
-def training_labels_ui(dataset: DatasetSpec, user: User) -> dict:
+def training_labels_ui(dataset: DatasetSpec, viewer: Viewer) -> dict:
     """The training labels to train on: as given, or changed by a finished label review of the same images (the
     suggestions a decision set accepts, relabelled or left out); returns the config fields that say so."""
-    reviews, _ = runs_that(lambda summary: has_review(summary) and summary.dataset.same_images(dataset))
+    user = viewer.user
+    reviews, _ = runs_that(viewer, lambda summary: has_review(summary) and summary.dataset.same_images(dataset))
     choices = {
         (summary.id, key): f"reviewed by {summary.id}: {name}"
         for summary in reviews
@@ -355,10 +359,10 @@ def data_settings_ui(defaults: TrainConfig) -> dict:
     return {"augment": augment, "class_weighting": class_weighting, "validation": validation, "seed": int(seed)}
 
 
-def runs_table_ui(summaries: list[RunSummary], positions: dict[str, int]) -> RunSummary | None:
+def runs_table_ui(summaries: list[RunSummary], positions: dict[str, int], viewer: Viewer) -> RunSummary | None:
     """The runs, newest first (a queued one with its place in the queue); returns the run chosen in the table (the
     one this session looked at last, else the newest)."""
-    rows = [run_row(summary, positions.get(summary.id)) for summary in summaries]
+    rows = [run_row(summary, viewer, positions.get(summary.id)) for summary in summaries]
     if not rows:
         st.info("No runs yet: choose a model above and press Train.")
         return None
@@ -449,7 +453,7 @@ def run_curves(run, by_batch: bool) -> go.Figure:
     return _shared_curves(str(run.path), run.metrics_version(), by_batch)
 
 
-def runs_section(client: ServiceClient, user: User) -> None:
+def runs_section(client: ServiceClient, viewer: Viewer) -> None:
     """The runs table and the chosen run, read afresh together (every 2 s while runs are queued or running), so
     the table, the progress bar and the curves always tell the same moment of the same run."""
     summaries, damaged = client.store.scan()
@@ -459,41 +463,41 @@ def runs_section(client: ServiceClient, user: User) -> None:
         st.rerun(scope="app")  # the last run just ended: stop polling
     st.session_state["train_runs_active"] = active
     service_ui(client, summaries)
-    shown = [summary for summary in summaries if owns(user, summary.owner_id)] if shows_only_mine() else summaries
+    shown = [summary for summary in summaries if viewer.lists(summary)]
     positions = queue_positions(summaries, time.time())
-    chosen = runs_table_ui(shown, positions)
+    chosen = runs_table_ui(shown, positions, viewer)
     if damaged:
         with st.expander(f"{len(damaged)} damaged run folder(s), left out"):
             st.markdown("\n".join(f"- `{run.id}`: damaged: {plain(run.reason)}" for run in damaged))
     if chosen:
         # A container per run: nothing of the run shown before stays on screen under another run's header.
         with st.container(key=f"run_view_{chosen.id}"):
-            run_view(client, chosen, user, positions.get(chosen.id))
-    trash_ui(client, user)
+            run_view(client, chosen, viewer, positions.get(chosen.id))
+    trash_ui(client, viewer.user)
 
 
-def run_view(client: ServiceClient, summary: RunSummary, user: User, queue_position: int | None) -> None:
+def run_view(client: ServiceClient, summary: RunSummary, viewer: Viewer, queue_position: int | None) -> None:
     """The selected run: state (a queued run's place in the queue), live curves, stop, log."""
-    run, state = summary.run, summary.state
+    run, state, user = summary.run, summary.state, viewer.user
     head = st.columns([3, 1])
-    owner = f" · {plain(owner_label(summary))}'s" if get_settings().auth != "none" else ""
+    owner = f" · {plain(viewer.owner_label(summary))}'s" if viewer.sign_in else ""
     head[0].markdown(
         f"**{run.id}**"
         + (f" · {plain(summary.title)}" if summary.title else "")
         + owner
-        + f": {state.value} · {describe_run_model(summary.config)} on {describe_spec(summary.dataset)}"
+        + f": {state.value} · {describe_run_model(summary.config)} on {plain(describe_spec(summary.dataset))}"
         + (f" · {summary.device}" if summary.device else "")
         + (f" · on {summary.node}" if summary.node else "")
     )
     base_run_note(summary)
-    may_change = user.is_teacher or owns(user, summary.owner_id)
-    if state.active and may_change and head[1].button("Stop", key=f"stop_{run.id}", icon=":material/stop_circle:"):
+    may_stop = may(user, Action.STOP, summary.owner_id)
+    if state.active and may_stop and head[1].button("Stop", key=f"stop_{run.id}", icon=":material/stop_circle:"):
         client.stop(run.id, user)
         st.toast("Stop requested: the run ends after its current batch and keeps what it learned.")
     metrics = run_metrics(run)
     run_state_ui(summary, epoch_records(metrics), queue_position)
     run_results_ui(summary, metrics)
-    if may_change:
+    if may(user, Action.RENAME, summary.owner_id) or may(user, Action.DELETE, summary.owner_id):
         manage_ui(client, summary, user)
     with st.expander("Log"):
         st.code(run.log_tail(40) or "(empty)", language=None)
@@ -507,7 +511,7 @@ def run_state_ui(summary: RunSummary, epochs: list[dict], queue_position: int | 
     state = summary.state
     if state is RunState.QUEUED:
         place = f", {ordinal(queue_position)} in the queue" if queue_position else ""
-        st.info(f"Queued: {summary.message}{place}. It starts by itself when a training slot is free.")
+        st.info(f"Queued: {as_message(summary.message)}{place}. It starts by itself when a training slot is free.")
     elif state is RunState.RUNNING:
         text = f"{summary.message}"
         if summary.run.stop_requested():
@@ -520,11 +524,11 @@ def run_state_ui(summary: RunSummary, epochs: list[dict], queue_position: int | 
             text += f" · about {summary.eta_seconds / 60:.1f} min left"
         st.progress(summary.progress, text=text)
     elif state is RunState.FAILED:
-        st.error(f"The run {summary.message}")
+        st.error(f"The run {as_message(summary.message)}")
     elif state is RunState.INTERRUPTED:
-        st.warning(f"The run was {summary.message}. Everything it wrote before is kept.")
+        st.warning(f"The run was {as_message(summary.message)}. Everything it wrote before is kept.")
     else:
-        st.success(f"The run {summary.message}.")
+        st.success(f"The run {as_message(summary.message)}.")
 
 
 def run_results_ui(summary: RunSummary, metrics: list[dict]) -> None:
@@ -551,23 +555,22 @@ def run_results_ui(summary: RunSummary, metrics: list[dict]) -> None:
         st.plotly_chart(run_curves(run, by_batch), key=f"curves_{run.id}")
 
 
-def new_run_form(client: ServiceClient, dataset: DatasetSpec, max_epochs: int, user: User) -> bool:
-    """The recipe, its settings and Train; whether a run of `user`'s was queued."""
+def new_run_form(client: ServiceClient, dataset: DatasetSpec, max_epochs: int, viewer: Viewer) -> bool:
+    """The recipe, its settings and Train; whether a run of the viewer's was queued."""
     try:
-        config = new_run_ui(dataset, max_epochs)
+        config = new_run_ui(dataset, max_epochs, viewer)
     except ValueError as error:
-        st.error(f"These settings cannot train: {error}")
+        st.error(f"These settings cannot train: {as_message(error)}")
         return False
     if config is None:
         return False
     try:
-        run = client.submit(config, user)
+        run, queued_now = queue_once(client, config, viewer.user)
     except GalaxyLabError as error:  # a full queue, a base that cannot be one, a runs folder that cannot be written
-        st.error(f"The run was not queued: {error}.")
+        st.error(f"The run was not queued: {as_message(error)}.")
         return False
-    st.session_state[VIEWED_RUN_KEY] = run.id
-    st.success(f"Queued run {run.id}.")
-    return True
+    st.success(f"Queued run {run.id}." if queued_now else f"Run {run.id} was queued by this press already.")
+    return queued_now
 
 
 def manage_ui(client: ServiceClient, summary: RunSummary, user: User) -> None:
@@ -597,9 +600,27 @@ def trash_ui(client: ServiceClient, user: User) -> None:
             if right.button("Restore", key=f"restore_{summary.id}"):
                 client.restore(summary.id, user)
                 st.rerun()
-        if user.is_teacher and st.button("Empty the trash", key="empty_trash", type="primary"):
-            st.toast(f"{client.empty_trash(user)} run(s) deleted for good.")
+        if may(user, Action.EMPTY_TRASH):
+            empty_trash_ui(client, user, len(trashed))
+
+
+def empty_trash_ui(client: ServiceClient, user: User, count: int) -> None:
+    """Empty the trash, once asked to confirm (nothing brings its runs back), away from the Restore buttons."""
+    st.divider()
+    if not st.session_state.get("empty_trash_asked"):
+        if st.button("Empty the trash…", key="empty_trash"):
+            st.session_state["empty_trash_asked"] = True
             st.rerun()
+        return
+    st.warning(f"Delete the {count} run(s) in the trash for good? Nothing brings them back.")
+    left, right = st.columns(2)
+    if left.button(f"Delete {count} run(s) for good", key="empty_trash_confirmed", type="primary"):
+        st.session_state["empty_trash_asked"] = False
+        st.toast(f"{client.empty_trash(user)} run(s) deleted for good.")
+        st.rerun()
+    if right.button("Keep them", key="empty_trash_cancelled"):
+        st.session_state["empty_trash_asked"] = False
+        st.rerun()
 
 
 def service_ui(client: ServiceClient, summaries: list[RunSummary]) -> None:
@@ -607,29 +628,30 @@ def service_ui(client: ServiceClient, summaries: list[RunSummary]) -> None:
     client.ensure_service(summaries)
     service = client.service()
     if service.problem and any(summary.state is RunState.QUEUED for summary in summaries):
-        st.warning(f"Training service: {service.describe()}. Queued runs are kept and start once this is fixed.")
+        st.warning(
+            f"Training service: {as_message(service.describe())}. Queued runs are kept and start once this is fixed."
+        )
 
 
-def render() -> None:
+def render(viewer: Viewer) -> None:
     """Draw the Train page."""
     settings = get_settings()
     client = ServiceClient.from_settings(settings)
     st.title("Train")
     dataset = active_dataset_spec()
     st.caption(
-        f"On the active dataset: **{describe_spec(dataset)}** (change it on the Dataset page). Runs train in "
+        f"On the active dataset: **{plain(describe_spec(dataset))}** (change it on the Dataset page). Runs train in "
         "background processes: leave this page or close the browser, they go on."
     )
-    user = signed_in_user()
     # Open at first when there are no runs yet; then as the person leaves it (queueing a run does not fold it away).
     opened_at_first = st.session_state.setdefault("train_new_run_opened_at_first", not client.store.run_ids())
     new_run = st.expander("New run", expanded=opened_at_first, key=NEW_RUN_KEY, on_change="rerun")
     if new_run.open:  # drawn only when open: a visit to watch runs measures and loads nothing for a new one
         with new_run:
-            new_run_form(client, dataset, settings.max_epochs, user)
+            new_run_form(client, dataset, settings.max_epochs, viewer)
     active = bool(client.store.runs(active_only=True))
     st.session_state["train_runs_active"] = active
-    st.fragment(run_every=REFRESH_SECONDS if active else None)(runs_section)(client, user)
+    st.fragment(run_every=REFRESH_SECONDS if active else None)(runs_section)(client, viewer)
 
 
 if __name__ == "__main__":  # a session that starts on this page's URL right after a server start

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from galaxy_core.classroom.people import MACHINE_TEACHER
 from tests.helpers import GZ1_PATH, stop_training_service
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -85,7 +86,7 @@ def _run_template(tmp_path_factory, name: str, make_config, inputs: tuple = ()) 
         patch.setenv("GALAXY_LAB_CACHE_DIR", str(base / "cache"))
         store = RunStore(base / "runs")
         copies = [_copy_into_runs(template, store.root) for template in inputs]
-        run = new_run(store, make_config([copy.summary() for copy in copies]))
+        run = new_run(store, make_config([copy.summary() for copy in copies]), MACHINE_TEACHER)
         assert train_in_this_process(run) == "finished", run.status().get("traceback")
     return run.path
 
@@ -163,6 +164,13 @@ def _ensemble_run_template(tmp_path_factory, _trained_run_template, _transfer_ru
 def finished_ensemble(_ensemble_run_template, finished_transfer, isolated_settings):
     """A finished ensemble of `finished_run` and `finished_transfer`, all three in this test's runs folder."""
     return _copy_into_runs(_ensemble_run_template, isolated_settings["runs"])
+
+
+@pytest.fixture
+def queue_that_never_starts(monkeypatch):
+    """The service runs, and can start nothing (Ray is not reachable there): runs stay queued."""
+    monkeypatch.setenv("GALAXY_LAB_EXECUTOR", "ray")
+    monkeypatch.setenv("GALAXY_LAB_RAY_ADDRESS", "127.0.0.1:9")
 
 
 @pytest.fixture

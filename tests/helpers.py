@@ -8,6 +8,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -20,6 +21,7 @@ import h5py
 import numpy as np
 from PIL import Image
 
+from galaxy_core.classroom.people import MACHINE_TEACHER, User
 from galaxy_core.training import TrainConfig
 from galaxy_core.training.client import new_run
 
@@ -102,8 +104,11 @@ def write_image_folder(
 
 
 def page_script(name: str) -> str:
-    """A script that draws one page, as the router does."""
-    return f"from pages.{name} import render\n\nrender()\n"
+    """A script that draws one page for the signed-in user, as the router does (without its sidebar)."""
+    return (
+        f"from pages.{name} import render\nfrom pages.ui.identity import signed_in_user, viewer_of\n\n"
+        "render(viewer_of(signed_in_user()))\n"
+    )
 
 
 def open_page(name: str, *, signed_in_as: dict | None = None, **state):
@@ -120,8 +125,63 @@ def open_page(name: str, *, signed_in_as: dict | None = None, **state):
     return at.run()
 
 
+def lab_viewer():
+    """The viewer of a lab without sign-in: the machine's teacher, every run listed (pages.ui.identity.Viewer)."""
+    from pages.ui.identity import Viewer
+
+    return Viewer(MACHINE_TEACHER, sign_in=False, only_mine=False, names_shown=False)
+
+
+def unescaped(markdown: str) -> str:
+    """Markdown as a person reads it: backslash escapes taken off (pages escape what people and the library bring)."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+# Fields of an element's message that Streamlit renders as Markdown (bodies of markdown, captions and alerts,
+# labels and help of widgets, metrics, expanders and tabs, image captions, the options of a radio).
+MARKDOWN_FIELDS = {"body", "label", "help", "caption", "placeholder", "text", "content"}
+PLAIN_TEXT_ELEMENTS = {"text", "code", "json", "arrow_data_frame", "html"}
+
+
+def _markdown_fields(message, options: bool) -> list[str]:
+    found = []
+    for field, value in message.ListFields():
+        repeated = not isinstance(value, str | bytes) and hasattr(value, "__len__") and not hasattr(value, "ListFields")
+        for item in list(value) if repeated else [value]:
+            if isinstance(item, str) and (field.name in MARKDOWN_FIELDS or (options and field.name == "options")):
+                found.append(item)
+            elif hasattr(item, "ListFields"):
+                found.extend(_markdown_fields(item, options))
+    return found
+
+
+def markdown_texts(at) -> list[str]:
+    """Every text of an AppTest page that Streamlit renders as Markdown (what must show what people bring as
+    typed); plain-text elements (st.text, code, tables, menus' options) are left out."""
+    texts = []
+    for node in at._tree:
+        proto = getattr(node, "proto", None)
+        if proto is None or getattr(node, "type", "") in PLAIN_TEXT_ELEMENTS or not hasattr(proto, "ListFields"):
+            continue
+        texts.extend(_markdown_fields(proto, options=getattr(node, "type", "") == "radio"))
+    return texts
+
+
+ISSUER = "https://idp.school.org/realms/class"
+
+
+def school_account(email: str, name: str, *, verified: bool = True, subject: str | None = None) -> dict:
+    """The claims st.user holds for an account of the school's OpenID Connect provider (auth = "oidc")."""
+    return {"iss": ISSUER, "sub": subject or f"id-{email}", "email": email, "email_verified": verified, "name": name}
+
+
+def account_user(claims: dict, role: str) -> User:
+    """The lab's user for a school account's claims (galaxy_core.classroom.identity: known by issuer and subject)."""
+    return User(f"{claims['iss']}#{claims['sub']}", claims["name"], role)
+
+
 def give_run(run, owner) -> None:
-    """Make a run `owner`'s (a galaxy_core.people.User), as if they had queued it."""
+    """Make a run `owner`'s (a galaxy_core.classroom.people.User), as if they had queued it."""
     config = json.loads((run.path / "config.json").read_text())
     owned = {"owner": owner.id, "owner_name": owner.name, "owner_role": owner.role}
     (run.path / "config.json").write_text(json.dumps({**config, **owned}))
@@ -172,7 +232,7 @@ def run_in_its_first_epoch(runs: Path, worker_pid: int, steps=(1, 6, 12)):
     from galaxy_core.training import RunStore
     from galaxy_core.training.executors import process_start_time
 
-    run = new_run(RunStore(runs), tiny_config(epochs=3))
+    run = new_run(RunStore(runs), tiny_config(epochs=3), MACHINE_TEACHER)
     run.move_to("running", executor="local", pid=worker_pid, pid_start=process_start_time(worker_pid))
     run.report_progress(message="training", epochs_done=0, batches_done=steps[-1], steps_per_epoch=40, eta_seconds=300)
     record_batches(run, steps)
@@ -258,6 +318,7 @@ def browser_tabs(request, count: int = 1, viewport=(1400, 1000)):
             # First loads render or decode a dataset and import TensorFlow: be patient, not flaky.
             tab.set_default_timeout(60_000)
         expect.set_options(timeout=60_000)
+
         def screenshots() -> None:
             ARTIFACTS.mkdir(exist_ok=True)
             for number, tab in enumerate(tabs):

@@ -25,6 +25,7 @@ LIMITS = UploadLimits(file_bytes=5_000_000, unpacked_bytes=50_000_000, pixels=10
 NOT_AN_IMAGE = "not an image"
 DAMAGED = "damaged or incomplete"
 UNPACK = "cannot be unpacked"
+TOO_SMALL = "too small to show a galaxy"
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,11 @@ def corpus() -> list[Case]:
         Case("GALAXY.JPEG", jpeg, (None,)),
         Case("really-a-jpeg.png", jpeg, (None,)),
         Case("галактика.png", png, (None,)),
-        Case("one-pixel.png", encode(Image.new("RGB", (1, 1), "white"), "PNG"), (None,)),
-        Case("sliver.png", encode(Image.new("RGB", (2000, 6), "white"), "PNG"), (None,)),
+        Case("eight-pixels.png", encode(Image.new("RGB", (8, 8), "white"), "PNG"), (None,)),
+        # Too small to hold a galaxy: the model would see one colour, enlarged.
+        Case("one-pixel.png", encode(Image.new("RGB", (1, 1), "white"), "PNG"), (TOO_SMALL,)),
+        Case("seven-pixels.png", encode(Image.new("RGB", (7, 7), "white"), "PNG"), (TOO_SMALL,)),
+        Case("sliver.png", encode(Image.new("RGB", (2000, 6), "white"), "PNG"), (TOO_SMALL,)),
         Case(
             "float.tif",
             encode(Image.fromarray(np.linspace(0, 1, 4096, dtype=np.float32).reshape(64, 64)), "TIFF"),

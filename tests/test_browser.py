@@ -123,8 +123,9 @@ def choose_run(page, box: str, run_id: str) -> None:
     choose(page, box, re.compile(f"^{re.escape(run_id)}( |$)"), run_id)
 
 
-def queue_a_custom_cnn_run(page, epochs: int, early_stopping: bool = True) -> None:
-    """On the Train page with the form open: your own recipe, the custom CNN for `epochs`, Train."""
+def queue_a_custom_cnn_run(page, epochs: int, early_stopping: bool = True, double_click: bool = False) -> None:
+    """On the Train page with the form open: your own recipe, the custom CNN for `epochs`, Train (pressed twice in a
+    row with `double_click`, as a hurried person does)."""
     from playwright.sync_api import expect
 
     page.get_by_text("Your own: choose the model and settings").click()
@@ -141,8 +142,13 @@ def queue_a_custom_cnn_run(page, epochs: int, early_stopping: bool = True) -> No
         toggle = page.get_by_test_id("stForm").get_by_text("Early stopping", exact=True)
         expect(toggle).to_have_count(1)  # not while the form is being drawn anew
         toggle.click()
-    page.get_by_role("button", name="Train", exact=True).click()
+    train = page.get_by_role("button", name="Train", exact=True)
+    train.dblclick() if double_click else train.click()
     expect(page.get_by_text("Queued run")).to_be_visible()
+
+
+def run_folders(runs: Path) -> set[str]:
+    return {path.name for path in runs.glob("*") if path.is_dir() and not path.name.startswith(".")}
 
 
 @pytest.fixture
@@ -226,7 +232,7 @@ def table_and_panel_agree(page, samples: int = 4) -> None:
     raise AssertionError(f"the table and the progress bar were read together only {agreed} times")
 
 
-def test_train_a_run_watch_its_curve_and_stop_it(app_url, page):
+def test_train_a_run_watch_its_curve_and_stop_it(app_url, app_base, page):
     from playwright.sync_api import expect
 
     # A class trains on its small folder (52 galaxies), chosen on the Dataset page, in the same session.
@@ -239,7 +245,10 @@ def test_train_a_run_watch_its_curve_and_stop_it(app_url, page):
     expect(page.get_by_text("Recommended: Small Inception")).to_be_visible()
     duration = re.compile("Measuring how fast this machine trains|Expected duration on this machine")
     expect(page.get_by_text(duration)).to_be_visible()
-    queue_a_custom_cnn_run(page, epochs=150, early_stopping=False)  # it trains until it is stopped
+    before = run_folders(app_base / "runs")
+    queue_a_custom_cnn_run(page, epochs=150, early_stopping=False, double_click=True)  # trains until it is stopped
+    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
+    assert len(run_folders(app_base / "runs") - before) == 1  # a double click queues one run
     # Its stages show as they happen, up to training; the fragment refreshes the table and the run every 2 s.
     stages = re.compile("starting|loading its dataset|building its model|preparing the first batch|training")
     expect(page.get_by_test_id("stProgress").get_by_text(stages)).to_be_visible(timeout=120_000)

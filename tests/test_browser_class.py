@@ -10,12 +10,15 @@ import json
 import os
 import shutil
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from galaxy_core.people import STUDENT, TEACHER, User
-from galaxy_core.roster import Roster
+from galaxy_core.classroom.people import STUDENT, TEACHER, User
+from galaxy_core.classroom.roster import Roster
+from galaxy_core.classroom.sign_in import COOKIE, SIGN_IN_PATH
+from galaxy_core.classroom.throttle import FREE_PER_NAME, SignInThrottle
 from tests.helpers import browser_tabs, free_port, start_server, stop_server, stop_training_service, wait_for
 
 pytestmark = pytest.mark.browser
@@ -127,11 +130,67 @@ def test_students_and_a_teacher_sign_in_with_the_roster_each_with_their_rights(r
         bob.get_by_role("button", name="Restore").click()
         wait_for(lambda: (base / "runs" / runs["bob"]).exists(), timeout=10)
 
-        ada.get_by_test_id("stSidebar").get_by_role("link", name="Sign out").click()
-        expect(ada.get_by_label("Your code")).to_be_visible()
-        ada.goto(url)
-        expect(ada.get_by_text("Sign in with your name and the code your teacher gave you")).to_be_visible()
         assert not any(codes["Ada"] in seen or codes["Ada"].replace("-", "") in seen for seen in seen_urls)
+
+
+def test_sign_out_ends_the_session_on_the_server_and_a_link_cannot(roster_lab, request):
+    from playwright.sync_api import expect
+
+    url, codes, _, _ = roster_lab
+    with browser_tabs(request, 2) as (ada, copy):
+        sign_in_with_the_roster(ada, url, "Ada", codes["Ada"])
+        session = [cookie for cookie in ada.context.cookies() if cookie["name"] == COOKIE]
+        ada.goto(f"{url}/lab/sign-out")  # a link any page could hold: it signs nobody out
+        ada.goto(url)
+        expect(ada.get_by_test_id("stSidebar").get_by_text("Ada (student)")).to_be_visible()
+        copy.context.add_cookies(session)  # a copy of the cookie, taken before Sign out, works while it lasts...
+        copy.goto(url)
+        expect(copy.get_by_test_id("stSidebar").get_by_text("Ada (student)")).to_be_visible()
+        expect(ada.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
+        ada.get_by_test_id("stSidebar").get_by_role("button", name="Sign out").click()
+        expect(ada.get_by_text("Sign in with your name and the code your teacher gave you")).to_be_visible()
+        copy.reload()  # ...and no longer after it: the session ended on the server
+        expect(copy.get_by_text("Sign in with your name and the code your teacher gave you")).to_be_visible()
+        expect(copy.get_by_role("link", name="Train")).to_have_count(0)
+
+
+def post_sign_in(url: str, name: str, code: str, source: str) -> int:
+    """The status of a sign-in posted from the address `source` (a loopback address of this machine's own)."""
+    import http.client
+    from urllib.parse import urlencode, urlsplit
+
+    where = urlsplit(url)
+    connection = http.client.HTTPConnection(where.hostname, where.port, timeout=30, source_address=(source, 0))
+    body = urlencode({"name": name, "code": code})
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    connection.request("POST", SIGN_IN_PATH, body, headers)
+    status = connection.getresponse().status
+    connection.close()
+    return status
+
+
+def test_wrong_codes_from_one_address_keep_nobody_else_out(roster_lab):
+    """Through the real server: a student's laptop (127.0.0.2) posts wrong codes for the teacher and for Bob; the
+    teacher and Bob, at other addresses, sign in at once; the laptop waits; the teacher can clear it."""
+    url, codes, _, base = roster_lab
+    student, teacher, bob = "127.0.0.2", "127.0.0.3", "127.0.0.4"
+    for _ in range(FREE_PER_NAME + 2):
+        assert post_sign_in(url, "teacher", "wrong-guess", student) == 401
+        assert post_sign_in(url, "Bob", "wrong-guess", student) == 401
+    assert post_sign_in(url, "teacher", codes["teacher"], student) == 429  # slowed where the guesses came from
+    assert post_sign_in(url, "teacher", codes["teacher"], teacher) == 303
+    assert post_sign_in(url, "Bob", codes["Bob"], bob) == 303
+    SignInThrottle(base / "runs").unlock("teacher")  # galaxy-lab roster unlock teacher
+    assert post_sign_in(url, "teacher", codes["teacher"], student) == 303
+
+
+def provider_issuer(port: int) -> str | None:
+    """The issuer the provider on `port` names itself by (None while it starts)."""
+    try:
+        discovery = urllib.request.urlopen(f"http://127.0.0.1:{port}/.well-known/openid-configuration", timeout=2)
+        return json.loads(discovery.read())["issuer"]
+    except OSError:
+        return None
 
 
 @pytest.fixture(scope="module")
@@ -142,15 +201,26 @@ def oidc_lab(tmp_path_factory, _trained_run_template):
     base = tmp_path_factory.mktemp("oidc-lab")
     (base / "runs").mkdir()
     provider_port = free_port()
-    people = [("ada@school.org", "Ada"), ("lee@school.org", "Ms Lee"), ("eve@other.org", "Eve")]
-    claims = [json.dumps({"sub": email, "email": email, "name": name}) for email, name in people]
+    # (subject, e-mail, name, verified): Mallory set the teacher's address on an account of her own.
+    people = [
+        ("ada@school.org", "ada@school.org", "Ada", True),
+        ("lee@school.org", "lee@school.org", "Ms Lee", True),
+        ("eve@other.org", "eve@other.org", "Eve", True),
+        ("mallory", "lee@school.org", "Mallory", False),
+    ]
+    claims = [
+        json.dumps({"sub": sub, "email": email, "name": name, "email_verified": verified})
+        for sub, email, name, verified in people
+    ]
     provider = subprocess.Popen(
         [str(Path(sys.executable).parent / "oidc-provider-mock"), "--port", str(provider_port)]
         + [argument for claim in claims for argument in ("--user-claims", claim)],
         stdout=(base / "provider.log").open("wb"),
         stderr=subprocess.STDOUT,
     )
-    ada, lee = User("ada@school.org", "Ada", STUDENT), User("lee@school.org", "Ms Lee", TEACHER)
+    issuer = wait_for(lambda: provider_issuer(provider_port), timeout=30)
+    # Known by the provider's issuer and subject (galaxy_core.classroom.identity).
+    ada, lee = User(f"{issuer}#ada@school.org", "Ada", STUDENT), User(f"{issuer}#lee@school.org", "Ms Lee", TEACHER)
     runs = {"ada": give_run(_trained_run_template, base / "runs", ada, "ada")}
     runs["lee"] = give_run(_trained_run_template, base / "runs", lee, "lee")
     port = free_port()
@@ -180,7 +250,7 @@ def test_students_and_a_teacher_sign_in_with_the_schools_provider(oidc_lab, requ
     from playwright.sync_api import expect
 
     url, runs = oidc_lab
-    with browser_tabs(request, 3) as (ada, lee, eve):
+    with browser_tabs(request, 4) as (ada, lee, eve, mallory):
         sign_in_with_the_school(ada, url, "ada@school.org")
         expect(ada.get_by_test_id("stSidebar").get_by_text("Ada (student)")).to_be_visible()
         ada.reload()
@@ -191,6 +261,10 @@ def test_students_and_a_teacher_sign_in_with_the_schools_provider(oidc_lab, requ
         expect(eve.get_by_text("this lab is for @school.org accounts; you signed in as eve@other.org")).to_be_visible()
         expect(eve.get_by_role("link", name="Train")).to_have_count(0)
 
+        # An account whose address is the teacher's, unverified: not the teacher, and not even in the school's domain.
+        sign_in_with_the_school(mallory, url, "mallory")
+        expect(mallory.get_by_text("your provider has not verified your e-mail address")).to_be_visible()
+        expect(mallory.get_by_role("link", name="Train")).to_have_count(0)
         open_run(ada, url, runs["lee"])  # the teacher's run: hers to change, not Ada's
         expect(ada.get_by_text("Title, disk, delete")).to_have_count(0)
         open_run(lee, url, runs["ada"])  # the teacher may change a student's run

@@ -363,6 +363,7 @@ def test_serve_runs_from_an_installed_copy_and_a_sigterm_leaves_nothing_behind(t
         cwd=work,
         env={**os.environ, "PYTHONPATH": str(installed)},
         start_new_session=True,
+        stdout=(tmp_path / "serve.out").open("w"),
     )
 
     def healthy() -> bool:
@@ -383,6 +384,11 @@ def test_serve_runs_from_an_installed_copy_and_a_sigterm_leaves_nothing_behind(t
             Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ") for pid in children if int(pid) != server.pid
         )
         assert str(installed / "serve.py") in streamlit_cmdline  # the router with the sign-in routes
+        # Without sign-in, whoever opens the lab is the teacher: it is served on this machine only, and says so.
+        assert "--server.address=127.0.0.1" in streamlit_cmdline
+        said = (tmp_path / "serve.out").read_text()
+        assert f"galaxy-lab: serving on 127.0.0.1:{port}" in said and "whoever opens the lab is the teacher" in said
+        assert "WARNING" not in said
         server.send_signal(signal.SIGTERM)
         # 241: uvicorn (under an st.App) exits with -SIGTERM as a byte
         assert server.wait(timeout=30) in (0, -signal.SIGTERM, 143, 256 - signal.SIGTERM)
@@ -467,7 +473,7 @@ def test_tensorboard_without_event_files_says_so(isolated_settings, capsys):
 
 
 def test_the_roster_from_the_terminal(isolated_settings, capsys):
-    from galaxy_core.roster import Roster
+    from galaxy_core.classroom.roster import Roster
 
     assert main(["roster", "add", "Ada", "Bob Smith"]) == 0
     codes = dict(line.split("\t") for line in capsys.readouterr().out.strip().splitlines())

@@ -22,6 +22,7 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
+from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.training import RunState
 from galaxy_core.training.client import ServiceClient
 from galaxy_core.training.kinds.transfer import transfer_config
@@ -84,7 +85,7 @@ def on_cluster(cluster, monkeypatch, isolated_settings):
 
 
 def test_two_runs_train_on_two_nodes_and_fill_the_head_run_store(on_cluster):
-    runs = [on_cluster.submit(tiny_config(epochs=3, seed=seed)) for seed in (0, 1)]
+    runs = [on_cluster.submit(tiny_config(epochs=3, seed=seed), MACHINE_TEACHER) for seed in (0, 1)]
     for run in runs:
         wait_for(lambda run=run: not run.summary().state.active)
     summaries = [run.summary() for run in runs]
@@ -102,7 +103,9 @@ def test_two_runs_train_on_two_nodes_and_fill_the_head_run_store(on_cluster):
         assert run.predictions()["probabilities"].shape == (6, 3)
     # Started from one of them, on both nodes: the isolated one, which cannot read the head's folders, is handed
     # the base network with the run.
-    transfers = [on_cluster.submit(transfer_config(summaries[0], epochs=2, seed=seed)) for seed in (0, 1)]
+    transfers = [
+        on_cluster.submit(transfer_config(summaries[0], epochs=2, seed=seed), MACHINE_TEACHER) for seed in (0, 1)
+    ]
     for run in transfers:
         wait_for(lambda run=run: not run.summary().state.active)
     done = [run.summary() for run in transfers]
@@ -112,9 +115,9 @@ def test_two_runs_train_on_two_nodes_and_fill_the_head_run_store(on_cluster):
 
 
 def test_a_stop_reaches_a_run_on_another_node(on_cluster):
-    run = on_cluster.submit(tiny_config(epochs=LONG))
+    run = on_cluster.submit(tiny_config(epochs=LONG), MACHINE_TEACHER)
     wait_for(lambda: any(m["kind"] == "epoch" for m in run.metrics()))
-    on_cluster.stop(run.id)
+    on_cluster.stop(run.id, MACHINE_TEACHER)
     wait_for(lambda: run.summary().state is RunState.STOPPED, timeout=60)
     summary = run.summary()
     assert summary.message == f"stopped after {summary.epochs_done} of {LONG} epochs, evaluated"
@@ -123,17 +126,17 @@ def test_a_stop_reaches_a_run_on_another_node(on_cluster):
 
 def test_a_run_asking_for_a_gpu_the_cluster_lacks_waits_with_a_clear_message(on_cluster, monkeypatch):
     monkeypatch.setenv("GALAXY_LAB_RUN_NUM_GPUS", "1")
-    run = on_cluster.submit(tiny_config())
+    run = on_cluster.submit(tiny_config(), MACHINE_TEACHER)
     problem = wait_for(lambda: on_cluster.service().problem, timeout=60)
     assert problem.startswith("each run asks for 1 CPU(s) and 1 GPU(s) (run_num_cpus, run_num_gpus), and no node")
     assert run.summary().state is RunState.QUEUED  # nothing lost
-    assert on_cluster.stop(run.id).message == "stopped before it started"
+    assert on_cluster.stop(run.id, MACHINE_TEACHER).message == "stopped before it started"
 
 
 def test_a_lost_node_interrupts_its_run_and_the_queue_goes_on(on_cluster, cluster, monkeypatch):
     monkeypatch.setenv("GALAXY_LAB_MAX_CONCURRENT_RUNS", "1")
-    lost = on_cluster.submit(tiny_config(epochs=LONG))
-    queued = on_cluster.submit(tiny_config(seed=1))
+    lost = on_cluster.submit(tiny_config(epochs=LONG), MACHINE_TEACHER)
+    queued = on_cluster.submit(tiny_config(seed=1), MACHINE_TEACHER)
     wait_for(lambda: any(m["kind"] == "epoch" for m in lost.metrics()))
     node = lost.summary().node.rsplit("Ray node ", 1)[1].rstrip(")")
     if node in node_ids("shared"):

@@ -46,8 +46,14 @@ def test_pooling_by_hand():
 
 @pytest.mark.parametrize(
     ("size", "kernel", "stride", "padding", "expected"),
-    [(64, 3, 1, "valid", 62), (64, 5, 2, "valid", 30), (64, 3, 1, "same", 64), (64, 3, 2, "same", 32),
-     (65, 3, 2, "same", 33), (5, 5, 1, "valid", 1)],
+    [
+        (64, 3, 1, "valid", 62),
+        (64, 5, 2, "valid", 30),
+        (64, 3, 1, "same", 64),
+        (64, 3, 2, "same", 32),
+        (65, 3, 2, "same", 33),
+        (5, 5, 1, "valid", 1),
+    ],
 )
 def test_output_size_arithmetic_matches_the_maps(size, kernel, stride, padding, expected):
     assert output_size(size, kernel, stride, padding) == expected
@@ -57,8 +63,14 @@ def test_output_size_arithmetic_matches_the_maps(size, kernel, stride, padding, 
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("1 2 3; 4 5 6", "3x3 or 5x5"), ("a b c; 1 2 3; 1 2 3", "numbers only"), ("", "empty"),
-     ("1 2; 3 4", "got 2x2"), ("1 2 3; 4 5; 6 7 8", "3x3 or 5x5"), ("inf 0 0; 0 0 0; 0 0 0", "finite")],
+    [
+        ("1 2 3; 4 5 6", "3x3 or 5x5"),
+        ("a b c; 1 2 3; 1 2 3", "numbers only"),
+        ("", "empty"),
+        ("1 2; 3 4", "got 2x2"),
+        ("1 2 3; 4 5; 6 7 8", "3x3 or 5x5"),
+        ("inf 0 0; 0 0 0; 0 0 0", "finite"),
+    ],
 )
 def test_typed_kernels_that_are_not_kernels_are_explained(text, message):
     with pytest.raises(ValueError, match=message):

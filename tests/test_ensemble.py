@@ -8,12 +8,12 @@ import zipfile
 import numpy as np
 import pytest
 
+from galaxy_core.classroom.people import MACHINE_TEACHER, User
 from galaxy_core.data import create_dataset
 from galaxy_core.errors import InvalidInputError
 from galaxy_core.export import export_run
 from galaxy_core.members import member_whereabouts, members_view
 from galaxy_core.models.ensemble import average_models, ensemble_members
-from galaxy_core.people import User
 from galaxy_core.prediction import load_model_file, predict_probabilities
 from galaxy_core.training import RunStore
 from galaxy_core.training.client import ServiceClient, new_run, train_in_this_process
@@ -74,7 +74,7 @@ def test_an_ensemble_run_answers_as_its_members_mean_and_keeps_each_ones_answers
 ):
     store = RunStore(isolated_settings["runs"])
     members = [finished_run.summary(), finished_transfer.summary()]
-    run = new_run(store, ensemble_config(members))
+    run = new_run(store, ensemble_config(members), MACHINE_TEACHER)
     assert describe_run_model(run.config()) == "ensemble of 2 runs"
     assert train_in_this_process(run) == "finished", run.status().get("traceback")
     saved = run.predictions()
@@ -102,7 +102,7 @@ def test_members_weighted_by_validation_take_their_figures_as_weights(
     members = [finished_run.summary(), finished_transfer.summary()]
     config = ensemble_config(members, weighting="validation")
     assert config.member_weights == tuple(member.best_val_balanced_accuracy for member in members)
-    run = new_run(RunStore(isolated_settings["runs"]), config)
+    run = new_run(RunStore(isolated_settings["runs"]), config, MACHINE_TEACHER)
     assert train_in_this_process(run) == "finished", run.status().get("traceback")
     figures = np.array(config.member_weights)
     own = [member.run.predictions()["probabilities"] for member in members]
@@ -137,7 +137,7 @@ def test_a_member_that_cannot_be_one_is_refused_with_why(
     config = ensemble_config([finished_transfer.summary(), finished_run.summary()])
     spoil(finished_run)
     with pytest.raises(InvalidInputError, match=reason):
-        new_run(RunStore(isolated_settings["runs"]), config)
+        new_run(RunStore(isolated_settings["runs"]), config, MACHINE_TEACHER)
     assert finished_transfer.id in RunStore(isolated_settings["runs"]).run_ids()  # and nothing else was queued
     assert len(RunStore(isolated_settings["runs"]).run_ids()) <= 2
 
@@ -145,11 +145,11 @@ def test_a_member_that_cannot_be_one_is_refused_with_why(
 def test_a_label_review_or_an_ensemble_is_no_member(isolated_settings, finished_run, finished_review):
     store = RunStore(isolated_settings["runs"])
     with pytest.raises(InvalidInputError, match="label review, whose fold models answer as one already"):
-        new_run(store, ensemble_config([finished_run.summary(), finished_review.summary()]))
-    ensemble = new_run(store, ensemble_config([finished_run.summary()]))
+        new_run(store, ensemble_config([finished_run.summary(), finished_review.summary()]), MACHINE_TEACHER)
+    ensemble = new_run(store, ensemble_config([finished_run.summary()]), MACHINE_TEACHER)
     assert train_in_this_process(ensemble) == "finished"
     with pytest.raises(InvalidInputError, match="is an ensemble already"):
-        new_run(store, ensemble_config([finished_run.summary(), ensemble.summary()]))
+        new_run(store, ensemble_config([finished_run.summary(), ensemble.summary()]), MACHINE_TEACHER)
 
 
 def test_a_label_reviews_fold_models_answer_as_one(finished_review):
@@ -189,7 +189,9 @@ def test_a_deleted_member_leaves_the_ensemble_whole_and_says_where_it_went(
 
 def test_the_exported_ensemble_answers_as_the_lab_does(isolated_settings, finished_run, finished_transfer, tmp_path):
     run = new_run(
-        RunStore(isolated_settings["runs"]), ensemble_config([finished_run.summary(), finished_transfer.summary()])
+        RunStore(isolated_settings["runs"]),
+        ensemble_config([finished_run.summary(), finished_transfer.summary()]),
+        MACHINE_TEACHER,
     )
     assert train_in_this_process(run) == "finished"
     test_images = create_dataset(run.summary().dataset).splits["test"].images

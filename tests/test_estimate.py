@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.data import DatasetSpec
 from galaxy_core.training import RunStore, estimate
 from galaxy_core.training.callbacks import ProgressReport
@@ -117,7 +118,7 @@ def test_no_probe_runs_while_a_run_is_queued_or_training(tmp_path):
     config, runs = tiny_config(), tmp_path / "runs"
     assert estimate.measure(config, tmp_path, runs) is not None
     probe = estimate._probes[(estimate.probe_key(config), str(tmp_path))].process
-    queued = new_run(RunStore(runs), tiny_config())
+    queued = new_run(RunStore(runs), tiny_config(), MACHINE_TEACHER)
     assert estimate.measure(config, tmp_path, runs).held
     assert probe.poll() is not None  # ended
     assert estimate.measure(tiny_config(batch_size=8), tmp_path, runs).held
@@ -126,7 +127,7 @@ def test_no_probe_runs_while_a_run_is_queued_or_training(tmp_path):
     again = estimate.measure(config, tmp_path, runs)
     assert again is not None and not again.held and not again.waiting
     probe = estimate._probes[(estimate.probe_key(config), str(tmp_path))].process
-    queued = new_run(RunStore(runs), tiny_config())  # nobody asks about the probe meanwhile
+    queued = new_run(RunStore(runs), tiny_config(), MACHINE_TEACHER)  # nobody asks about the probe meanwhile
     assert probe.wait(timeout=120) == estimate.TIMED_A_BUSY_MACHINE
     assert estimate.cached_throughput(config, tmp_path) is None
     rewrite_status(queued, "stopped")
@@ -145,7 +146,7 @@ def test_an_ended_probe_leaves_no_files_in_the_temporary_folder(tmp_path, monkey
     config, runs = tiny_config(), tmp_path / "runs"
     assert estimate.measure(config, tmp_path / "cache", runs) is not None
     wait_for(lambda: list(temporary.iterdir()), timeout=120)  # it is tracing the training step
-    new_run(RunStore(runs), tiny_config())  # a run is queued
+    new_run(RunStore(runs), tiny_config(), MACHINE_TEACHER)  # a run is queued
     assert estimate.measure(config, tmp_path / "cache", runs).held  # ended
     assert not [key for key in estimate._probes if key[1] == str(tmp_path / "cache")]
     assert list(temporary.iterdir()) == []
@@ -166,10 +167,10 @@ def test_a_recipes_pace_comes_from_the_newest_run_that_trained_it(isolated_setti
     """A run's epochs after the first give the pace of its training steps alone and of validation, for any recipe
     of the same step cost; a run of one epoch (graph building only) or of another step cost gives none."""
     store = RunStore(isolated_settings["runs"])
-    one_epoch = new_run(store, tiny_config(epochs=1))
+    one_epoch = new_run(store, tiny_config(epochs=1), MACHINE_TEACHER)
     assert train_in_this_process(one_epoch) == "finished"
     assert estimate.pace_of_runs(tiny_config(), store.runs()) is None
-    run = new_run(store, tiny_config(epochs=3))
+    run = new_run(store, tiny_config(epochs=3), MACHINE_TEACHER)
     assert train_in_this_process(run) == "finished"
     pace = estimate.pace_of_runs(tiny_config(epochs=9, seed=4), store.runs())
     later = [m for m in run.metrics() if m["kind"] == "epoch" and m["epoch"] >= 2]
@@ -230,7 +231,7 @@ class EpochCounter(keras.callbacks.Callback):
 
 
 def test_observers_watch_every_epoch_after_the_runs_own_metrics(isolated_settings):
-    run = new_run(RunStore(isolated_settings["runs"]), tiny_config(epochs=2))
+    run = new_run(RunStore(isolated_settings["runs"]), tiny_config(epochs=2), MACHINE_TEACHER)
     counter = EpochCounter()
     started = time.perf_counter()
     assert train_in_this_process(run, observers=[counter]) == "finished"

@@ -22,8 +22,8 @@ LAYERS = [
         "galaxy_core.prediction",
         "galaxy_core.explain",
         "galaxy_core.convolution",
-        "galaxy_core.people",
-        "galaxy_core.roster",
+        # The class's room, but its board (which reads runs' answers, below).
+        "galaxy_core.classroom",
     ),
     # The training package, bottom up: a run's life, its config and records, the run store, what every kind
     # shares, the kinds, the procedure, where runs execute, the service and its client.
@@ -48,7 +48,7 @@ LAYERS = [
         "galaxy_core.uploads",
         "galaxy_core.export",
         "galaxy_core.review",
-        "galaxy_core.board",
+        "galaxy_core.classroom.board",
         "galaxy_core.warm_up",
     ),
     ("galaxy_core.cli",),

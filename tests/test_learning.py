@@ -10,6 +10,7 @@ was 1.00, 0.93, 0.98 and 0.97, and 0.25, 0.50, 0.42 and 0.50 with the training l
 import numpy as np
 import pytest
 
+from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.data import DatasetSpec, create_dataset
 from galaxy_core.evaluation import balanced_accuracy, confusion_matrix
 from galaxy_core.prediction import load_model_file, predict_probabilities
@@ -39,7 +40,7 @@ def easy_dataset(tmp_path_factory):
 
 
 def test_a_run_learns_and_its_checkpoint_answers_as_it_said(isolated_settings, easy_dataset):
-    run = new_run(RunStore(isolated_settings["runs"]), easy_config())
+    run = new_run(RunStore(isolated_settings["runs"]), easy_config(), MACHINE_TEACHER)
     assert train_in_this_process(run) == "finished"
     test = easy_dataset.splits["test"]
     # The figure, computed here from the saved checkpoint's own answers on the test images, not read from the run.
@@ -62,7 +63,7 @@ def test_permuted_training_labels_leave_it_at_chance(isolated_settings, easy_dat
         str(image): easy_dataset.class_names[label] for image, label in zip(train.source_ids, shuffled, strict=True)
     }
     assert np.mean(shuffled == train.labels) < 0.5  # most labels moved
-    run = new_run(RunStore(isolated_settings["runs"]), easy_config(label_changes=changes))
+    run = new_run(RunStore(isolated_settings["runs"]), easy_config(label_changes=changes), MACHINE_TEACHER)
     assert train_in_this_process(run) == "finished"
     figure = run.summary().test_balanced_accuracy
     assert figure <= CHANCE_AT_MOST, f"test balanced accuracy {figure:.3f} on permuted labels"

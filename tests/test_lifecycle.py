@@ -6,6 +6,7 @@ import signal
 
 import pytest
 
+from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.training import RunState, RunStore
 from galaxy_core.training.client import new_run
 from galaxy_core.training.lifecycle import (
@@ -44,7 +45,7 @@ def test_only_the_moves_of_a_runs_life_are_allowed(current, new):
 
 
 def test_the_store_refuses_an_illegal_move_and_keeps_the_status(isolated_settings):
-    run = new_run(RunStore(isolated_settings["runs"]), tiny_config())
+    run = new_run(RunStore(isolated_settings["runs"]), tiny_config(), MACHINE_TEACHER)
     run.move_to("stopped", message="stopped before it started")
     before = (run.path / "status.json").read_text()
     with pytest.raises(IllegalTransitionError, match="a stopped run cannot become running"):

@@ -5,14 +5,23 @@ import shutil
 
 import pytest
 
-from galaxy_core.people import STUDENT, TEACHER, NotAllowedError, User
+from galaxy_core.classroom.access import NotAllowedError
+from galaxy_core.classroom.people import STUDENT, TEACHER
 from galaxy_core.training import Run
 from galaxy_core.training.client import ServiceClient
-from tests.helpers import give_run, open_page, rewrite_status, saved_balanced_accuracy, wait_for
+from tests.helpers import (
+    account_user,
+    give_run,
+    open_page,
+    rewrite_status,
+    saved_balanced_accuracy,
+    school_account,
+    wait_for,
+)
 
-ADA = {"email": "ada@school.org", "name": "Ada"}
-BOB = {"email": "bob@school.org", "name": "Bob"}
-LEE = {"email": "lee@school.org", "name": "Ms Lee"}
+ADA = school_account("ada@school.org", "Ada")
+BOB = school_account("bob@school.org", "Bob")
+LEE = school_account("lee@school.org", "Ms Lee")
 
 
 @pytest.fixture
@@ -25,7 +34,7 @@ def a_class(monkeypatch, finished_run):
         run = Run(finished_run.path.with_name(f"{finished_run.id}-{name}"))
         shutil.copytree(finished_run.path, run.path)
         role = TEACHER if who is LEE else STUDENT
-        give_run(run, User(who["email"], who["name"], role))
+        give_run(run, account_user(who, role))
         rewrite_status(run, "finished", test_balanced_accuracy=figure)
         runs[name] = run
     shutil.rmtree(finished_run.path)
@@ -74,7 +83,7 @@ def test_a_student_gets_no_button_for_a_classmates_run_and_the_library_refuses_i
     assert r"\*mine\* \[link\]\(http\://x\) \:red\[boo\]" in header  # shown as typed, not as Markdown
     client = ServiceClient(bob_run.path.parent)
     with pytest.raises(NotAllowedError, match="Ada may not delete run"):
-        client.delete(bob_run.id, User("ada@school.org", "Ada", STUDENT))
+        client.delete(bob_run.id, account_user(ADA, STUDENT))
     teacher = open_page("train", signed_in_as=LEE, viewed_run=bob_run.id, runs_scope="class")
     assert "Title, disk, delete" in [expander.label for expander in teacher.expander]
 
@@ -102,7 +111,7 @@ def test_one_button_makes_the_class_ensemble_of_each_persons_best_run(a_class):
     ensemble = next(summary for summary in store.runs() if summary.kind == "ensemble")
     # By hand: Bob's best (his only run), Ada's best of two, the teacher's; the ensemble is Ada's run.
     assert ensemble.config["members"] == [a_class["bob"].id, a_class["ada2"].id, a_class["lee"].id]
-    assert ensemble.owner_id == "ada@school.org"
+    assert ensemble.owner_id == account_user(ADA, STUDENT).id
     finished = wait_for(lambda: store.get(ensemble.id).summary().has_test_results and store.get(ensemble.id).summary())
     at = open_page("board", signed_in_as=ADA)
     assert not at.exception

@@ -13,7 +13,7 @@ from galaxy_core.evaluation import (
     summarize,
 )
 from galaxy_core.training import Run, RunStore
-from tests.helpers import open_page, rewrite_status, saved_balanced_accuracy
+from tests.helpers import open_page, rewrite_status, saved_balanced_accuracy, unescaped
 from tests.uploads import encode, galaxy_photo, mixed_uploads, zip_of
 
 
@@ -55,7 +55,7 @@ def test_classify_mixed_uploads_reports_each_bad_file_and_classifies_the_rest(fi
     at.file_uploader(key="classify_uploads_0").set_value(files).run()
     assert not at.exception
     assert "1 file(s) dropped again are shown once." in [c.value for c in at.caption]
-    warnings = [w.value for w in at.warning]
+    warnings = [unescaped(w.value) for w in at.warning]
     for name, _, reason in uploads:
         if reason:
             assert any(f"**{name}** was not classified" in w and reason in w for w in warnings), name

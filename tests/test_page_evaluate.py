@@ -3,13 +3,14 @@
 import numpy as np
 import pytest
 
+from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.evaluation import LABEL_NOISE_NOTE, balanced_accuracy_interval
 from galaxy_core.inference import saved_predictions
 from galaxy_core.training import RunStore, TrainConfig
 from galaxy_core.training.client import new_run
 from galaxy_core.training.records import short_run_id
 from pages.ui.runs import run_label, run_row
-from tests.helpers import open_page, rewrite_status, saved_balanced_accuracy
+from tests.helpers import lab_viewer, open_page, rewrite_status, saved_balanced_accuracy, unescaped
 
 
 def test_no_runs_yet_points_to_the_train_page():
@@ -131,17 +132,17 @@ def test_a_failed_run_with_a_checkpoint_says_what_is_shown(finished_run):
     rewrite_status(finished_run, "failed", error="ValueError: something broke", message=None)
     at = open_page("evaluate")
     assert not at.error
-    assert "This run failed: ValueError: something broke" in at.warning[0].value
+    assert "This run failed: ValueError: something broke" in unescaped(at.warning[0].value)
     assert "best checkpoint so far" in at.warning[0].value
 
 
 def test_runs_without_a_model_are_listed_apart_with_their_reason_never_as_an_error(finished_run):
-    early = new_run(RunStore(finished_run.path.parent), TrainConfig.from_dict(finished_run.config()))
+    early = new_run(RunStore(finished_run.path.parent), TrainConfig.from_dict(finished_run.config()), MACHINE_TEACHER)
     early.move_to("stopped", message="stopped while loading its dataset: no model")
     finished_run.final_model_path.unlink()  # stopped after its first epochs: a best checkpoint, no final model
     at = open_page("evaluate")
     assert not at.exception and not at.error
-    assert at.selectbox(key="evaluate_run").options == [run_label(finished_run.summary())]
+    assert at.selectbox(key="evaluate_run").options == [run_label(finished_run.summary(), lab_viewer())]
     assert at.expander[0].label == "1 other run(s) cannot be evaluated"
     listed = at.expander[0].markdown[0].value  # the message is escaped for Markdown: shown as written
     assert f"`{early.id}` (custom_cnn): stopped while loading its dataset\\: no model" in listed
@@ -173,12 +174,14 @@ def test_a_feature_map_of_too_few_test_images_is_explained_not_drawn(isolated_se
 
     root = write_image_folder(isolated_settings["data"] / "pair", {"a": 10, "b": 10})
     dataset = {"name": "folder", "path": str(root), "image_size": 16, "test_fraction": 0.1}
-    run = new_run(RunStore(isolated_settings["runs"]), tiny_config(dataset=dataset, epochs=1))
+    run = new_run(RunStore(isolated_settings["runs"]), tiny_config(dataset=dataset, epochs=1), MACHINE_TEACHER)
     assert train_in_this_process(run) == "finished"
     assert len(saved_predictions(run).labels) == 2  # one test image per class
     at = open_page("evaluate", evaluate_tabs="Feature map")
     assert not at.exception
-    assert "No feature map for this run: a 2-D projection needs at least 3 feature vectors" in at.info[0].value
+    assert "No feature map for this run: a 2-D projection needs at least 3 feature vectors" in unescaped(
+        at.info[0].value
+    )
 
 
 def test_a_transfer_run_is_evaluated_and_explained_as_any_other_and_links_to_its_base(finished_transfer):
@@ -245,12 +248,12 @@ def test_a_look_at_evaluate_while_a_run_trains_leaves_the_train_page_on_that_run
 
 
 def test_the_train_page_lists_an_ensemble_as_what_it_is(finished_ensemble):
-    row = run_row(finished_ensemble.summary())
+    row = run_row(finished_ensemble.summary(), lab_viewer())
     assert (row["model"], row["epochs"]) == ("ensemble of 2 runs", "no training")
     at = open_page("train", viewed_run=finished_ensemble.id)
     assert not at.exception and not at.error
     assert "ensemble of 2 runs on synthetic" in at.markdown[0].value
-    assert at.success[0].value == "The run finished: 2 members answering as one, evaluated."
+    assert unescaped(at.success[0].value) == "The run finished: 2 members answering as one, evaluated."
     assert not at.get("plotly_chart")  # no training, so no curves
 
 
@@ -262,9 +265,11 @@ def test_a_seed_ensemble_shows_its_curves_and_each_network_by_its_seed(isolated_
     from galaxy_core.training.client import train_in_this_process
     from tests.helpers import tiny_config
 
-    run = new_run(RunStore(isolated_settings["runs"]), tiny_config(kind="seed_ensemble", ensemble_size=2, seed=5))
+    run = new_run(
+        RunStore(isolated_settings["runs"]), tiny_config(kind="seed_ensemble", ensemble_size=2, seed=5), MACHINE_TEACHER
+    )
     assert train_in_this_process(run) == "finished"
-    row = run_row(run.summary())
+    row = run_row(run.summary(), lab_viewer())
     assert (row["model"], row["epochs"]) == ("ensemble: 2 x custom_cnn", "4/4")
     at = open_page("train", viewed_run=run.id)
     assert not at.exception and not at.error and at.get("plotly_chart")  # it trained: its curves

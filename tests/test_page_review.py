@@ -4,11 +4,12 @@ import json
 
 import pytest
 
+from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.data import DatasetSpec
 from galaxy_core.review import load_review, record_review_decisions, review_decisions
 from pages.review import PER_PAGE
 from tests.conftest import REVIEW_RUN_CONFIG
-from tests.helpers import open_page
+from tests.helpers import open_page, unescaped
 
 REVIEWED_SPEC = DatasetSpec.from_dict(REVIEW_RUN_CONFIG["dataset"])
 
@@ -33,7 +34,7 @@ def test_review_page_without_a_review_says_where_to_start_one(finished_run):
 
 
 def test_review_page_lists_the_doubts_and_records_each_decision(finished_review):
-    review = load_review(finished_review.summary())
+    review = load_review(finished_review.summary(), MACHINE_TEACHER)
     at = open_page("review")
     assert not at.exception
     assert [m.label for m in at.metric] == ["Doubted labels", "Share of the training split", "Accepted", "Rejected"]
@@ -48,7 +49,7 @@ def test_review_page_lists_the_doubts_and_records_each_decision(finished_review)
     )
     decision.set_value("accepted").run()
     assert not at.exception
-    assert review_decisions(finished_review) == {first.image: "accepted"}
+    assert review_decisions(finished_review, MACHINE_TEACHER) == {first.image: "accepted"}
     assert at.metric[2].value == "1"
     at.radio(key="review_show").set_value("accepted").run()  # only the accepted one is listed now
     assert [r.key for r in at.radio if r.key.startswith("review_decision_")] == [
@@ -71,7 +72,7 @@ def test_review_page_accepts_the_confident_suggestions_in_one_go(finished_review
     assert button.label == "Accept 1"
     button.click().run()
     assert not at.exception
-    assert review_decisions(finished_review) == {str(saved["source_ids"][doubted]): "accepted"}
+    assert review_decisions(finished_review, MACHINE_TEACHER) == {str(saved["source_ids"][doubted]): "accepted"}
     assert at.button(key="review_accept_confident").label == "Accept 0"  # decided ones are not counted again
 
 
@@ -100,7 +101,7 @@ def test_train_page_refuses_more_folds_than_a_class_has_images(isolated_settings
     at.number_input(key="train_review_folds").set_value(10).run()
     assert not at.exception
     assert "cannot be reviewed in 10 folds: a 10-fold review needs at least 10 training images of each class" in (
-        at.warning[0].value
+        unescaped(at.warning[0].value)
     )
     assert "train_review" not in [button.key for button in at.button]
 
@@ -108,8 +109,8 @@ def test_train_page_refuses_more_folds_than_a_class_has_images(isolated_settings
 def test_train_page_trains_on_a_reviews_accepted_labels(finished_review, isolated_settings, nowhere_to_train):
     at = open_page("train", active_dataset_spec=REVIEWED_SPEC, train_new_run=True)
     assert "train_labels" not in [s.key for s in at.selectbox]  # nothing accepted yet: nothing to offer
-    accepted = load_review(finished_review.summary()).doubts[0].image
-    record_review_decisions(finished_review, {accepted: "accepted"})
+    accepted = load_review(finished_review.summary(), MACHINE_TEACHER).doubts[0].image
+    record_review_decisions(finished_review, {accepted: "accepted"}, MACHINE_TEACHER)
     at = open_page("train", active_dataset_spec=REVIEWED_SPEC, train_new_run=True)  # runs exist: it starts closed
     at.selectbox(key="train_labels").select((finished_review.id, "teacher")).run()
     at.radio(key="train_labels_action").set_value("leave_out").run()

@@ -6,13 +6,14 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.data import DatasetSpec, spec_to_link
 from galaxy_core.inference import balanced_accuracy_interval_of
 from galaxy_core.training import RunStore
 from galaxy_core.training.client import new_run
 from pages.ui.display import plain
 from pages.ui.navigation import LAB_PAGES
-from tests.helpers import PAGE_TIMEOUT, REPO_ROOT, open_page, write_image_folder
+from tests.helpers import PAGE_TIMEOUT, REPO_ROOT, open_page, unescaped, write_image_folder
 
 SMALL_SYNTHETIC = DatasetSpec.of("synthetic", num_images=60).with_preprocess(image_size=32)
 
@@ -23,7 +24,7 @@ def test_every_page_file_is_listed_once_and_hands_over_to_the_router_when_run_al
     assert files == sorted(page.url_path for page in LAB_PAGES)
     for name in files:
         text = (REPO_ROOT / "pages" / f"{name}.py").read_text()
-        assert "\ndef render() -> None:" in text
+        assert "\ndef render(viewer" in text
         assert text.endswith(
             'if __name__ == "__main__":  # a session that starts on this page\'s URL right after a '
             "server start\n    run_router()\n"
@@ -34,8 +35,8 @@ def test_home_says_what_the_lab_is_and_where_to_go():
     at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=PAGE_TIMEOUT).run()
     assert not at.exception
     assert at.title[0].value == "Galaxy CNN Lab"
-    assert any("synthetic, normal, 64 px, RGB" in m.value for m in at.markdown)
-    assert any("synthetic, normal, 64 px, RGB" in m.value for m in at.sidebar.markdown)
+    assert any("synthetic, normal, 64 px, RGB" in unescaped(m.value) for m in at.markdown)
+    assert any("synthetic, normal, 64 px, RGB" in unescaped(m.value) for m in at.sidebar.markdown)
 
 
 def test_a_new_session_starts_on_the_configured_default_dataset(isolated_settings, monkeypatch):
@@ -45,7 +46,7 @@ def test_a_new_session_starts_on_the_configured_default_dataset(isolated_setting
     assert not at.exception
     assert any("mine, 64 px, RGB" in m.value for m in at.sidebar.markdown)
     assert not at.sidebar.warning
-    assert any("New sessions start on: `mine`" in m.value for m in at.markdown)
+    assert any("New sessions start on: mine" in code.value for code in at.code)  # the settings, for the teacher
     at = open_page("dataset")  # a new session: the Dataset page opens on it too, with its images
     assert not at.exception
     assert at.selectbox[0].value == "mine (folder)"
@@ -65,6 +66,12 @@ def test_a_session_opened_from_a_link_starts_on_its_dataset_and_keeps_it_in_the_
     outside.query_params["dataset"] = spec_to_link(DatasetSpec.of("folder", path="/etc"))
     outside.run()
     assert "The link's dataset cannot be used" in outside.sidebar.warning[0].value
+    assert str(isolated_settings["data"]) not in outside.sidebar.warning[0].value  # no server folder named
+    missing = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=PAGE_TIMEOUT)
+    missing.query_params["dataset"] = spec_to_link(DatasetSpec.of("folder", path=str(mine.parent / "gone")))
+    missing.run()
+    assert "is not in the lab's data folders" in missing.sidebar.warning[0].value.replace("\\", "")
+    assert str(isolated_settings["data"]) not in missing.sidebar.warning[0].value.replace("\\", "")
     assert any("synthetic, normal, 64 px, RGB" in m.value for m in outside.sidebar.markdown)
     huge = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=PAGE_TIMEOUT)
     huge.query_params["dataset"] = '{"name":"synthetic","num_images":100000,"image_size":512}'  # 157 GB to load
@@ -78,15 +85,17 @@ def test_the_dataset_pages_knobs_cannot_ask_for_more_memory_than_the_server_allo
     too_big = DatasetSpec.of("synthetic", num_images=100_000).with_preprocess(image_size=224, crop_fraction=0.5)
     at = open_page("dataset", active_dataset_spec=too_big)
     assert not at.exception
-    assert "This dataset cannot be loaded:" in at.error[0].value and "(dataset_memory_mb)" in at.error[0].value
+    shown = unescaped(at.error[0].value)
+    assert "This dataset cannot be loaded:" in shown and "(dataset_memory_mb)" in shown
 
 
 def test_a_missing_default_dataset_falls_back_to_synthetic_with_a_note(monkeypatch):
     monkeypatch.setenv("GALAXY_LAB_DEFAULT_DATASET", "not-here")
     at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=PAGE_TIMEOUT).run()
     assert not at.exception
-    assert any("synthetic, normal, 64 px, RGB" in m.value for m in at.sidebar.markdown)
-    assert "default dataset" in at.sidebar.warning[0].value and "'not-here'" in at.sidebar.warning[0].value
+    assert any("synthetic, normal, 64 px, RGB" in unescaped(m.value) for m in at.sidebar.markdown)
+    shown = unescaped(at.sidebar.warning[0].value)
+    assert "default dataset" in shown and "'not-here'" in shown
 
 
 def test_home_reports_unusable_settings(monkeypatch):
@@ -110,7 +119,7 @@ def test_browse_tab_shows_a_grid_and_a_closer_look():
     at = open_page("dataset", active_dataset_spec=SMALL_SYNTHETIC, dataset_tab="Browse")
     assert not at.exception
     assert len(at.get("image")) == 16 + 1  # 16 training edge-on galaxies and the enlarged one
-    assert any("synthetic-0-" in m.value and "original size" in m.value for m in at.markdown)
+    assert any("synthetic-0-" in unescaped(m.value) and "original size" in m.value for m in at.markdown)
     class_selector = next(s for s in at.selectbox if s.label == "Class")
     class_selector.select(2).run()  # spiral
     assert not at.exception
@@ -166,12 +175,17 @@ def test_folder_in_a_data_root_with_skipped_files_and_imbalance(isolated_setting
 
 
 @pytest.mark.parametrize("typed", ["../../etc", "/etc", "mine/../.."])
-def test_typed_paths_outside_the_data_roots_are_refused(typed):
+def test_typed_paths_outside_the_data_roots_are_refused(typed, isolated_settings):
     at = open_page("dataset")
     at.selectbox[0].select("Another folder in a data root…").run()
+    assert str(isolated_settings["data"]) not in at.info[0].value  # the server's folders are not a student's business
     at.text_input[0].input(typed).run()
     assert not at.exception
-    assert "outside the data roots" in at.error[0].value
+    assert "in a folder the lab does not serve from" in at.error[0].value
+    assert str(isolated_settings["data"]) not in at.error[0].value
+    at.text_input[0].input("no-such-dataset").run()
+    assert "is not in the lab's data folders" in at.error[0].value
+    assert str(isolated_settings["data"]) not in at.error[0].value
 
 
 @pytest.mark.parametrize(
@@ -179,7 +193,7 @@ def test_typed_paths_outside_the_data_roots_are_refused(typed):
     [
         ("mine\0../etc", "contains a control character"),
         ("x" * 5000, "is 5,000 characters long; at most 1,024"),
-        ("a/" + "b" * 300, "does not exist"),  # a name too long for the file system
+        ("a/" + "b" * 300, "is not in the lab's data folders"),  # a name too long for the file system
     ],
 )
 def test_typed_paths_that_no_file_system_call_should_see_are_refused(typed, reason):
@@ -187,7 +201,7 @@ def test_typed_paths_that_no_file_system_call_should_see_are_refused(typed, reas
     at.selectbox[0].select("Another folder in a data root…").run()
     at.text_input[0].input(typed).run()
     assert not at.exception
-    assert reason in at.error[0].value
+    assert reason in unescaped(at.error[0].value)
 
 
 def test_a_folder_that_cannot_be_a_dataset_is_explained(isolated_settings):
@@ -301,7 +315,7 @@ def test_train_page_never_probes_while_a_run_trains_and_reads_a_recent_runs_pace
     # A queued run (it cannot start here: its executor is a Ray cluster that is not there), then one training.
     monkeypatch.setenv("GALAXY_LAB_EXECUTOR", "ray")
     monkeypatch.setenv("GALAXY_LAB_RAY_ADDRESS", "127.0.0.1:9")
-    queued = new_run(store, tiny_config())
+    queued = new_run(store, tiny_config(), MACHINE_TEACHER)
     at = open_page("train", train_new_run=True)
     assert not at.exception and at.radio(key="train_recipe").value == "recommended"
     assert any("measured once no run is queued or training" in caption.value for caption in at.caption)
@@ -318,7 +332,9 @@ def test_train_page_never_probes_while_a_run_trains_and_reads_a_recent_runs_pace
         stand_in.kill()
     for summary in store.runs():
         rewrite_status(summary.run, "stopped")
-    earlier = new_run(store, preset_config(DatasetSpec.of("synthetic"), "recommended", epochs=3, seed=7))
+    earlier = new_run(
+        store, preset_config(DatasetSpec.of("synthetic"), "recommended", epochs=3, seed=7), MACHINE_TEACHER
+    )
     for epoch, training, validation in ((1, 5.0, 50.0), (2, 100.0, 1000.0), (3, 300.0, 3000.0)):
         earlier.append_metrics(
             {
@@ -342,11 +358,11 @@ def test_train_page_shows_a_failed_run_with_its_reason(isolated_settings):
     from galaxy_core.training import RunStore
     from tests.helpers import tiny_config
 
-    run = new_run(RunStore(isolated_settings["runs"]), tiny_config())
+    run = new_run(RunStore(isolated_settings["runs"]), tiny_config(), MACHINE_TEACHER)
     run.move_to("failed", error="ValueError: something broke", traceback="Traceback ...")
     at = open_page("train")
     assert not at.exception
-    assert "The run failed: ValueError: something broke" in at.error[0].value
+    assert "The run failed: ValueError: something broke" in unescaped(at.error[0].value)
 
 
 def test_train_page_shows_the_first_epoch_under_way(isolated_settings):
@@ -377,11 +393,12 @@ def test_train_page_says_why_queued_runs_wait_and_keeps_them(isolated_settings, 
     monkeypatch.setenv("GALAXY_LAB_EXECUTOR", "ray")
     monkeypatch.setenv("GALAXY_LAB_RAY_ADDRESS", "127.0.0.1:9")
     client = ServiceClient(isolated_settings["runs"])
-    run = client.submit(tiny_config())
+    run = client.submit(tiny_config(), MACHINE_TEACHER)
     wait_for(lambda: client.service().problem, timeout=30)
     at = open_page("train")
     assert not at.exception
-    assert at.warning[0].value.startswith("Training service: queued runs wait: cannot reach the Ray cluster at 127.")
+    shown = unescaped(at.warning[0].value)
+    assert shown.startswith("Training service: queued runs wait: cannot reach the Ray cluster at 127.")
     assert "Queued: waiting for a training slot" in at.info[0].value
     at.button(key=f"stop_{run.id}").click().run()
     assert not at.exception
@@ -427,7 +444,11 @@ def test_train_page_offers_presets_with_their_expected_duration(isolated_setting
     assert any(f"about **{duration}** for {3 * quick.epochs} epochs" in c.value for c in at.caption)
     at.button(key="train_quick").click().run()
     assert not at.exception and at.success[0].value.startswith("Queued run ")
-    run_dir = next(path for path in isolated_settings["runs"].iterdir() if path.is_dir())
+    at.button(key="train_quick").click().run()  # the second click of a double click queues nothing more
+    assert "was queued by this press already" in at.success[0].value
+    run_dirs = [path for path in isolated_settings["runs"].iterdir() if path.is_dir() and not path.name.startswith(".")]
+    assert len(run_dirs) == 1
+    run_dir = run_dirs[0]
     config = __import__("json").loads((run_dir / "config.json").read_text())
     assert (config["model"], config["epochs"], config["dataset"]["image_size"]) == (
         quick.model,
@@ -492,15 +513,17 @@ def test_convolution_playground_takes_a_dropped_image_and_draws_a_receptive_fiel
 
     at = open_page("playground", active_dataset_spec=SMALL_SYNTHETIC)
     at.file_uploader(key="playground_upload").set_value([("mine.png", b"not an image", "image/png")]).run()
-    assert not at.exception and "**mine.png** cannot be used:" in at.warning[0].value
+    assert not at.exception and "**mine.png** cannot be used:" in unescaped(at.warning[0].value)
     photo = encode(galaxy_photo(96), "PNG")
     # An archive under an image's name: its first image is used; an empty one is said.
     bundle = zip_of({"notes.txt": b"hi", "a.png": photo, "b.png": photo})
     at.file_uploader(key="playground_upload").set_value([("bundle.png", bundle, "image/png")]).run()
     assert not at.exception and not at.warning
-    assert any("bundle.png holds 3 files: the first image, bundle.png/a.png, is used" in c.value for c in at.caption)
+    used = "bundle.png holds 3 files: the first image, bundle.png/a.png, is used"
+    assert any(used in unescaped(c.value) for c in at.caption)
     at.file_uploader(key="playground_upload").set_value([("empty.png", zip_of({}), "image/png")]).run()
-    assert not at.exception and "**empty.png** cannot be used: the archive holds no image files" in at.warning[0].value
+    refused = "**empty.png** cannot be used: the archive holds no image files"
+    assert not at.exception and refused in unescaped(at.warning[0].value)
     at.file_uploader(key="playground_upload").set_value([("mine.png", photo, "image/png")]).run()
     assert not at.exception and not at.warning
     assert any("floor((32 - 3) / 1) + 1 = 30 px" in m.value for m in at.markdown)  # resized as the dataset's
@@ -526,7 +549,7 @@ def test_home_offers_the_real_galaxies_when_a_session_is_on_the_synthetic_ones(i
     at = open_page("home")
     assert not at.exception
     button = next(b for b in at.button if b.key == "home_real_galaxies")
-    assert button.label == "Use the real galaxies: classroom (folder)"
+    assert unescaped(button.label) == "Use the real galaxies: classroom (folder)"
     button.click().run()
     assert at.session_state["active_dataset_spec"].source == "folder"
     assert "home_real_galaxies" not in [b.key for b in at.button]  # on real galaxies now: nothing to offer

@@ -1,7 +1,6 @@
 """Who is who and who may do what: the roster and its sessions, the authorization matrix through the library, the
 per-student limits and the fair share of the training slots."""
 
-import base64
 import json
 import shutil
 import time
@@ -9,8 +8,10 @@ from collections import Counter
 
 import pytest
 
-from galaxy_core.people import MACHINE_TEACHER, STUDENT, TEACHER, NotAllowedError, User
-from galaxy_core.roster import SESSION_SECONDS, Roster, RosterError, Sessions
+from galaxy_core.classroom.access import NotAllowedError
+from galaxy_core.classroom.people import MACHINE_TEACHER, STUDENT, TEACHER, User
+from galaxy_core.classroom.roster import Roster, RosterError
+from galaxy_core.classroom.sessions import SESSION_SECONDS, Sessions
 from galaxy_core.training import RunState, RunStore
 from galaxy_core.training.client import QueueFullError, ServiceClient, new_run
 from galaxy_core.training.fair_share import next_to_start
@@ -41,30 +42,39 @@ def test_a_roster_keeps_hashes_and_a_code_signs_its_student_in(isolated_settings
     assert roster.students() == ["Ada Lovelace"]
 
 
-def test_a_session_is_signed_dated_and_ends_with_its_students_code(isolated_settings):
+def test_a_session_lives_on_the_server_and_ends_there(isolated_settings):
     roster, sessions = Roster(isolated_settings["runs"]), Sessions(isolated_settings["runs"])
     code = roster.add("Ada")
     ada = roster.sign_in("Ada", code)
-    token = sessions.issue(ada)
+    token = sessions.start(ada)
     assert sessions.user(token) == ada
-    payload, signature = token.split(".")
-    forged = json.dumps({"id": "ada", "name": "Ada", "role": "teacher", "at": time.time()}).encode()
-    as_teacher = base64.urlsafe_b64encode(forged).decode().rstrip("=") + "." + signature
-    for bad in (as_teacher, payload + ".x", "", "a.b.c", None, token + "x"):
+    stored = "".join(path.read_text() for path in sessions.folder.iterdir())
+    assert token not in stored  # the folder holds no token a reader could use
+    for bad in (token[:-1] + ("A" if token[-1] != "A" else "B"), "", "a.b.c", None, token + "x", "../" * 20):
         assert sessions.user(bad) is None, bad
     assert sessions.user(token, now=time.time() + SESSION_SECONDS + 1) is None  # expired
+    copy = str(token)
+    sessions.end(token)  # Sign out: a copy of the cookie stops working with it
+    assert sessions.user(copy) is None
+    phone, laptop, bob = sessions.start(ada), sessions.start(ada), sessions.start(User("bob", "Bob", STUDENT))
+    assert sessions.end_all("ada") == 2  # galaxy-lab roster sign-out Ada
+    assert sessions.user(phone) is None and sessions.user(laptop) is None
+    assert sessions.user(bob) is None  # Bob is on no roster
+    fresh = sessions.start(ada)
     roster.new_code("Ada")  # a new code ends the sessions of the old one
-    assert sessions.user(token) is None
-    fresh = sessions.issue(ada)
+    assert sessions.user(fresh) is None
+    fresh = sessions.start(ada)
     roster.remove("Ada")
     assert sessions.user(fresh) is None
 
 
-@pytest.fixture
-def queue_that_never_starts(monkeypatch):
-    """The service runs, and can start nothing (Ray is not reachable there): runs stay queued."""
-    monkeypatch.setenv("GALAXY_LAB_EXECUTOR", "ray")
-    monkeypatch.setenv("GALAXY_LAB_RAY_ADDRESS", "127.0.0.1:9")
+def test_an_expired_session_file_goes_when_a_new_one_starts(isolated_settings):
+    roster, sessions = Roster(isolated_settings["runs"]), Sessions(isolated_settings["runs"])
+    ada = roster.sign_in("Ada", roster.add("Ada"))
+    sessions.start(ada, now=time.time() - SESSION_SECONDS - 1)
+    assert len(list(sessions.folder.iterdir())) == 1
+    sessions.start(ada)
+    assert len(list(sessions.folder.iterdir())) == 1
 
 
 ACTIONS = {

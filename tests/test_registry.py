@@ -105,7 +105,7 @@ def test_paths_are_confined_to_the_data_roots(isolated_settings, tmp_path):
     for escape in ["../secret", "mine/../../secret", str(outside), "link-out", "/etc"]:
         with pytest.raises(DatasetError, match="outside the data roots"):
             resolve_in_data_roots(escape, roots)
-    with pytest.raises(DatasetError, match="does not exist"):
+    with pytest.raises(DatasetError, match=r"is not in the lab.s data folders"):
         resolve_in_data_roots("missing", roots)
     with pytest.raises(DatasetError, match="no data roots are configured"):
         resolve_in_data_roots("mine", ())

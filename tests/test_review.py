@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.data import create_dataset
 from galaxy_core.prediction import ModelLoadError
 from galaxy_core.review import (
@@ -21,7 +22,7 @@ from galaxy_core.training.client import new_run, train_in_this_process
 from galaxy_core.training.kinds import describe_run_model
 from galaxy_core.training.store import model_file_name
 from pages.ui.runs import run_row
-from tests.helpers import rewrite_status, tiny_config
+from tests.helpers import lab_viewer, rewrite_status, tiny_config
 
 
 def test_a_review_run_ranks_doubted_labels_and_keeps_what_the_page_needs(finished_review):
@@ -42,7 +43,7 @@ def test_a_review_run_ranks_doubted_labels_and_keeps_what_the_page_needs(finishe
     train = len(saved["labels"])
     assert saved["probabilities"].shape == (train, 3) and set(saved["folds"]) == {0, 1}
     np.testing.assert_allclose(saved["probabilities"].sum(axis=1), 1.0, atol=1e-5)  # every image predicted
-    review = load_review(summary)
+    review = load_review(summary, MACHINE_TEACHER)
     assert review.training_images == train and len(review.doubts) == len(saved["doubted"]) > 0
     assert summary.message.startswith(f"finished: {len(review.doubts)} of {train} training labels doubted")
     assert [doubt.rank for doubt in review.doubts] == list(range(1, len(review.doubts) + 1))
@@ -55,14 +56,16 @@ def test_a_review_run_ranks_doubted_labels_and_keeps_what_the_page_needs(finishe
 
 
 def test_decisions_merge_and_become_label_changes_and_a_csv_that_reads_back(finished_review):
-    doubts = load_review(finished_review.summary()).doubts
+    doubts = load_review(finished_review.summary(), MACHINE_TEACHER).doubts
     first, second = doubts[0].image, doubts[-1].image
-    record_review_decisions(finished_review, {first: "accepted"})
-    record_review_decisions(finished_review, {second: "rejected"})  # a second reviewer's click adds to the first
-    assert review_decisions(finished_review) == {first: "accepted", second: "rejected"}
+    record_review_decisions(finished_review, {first: "accepted"}, MACHINE_TEACHER)
+    record_review_decisions(
+        finished_review, {second: "rejected"}, MACHINE_TEACHER
+    )  # a second reviewer's click adds to the first
+    assert review_decisions(finished_review, MACHINE_TEACHER) == {first: "accepted", second: "rejected"}
     with pytest.raises(ValueError, match="a review decision is one of"):
-        record_review_decisions(finished_review, {first: "maybe"})
-    review = load_review(finished_review.summary())
+        record_review_decisions(finished_review, {first: "maybe"}, MACHINE_TEACHER)
+    review = load_review(finished_review.summary(), MACHINE_TEACHER)
     suggestion = review.class_names[doubts[0].suggested]
     assert review.label_changes("relabel") == {first: suggestion}
     assert review.label_changes("leave_out") == {first: None}
@@ -71,34 +74,36 @@ def test_decisions_merge_and_become_label_changes_and_a_csv_that_reads_back(fini
     text = review.to_csv()
     assert text.splitlines()[0].split(",")[:4] == ["rank", "image", "given_label", "suggested_label"]
     assert label_changes_from_csv(text.encode(), review.class_names, "relabel") == {first: suggestion}
-    record_review_decisions(finished_review, {first: None})  # undecided again
-    assert review_decisions(finished_review) == {second: "rejected"}
+    record_review_decisions(finished_review, {first: None}, MACHINE_TEACHER)  # undecided again
+    assert review_decisions(finished_review, MACHINE_TEACHER) == {second: "rejected"}
     (finished_review.path / "review-decisions.json").write_text("{not json")
-    assert review_decisions(finished_review) == {}  # a damaged file reads as no decisions
+    assert review_decisions(finished_review, MACHINE_TEACHER) == {}  # a damaged file reads as no decisions
 
 
 def test_confident_suggestions_accept_only_above_the_threshold(finished_review):
-    review = load_review(finished_review.summary())
+    review = load_review(finished_review.summary(), MACHINE_TEACHER)
     top = max(doubt.probabilities[doubt.suggested] for doubt in review.doubts)
     assert set(review.confident_suggestions(0.5 * top).values()) == {"accepted"}
     assert review.confident_suggestions(min(1.0, top + 1e-6)) == {}
     decided = next(iter(review.confident_suggestions(0.5 * top)))
-    record_review_decisions(finished_review, {decided: "rejected"})  # a reviewer's decision is never undone
-    assert decided not in load_review(finished_review.summary()).confident_suggestions(0.5 * top)
+    record_review_decisions(
+        finished_review, {decided: "rejected"}, MACHINE_TEACHER
+    )  # a reviewer's decision is never undone
+    assert decided not in load_review(finished_review.summary(), MACHINE_TEACHER).confident_suggestions(0.5 * top)
     with pytest.raises(ValueError, match="a probability in \\(0, 1\\]"):
         review.confident_suggestions(0)
 
 
 def test_a_run_that_is_no_finished_review_is_refused_with_its_reason(finished_run, finished_review):
     with pytest.raises(ReviewError, match="trained a model; it is not a label review"):
-        load_review(finished_run.summary())
+        load_review(finished_run.summary(), MACHINE_TEACHER)
     rewrite_status(finished_review, "running")
     with pytest.raises(ReviewError, match="has no results: it is running"):
-        load_review(finished_review.summary())
+        load_review(finished_review.summary(), MACHINE_TEACHER)
     rewrite_status(finished_review, "finished")
     finished_review.array_path("review").write_bytes(b"not a zip")
     with pytest.raises(ReviewError, match="cannot be read"):
-        load_review(finished_review.summary())
+        load_review(finished_review.summary(), MACHINE_TEACHER)
 
 
 @pytest.mark.parametrize(
@@ -139,21 +144,21 @@ def test_a_run_trains_on_the_changed_labels_and_says_so(isolated_settings):
     dataset = create_dataset(tiny_config().dataset, cache_dir=isolated_settings["cache"])
     left_out = [str(source_id) for source_id in dataset.splits["train"].source_ids[:5]]
     config = tiny_config(epochs=1, label_changes=dict.fromkeys(left_out), label_changes_from="review x, left out")
-    run = new_run(RunStore(isolated_settings["runs"]), config)
+    run = new_run(RunStore(isolated_settings["runs"]), config, MACHINE_TEACHER)
     assert train_in_this_process(run) is RunState.FINISHED
     trained = len(dataset.splits["train"]) - 5
     assert run.progress()["dataset_sizes"]["train"] == trained
     assert f"5 training labels changed (review x, left out): {trained + 5} training images, {trained} kept" in (
         run.log_tail()
     )
-    assert run_row(run.summary())["dataset"].endswith("(reviewed labels)")
+    assert run_row(run.summary(), lab_viewer())["dataset"].endswith("(reviewed labels)")
 
 
 def test_a_stop_during_a_review_leaves_no_review_and_says_why(isolated_settings):
     import keras
 
     config = tiny_config(kind="label_review", folds=2)
-    run = new_run(RunStore(isolated_settings["runs"]), config)
+    run = new_run(RunStore(isolated_settings["runs"]), config, MACHINE_TEACHER)
 
     class StopAtOnce(keras.callbacks.Callback):
         def on_train_batch_begin(self, batch, logs=None):
@@ -167,7 +172,7 @@ def test_a_stop_during_a_review_leaves_no_review_and_says_why(isolated_settings)
 
 def test_a_dataset_too_small_for_its_folds_fails_the_review_with_the_reason(isolated_settings):
     config = tiny_config(kind="label_review", folds=10, dataset={**tiny_config().dataset.to_dict(), "num_images": 30})
-    run = new_run(RunStore(isolated_settings["runs"]), config)
+    run = new_run(RunStore(isolated_settings["runs"]), config, MACHINE_TEACHER)
     assert train_in_this_process(run) is RunState.FAILED
     assert "a 10-fold review needs at least 10 training images of each class" in run.summary().message
 
@@ -183,7 +188,7 @@ def test_a_remote_review_lands_in_the_run_folder(isolated_settings):
     from galaxy_core.training.ray_executor import RemoteRun, apply_events
 
     config = tiny_config(kind="label_review", folds=2)
-    run = new_run(RunStore(isolated_settings["runs"]), config)
+    run = new_run(RunStore(isolated_settings["runs"]), config, MACHINE_TEACHER)
     remote = RemoteRun(run.id, json.loads(json.dumps(config.to_dict())), {})
     remote.save_arrays("review", doubted=np.array([2, 0]), labels=np.array([0, 1, 2]))
     apply_events(run, remote.news(False))
@@ -192,22 +197,31 @@ def test_a_remote_review_lands_in_the_run_folder(isolated_settings):
 
 
 def test_each_reviewer_keeps_their_own_decisions_and_the_class_has_a_majority(finished_review):
-    from galaxy_core.people import STUDENT, User
+    from galaxy_core.classroom.people import STUDENT, User
     from galaxy_core.review import CLASS_MAJORITY, class_decisions
 
     ada, bob, cy = (User(name.lower(), name, STUDENT) for name in ("Ada", "Bob", "Cy"))
-    doubts = load_review(finished_review.summary()).doubts
+    doubts = load_review(finished_review.summary(), MACHINE_TEACHER).doubts
     first = doubts[0].image
     record_review_decisions(finished_review, {first: "accepted"}, ada)
     record_review_decisions(finished_review, {first: "rejected"}, bob)  # not the last click wins: each their own
     record_review_decisions(finished_review, {first: "accepted"}, cy)
     assert review_decisions(finished_review, ada) == {first: "accepted"}
     assert review_decisions(finished_review, bob) == {first: "rejected"}
-    assert review_decisions(finished_review) == {}  # the teacher has decided nothing
-    assert review_decisions(finished_review, decision_set=CLASS_MAJORITY) == {first: "accepted"}  # 2 against 1
-    assert {entry["name"] for entry in class_decisions(finished_review).values()} == {"Ada", "Bob", "Cy"}
+    assert review_decisions(finished_review, MACHINE_TEACHER) == {}  # the teacher has decided nothing
+    assert review_decisions(finished_review, MACHINE_TEACHER, decision_set=CLASS_MAJORITY) == {
+        first: "accepted"
+    }  # 2 against 1
+    assert {entry["name"] for entry in class_decisions(finished_review, MACHINE_TEACHER).values()} == {
+        "Ada",
+        "Bob",
+        "Cy",
+    }
     seen_by_bob = load_review(finished_review.summary(), bob).doubts[0]
     assert (seen_by_bob.decision, seen_by_bob.accepted_by, seen_by_bob.rejected_by) == ("rejected", 2, 1)
     # A decisions file of an older lab (one shared set) reads as the teacher's.
     (finished_review.path / "review-decisions.json").write_text(json.dumps({first: "accepted"}))
-    assert review_decisions(finished_review) == {first: "accepted"} and review_decisions(finished_review, ada) == {}
+    assert (
+        review_decisions(finished_review, MACHINE_TEACHER) == {first: "accepted"}
+        and review_decisions(finished_review, ada) == {}
+    )

@@ -4,6 +4,7 @@ stop keeps the networks that finished an epoch; sizes out of range are refused b
 import numpy as np
 import pytest
 
+from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.data import create_dataset
 from galaxy_core.errors import InvalidInputError
 from galaxy_core.evaluation import balanced_accuracy, confusion_matrix
@@ -21,7 +22,7 @@ from tests.helpers import tiny_config
 
 def test_one_request_trains_its_networks_one_after_another_and_they_answer_as_one(isolated_settings):
     store = RunStore(isolated_settings["runs"])
-    run = new_run(store, tiny_config(kind="seed_ensemble", ensemble_size=2, epochs=2, seed=3))
+    run = new_run(store, tiny_config(kind="seed_ensemble", ensemble_size=2, epochs=2, seed=3), MACHINE_TEACHER)
     assert describe_run_model(run.config()) == "ensemble: 2 x custom_cnn"
     assert run.summary().epochs_planned == 4
     assert train_in_this_process(run) == "finished", run.status().get("traceback")
@@ -44,15 +45,19 @@ def test_one_request_trains_its_networks_one_after_another_and_they_answer_as_on
     np.testing.assert_allclose(view.probabilities, answers, atol=1e-5)
 
     with pytest.raises(InvalidInputError, match="is an ensemble already"):
-        new_run(store, ensemble_config([summary]))
+        new_run(store, ensemble_config([summary]), MACHINE_TEACHER)
     with pytest.raises(InvalidInputError, match="is an ensemble: its members are separate networks"):
-        new_run(store, transfer_config(summary))
+        new_run(store, transfer_config(summary), MACHINE_TEACHER)
 
 
 def test_a_stop_keeps_the_networks_that_finished_an_epoch(isolated_settings):
     import keras
 
-    run = new_run(RunStore(isolated_settings["runs"]), tiny_config(kind="seed_ensemble", ensemble_size=3, epochs=1))
+    run = new_run(
+        RunStore(isolated_settings["runs"]),
+        tiny_config(kind="seed_ensemble", ensemble_size=3, epochs=1),
+        MACHINE_TEACHER,
+    )
 
     class StopInTheSecondNetwork(keras.callbacks.Callback):
         fits = 0
@@ -76,7 +81,7 @@ def test_a_stop_keeps_the_networks_that_finished_an_epoch(isolated_settings):
 def test_a_size_out_of_range_is_refused_before_it_is_queued(isolated_settings, size):
     store = RunStore(isolated_settings["runs"])
     with pytest.raises(InvalidInputError, match="ensemble_size must be a whole number from 2 to 10"):
-        new_run(store, tiny_config(kind="seed_ensemble", ensemble_size=size))
+        new_run(store, tiny_config(kind="seed_ensemble", ensemble_size=size), MACHINE_TEACHER)
     assert store.runs() == []
 
 

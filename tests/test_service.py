@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.settings import load_settings
 from galaxy_core.training import RunState, RunStore
 from galaxy_core.training.client import ServiceClient, new_run
@@ -34,7 +35,7 @@ def state_of(run) -> RunState:
 
 def test_the_queue_trains_one_run_at_a_time_and_moves_by_itself(isolated_settings):
     client = ServiceClient(isolated_settings["runs"])
-    first, second = client.submit(tiny_config()), client.submit(tiny_config(seed=1))
+    first, second = client.submit(tiny_config(), MACHINE_TEACHER), client.submit(tiny_config(seed=1), MACHINE_TEACHER)
     assert state_of(second) is RunState.QUEUED
     wait_for(lambda: state_of(second) is RunState.FINISHED)
     one, two = first.summary(), second.summary()
@@ -49,11 +50,14 @@ def test_the_queue_trains_one_run_at_a_time_and_moves_by_itself(isolated_setting
 def test_stop_and_kill_9_are_recorded_and_the_queue_goes_on(isolated_settings, monkeypatch):
     monkeypatch.setenv("GALAXY_LAB_MAX_CONCURRENT_RUNS", "2")
     client = ServiceClient(isolated_settings["runs"])
-    stopped, killed = client.submit(tiny_config(epochs=LONG)), client.submit(tiny_config(epochs=LONG, seed=2))
-    queued = client.submit(tiny_config(seed=3))
+    stopped, killed = (
+        client.submit(tiny_config(epochs=LONG), MACHINE_TEACHER),
+        client.submit(tiny_config(epochs=LONG, seed=2), MACHINE_TEACHER),
+    )
+    queued = client.submit(tiny_config(seed=3), MACHINE_TEACHER)
     wait_for(lambda: has_epoch(stopped) and has_epoch(killed))
     assert state_of(queued) is RunState.QUEUED
-    client.stop(stopped.id)
+    client.stop(stopped.id, MACHINE_TEACHER)
     os.kill(killed.summary().pid, signal.SIGKILL)
     seen = len(killed.metrics())
     wait_for(lambda: state_of(killed) is RunState.INTERRUPTED, timeout=10)
@@ -71,11 +75,11 @@ def test_stop_and_kill_9_are_recorded_and_the_queue_goes_on(isolated_settings, m
 def test_a_worker_that_does_not_answer_a_stop_is_killed_after_the_grace(isolated_settings, monkeypatch):
     monkeypatch.setenv("GALAXY_LAB_STOP_GRACE_SECONDS", "2")
     client = ServiceClient(isolated_settings["runs"])
-    run = client.submit(tiny_config(epochs=LONG))
+    run = client.submit(tiny_config(epochs=LONG), MACHINE_TEACHER)
     wait_for(lambda: has_epoch(run))
     pid, start = run.summary().pid, run.summary().pid_start
     os.kill(pid, signal.SIGSTOP)  # frozen: no batch, no heartbeat
-    client.stop(run.id)
+    client.stop(run.id, MACHINE_TEACHER)
     wait_for(lambda: state_of(run) is RunState.STOPPED, timeout=30)
     assert run.summary().message == "killed: no answer for 2 s after stop"
     wait_for(lambda: not process_alive(pid, start), timeout=10)
@@ -83,7 +87,10 @@ def test_a_worker_that_does_not_answer_a_stop_is_killed_after_the_grace(isolated
 
 def test_a_deleted_run_folder_frees_its_slot(isolated_settings):
     client = ServiceClient(isolated_settings["runs"])
-    deleted, queued = client.submit(tiny_config(epochs=LONG)), client.submit(tiny_config(seed=1))
+    deleted, queued = (
+        client.submit(tiny_config(epochs=LONG), MACHINE_TEACHER),
+        client.submit(tiny_config(seed=1), MACHINE_TEACHER),
+    )
     wait_for(lambda: has_epoch(deleted))
     pid, start = deleted.summary().pid, deleted.summary().pid_start
     wait_for(lambda: shutil.rmtree(deleted.path, ignore_errors=True) or not deleted.path.exists(), timeout=10)
@@ -99,7 +106,7 @@ def test_a_status_cannot_pass_another_process_or_a_bad_pid_off_as_its_worker(iso
     fakes = [{"pid": os.getpid(), "pid_start": 1}, {"pid": -1, "pid_start": 1}, {"pid": "1", "pid_start": 1}]
     runs = []
     for fields in fakes:
-        run = new_run(store, tiny_config())
+        run = new_run(store, tiny_config(), MACHINE_TEACHER)
         run.move_to("running", executor="local", **fields)
         runs.append(run)
     ServiceClient(store.root).ensure_service(store.runs())
@@ -110,7 +117,10 @@ def test_a_status_cannot_pass_another_process_or_a_bad_pid_off_as_its_worker(iso
 
 def test_the_service_comes_back_after_kill_9_and_adopts_the_running_worker(isolated_settings):
     client = ServiceClient(isolated_settings["runs"])
-    running, queued = client.submit(tiny_config(epochs=LONG)), client.submit(tiny_config(seed=1))
+    running, queued = (
+        client.submit(tiny_config(epochs=LONG), MACHINE_TEACHER),
+        client.submit(tiny_config(seed=1), MACHINE_TEACHER),
+    )
     wait_for(lambda: has_epoch(running))
     old = client.files.status()["pid"]
     os.kill(old, signal.SIGKILL)
@@ -123,7 +133,7 @@ def test_the_service_comes_back_after_kill_9_and_adopts_the_running_worker(isola
     wait_for(lambda: client.files.running() and client.files.status()["pid"] != old, timeout=30)
     time.sleep(2)
     assert (state_of(running), state_of(queued)) == (RunState.RUNNING, RunState.QUEUED)
-    client.stop(running.id)
+    client.stop(running.id, MACHINE_TEACHER)
     wait_for(lambda: state_of(running) is RunState.STOPPED)
     wait_for(lambda: state_of(queued) is RunState.FINISHED)
 
@@ -131,7 +141,7 @@ def test_the_service_comes_back_after_kill_9_and_adopts_the_running_worker(isola
 def test_a_run_that_ends_while_no_service_watches_keeps_its_outcome(isolated_settings):
     """The worker writes how its run ended; a service started after it has gone records that, not "interrupted"."""
     client = ServiceClient(isolated_settings["runs"])
-    run = client.submit(tiny_config(epochs=3))
+    run = client.submit(tiny_config(epochs=3), MACHINE_TEACHER)
     wait_for(lambda: has_epoch(run))
     os.kill(client.files.status()["pid"], signal.SIGKILL)
     summary = run.summary()
@@ -148,13 +158,13 @@ def test_a_queued_run_stops_at_once(isolated_settings, monkeypatch):
     monkeypatch.setenv("GALAXY_LAB_EXECUTOR", "ray")  # runs cannot start: Ray is not reachable there
     monkeypatch.setenv("GALAXY_LAB_RAY_ADDRESS", "127.0.0.1:9")
     client = ServiceClient(isolated_settings["runs"])
-    run = client.submit(tiny_config())
-    assert client.stop(run.id).message == "stopped before it started"
+    run = client.submit(tiny_config(), MACHINE_TEACHER)
+    assert client.stop(run.id, MACHINE_TEACHER).message == "stopped before it started"
 
 
 def test_a_terminal_run_waits_in_the_same_queue_and_ctrl_c_stops_it(isolated_settings):
     client = ServiceClient(isolated_settings["runs"])
-    app_run = client.submit(tiny_config(epochs=LONG))
+    app_run = client.submit(tiny_config(epochs=LONG), MACHINE_TEACHER)
     wait_for(lambda: has_epoch(app_run))
     command = [sys.executable, "-m", "galaxy_core.cli", "train", "--dataset", "synthetic", "--num-images", "60"]
     command += ["--image-size", "16", "--model", "custom_cnn", "--model-options", json.dumps(TINY_MODEL)]
@@ -169,7 +179,7 @@ def test_a_terminal_run_waits_in_the_same_queue_and_ctrl_c_stops_it(isolated_set
     terminal_run = wait_for(lambda: next((s.run for s in client.store.runs() if s.id != app_run.id), None))
     time.sleep(3)  # one slot: the terminal's run waits its turn, and is never reported dead
     assert (state_of(app_run), state_of(terminal_run)) == (RunState.RUNNING, RunState.QUEUED)
-    client.stop(app_run.id)
+    client.stop(app_run.id, MACHINE_TEACHER)
     while state_of(app_run).active:
         assert state_of(terminal_run) is RunState.QUEUED
         time.sleep(0.1)
@@ -204,13 +214,14 @@ def in_a_mount_namespace(script: str, runs) -> object:
 FULL_DISK_SCRIPT = textwrap.dedent(
     """
     import json, subprocess, sys
+    from galaxy_core.classroom.people import MACHINE_TEACHER
     from galaxy_core.training.client import ServiceClient
     from tests.helpers import stop_training_service, wait_for
     from tests.helpers import tiny_config
     runs = sys.argv[1]
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", runs], check=True)
     client = ServiceClient(runs)
-    first, second = client.submit(tiny_config()), client.submit(tiny_config(seed=1))
+    first, second = client.submit(tiny_config(), MACHINE_TEACHER), client.submit(tiny_config(seed=1), MACHINE_TEACHER)
     wait_for(lambda: not second.summary().state.active, timeout=180)
     print(json.dumps([first.summary().message, second.summary().message]))
     stop_training_service(client.store.root)
@@ -230,7 +241,7 @@ def test_runs_json_says_where_and_how_each_run_ended(isolated_settings, capsys):
     from galaxy_core.cli import main
 
     client = ServiceClient(isolated_settings["runs"])
-    run = client.submit(tiny_config())
+    run = client.submit(tiny_config(), MACHINE_TEACHER)
     wait_for(lambda: not state_of(run).active)
     assert main(["runs", "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
@@ -269,7 +280,8 @@ READ_ONLY_SCRIPT = textwrap.dedent(
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         listed = main(["runs"])
         trained = main(["train", "--epochs", "1", "--num-images", "30", "--image-size", "16", "--model", "custom_cnn"])
-    page = AppTest.from_string("from pages.train import render; render()", default_timeout=120).run()
+    from tests.helpers import page_script
+    page = AppTest.from_string(page_script("train"), default_timeout=120).run()
     print(json.dumps([listed, trained, err.getvalue().strip().splitlines()[-1], bool(page.exception)]))
     """
 )
@@ -287,7 +299,7 @@ def test_a_read_only_runs_folder_is_said_plainly(isolated_settings):
 def test_the_queue_gives_each_student_a_turn(isolated_settings):
     """Real workers, one slot: Ada queued two runs before Bob queued his, and still Bob's starts before Ada's
     second."""
-    from galaxy_core.people import STUDENT, User
+    from galaxy_core.classroom.people import STUDENT, User
     from galaxy_core.training.client import new_run
 
     client = ServiceClient(isolated_settings["runs"])
@@ -311,11 +323,11 @@ def test_a_worker_waits_on_standby_and_takes_the_next_run(isolated_settings):
     """While the slot is free, a worker waits with TensorFlow imported; the next run goes to it (its pid is the
     standby's), trains to its end, and the service starts another standby; a killed service's standby leaves."""
     client = ServiceClient(isolated_settings["runs"])
-    first = client.submit(tiny_config(epochs=1))
+    first = client.submit(tiny_config(epochs=1), MACHINE_TEACHER)
     wait_for(lambda: state_of(first) is RunState.FINISHED)
     service = client.files.status()["pid"]
     (standby,) = wait_for(lambda: standby_workers(service), timeout=30)
-    second = client.submit(tiny_config(epochs=1, seed=1))
+    second = client.submit(tiny_config(epochs=1, seed=1), MACHINE_TEACHER)
     wait_for(lambda: state_of(second) is RunState.FINISHED)
     assert second.summary().pid == standby and second.summary().message == "finished after 1 of 1 epochs, evaluated"
     assert "model custom_cnn" in second.log_tail()

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.data import DatasetSpec, DatasetTooLargeError
 from galaxy_core.errors import InvalidInputError
 from galaxy_core.training import RunNotFoundError, RunState, RunStore, TrainConfig
@@ -161,7 +162,7 @@ def test_class_weights_balance_the_classes():
 
 def test_store_reads_tolerantly(isolated_settings, caplog):
     store = RunStore(isolated_settings["runs"])
-    run = new_run(store, tiny_config())
+    run = new_run(store, tiny_config(), MACHINE_TEACHER)
     assert run.summary().state is RunState.QUEUED
     run.append_metrics({"kind": "epoch", "epoch": 1, "loss": 0.5})
     with (run.path / "metrics.jsonl").open("a") as file:
@@ -197,7 +198,7 @@ def test_store_reads_tolerantly(isolated_settings, caplog):
 
 
 def test_a_damaged_status_reads_as_missing_fields_not_a_crash(isolated_settings):
-    run = new_run(RunStore(isolated_settings["runs"]), tiny_config())
+    run = new_run(RunStore(isolated_settings["runs"]), tiny_config(), MACHINE_TEACHER)
     run.move_to("running", pid=-1, pid_start="x", test_balanced_accuracy=True)
     run.report_progress(epochs_done="2", class_names=[1], eta_seconds=float("nan"))
     summary = run.summary()
@@ -215,7 +216,7 @@ def test_runs_queued_in_the_same_second_get_folders_of_their_own(isolated_settin
     monkeypatch.setattr("galaxy_core.training.store.secrets", SimpleNamespace(token_hex=lambda _: next(tags)))
     monkeypatch.setattr("galaxy_core.training.store.datetime", _FrozenClock)
     store = RunStore(isolated_settings["runs"])
-    first, second = new_run(store, tiny_config()), new_run(store, tiny_config())
+    first, second = new_run(store, tiny_config(), MACHINE_TEACHER), new_run(store, tiny_config(), MACHINE_TEACHER)
     assert (first.id[-4:], second.id[-4:]) == ("cb0b", "77aa")
     assert first.config()["seed"] == second.config()["seed"]
 
@@ -227,7 +228,7 @@ class _FrozenClock:
 
 
 def test_a_run_writes_every_artifact(isolated_settings):
-    run = new_run(RunStore(isolated_settings["runs"]), tiny_config(early_stopping=True, patience=1))
+    run = new_run(RunStore(isolated_settings["runs"]), tiny_config(early_stopping=True, patience=1), MACHINE_TEACHER)
     assert train_in_this_process(run) == "finished"
     summary = run.summary()
     assert summary.state is RunState.FINISHED and summary.device == "CPU, float32"
@@ -260,7 +261,7 @@ def test_same_seed_same_curve(isolated_settings):
     store = RunStore(isolated_settings["runs"])
     curves = []
     for _ in range(2):
-        run = new_run(store, tiny_config())
+        run = new_run(store, tiny_config(), MACHINE_TEACHER)
         train_in_this_process(run)
         curves.append([m["loss"] for m in run.metrics() if m["kind"] == "epoch"])
     np.testing.assert_allclose(curves[0], curves[1], rtol=1e-5)
@@ -293,7 +294,7 @@ def test_a_stop_before_training_keeps_nothing_and_says_when(isolated_settings):
         ("loading its dataset", "while loading its dataset"),
         ("building its model", "while building its model"),
     ]:
-        run = new_run(store, tiny_config())
+        run = new_run(store, tiny_config(), MACHINE_TEACHER)
         assert train_in_this_process(StopWhen(run, phase)) == "stopped"
         assert run.summary().message == f"stopped {when}: no model"
         assert not run.final_model_path.exists()
@@ -304,7 +305,7 @@ def test_a_stop_before_training_keeps_nothing_and_says_when(isolated_settings):
 def test_a_stop_while_the_dataset_loads_ends_the_load(isolated_settings):
     # 2000 synthetic galaxies take seconds to render; the load reports its progress every 40.
     config = tiny_config(dataset={**TINY_DATA, "num_images": 2000})
-    run = new_run(RunStore(isolated_settings["runs"]), config)
+    run = new_run(RunStore(isolated_settings["runs"]), config, MACHINE_TEACHER)
     # The procedure asks before the load, then at each progress report: the third ask is the second report.
     assert train_in_this_process(StopWhen(run, "loading its dataset", asks=3)) == "stopped"
     assert run.summary().message == "stopped while loading its dataset: no model"
@@ -314,7 +315,7 @@ def test_a_stop_while_the_dataset_loads_ends_the_load(isolated_settings):
 def test_a_stop_mid_epoch_records_the_partial_epoch_and_keeps_the_best(isolated_settings):
     # 48 training images in batches of 4: 12 batches an epoch. Training asks after every batch and before each
     # validation batch (6 images: one): the 18th ask is after batch 5 of epoch 2.
-    run = new_run(RunStore(isolated_settings["runs"]), tiny_config(epochs=5, batch_size=4))
+    run = new_run(RunStore(isolated_settings["runs"]), tiny_config(epochs=5, batch_size=4), MACHINE_TEACHER)
     assert train_in_this_process(StopWhen(run, FIRST_BATCH, asks=12 + 1 + 5)) == "stopped"
     summary = run.summary()
     assert summary.message == "stopped after 1 of 5 epochs, evaluated" and summary.epochs_done == 1
@@ -326,7 +327,7 @@ def test_a_stop_mid_epoch_records_the_partial_epoch_and_keeps_the_best(isolated_
 
 
 def test_a_stop_in_the_first_epoch_keeps_no_model(isolated_settings):
-    run = new_run(RunStore(isolated_settings["runs"]), tiny_config(epochs=5, batch_size=4))
+    run = new_run(RunStore(isolated_settings["runs"]), tiny_config(epochs=5, batch_size=4), MACHINE_TEACHER)
     assert train_in_this_process(StopWhen(run, FIRST_BATCH, asks=2)) == "stopped"
     assert run.summary().message == "stopped during its first epoch, before any epoch finished: no model"
     assert not run.best_model_path.exists() and not run.final_model_path.exists()
@@ -336,7 +337,7 @@ def test_the_first_epoch_reports_its_batches_and_an_eta_before_it_ends(isolated_
     import galaxy_core.training.callbacks as callbacks
 
     monkeypatch.setattr(callbacks, "PROGRESS_STATUS_SECONDS", 0.0)  # every batch, for the test
-    run = new_run(RunStore(isolated_settings["runs"]), tiny_config(epochs=5, batch_size=4))
+    run = new_run(RunStore(isolated_settings["runs"]), tiny_config(epochs=5, batch_size=4), MACHINE_TEACHER)
     # 48 training images in batches of 4: 12 an epoch. Training asks after every batch: the 7th ask is after the 7th.
     assert train_in_this_process(StopWhen(run, FIRST_BATCH, asks=7)) == "stopped"
     progress = run.progress()
@@ -351,7 +352,7 @@ def test_the_first_epoch_reports_its_batches_and_an_eta_before_it_ends(isolated_
 
 def test_a_crash_ends_as_failed_with_its_traceback(isolated_settings):
     config = tiny_config(dataset={"name": "folder", "path": str(isolated_settings["data"] / "missing")})
-    run = new_run(RunStore(isolated_settings["runs"]), config)
+    run = new_run(RunStore(isolated_settings["runs"]), config, MACHINE_TEACHER)
     assert train_in_this_process(run) == "failed"
     summary = run.summary()
     assert "does not exist" in summary.error and "Traceback" in summary.traceback
@@ -372,14 +373,14 @@ class FullDisk:
 
 
 def test_a_full_disk_fails_the_run_with_that_cause(isolated_settings):
-    run = new_run(RunStore(isolated_settings["runs"]), tiny_config())
+    run = new_run(RunStore(isolated_settings["runs"]), tiny_config(), MACHINE_TEACHER)
     assert train_in_this_process(FullDisk(run)) == "failed"
     assert run.summary().message == "failed: no space left on device"
 
 
 def test_validation_can_be_held_out_of_the_training_split(isolated_settings):
     config = tiny_config(validation="from_train", validation_fraction=0.25)
-    run = new_run(RunStore(isolated_settings["runs"]), config)
+    run = new_run(RunStore(isolated_settings["runs"]), config, MACHINE_TEACHER)
     assert train_in_this_process(run) == "finished"
     # 60 synthetic galaxies: 48 train, 6 val, 6 test; a quarter of the 48 is held out and the val split unused.
     assert run.progress()["dataset_sizes"] == {"train": 36, "val": 12, "test": 6}
@@ -392,7 +393,7 @@ def test_a_fine_tune_phase_keeps_the_best_checkpoint_of_the_first(isolated_setti
         model_options={"weights": "none"},
         monitor="val_balanced_accuracy",
     )
-    run = new_run(RunStore(isolated_settings["runs"]), config)
+    run = new_run(RunStore(isolated_settings["runs"]), config, MACHINE_TEACHER)
     assert train_in_this_process(run) == "finished"
     assert "fine-tuning block5_*" in run.log_tail()
     epochs = [m for m in run.metrics() if m["kind"] == "epoch"]
@@ -414,23 +415,23 @@ def test_the_server_limits_refuse_runs_clearly(isolated_settings, monkeypatch):
     monkeypatch.setenv("GALAXY_LAB_RAY_ADDRESS", "127.0.0.1:9")
     client = ServiceClient(isolated_settings["runs"], max_queued=2, max_epochs=10)
     with pytest.raises(QueueFullError, match=r"at most 10 epochs per run, not 11$"):
-        client.submit(tiny_config(epochs=11))
+        client.submit(tiny_config(epochs=11), MACHINE_TEACHER)
     # A bound on what a run trains in all: 5 folds of 3 epochs are 15.
     with pytest.raises(QueueFullError, match=r"at most 10 epochs per run, not 15 \(3 asked for, over all its"):
-        client.submit(tiny_config(epochs=3, kind="label_review", folds=5))
+        client.submit(tiny_config(epochs=3, kind="label_review", folds=5), MACHINE_TEACHER)
     kinds = "ensemble, label_review, seed_ensemble, train, transfer"
     with pytest.raises(InvalidInputError, match=f"unknown run kind 'dance'; the kinds are {kinds}"):
-        client.submit(tiny_config(kind="dance"))
+        client.submit(tiny_config(kind="dance"), MACHINE_TEACHER)
     with pytest.raises(InvalidInputError, match="folds must be a whole number from 2 to 10, got 11"):
-        client.submit(tiny_config(kind="label_review", folds=11))
+        client.submit(tiny_config(kind="label_review", folds=11), MACHINE_TEACHER)
     with pytest.raises(DatasetTooLargeError, match="above this server's limit of 1 MB"):
         ServiceClient(client.store.root, dataset_memory_mb=1).submit(
-            tiny_config(dataset={**TINY_DATA, "image_size": 64})
+            tiny_config(dataset={**TINY_DATA, "image_size": 64}), MACHINE_TEACHER
         )
-    client.submit(tiny_config())
-    client.submit(tiny_config())
+    client.submit(tiny_config(), MACHINE_TEACHER)
+    client.submit(tiny_config(), MACHINE_TEACHER)
     with pytest.raises(QueueFullError, match="2 runs are already waiting"):
-        client.submit(tiny_config())
+        client.submit(tiny_config(), MACHINE_TEACHER)
     assert len(client.store.runs()) == 2
 
 
@@ -439,7 +440,7 @@ def test_a_remote_run_fills_the_run_folder_through_its_events(isolated_settings)
     from galaxy_core.data import create_dataset
     from galaxy_core.training.ray_executor import RemoteRun, apply_events
 
-    run = new_run(RunStore(isolated_settings["runs"]), tiny_config())
+    run = new_run(RunStore(isolated_settings["runs"]), tiny_config(), MACHINE_TEACHER)
     remote = RemoteRun(run.id, run.config(), {})
     dataset = create_dataset(DatasetSpec.from_dict(TINY_DATA))
     outcome = train_run(remote, dataset)
@@ -458,7 +459,7 @@ def test_a_remote_run_fills_the_run_folder_through_its_events(isolated_settings)
 
 
 def test_remote_files_land_only_inside_the_run_folder(isolated_settings):
-    run = new_run(RunStore(isolated_settings["runs"]), tiny_config())
+    run = new_run(RunStore(isolated_settings["runs"]), tiny_config(), MACHINE_TEACHER)
     name = "train/events.out.tfevents.1795933658.node-1.13147.0.v2"
     run.append_tensorboard(name, 0, b"abc")
     run.append_tensorboard(name, 3, b"def")

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from galaxy_core.classroom.people import MACHINE_TEACHER, User
 from galaxy_core.data import DatasetSpec, create_dataset
 from galaxy_core.errors import InvalidInputError
-from galaxy_core.people import User
 from galaxy_core.prediction import load_model_file, predict_probabilities
 from galaxy_core.training import RunStore, TrainConfig
 from galaxy_core.training.client import ServiceClient, new_run, train_in_this_process
@@ -32,7 +32,7 @@ def same(first: list[np.ndarray], second: list[np.ndarray]) -> bool:
 
 def queue_transfer(runs, base_run, **overrides):
     config = transfer_config(RunStore(runs).get(base_run.id).summary(), epochs=2, **overrides)
-    return new_run(RunStore(runs), config)
+    return new_run(RunStore(runs), config, MACHINE_TEACHER)
 
 
 def test_a_head_on_a_frozen_base_leaves_every_base_weight_bit_identical(isolated_settings, finished_run):
@@ -84,7 +84,7 @@ def test_a_base_from_other_classes_gets_a_head_of_the_new_size(isolated_settings
     dataset = DatasetSpec.from_dict({"name": "folder", "path": str(isolated_settings["data"] / "two")})
     config = transfer_config(finished_run.summary(), dataset, epochs=2, batch_size=8)
     assert config.dataset.preprocess.image_size == 32  # read at the base's size
-    run = new_run(RunStore(isolated_settings["runs"]), config)
+    run = new_run(RunStore(isolated_settings["runs"]), config, MACHINE_TEACHER)
     assert train_in_this_process(run) == "finished", run.status().get("traceback")
     assert load_model_file(run.best_model_path).output.shape[-1] == 2
     assert run.summary().class_names == ("flat", "round")
@@ -94,7 +94,7 @@ def test_a_dataset_at_another_size_is_refused_before_anything_is_queued(isolated
     config = transfer_config(finished_run.summary())
     other_size = TrainConfig.from_dict({**config.to_dict(), "dataset": {**config.dataset.to_dict(), "image_size": 40}})
     with pytest.raises(InvalidInputError, match=r"takes 32 px images with 3 channel.*set to 40 px"):
-        new_run(RunStore(isolated_settings["runs"]), other_size)
+        new_run(RunStore(isolated_settings["runs"]), other_size, MACHINE_TEACHER)
     assert RunStore(isolated_settings["runs"]).run_ids() == [finished_run.id]
 
 
@@ -112,13 +112,13 @@ def test_a_base_that_cannot_be_one_is_refused_with_why(isolated_settings, finish
     config = transfer_config(finished_run.summary())
     spoil(finished_run)
     with pytest.raises(InvalidInputError, match=reason):
-        new_run(RunStore(isolated_settings["runs"]), config)
+        new_run(RunStore(isolated_settings["runs"]), config, MACHINE_TEACHER)
 
 
 def test_a_label_review_is_no_base(isolated_settings, finished_review):
     config = TrainConfig.from_dict({**transfer_config(finished_review.summary()).to_dict(), "kind": "transfer"})
     with pytest.raises(InvalidInputError, match="is a label review"):
-        new_run(RunStore(isolated_settings["runs"]), config)
+        new_run(RunStore(isolated_settings["runs"]), config, MACHINE_TEACHER)
 
 
 def test_another_students_deleted_run_is_no_base(isolated_settings, finished_run):
@@ -232,7 +232,9 @@ def test_few_labels_are_stratified_seeded_and_recorded(isolated_settings):
     with pytest.raises(InvalidInputError, match="not both"):
         TrainConfig(dataset=dataset.spec, model="custom_cnn", train_fraction=0.5, train_per_class=3)
     run = new_run(
-        RunStore(isolated_settings["runs"]), TrainConfig(dataset=dataset.spec, model="custom_cnn", train_per_class=4)
+        RunStore(isolated_settings["runs"]),
+        TrainConfig(dataset=dataset.spec, model="custom_cnn", train_per_class=4),
+        MACHINE_TEACHER,
     )
     assert json.loads((run.path / "config.json").read_text())["train_per_class"] == 4
 

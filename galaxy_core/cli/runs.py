@@ -6,10 +6,10 @@ import json
 import subprocess
 import sys
 
+from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.cli.common import ONE_RUN, RUNS_DIR, client_for, store_for, wait_passing_signals_on
 from galaxy_core.errors import GalaxyLabError
 from galaxy_core.evaluation import LABEL_NOISE_NOTE
-from galaxy_core.people import MACHINE_TEACHER
 from galaxy_core.review import CLASS_MAJORITY, load_review, record_review_decisions
 from galaxy_core.training import RunState, RunSummary
 from galaxy_core.training.kinds import describe_run_model
@@ -92,7 +92,7 @@ def stop_command(commands) -> None:
 
 
 def _stop(args, settings) -> int:
-    summary = client_for(args, settings).stop(args.run_id)
+    summary = client_for(args, settings).stop(args.run_id, MACHINE_TEACHER)
     if summary.state is RunState.RUNNING:
         print(f"{summary.id}: stop requested; it ends after its current batch and keeps what it learned")
     else:
@@ -127,10 +127,10 @@ def reviewed_labels_command(commands) -> None:
 
 def _reviewed_labels(args, settings) -> int:
     summary = store_for(args, settings).get(args.run_id).summary()
-    review = load_review(summary, decision_set=args.decisions)
+    review = load_review(summary, MACHINE_TEACHER, args.decisions)
     if args.accept_above is not None:
-        record_review_decisions(summary.run, review.confident_suggestions(args.accept_above))
-        review = load_review(summary, decision_set=args.decisions)
+        record_review_decisions(summary.run, review.confident_suggestions(args.accept_above), MACHINE_TEACHER)
+        review = load_review(summary, MACHINE_TEACHER, args.decisions)
     print(f"{len(review.doubts)} doubted, {len(review.accepted())} accepted", file=sys.stderr)
     sys.stdout.write(review.to_csv())
     return 0
@@ -172,7 +172,7 @@ def rename_command(commands) -> None:
 
 
 def _rename(args, settings) -> int:
-    title = client_for(args, settings).rename(args.run_id, args.title)
+    title = client_for(args, settings).rename(args.run_id, args.title, MACHINE_TEACHER)
     print(f"{args.run_id}: {title!r}" if title else f"{args.run_id}: no title")
     return 0
 
@@ -191,7 +191,7 @@ def delete_command(commands) -> None:
 def _delete(args, settings) -> int:
     client = client_for(args, settings)
     megabytes = client.store.get(args.run_id).disk_bytes() / 1e6
-    client.delete(args.run_id)
+    client.delete(args.run_id, MACHINE_TEACHER)
     print(f"{args.run_id}: in the trash ({megabytes:.1f} MB; galaxy-lab restore {args.run_id} brings it back)")
     return 0
 
@@ -202,7 +202,7 @@ def restore_command(commands) -> None:
 
 
 def _restore(args, settings) -> int:
-    summary = client_for(args, settings).restore(args.run_id).summary()
+    summary = client_for(args, settings).restore(args.run_id, MACHINE_TEACHER).summary()
     print(f"{summary.id}: restored ({summary.state.value}: {summary.message})")
     return 0
 
@@ -214,6 +214,6 @@ def empty_trash_command(commands) -> None:
 
 def _empty_trash(args, settings) -> int:
     client = client_for(args, settings)
-    megabytes = sum(summary.run.disk_bytes() for summary in client.trashed()) / 1e6
-    print(f"{client.empty_trash()} run(s) deleted for good, {megabytes:.1f} MB freed")
+    megabytes = sum(summary.run.disk_bytes() for summary in client.trashed(MACHINE_TEACHER)) / 1e6
+    print(f"{client.empty_trash(MACHINE_TEACHER)} run(s) deleted for good, {megabytes:.1f} MB freed")
     return 0

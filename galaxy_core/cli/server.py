@@ -10,6 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from galaxy_core.classroom.serving import sign_in_summary
 from galaxy_core.cli.common import client_for, wait_passing_signals_on
 from galaxy_core.errors import GalaxyLabError
 
@@ -26,6 +27,11 @@ def server_file() -> Path:
 def serve_command(commands) -> None:
     parser = commands.add_parser("serve", help="start the web app")
     parser.add_argument("--port", type=int, default=8501, help="the port to serve on (default 8501)")
+    parser.add_argument(
+        "--address",
+        help="the address to serve on: every address of this machine by default with sign-in (0.0.0.0 asks for it), "
+        '127.0.0.1 for this machine only (the default with auth = "none", where whoever opens the lab is the teacher)',
+    )
     parser.add_argument("--headless", action="store_true", help="do not open a browser")
     parser.set_defaults(run=_serve)
 
@@ -50,6 +56,8 @@ def _serve(args, settings) -> int:
     app run once as soon as it answers (to start the server's warm-up), and beside it a low-priority warm-up of the
     default dataset's cache and TensorFlow's files."""
     app = server_file()
+    address = args.address or ("127.0.0.1" if settings.auth == "none" else None)  # None: every address
+    print("\n".join(f"galaxy-lab: {line}" for line in sign_in_summary(settings, address, args.port)), flush=True)
     command = [
         sys.executable,
         "-m",
@@ -61,12 +69,15 @@ def _serve(args, settings) -> int:
         "--server.scriptHealthCheckEnabled=true",
         "--runner.postScriptGC=false",  # see .streamlit/config.toml
     ]
+    if address:
+        command.append(f"--server.address={address}")
     if args.headless:
         command.append("--server.headless=true")
     client = client_for(args, settings)
     client.ensure_service(client.store.runs())  # resume the queue after a restart, before anyone looks
     quiet = {} if args.verbose else {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
-    server = subprocess.Popen(command, env={**os.environ, **quiet})
+    proxies = {"FORWARDED_ALLOW_IPS": ",".join(settings.trusted_proxies)}  # uvicorn's own variable
+    server = subprocess.Popen(command, env={**os.environ, **quiet, **proxies})
     warm_up = subprocess.Popen([sys.executable, "-m", "galaxy_core.warm_up"], env={**os.environ, **quiet})
     threading.Thread(target=_run_the_app_once, args=(args.port,), daemon=True, name="first-run").start()
     status = wait_passing_signals_on(server)

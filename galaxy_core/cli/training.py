@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.cli.common import (
     RUNS_DIR,
     add_dataset_arguments,
@@ -293,9 +294,9 @@ def _transfer_config(args, settings, overrides: dict):
 
 def _queue_and_follow(client, config, detach: bool, title: str = "") -> int:
     """Queue a run (with `title`, if any), follow it here unless `detach`, and print its id last."""
-    run = client.submit(config)
+    run = client.submit(config, MACHINE_TEACHER)
     if title:
-        client.rename(run.id, title)
+        client.rename(run.id, title, MACHINE_TEACHER)
     print(f"run {run.id} queued in {run.path.parent}", file=sys.stderr)
     if detach:
         print(run.id)
@@ -303,7 +304,7 @@ def _queue_and_follow(client, config, detach: bool, title: str = "") -> int:
     try:
         summary = _follow(client, run)
     except KeyboardInterrupt:
-        client.stop(run.id)
+        client.stop(run.id, MACHINE_TEACHER)
         print(
             "\nstop requested: the run ends after its current batch and keeps what it learned "
             "(Ctrl-C again leaves it to end in the background)",

@@ -200,7 +200,7 @@ def _build(
         preprocess=options,
         skipped=tuple(skipped + failures),
         root=str(root),
-        description=f"image folder {root}",
+        description=f"image folder {root.name}",
     )
 
 

@@ -159,8 +159,7 @@ def resolve_in_data_roots(text: str, roots: tuple[Path, ...]) -> Path:
             if exists:
                 return resolved
             inside.append(resolved)
+    # Neither message names a folder: a student who typed the path learns nothing of the server's.
     if inside:
-        raise DatasetError(f"{text!r} does not exist (looked for {', '.join(map(str, inside))})")
-    raise DatasetError(
-        f"{text!r} is outside the data roots; datasets must be inside one of: {', '.join(map(str, roots))}"
-    )
+        raise DatasetError(f"{text!r} is not in the lab's data folders")
+    raise DatasetError(f"{text!r} is in a folder the lab does not serve from (outside the data roots)")

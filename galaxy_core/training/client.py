@@ -14,9 +14,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from galaxy_core.classroom.access import Action, may, owns, require
+from galaxy_core.classroom.people import User
 from galaxy_core.data import check_dataset_memory
 from galaxy_core.errors import GalaxyLabError
-from galaxy_core.people import MACHINE_TEACHER, User, owns, require_owner_or_teacher, require_teacher
 from galaxy_core.training.config import TrainConfig
 from galaxy_core.training.executors import kill_process
 from galaxy_core.training.kinds import check_run_config, run_kind
@@ -53,7 +54,7 @@ class ServiceStatus:
         return f"running, training on the {self.executor} executor"
 
 
-def new_run(store: RunStore, config: TrainConfig, owner: User = MACHINE_TEACHER) -> Run:
+def new_run(store: RunStore, config: TrainConfig, owner: User) -> Run:
     """A run folder for `config`, queued, `owner`'s, with the epochs its kind plans and a copy of the models it
     starts from (InvalidInputError for a config its kind cannot run, or a model it cannot start from)."""
     check_run_config(config)
@@ -80,9 +81,9 @@ def train_in_this_process(run: Run, dataset=None, observers: Sequence = ()) -> R
 
 
 class ServiceClient:
-    """The training service, as a person sees it: every action that changes something takes who asks, and refuses
-    (NotAllowedError, with why) what their role or their runs do not allow. Without a `user`, the teacher of the
-    machine asks (the CLI on the server's machine, a lab without sign-in)."""
+    """The training service, as a person sees it: every action that changes or lists something takes who asks
+    (`user`, never defaulted: the CLI on the server's machine and a lab without sign-in pass the machine's teacher),
+    and refuses (NotAllowedError, with why) what galaxy_core.classroom.access's table does not allow them."""
 
     def __init__(
         self,
@@ -112,10 +113,11 @@ class ServiceClient:
             disk_mb_per_student=settings.disk_mb_per_student,
         )
 
-    def submit(self, config: TrainConfig, user: User = MACHINE_TEACHER) -> Run:
+    def submit(self, config: TrainConfig, user: User) -> Run:
         """Queue a run of `user`'s (the service starts it when a slot is free); QueueFullError when the server's
         limits refuse it, DatasetTooLargeError when its dataset would not fit the memory budget, RunsFolderError
         when the runs folder cannot be written."""
+        require(user, Action.QUEUE)
         check_run_config(config)
         planned = run_kind(config.kind).planned_epochs(config)
         if self.max_epochs is not None and planned > self.max_epochs:
@@ -142,7 +144,7 @@ class ServiceClient:
                     "try again when some have started, or stop one of yours"
                 )
             mine = sum(owns(user, summary.owner_id) for summary in queued)
-            limit = None if user.is_teacher else self.max_waiting_per_student
+            limit = None if may(user, Action.EXCEED_STUDENT_LIMITS) else self.max_waiting_per_student
             if limit is not None and mine >= limit:
                 raise QueueFullError(
                     f"you have {mine} runs waiting for a training slot, the most a student may "
@@ -155,7 +157,7 @@ class ServiceClient:
 
     def _check_disk(self, user: User) -> None:
         """Refuse a student's new run while their run folders take their disk budget or more."""
-        limit = None if user.is_teacher else self.disk_mb_per_student
+        limit = None if may(user, Action.EXCEED_STUDENT_LIMITS) else self.disk_mb_per_student
         if limit is None:
             return
         used = sum(summary.run.disk_bytes() for summary in self.store.runs() if owns(user, summary.owner_id))
@@ -165,17 +167,17 @@ class ServiceClient:
                 "(disk_mb_per_student): move some of them to the trash first"
             )
 
-    def _run_of(self, run_id: str, user: User, action: str) -> tuple[Run, RunSummary]:
+    def _run_of(self, run_id: str, user: User, action: Action) -> tuple[Run, RunSummary]:
         """The run, if `user` may `action` it (NotAllowedError otherwise)."""
         run = self.store.get(run_id)
         summary = run.summary()
-        require_owner_or_teacher(user, summary.owner_id, summary.owner_name, action, f"run {summary.name}")
+        require(user, action, summary.owner_id, summary.owner_name, f"run {summary.name}")
         return run, summary
 
-    def stop(self, run_id: str, user: User = MACHINE_TEACHER) -> RunSummary:
+    def stop(self, run_id: str, user: User) -> RunSummary:
         """Stop a queued run at once; ask a running one to stop at its next batch (the service kills it if it gives
         no sign of life for the grace period). Returns the run's summary after the request."""
-        run, _ = self._run_of(run_id, user, "stop")
+        run, _ = self._run_of(run_id, user, Action.STOP)
         with self.files.scheduler_lock():
             state = run.state()
             if state is RunState.QUEUED:
@@ -186,15 +188,15 @@ class ServiceClient:
             ensure_supervisor(self.store.root)
             return run.summary()
 
-    def rename(self, run_id: str, title: str, user: User = MACHINE_TEACHER) -> str:
+    def rename(self, run_id: str, title: str, user: User) -> str:
         """Give a run a title ("" removes it); returns the title kept."""
-        run, _ = self._run_of(run_id, user, "rename")
+        run, _ = self._run_of(run_id, user, Action.RENAME)
         return run.set_title(title, by=user.id)
 
-    def delete(self, run_id: str, user: User = MACHINE_TEACHER) -> None:
+    def delete(self, run_id: str, user: User) -> None:
         """Move a run to the trash, its worker (if any) stopped first: a queued run is stopped, a running one's
         local worker killed (a Ray run's is killed by the service when its folder has gone)."""
-        run, summary = self._run_of(run_id, user, "delete")
+        run, summary = self._run_of(run_id, user, Action.DELETE)
         with self.files.scheduler_lock():
             state = run.state()
             if state is RunState.QUEUED:
@@ -203,22 +205,22 @@ class ServiceClient:
                 kill_process(summary.pid, summary.pid_start)
             self.store.trash(run)
 
-    def trashed(self, user: User = MACHINE_TEACHER) -> list[RunSummary]:
+    def trashed(self, user: User) -> list[RunSummary]:
         """The runs in the trash `user` may restore: a teacher, all; a student, their own."""
-        runs = self.store.trashed().runs()
-        return runs if user.is_teacher else [summary for summary in runs if owns(user, summary.owner_id)]
+        return [summary for summary in self.store.trashed().runs() if may(user, Action.SEE_IN_TRASH, summary.owner_id)]
 
-    def restore(self, run_id: str, user: User = MACHINE_TEACHER) -> Run:
+    def restore(self, run_id: str, user: User) -> Run:
         summary = self.store.trashed().get(run_id).summary()
-        require_owner_or_teacher(user, summary.owner_id, summary.owner_name, "restore", f"run {summary.name}")
-        run = self.store.restore(run_id)
-        if run.state().active:  # a running run deleted while the service was away: it trains no more
-            run.move_to(RunState.INTERRUPTED, message="interrupted: deleted while it trained", finished=time.time())
+        require(user, Action.RESTORE, summary.owner_id, summary.owner_name, f"run {summary.name}")
+        with self.files.scheduler_lock():
+            run = self.store.restore(run_id)
+            if run.state().active:  # a running run deleted while the service was away: it trains no more
+                run.move_to(RunState.INTERRUPTED, message="interrupted: deleted while it trained", finished=time.time())
         return run
 
-    def empty_trash(self, user: User = MACHINE_TEACHER) -> int:
+    def empty_trash(self, user: User) -> int:
         """Delete the trash's runs for good (a teacher's decision); returns how many."""
-        require_teacher(user, "empty the trash")
+        require(user, Action.EMPTY_TRASH)
         return self.store.empty_trash()
 
     def follow(self, run: Run, poll_seconds: float = 0.5) -> Iterator[tuple[list[dict], RunSummary]]:

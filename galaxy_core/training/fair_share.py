@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from galaxy_core.people import MACHINE_TEACHER
+from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.training.lifecycle import RunState
 from galaxy_core.training.records import RunSummary
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
@@ -24,13 +27,29 @@ def interval_note(interval: tuple[float, float]) -> None:
 
 
 MARKDOWN_SPECIALS = set("\\`*_{}[]()#+-.!|<>~$:")
+# An absolute path in a message: the folders before its last part are the server's business, not a student's.
+SERVER_FOLDERS = re.compile(r"(?<![\w.:/~-])/(?:[^\s/'\"]+/)+")
 
 
-def plain(text: str) -> str:
-    """Text someone typed (a title, a name), made safe to put inside Markdown: every character Markdown or
-    Streamlit would read as formatting (emphasis, links, headings, emoji and colour directives, maths) is escaped,
-    so it is shown as typed."""
-    return "".join(f"\\{c}" if c in MARKDOWN_SPECIALS else c for c in text)
+def plain(text: object) -> str:
+    """Text someone brought (a title, a name, a file's or a class folder's name), made safe to put inside Markdown
+    (st.markdown, captions, alerts, labels, image captions, radio options): every character Markdown or Streamlit
+    would read as formatting (emphasis, links, headings, emoji and colour directives, maths) is escaped, so it is
+    shown as typed."""
+    return "".join(f"\\{c}" if c in MARKDOWN_SPECIALS else c for c in str(text))
+
+
+def plot_text(text: object) -> str:
+    """Text someone brought, made safe for a Plotly figure (tick labels, names, hover text), which reads a few HTML
+    tags (<b>, <a href>, <br>): shown as typed."""
+    return html.escape(str(text), quote=False)
+
+
+def as_message(error: object) -> str:
+    """A message of the library's (an error, a warning, a description) as a page shows it: as text inside Markdown,
+    and without the server's folders (a path keeps
+    its last part: "gz1-3class", not where it lies)."""
+    return plain(SERVER_FOLDERS.sub("", str(error)))
 
 
 def lazy_tabs(key: str, tabs: dict) -> None:
@@ -51,22 +70,24 @@ def enlarge(image: np.ndarray, size: int = 128) -> np.ndarray:
 
 
 def image_grid(images: np.ndarray, captions: list[str], columns: int = 6, size: int = 128) -> None:
+    """Images in rows of `columns`, each with its caption shown as text (a class or file name may be anything)."""
     for start in range(0, len(images), columns):
         for column, index in zip(st.columns(columns), range(start, min(start + columns, len(images))), strict=False):
-            column.image(enlarge(images[index], size), caption=captions[index], width="stretch")
+            column.image(enlarge(images[index], size), caption=plain(captions[index]), width="stretch")
 
 
 def confusion_figure(matrix: np.ndarray, class_names: list, normalised: bool, title: str | None = None) -> go.Figure:
     """The confusion matrix as a heatmap, with one clickable square marker per cell (Streamlit selects points,
-    not heatmap cells)."""
+    not heatmap cells); a clicked point's customdata is (true class index, predicted class index)."""
     rows = matrix.sum(axis=1, keepdims=True)
     values = np.divide(matrix, rows, out=np.zeros(matrix.shape), where=rows > 0) if normalised else matrix
     text = [[f"{v:.0%}" if normalised else str(int(v)) for v in row] for row in values]
+    names = [plot_text(name) for name in class_names]
     figure = go.Figure(
         go.Heatmap(
             z=values,
-            x=class_names,
-            y=class_names,
+            x=names,
+            y=names,
             text=text,
             texttemplate="%{text}",
             textfont={"size": 18},  # large, and in a colour against each cell's shade (plotly picks it)
@@ -74,10 +95,11 @@ def confusion_figure(matrix: np.ndarray, class_names: list, normalised: bool, ti
             hoverinfo="skip",
         )
     )
-    cells = [(true, predicted) for true in class_names for predicted in class_names]
+    cells = [(true, predicted) for true in range(len(names)) for predicted in range(len(names))]
     figure.add_scatter(
-        x=[predicted for _, predicted in cells],
-        y=[true for true, _ in cells],
+        x=[names[predicted] for _, predicted in cells],
+        y=[names[true] for true, _ in cells],
+        customdata=cells,
         mode="markers",
         marker={"symbol": "square", "size": 40, "opacity": 0.01},
         hovertemplate="true %{y}, predicted %{x}<extra></extra>",
@@ -89,7 +111,7 @@ def confusion_figure(matrix: np.ndarray, class_names: list, normalised: bool, ti
         yaxis_autorange="reversed",
         height=140 + 60 * len(class_names),
         margin={"t": 40 if title else 20},
-        title=title,
+        title=plot_text(title) if title else None,
         clickmode="event+select",
     )
     return figure

@@ -2,21 +2,29 @@
 
 - "none": the teacher of the machine, the one user of a laptop or a projector;
 - "oidc": Streamlit's own sign-in (`st.login`, `st.user`) against the school's OpenID Connect provider, configured in
-  `.streamlit/secrets.toml`; the settings' `teachers` are teachers, and `sign_in_domains` may restrict who signs in;
-- "roster": the lab's class list (galaxy_core.roster): the session cookie the sign-in form gave (pages/ui/sign_in).
+  `.streamlit/secrets.toml`; who that is, galaxy_core.classroom.identity says from the provider's claims;
+- "roster": the lab's class list (galaxy_core.classroom.roster): the session cookie the sign-in form gave
+  (galaxy_core.classroom.sign_in), alive while its session is on the server (galaxy_core.classroom.sessions).
 
-Never from the URL or a widget. The router asks `signed_in_user()` before any page runs, and shows the sign-in
-instead when nobody is signed in.
+Never from the URL or a widget. The router asks `signed_in_user()` once before any page runs, and shows the sign-in
+instead when nobody is signed in; it hands the page a `Viewer` (the user and what they chose to see), and no widget
+helper looks the user up again.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import streamlit as st
 
-from galaxy_core.people import MACHINE_TEACHER, STUDENT, TEACHER, User, printable, user_key
-from galaxy_core.roster import Sessions
+from galaxy_core.classroom.access import owns
+from galaxy_core.classroom.identity import oidc_user
+from galaxy_core.classroom.names import board_shows_names, visible_name
+from galaxy_core.classroom.people import MACHINE_TEACHER, User
+from galaxy_core.classroom.sessions import Sessions
+from galaxy_core.classroom.sign_in import COOKIE, SIGN_IN_PATH
 from galaxy_core.settings import Settings
-from pages.ui.sign_in import COOKIE, SIGN_IN_PATH, SIGN_OUT_PATH
+from pages.ui.display import plain
 from pages.ui.state import get_settings
 
 SCOPE_KEY = "runs_scope"
@@ -27,15 +35,7 @@ def _oidc_user(settings: Settings) -> tuple[User | None, str]:
     """(the signed-in user, or None with why)."""
     if not st.user.get("is_logged_in"):
         return None, ""
-    email = user_key(str(st.user.get("email") or ""))
-    domain = email.rpartition("@")[2]
-    if not email:
-        return None, "your school account did not tell this lab your e-mail address"
-    if settings.sign_in_domains and domain not in settings.sign_in_domains:
-        allowed = ", ".join(f"@{domain}" for domain in settings.sign_in_domains)
-        return None, f"this lab is for {allowed} accounts; you signed in as {email}"
-    name = printable(str(st.user.get("name") or email))
-    return User(email, name, TEACHER if email in settings.teachers else STUDENT), ""
+    return oidc_user(st.user.to_dict(), settings)
 
 
 def _signed_in(settings: Settings) -> tuple[User | None, str]:
@@ -69,7 +69,7 @@ def _provider_configured() -> bool:
 def _sign_in_screen(settings: Settings, refusal: str) -> None:
     st.title("Galaxy CNN Lab")
     if refusal:
-        st.warning(f"You cannot use this lab: {refusal}.")
+        st.warning(f"You cannot use this lab: {plain(refusal)}.")
     if settings.auth == "oidc":
         st.write("Sign in with your school account to train, evaluate and compare networks with your class.")
         if not _provider_configured():
@@ -105,22 +105,37 @@ def user_sidebar(user: User) -> None:
             key=SCOPE_KEY,
             horizontal=True,
         )
-        if settings.auth == "oidc":
-            st.button("Sign out", on_click=st.logout, key="sign_out")
-        else:
-            st.html(f'<a href="{SIGN_OUT_PATH}" target="_self">Sign out</a>')
+        st.button("Sign out", on_click=st.logout if settings.auth == "oidc" else _end_session, key="sign_out")
 
 
-def shows_only_mine() -> bool:
-    """Whether this session's menus and tables list only the signed-in user's runs."""
-    return st.session_state.get(SCOPE_KEY) == MINE
+def _end_session() -> None:
+    """Sign out of a roster session: it ends on the server, so a copy of its cookie stops working too."""
+    Sessions(get_settings().runs_dir).end(st.context.cookies.get(COOKIE))
 
 
-def owner_label(summary) -> str:
-    """A run's owner as this session's user may see them (galaxy_core.board.visible_name): on the class board and in
-    every menu and table alike."""
-    from galaxy_core.board import board_shows_names, visible_name
+@dataclass(frozen=True)
+class Viewer:
+    """Who looks at a page, resolved once per rerun by the router and handed to the page: the signed-in user, and
+    what they see: only their own runs in menus and tables or the class's, and whether the teacher shows every
+    name."""
 
+    user: User
+    sign_in: bool  # a lab with sign-in: runs are named with their owners
+    only_mine: bool
+    names_shown: bool
+
+    def owner_label(self, summary) -> str:
+        """A run's owner as this viewer may see them: on the class board and in every menu and table alike."""
+        return visible_name(summary.owner_id, summary.owner_name, self.user, self.names_shown, "a classmate")
+
+    def lists(self, summary) -> bool:
+        """Whether the viewer's menus and tables list this run."""
+        return not self.only_mine or owns(self.user, summary.owner_id)
+
+
+def viewer_of(user: User) -> Viewer:
+    """The viewer `user` is on this rerun (after the sidebar's choice of whose runs to list)."""
     settings = get_settings()
-    shown = board_shows_names(settings.runs_dir)
-    return visible_name(summary.owner_id, summary.owner_name, signed_in_user(), shown, "a classmate")
+    sign_in = settings.auth != "none"
+    only_mine = sign_in and st.session_state.get(SCOPE_KEY) == MINE
+    return Viewer(user, sign_in, only_mine, board_shows_names(settings.runs_dir))

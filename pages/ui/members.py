@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from galaxy_core.classroom.people import User
 from galaxy_core.errors import GalaxyLabError
 from galaxy_core.evaluation import balanced_accuracy_interval
 from galaxy_core.inference import RunAnswers
@@ -13,9 +14,8 @@ from galaxy_core.members import MembersView, member_whereabouts, members_view
 from galaxy_core.training import RunStore
 from galaxy_core.training.client import ServiceClient
 from galaxy_core.training.kinds.ensemble import ensemble_config
-from pages.ui.display import image_grid, interval_note, label_noise_note
-from pages.ui.identity import signed_in_user
-from pages.ui.runs import VIEWED_RUN_KEY, run_model
+from pages.ui.display import as_message, image_grid, interval_note, label_noise_note
+from pages.ui.runs import queue_once, run_model
 from pages.ui.state import get_settings
 
 WHOLE = "the ensemble"
@@ -119,17 +119,16 @@ def agreement_ui(view: MembersView, data: RunAnswers) -> None:
     image_grid(data.images[indices], captions)
 
 
-def make_ensemble_ui(members: list, key: str, label: str = "Make an ensemble of these runs") -> None:
-    """A button that queues the ensemble of `members` (the signed-in person's run), and says where it went or why
+def make_ensemble_ui(members: list, user: User, key: str, label: str = "Make an ensemble of these runs") -> None:
+    """A button that queues the ensemble of `members` (`user`'s run, once per press), and says where it went or why
     it was refused."""
     if not st.button(label, key=key, icon=":material/join:", help=ENSEMBLE_HELP):
         return
     try:
-        run = ServiceClient.from_settings(get_settings()).submit(ensemble_config(members), signed_in_user())
+        run, _ = queue_once(ServiceClient.from_settings(get_settings()), ensemble_config(members), user)
     except GalaxyLabError as error:  # a member that cannot be one, a full queue, a runs folder that cannot be written
-        st.error(f"The ensemble was not queued: {error}.")
+        st.error(f"The ensemble was not queued: {as_message(error)}.")
         return
-    st.session_state[VIEWED_RUN_KEY] = run.id
     st.success(
         f"Queued the ensemble of {len(members)} runs as run {run.id}: it trains nothing, so it is ready within "
         "seconds of its turn. Evaluate shows it whole and member by member."

@@ -21,12 +21,16 @@ class LabPage:
     icon: str
     purpose: str  # Home's link text
 
-    def render(self) -> None:
-        """Import the page's module when it is first shown (a first visit imports only what its page needs)."""
-        importlib.import_module(f"pages.{self.url_path}").render()
+    def render(self, viewer) -> None:
+        """Import the page's module when it is first shown (a first visit imports only what its page needs), and
+        draw it for `viewer` (pages.ui.identity.Viewer)."""
+        importlib.import_module(f"pages.{self.url_path}").render(viewer)
 
-    def streamlit_page(self) -> st.Page:
-        return st.Page(self.render, title=self.title, icon=self.icon, url_path=self.url_path, default=self is HOME)
+    def streamlit_page(self, viewer=None) -> st.Page:
+        """The page for the router, drawn for `viewer` (None: a page only linked to, never drawn from here)."""
+        return st.Page(
+            lambda: self.render(viewer), title=self.title, icon=self.icon, url_path=self.url_path, default=self is HOME
+        )
 
 
 HOME = LabPage("home", "Home", ":material/home:", "What the lab is")

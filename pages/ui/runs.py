@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,13 +11,15 @@ import streamlit as st
 
 from galaxy_core.data import describe_spec
 from galaxy_core.inference import balanced_accuracy_interval_of
-from galaxy_core.people import owns
 from galaxy_core.training import Run, RunState, RunStore, RunSummary
-from pages.ui.display import plain
-from pages.ui.identity import owner_label, shows_only_mine, signed_in_user
+from pages.ui.display import as_message
+from pages.ui.identity import Viewer
 from pages.ui.state import get_settings
 
 VIEWED_RUN_KEY = "viewed_run"  # the run this session looked at last, on whichever page
+LAST_QUEUED_KEY = "last_queued_run"
+DOUBLE_PRESS_SECONDS = 5.0
+_QUEUEING = threading.Lock()  # one press queued at a time on this server: a press checks what the last one did
 FAMILY_LABELS = {"report": "Report", "modern": "Modern", "custom": "Custom"}
 
 
@@ -76,7 +80,7 @@ def run_interval(run) -> tuple[float, float] | None:
     return _cached_interval(run, (str(path), modified))
 
 
-def run_row(summary: RunSummary, queue_position: int | None = None) -> dict:
+def run_row(summary: RunSummary, viewer: Viewer, queue_position: int | None = None) -> dict:
     """The run as one row of the Train page's runs table (a queued run with its place in the queue)."""
     from galaxy_core.training.kinds import describe_run_model
 
@@ -85,7 +89,7 @@ def run_row(summary: RunSummary, queue_position: int | None = None) -> dict:
     return {
         "run": summary.id,
         "title": summary.title,
-        "owner": owner_label(summary),
+        "owner": viewer.owner_label(summary),
         "state": summary.state.value,
         # what moves while it trains comes first: a wide table shows its first columns
         "epochs": summary.epochs_text(),
@@ -104,30 +108,29 @@ def ordinal(number: int) -> str:
     return f"{number}{suffix}"
 
 
-def run_label(summary) -> str:
+def run_label(summary, viewer: Viewer) -> str:
     """'20261128-…-inception_small-ab12 · its title · Ada · finished · gz1-3class, 64 px, RGB · test 84.7%' for
     menus (plain text: a menu never renders what someone typed); the owner on a lab with sign-in."""
     text = summary.id + (f" · {summary.title}" if summary.title else "")
-    if get_settings().auth != "none":
-        text += f" · {owner_label(summary)}"
+    if viewer.sign_in:
+        text += f" · {viewer.owner_label(summary)}"
     text += f" · {summary.state.value} · {describe_spec(summary.dataset)}"
     if summary.has_test_results:
         text += f" · test balanced {summary.test_balanced_accuracy:.1%}"
     return text
 
 
-def runs_that(can_answer: Callable[[RunSummary], bool]) -> tuple[list[RunSummary], list[RunSummary]]:
-    """(the runs that can answer the page's question, the others), each newest first: the signed-in user's own, or
-    the class's, as the sidebar says."""
+def runs_that(viewer: Viewer, can_answer: Callable[[RunSummary], bool]) -> tuple[list[RunSummary], list[RunSummary]]:
+    """(the runs that can answer the page's question, the others), each newest first: the viewer's own, or the
+    class's, as the sidebar says."""
     runs, others = [], []
-    mine = signed_in_user() if shows_only_mine() else None
     for summary in RunStore(get_settings().runs_dir).runs():
-        if mine is None or owns(mine, summary.owner_id):
+        if viewer.lists(summary):
             (runs if can_answer(summary) else others).append(summary)
     return runs, others
 
 
-def choose_run(summaries: list, key: str, label: str = "Run"):
+def choose_run(summaries: list, viewer: Viewer, key: str, label: str = "Run"):
     """A run picker over the runs that can answer the page's question, kept in the URL (`key` names it there);
     returns the chosen run's summary. It opens on the link's run, else on the run the person last looked at on
     any page (if it can answer here), else on the newest. A run looked at last that cannot answer here (one still
@@ -144,7 +147,7 @@ def choose_run(summaries: list, key: str, label: str = "Run"):
     chosen = st.selectbox(
         label,
         list(by_id),
-        format_func=lambda run_id: run_label(by_id[run_id]),
+        format_func=lambda run_id: run_label(by_id[run_id], viewer),
         key=key,
         on_change=_remember_choice,
         args=(key,),
@@ -159,9 +162,25 @@ def _remember_choice(key: str) -> None:
     st.session_state[VIEWED_RUN_KEY] = st.session_state[key]
 
 
+def queue_once(client, config, user):
+    """Queue `config` as `user`'s run, once per press: the same settings pressed again within a few seconds (the
+    second click of a double click, which Streamlit delivers as a second press, even to a second script thread
+    while the first still runs) return the run the first press queued. Returns (the run, whether it was queued
+    now)."""
+    settings = config.to_dict()
+    with _QUEUEING:
+        last = st.session_state.get(LAST_QUEUED_KEY)
+        if last and last["config"] == settings and time.monotonic() - last["at"] < DOUBLE_PRESS_SECONDS:
+            return client.store.get(last["run"]), False
+        run = client.submit(config, user)
+        st.session_state[LAST_QUEUED_KEY] = {"config": settings, "at": time.monotonic(), "run": run.id}
+    st.session_state[VIEWED_RUN_KEY] = run.id
+    return run, True
+
+
 def runs_apart(others: list, cannot: str) -> None:
     """The runs that cannot answer the page's question, listed apart from its menu, each with why."""
     if others:
         with st.expander(f"{len(others)} other run(s) cannot {cannot}"):
-            lines = [f"- `{summary.id}` ({summary.model}): {plain(summary.message)}" for summary in others]
+            lines = [f"- `{summary.id}` ({summary.model}): {as_message(summary.message)}" for summary in others]
             st.markdown("\n".join(lines))

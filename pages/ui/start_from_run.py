@@ -14,6 +14,7 @@ from galaxy_core.training import RunStore, RunSummary, TrainConfig
 from galaxy_core.training.kinds.transfer import TRANSFER_SETTINGS, base_layers, transfer_config, transfer_plan
 from galaxy_core.training.records import short_run_id
 from pages.ui.display import plain
+from pages.ui.identity import Viewer
 from pages.ui.navigation import LAB_PAGES
 from pages.ui.runs import VIEWED_RUN_KEY, run_label, runs_that
 from pages.ui.state import get_settings
@@ -53,25 +54,25 @@ def few_labels_ui(key: str) -> dict:
     return {}
 
 
-def _bases() -> list[RunSummary]:
+def _bases(viewer: Viewer) -> list[RunSummary]:
     """The runs a new run can start from: ended training runs that kept a model."""
-    runs, _ = runs_that(lambda summary: summary.has_model and not summary.is_label_review)
+    runs, _ = runs_that(viewer, lambda summary: summary.has_model and not summary.is_label_review)
     return runs
 
 
-def transfer_ui(dataset: DatasetSpec, max_epochs: int) -> TrainConfig | None:
+def transfer_ui(dataset: DatasetSpec, max_epochs: int, viewer: Viewer) -> TrainConfig | None:
     """The base run, where to cut it, what to fine-tune, the labels and Train; returns the config when pressed."""
-    base = _base_ui()
+    base = _base_ui(viewer)
     if base is None:
         return None
     layers = base_layers(base.run.model_path("best"))
     if not layers:
-        st.error(f"Run {base.name}'s model file cannot be read: start from another run.")
+        st.error(f"Run {plain(base.name)}'s model file cannot be read: start from another run.")
         return None
     spec = transfer_config(base, dataset).dataset
     size_note = f" (the Dataset page's {dataset.preprocess.image_size} px does not apply)"
     st.caption(
-        f"On the active dataset, **{describe_spec(spec)}**, read at the base's input size"
+        f"On the active dataset, **{plain(describe_spec(spec))}**, read at the base's input size"
         + (size_note if spec.preprocess != dataset.preprocess else "")
         + "."
     )
@@ -90,9 +91,9 @@ def transfer_ui(dataset: DatasetSpec, max_epochs: int) -> TrainConfig | None:
     return config if st.button("Train from this run", type="primary", key="train_from_run") else None
 
 
-def _base_ui() -> RunSummary | None:
+def _base_ui(viewer: Viewer) -> RunSummary | None:
     """The run to start from, chosen among those that can be one (the run looked at last first)."""
-    bases = _bases()
+    bases = _bases(viewer)
     if not bases:
         st.info(
             "No run has kept a model yet: train one first (the Quick recipe takes a few minutes), then start "
@@ -105,7 +106,7 @@ def _base_ui() -> RunSummary | None:
         "Start from",
         list(by_id),
         index=list(by_id).index(viewed) if viewed in by_id else 0,
-        format_func=lambda run_id: run_label(by_id[run_id]),
+        format_func=lambda run_id: run_label(by_id[run_id], viewer),
         key="train_base_run",
         help="Its network up to the cut is copied into the new run, frozen; a new head learns this dataset's "
         "classes on the base's features (computed once, then cached): seconds, not minutes.",
@@ -160,7 +161,7 @@ def base_run_note(summary: RunSummary, run_picker_key: str | None = None, pickab
     cut, unfreeze = summary.config.get("base_cut"), summary.config.get("unfreeze_from")
     how = f"cut after {cut}" if cut else "cut where its classifier was"
     how += f", fine-tuned from {unfreeze}" if unfreeze else ", frozen"
-    label = f"Started from run {plain(base.name)} ({base.model} on {describe_spec(base.dataset)}; {how})"
+    label = f"Started from run {plain(base.name)} ({base.model} on {plain(describe_spec(base.dataset))}; {how})"
     if run_picker_key is None:
         st.page_link(
             EVALUATE_PAGE.streamlit_page(),

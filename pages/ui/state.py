@@ -28,6 +28,7 @@ from galaxy_core.data import (
 from galaxy_core.errors import GalaxyLabError
 from galaxy_core.runtime import import_tensorflow
 from galaxy_core.settings import Settings, SettingsError, load_settings
+from pages.ui.display import as_message, plain
 
 ACTIVE_DATASET_KEY = "active_dataset_spec"
 DEFAULT_DATASET_PROBLEM_KEY = "default_dataset_problem"
@@ -40,7 +41,7 @@ def get_settings() -> Settings:
     try:
         return load_settings()
     except SettingsError as error:
-        st.error(f"The lab's settings cannot be used: {error}")
+        st.error(f"The lab's settings cannot be used: {as_message(error)}")
         st.stop()
 
 
@@ -162,12 +163,12 @@ def _starting_dataset(settings: Settings) -> DatasetSpec:
         try:
             return spec_from_link(link, settings)
         except GalaxyLabError as error:
-            st.session_state[DEFAULT_DATASET_PROBLEM_KEY] = f"The link's dataset cannot be used: {error}."
+            st.session_state[DEFAULT_DATASET_PROBLEM_KEY] = f"The link's dataset cannot be used: {as_message(error)}."
     try:
         return spec_from_name(settings.default_dataset, settings)
     except DatasetError as error:
         st.session_state[DEFAULT_DATASET_PROBLEM_KEY] = (
-            f"The default dataset ({settings.source}) is not available: {error}. Using synthetic galaxies."
+            f"The default dataset is not available: {as_message(error)}. Using synthetic galaxies."
         )
     return DatasetSpec.of("synthetic")
 
@@ -191,7 +192,7 @@ def sidebar_status() -> None:
     st.query_params[DATASET_PARAM] = spec_to_link(spec)
     with st.sidebar:
         st.caption("Active dataset")
-        st.markdown(f"**{describe_spec(spec)}**")
+        st.markdown(f"**{plain(describe_spec(spec))}**")
         if DEFAULT_DATASET_PROBLEM_KEY in st.session_state:
             st.warning(st.session_state[DEFAULT_DATASET_PROBLEM_KEY])
 
@@ -199,4 +200,6 @@ def sidebar_status() -> None:
 def note_run_dataset(summary) -> None:
     """Say in the sidebar which dataset the run on this page was trained on, when it is not the active one."""
     if summary.dataset != active_dataset_spec():
-        st.sidebar.info(f"This page shows run {summary.id[-4:]}, trained on **{describe_spec(summary.dataset)}**.")
+        st.sidebar.info(
+            f"This page shows run {summary.id[-4:]}, trained on **{plain(describe_spec(summary.dataset))}**."
+        )

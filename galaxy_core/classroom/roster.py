@@ -1,47 +1,39 @@
 """A class without an identity provider: the teacher's roster of students, each with a code handed out by the
-teacher, and the teacher's own secret; and the signed session a sign-in gives a browser.
+teacher, and the teacher's own secret.
 
     <runs folder>/.class/roster.json      names, and a salted scrypt hash of each code (never a code itself)
-    <runs folder>/.class/session-secret   the key sessions are signed with (made on first use, readable by the
-                                          server's user only)
 
 `galaxy-lab roster ...` manages the roster on the server's machine. A sign-in (the name and the code, posted by
-the sign-in form) gives the browser a session token in an HttpOnly cookie: the user, signed with the session key
-and dated. A token stops working when it expires, when its student leaves the roster or gets a new code, and when
-the session key is replaced.
+the sign-in form, galaxy_core.classroom.sign_in) starts a session (galaxy_core.classroom.sessions). A new code
+also forgets the wrong codes tried for the name (galaxy_core.classroom.throttle): whatever slowed its sign-in is
+gone with the old code.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fcntl
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from galaxy_core.classroom import class_folder
+from galaxy_core.classroom.people import MAX_NAME, STUDENT, TEACHER, User, printable, user_key
+from galaxy_core.classroom.throttle import SignInThrottle
 from galaxy_core.errors import GalaxyLabError, InvalidInputError
 from galaxy_core.files import write_json_atomically
-from galaxy_core.people import MAX_NAME, STUDENT, TEACHER, User, printable, user_key
 
-CLASS_FOLDER = ".class"
 CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: codes are read aloud and copied by hand
 CODE_LENGTH, SECRET_LENGTH = 10, 20
-SESSION_SECONDS = 12 * 3600  # a school day
 TEACHER_NAME = "teacher"  # the name the teacher signs in with
 
 
 class RosterError(GalaxyLabError, ValueError):
     """A roster change that cannot be made (a name taken or unknown, no teacher secret yet); the message says why."""
-
-
-def class_folder(runs_dir: Path) -> Path:
-    return Path(runs_dir) / CLASS_FOLDER
 
 
 def new_code(length: int = CODE_LENGTH) -> str:
@@ -72,8 +64,9 @@ class Roster:
     """The roster file of a runs folder."""
 
     def __init__(self, runs_dir: str | Path):
-        self.folder = class_folder(Path(runs_dir))
+        self.folder = class_folder(runs_dir)
         self.path = self.folder / "roster.json"
+        self.throttle = SignInThrottle(runs_dir)
 
     def _read(self) -> dict:
         try:
@@ -113,13 +106,15 @@ class Roster:
         return code
 
     def new_code(self, name: str) -> str:
-        """A new code for a student (their old code and their open sessions stop working)."""
+        """A new code for a student (their old code and their open sessions stop working, and the wrong codes tried
+        for their name are forgotten)."""
         shown, key = _checked_name(name)
         code = new_code()
         with self._changing() as roster:
             if key not in roster["students"]:
                 raise RosterError(f"{shown!r} is not on the roster")
             roster["students"][key] = {"name": roster["students"][key]["name"], **_hashed(code)}
+        self.throttle.unlock(key)
         return code
 
     def remove(self, name: str) -> None:
@@ -133,6 +128,7 @@ class Roster:
         secret = new_code(SECRET_LENGTH)
         with self._changing() as roster:
             roster["teacher"] = _hashed(secret)
+        self.throttle.unlock(TEACHER_NAME)
         return secret
 
     def sign_in(self, name: str, code: str) -> User | None:
@@ -165,59 +161,3 @@ def _checked_name(name: str) -> tuple[str, str]:
     if user_key(shown) == TEACHER_NAME:
         raise InvalidInputError(f"{TEACHER_NAME!r} is the teacher's name on every roster; choose another")
     return shown, user_key(shown)
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-class Sessions:
-    """Signed, dated session tokens for roster sign-ins, checked against the roster on every read."""
-
-    def __init__(self, runs_dir: str | Path):
-        self.roster = Roster(runs_dir)
-        self.secret_path = class_folder(Path(runs_dir)) / "session-secret"
-
-    def _key(self) -> bytes:
-        """The signing key, made on first use with the server user's permissions only."""
-        with contextlib.suppress(FileNotFoundError):
-            return bytes.fromhex(self.secret_path.read_text().strip())
-        self.secret_path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            descriptor = os.open(self.secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it meanwhile
-            return bytes.fromhex(self.secret_path.read_text().strip())
-        with os.fdopen(descriptor, "w") as file:
-            file.write(secrets.token_hex(32))
-        return bytes.fromhex(self.secret_path.read_text().strip())
-
-    def issue(self, user: User, now: float | None = None) -> str:
-        issued = time.time() if now is None else now
-        payload = _b64(json.dumps({"id": user.id, "name": user.name, "role": user.role, "at": issued}).encode())
-        signature = _b64(hmac.new(self._key(), payload.encode(), hashlib.sha256).digest())
-        return f"{payload}.{signature}"
-
-    def user(self, token: str | None, now: float | None = None) -> User | None:
-        """The user of a valid token: well signed, not expired, and made since their code (still on the roster);
-        else None."""
-        if not isinstance(token, str) or token.count(".") != 1 or len(token) > 2000:
-            return None
-        payload, signature = token.split(".")
-        expected = _b64(hmac.new(self._key(), payload.encode(), hashlib.sha256).digest())
-        if not hmac.compare_digest(signature, expected):
-            return None
-        try:
-            values = json.loads(_unb64(payload))
-            user = User(values["id"], values["name"], values["role"])
-            issued = float(values["at"])
-        except (ValueError, KeyError, TypeError):
-            return None
-        now = time.time() if now is None else now
-        since = self.roster.since(user)
-        if since is None or issued < since or not issued <= now < issued + SESSION_SECONDS:
-            return None
-        return user

@@ -1,20 +1,18 @@
 """The class board: each person's best run, side by side, and the class's best.
 
 Per person who trained: their best run by test balanced accuracy (with its 95% interval), its model, parameters and
-minutes, and how many runs they trained. Whether students see their classmates' names is the teacher's choice, kept
-in the runs folder's .class/board.json; otherwise a student sees their own name and "classmate 1", "classmate 2"...
-in the board's order for the others.
+minutes, and how many runs they trained. Names as galaxy_core.classroom.names lets the viewer see them: a student
+sees their own name and "classmate 1", "classmate 2"... in the board's order for the others, unless the teacher
+shows every name.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 
-from galaxy_core.files import write_json_atomically
+from galaxy_core.classroom.names import visible_name
+from galaxy_core.classroom.people import User
 from galaxy_core.inference import balanced_accuracy_interval_of
-from galaxy_core.people import User, owns, require_teacher
-from galaxy_core.roster import class_folder
 from galaxy_core.training import RunState, RunSummary
 from galaxy_core.training.fair_share import owner_of
 
@@ -35,26 +33,6 @@ class BoardRow:
     def minutes(self) -> float | None:
         best = self.best
         return (best.finished - best.started) / 60 if best and best.finished and best.started else None
-
-
-def board_shows_names(runs_dir) -> bool:
-    """Whether students see their classmates' names on the board (the teacher's choice; no by default)."""
-    try:
-        return json.loads((class_folder(runs_dir) / "board.json").read_text()).get("show_names") is True
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def show_names_on_board(runs_dir, show: bool, user: User) -> None:
-    require_teacher(user, "choose whether the board shows names")
-    class_folder(runs_dir).mkdir(parents=True, exist_ok=True)
-    write_json_atomically(class_folder(runs_dir) / "board.json", {"show_names": bool(show), "by": user.id})
-
-
-def visible_name(owner_id: str | None, owner_name: str, viewer: User, show_names: bool, classmate: str) -> str:
-    """A run's owner as `viewer` may see them: their own name, every name for a teacher or when the teacher shows
-    names, else `classmate` ("a classmate", "classmate 3")."""
-    return owner_name if show_names or viewer.is_teacher or owns(viewer, owner_id) else classmate
 
 
 def class_board(summaries: list[RunSummary], viewer: User, show_names: bool) -> list[BoardRow]:
