@@ -22,6 +22,7 @@ HOSTILE = (BOLD, LINK, RED, TAG, MATHS)
 FOLDER = f"set {LINK} {BOLD}"
 CLASSES = (f"{BOLD} edge", f"{RED} smooth", f"{TAG} {MATHS} spiral")
 EVE = school_account("eve@school.org", f"Eve {LINK} {RED}")
+EVE_USER = account_user(EVE, STUDENT)
 
 
 def raw_pieces(texts: list[str]) -> list[tuple[str, str]]:
@@ -36,24 +37,37 @@ def galaxy_png(seed: int) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture
-def hostile_lab(isolated_settings, monkeypatch):
-    """A folder dataset with hostile folder, class and file names, and a run of Eve's (a hostile name) on it with a
-    hostile title, trained here."""
-    monkeypatch.setenv("GALAXY_LAB_AUTH", "oidc")
-    root = isolated_settings["data"] / FOLDER
+@pytest.fixture(scope="module")
+def _hostile_template(tmp_path_factory) -> dict:
+    """A data root with a folder dataset of hostile folder, class and file names, and two runs of Eve's (a hostile
+    name) on it with hostile titles, trained once for the module (the pages only read them)."""
+    base = tmp_path_factory.mktemp("hostile")
+    root = base / "data" / FOLDER
     for number, name in enumerate(CLASSES):
         (root / name).mkdir(parents=True)
         for image in range(12):
             (root / name / f"{LINK} {TAG} {image}.png").write_bytes(galaxy_png(100 * number + image))
     dataset = {"name": "folder", "path": str(root), "image_size": 16}
-    run = new_run(
-        RunStore(isolated_settings["runs"]), tiny_config(dataset=dataset, epochs=1), account_user(EVE, STUDENT)
-    )
-    assert train_in_this_process(run) == "finished"
-    run.set_title(f"{BOLD} {RED} {TAG}", by="test")
-    give_run(run, account_user(EVE, STUDENT))
-    return run, dataset
+    runs = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GALAXY_LAB_CACHE_DIR", str(base / "cache"))
+        patch.setenv("GALAXY_LAB_DATA_ROOTS", str(base / "data"))
+        for seed in (0, 1):
+            run = new_run(RunStore(base / "runs"), tiny_config(dataset=dataset, epochs=1, seed=seed), EVE_USER)
+            assert train_in_this_process(run) == "finished"
+            run.set_title(f"{BOLD} {RED} {TAG}", by="test")
+            give_run(run, EVE_USER)
+            runs.append(run)
+    return {"data": base / "data", "runs": base / "runs", "dataset": dataset, "run_ids": [run.id for run in runs]}
+
+
+@pytest.fixture
+def hostile_lab(_hostile_template, isolated_settings, monkeypatch):
+    """This test's lab reads the hostile data root and runs; Eve signs in with the school's provider."""
+    monkeypatch.setenv("GALAXY_LAB_AUTH", "oidc")
+    monkeypatch.setenv("GALAXY_LAB_DATA_ROOTS", str(_hostile_template["data"]))
+    monkeypatch.setenv("GALAXY_LAB_RUNS_DIR", str(_hostile_template["runs"]))
+    return _hostile_template
 
 
 PAGES = [
@@ -76,17 +90,14 @@ PAGE_IDS = [f"{page}-{'-'.join(map(str, state.values()))}" for page, state in PA
 
 
 @pytest.mark.parametrize(("page", "state"), PAGES, ids=PAGE_IDS)
-def test_every_page_shows_what_people_bring_as_typed(hostile_lab, isolated_settings, page, state):
-    run, dataset = hostile_lab
-    if page == "compare":
-        twin = new_run(RunStore(run.path.parent), tiny_config(dataset=dataset, epochs=1), account_user(EVE, STUDENT))
-        assert train_in_this_process(twin) == "finished"
-        state = {**state, "compare_runs": [run.id, twin.id]}
+def test_every_page_shows_what_people_bring_as_typed(hostile_lab, page, state):
     from galaxy_core.data import DatasetSpec
 
-    at = open_page(
-        page, signed_in_as=EVE, active_dataset_spec=DatasetSpec.from_dict(dataset), viewed_run=run.id, **state
-    )
+    run_id = hostile_lab["run_ids"][0]
+    if page == "compare":
+        state = {**state, "compare_runs": hostile_lab["run_ids"]}
+    spec = DatasetSpec.from_dict(hostile_lab["dataset"])
+    at = open_page(page, signed_in_as=EVE, active_dataset_spec=spec, viewed_run=run_id, **state)
     assert not at.exception, at.exception
     texts = markdown_texts(at)
     figures = [plotly.io.from_json(figure.proto.spec).to_json() for figure in at.get("plotly_chart")]
@@ -94,7 +105,7 @@ def test_every_page_shows_what_people_bring_as_typed(hostile_lab, isolated_setti
     assert any(word in text for text in shown for word in ("HB", "HL", "HR", "HT", "HM")), "no name shown here"
     assert raw_pieces(texts) == []
     assert all(TAG not in figure for figure in figures)  # Plotly reads <b> and <a href> in its texts
-    assert all(str(isolated_settings["data"]) not in text for text in texts)  # no server folder in any message
+    assert all(str(hostile_lab["data"]) not in text for text in texts)  # no server folder in any message
 
 
 def test_a_dropped_file_and_an_archives_members_are_named_as_typed(hostile_lab):
