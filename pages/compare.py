@@ -4,8 +4,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-from plotly.colors import qualitative
-from plotly.subplots import make_subplots
 
 from galaxy_core.data import describe_spec
 from galaxy_core.evaluation import (
@@ -27,7 +25,7 @@ from galaxy_core.inference import (
 )
 from galaxy_core.prediction import ModelLoadError
 from galaxy_core.training.kinds import describe_run_model
-from galaxy_core.training.records import epoch_records
+from pages.ui.curves import RUN_COLOURS, SYMBOLS, runs_curves_figure
 from pages.ui.display import as_message, confusion_figure, enlarge, label_noise_note, lazy_tabs, plain, plot_text
 from pages.ui.identity import Viewer
 from pages.ui.members import make_ensemble_ui
@@ -38,42 +36,12 @@ from pages.ui.state import get_settings, load_dataset
 MAX_RUNS = 4
 MAX_DISAGREEMENTS = 12
 MAX_SHARED_MISTAKES = 24
-COLOURS = qualitative.Plotly
-SYMBOLS = ("circle", "diamond", "square", "triangle-up")  # a run of one epoch is a point: symbols keep it in sight
-
-
-def curves_figure(entries: list, by_time: bool) -> go.Figure:
-    """Loss and accuracy of each run (one colour per run; solid train, dotted validation)."""
-    figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
-    for number, summary in enumerate(entries):
-        run = summary.run
-        epochs = epoch_records(run_metrics(run))
-        start = summary.started or (epochs[0]["time"] if epochs else 0)
-        x = [(e["time"] - start) / 60 for e in epochs] if by_time else [e["epoch"] for e in epochs]
-        colour = COLOURS[number % len(COLOURS)]
-        for column, key in ((1, "loss"), (2, "accuracy")):
-            for prefix, dash in (("", "solid"), ("val_", "dot")):
-                figure.add_scatter(
-                    x=x,
-                    y=[e.get(prefix + key) for e in epochs],
-                    name=plot_text(f"{summary.name} {'val' if prefix else 'train'}"),
-                    legendgroup=run.id,
-                    showlegend=column == 1,
-                    mode="lines+markers",
-                    line={"color": colour, "dash": dash},
-                    marker={"symbol": SYMBOLS[number % len(SYMBOLS)], "size": 11 - 2 * number},
-                    row=1,
-                    col=column,
-                )
-    figure.update_xaxes(title_text="minutes since the start" if by_time else "epoch")
-    figure.update_yaxes(range=[0, 1.02], row=1, col=2)
-    figure.update_layout(height=420, margin={"t": 40}, legend={"orientation": "h", "y": -0.3})
-    return figure
 
 
 def curves_tab(entries: list) -> None:
     by_time = st.toggle("By wall time instead of epoch", key="compare_by_time")
-    st.plotly_chart(curves_figure(entries, by_time), key="compare_curves")
+    figure = runs_curves_figure([(summary, run_metrics(summary.run)) for summary in entries], by_time)
+    st.plotly_chart(figure, key="compare_curves")
     st.caption("Solid: training; dotted: validation. A widening gap between them is overfitting.")
 
 
@@ -297,7 +265,11 @@ def labels_tab(runs: list, entries: list) -> None:
             },
             name=plot_text(start),
             mode="lines+markers",
-            marker={"symbol": SYMBOLS[number % len(SYMBOLS)], "size": 10, "color": COLOURS[number % len(COLOURS)]},
+            marker={
+                "symbol": SYMBOLS[number % len(SYMBOLS)],
+                "size": 10,
+                "color": RUN_COLOURS[number % len(RUN_COLOURS)],
+            },
             text=[plot_text(point["run"].name) for point in mine],
             hovertemplate="%{text}: %{y:.3f} with %{x} training images<extra></extra>",
         )

@@ -34,6 +34,7 @@ ACTIVE_DATASET_KEY = "active_dataset_spec"
 DEFAULT_DATASET_PROBLEM_KEY = "default_dataset_problem"
 DATASET_PARAM = "dataset"  # the URL's query parameter for the active dataset
 MAX_DATASETS_IN_MEMORY = 3
+REFRESH_SECONDS = 2  # how often a page redraws what changes on its own (runs training, a probe measuring)
 
 
 def get_settings() -> Settings:
