@@ -23,13 +23,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 from PIL import Image
 
+from galaxy_core.answers.explain import gradcam, overlay
+from galaxy_core.answers.inference import load_run_model
+from galaxy_core.answers.uploads import ImageInput, UploadLimits, predict_images, read_uploads
 from galaxy_core.data import PreprocessOptions
-from galaxy_core.explain import gradcam, overlay
-from galaxy_core.inference import load_run_model
 from galaxy_core.models import create_model
 from galaxy_core.training import RunStore
 from galaxy_core.training.config import DEFAULT_MODEL
-from galaxy_core.uploads import ImageInput, UploadLimits, predict_images, read_uploads
 
 GZ1_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "gz1-3class" / "test"
 

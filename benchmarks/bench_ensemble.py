@@ -36,10 +36,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
+from galaxy_core.answers.prediction import load_model_file, predict_in_batches
 from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.data import DatasetSpec, create_dataset
 from galaxy_core.evaluation import balanced_accuracy, balanced_accuracy_interval, confusion_matrix
-from galaxy_core.prediction import load_model_file, predict_in_batches
 from galaxy_core.settings import load_settings
 from galaxy_core.training import RunStore
 from galaxy_core.training.client import new_run, train_in_this_process
@@ -139,7 +139,7 @@ def run_minutes(run) -> float:
 
 
 def one_request(run, members: list, separate_ensemble) -> None:
-    from galaxy_core.members import members_view
+    from galaxy_core.answers.members import members_view
 
     view = members_view(run.summary())
     print(f"\n## One request: {len(members)} seeds of the Recommended recipe trained as one run\n")

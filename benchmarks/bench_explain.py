@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from galaxy_core.explain import default_gradcam_layer, gradcam
+from galaxy_core.answers.explain import default_gradcam_layer, gradcam
 from galaxy_core.models import create_model
 from galaxy_core.training.config import DEFAULT_MODEL
 

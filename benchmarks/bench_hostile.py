@@ -32,9 +32,9 @@ def peak_mb() -> float:
 
 def measure_one(path: Path, name: str) -> dict:
     """In this (fresh) process: read the file as an upload at the server's default limits."""
+    from galaxy_core.answers.uploads import ImageInput, UploadLimits, read_uploads
     from galaxy_core.data import PreprocessOptions
     from galaxy_core.settings import Settings
-    from galaxy_core.uploads import ImageInput, UploadLimits, read_uploads
 
     options, limits = PreprocessOptions(image_size=64, crop_fraction=0.4), UploadLimits.from_settings(Settings())
     data = path.read_bytes()

@@ -28,10 +28,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
+from galaxy_core.answers.review import ACTIONS, load_review, record_review_decisions
 from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.data import DatasetSpec, create_dataset
 from galaxy_core.evaluation import label_issues
-from galaxy_core.review import ACTIONS, load_review, record_review_decisions
 from galaxy_core.settings import load_settings
 from galaxy_core.training import RunStore, estimate
 from galaxy_core.training.client import new_run, train_in_this_process

@@ -22,10 +22,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 
+from galaxy_core.answers.prediction import predict_probabilities
 from galaxy_core.data import DatasetSpec, create_dataset
 from galaxy_core.evaluation import balanced_accuracy, confusion_matrix
 from galaxy_core.models import create_model
-from galaxy_core.prediction import predict_probabilities
 from galaxy_core.settings import load_settings
 from galaxy_core.training.config import PRESETS, preset_config
 from galaxy_core.training.recipe import training_inputs

@@ -30,10 +30,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 
+from galaxy_core.answers.prediction import predict_probabilities
 from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.data import DatasetSpec, create_dataset
 from galaxy_core.evaluation import balanced_accuracy, balanced_accuracy_interval, confusion_matrix
-from galaxy_core.prediction import predict_probabilities
 from galaxy_core.settings import load_settings
 from galaxy_core.training import RunStore
 from galaxy_core.training.client import new_run, train_in_this_process

@@ -20,9 +20,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 from PIL import Image, ImageDraw
 
+from galaxy_core.answers.inference import paired_predictions
 from galaxy_core.data import DatasetSpec, create_dataset
 from galaxy_core.evaluation import balanced_accuracy, confusion_matrix, per_class_share, shared_mistakes
-from galaxy_core.inference import paired_predictions
 from galaxy_core.training import RunState, RunStore
 
 TILE = 150

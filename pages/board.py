@@ -4,10 +4,10 @@ teacher shows names."""
 import pandas as pd
 import streamlit as st
 
+from galaxy_core.answers.members import members_view
 from galaxy_core.classroom.access import Action, may
 from galaxy_core.classroom.board import class_board, class_ensemble_members, class_ensembles
 from galaxy_core.classroom.names import show_names_on_board
-from galaxy_core.members import members_view
 from galaxy_core.training import RunStore
 from pages.ui.display import label_noise_note, plain
 from pages.ui.identity import Viewer

@@ -8,13 +8,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from galaxy_core.data import DatasetError, PreprocessOptions
-from galaxy_core.data.images import SUPPORTED_EXTENSIONS
-from galaxy_core.export import EXPORT_FORMATS, SUFFIXES, export_run
-from galaxy_core.inference import run_class_names
-from galaxy_core.prediction import ModelLoadError
-from galaxy_core.training import Run
-from galaxy_core.uploads import (
+from galaxy_core.answers.export import EXPORT_FORMATS, SUFFIXES, export_run
+from galaxy_core.answers.inference import run_class_names
+from galaxy_core.answers.prediction import ModelLoadError
+from galaxy_core.answers.uploads import (
     ImageInput,
     UploadLimits,
     predict_images,
@@ -22,6 +19,9 @@ from galaxy_core.uploads import (
     read_uploads,
     without_repeats,
 )
+from galaxy_core.data import DatasetError, PreprocessOptions
+from galaxy_core.data.images import SUPPORTED_EXTENSIONS
+from galaxy_core.training import Run
 from pages.ui.display import as_message, enlarge, label_noise_note, plain, plot_text
 from pages.ui.identity import Viewer
 from pages.ui.navigation import run_router
@@ -97,7 +97,7 @@ def dataset_images(spec) -> list[ImageInput]:
 
 
 def result_card(model, image: ImageInput, prediction, class_names: list, number: int) -> None:
-    from galaxy_core.explain import gradcam, overlay
+    from galaxy_core.answers.explain import gradcam, overlay
 
     label = class_names[prediction.label_index]
     chance = prediction.probabilities[prediction.label_index]

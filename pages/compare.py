@@ -5,6 +5,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from galaxy_core.answers.inference import (
+    NotComparableError,
+    comparison_warning,
+    default_comparison,
+    labels_curve,
+    paired_predictions,
+)
+from galaxy_core.answers.prediction import ModelLoadError
 from galaxy_core.data import describe_spec
 from galaxy_core.evaluation import (
     BOOTSTRAP_RESAMPLES,
@@ -16,14 +24,6 @@ from galaxy_core.evaluation import (
     per_class_share,
     shared_mistakes,
 )
-from galaxy_core.inference import (
-    NotComparableError,
-    comparison_warning,
-    default_comparison,
-    labels_curve,
-    paired_predictions,
-)
-from galaxy_core.prediction import ModelLoadError
 from galaxy_core.training.kinds import describe_run_model
 from pages.ui.curves import RUN_COLOURS, SYMBOLS, runs_curves_figure
 from pages.ui.display import as_message, confusion_figure, enlarge, label_noise_note, lazy_tabs, plain, plot_text
@@ -148,7 +148,7 @@ def significance_tab(entries: list) -> None:
 
 
 def disagreements_tab(entries: list) -> None:
-    from galaxy_core.explain import gradcam, overlay
+    from galaxy_core.answers.explain import gradcam, overlay
 
     pair = two_paired_runs(entries, "The disagreement gallery")
     if pair is None:

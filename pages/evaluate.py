@@ -4,6 +4,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from galaxy_core.answers.inference import RunAnswers, run_answers
+from galaxy_core.answers.prediction import ModelLoadError, predict_probabilities
 from galaxy_core.data import DatasetError
 from galaxy_core.evaluation import (
     answers_changed,
@@ -12,8 +14,6 @@ from galaxy_core.evaluation import (
     confident_mistakes,
     summarize,
 )
-from galaxy_core.inference import RunAnswers, run_answers
-from galaxy_core.prediction import ModelLoadError, predict_probabilities
 from galaxy_core.training import RunState
 from pages.ui.display import (
     as_message,

@@ -7,6 +7,8 @@ import numpy as np
 import plotly.express as px
 import streamlit as st
 
+from galaxy_core.answers.prediction import ModelLoadError
+from galaxy_core.answers.uploads import ImageInput, UploadLimits, read_uploads
 from galaxy_core.convolution import (
     KERNELS,
     PADDINGS,
@@ -19,8 +21,6 @@ from galaxy_core.convolution import (
 from galaxy_core.data import DatasetError, to_grayscale
 from galaxy_core.data.images import SUPPORTED_EXTENSIONS, preprocess_array
 from galaxy_core.errors import GalaxyLabError
-from galaxy_core.prediction import ModelLoadError
-from galaxy_core.uploads import ImageInput, UploadLimits, read_uploads
 from pages.ui.display import as_message, enlarge, image_grid, plain
 from pages.ui.identity import Viewer
 from pages.ui.navigation import run_router
@@ -92,7 +92,7 @@ def receptive_field_ui(galaxy: np.ndarray) -> None:
             "TensorFlow: a few seconds the first time."
         )
         return
-    from galaxy_core.explain import default_gradcam_layer, receptive_field, spatial_layer_names
+    from galaxy_core.answers.explain import default_gradcam_layer, receptive_field, spatial_layer_names
     from galaxy_core.models import list_models, model_info
     from galaxy_core.training.config import DEFAULT_MODEL
 
@@ -155,7 +155,7 @@ def trained_layer_ui(galaxy: np.ndarray, viewer: Viewer) -> None:
     except ModelLoadError as error:
         st.error(f"The model cannot be loaded: {as_message(error)}")
         return
-    from galaxy_core.explain import feature_maps, first_conv_filters
+    from galaxy_core.answers.explain import feature_maps, first_conv_filters
 
     rgb = galaxy if galaxy.shape[-1] == 3 else np.repeat(galaxy, 3, axis=-1)
     pixels = preprocess_array(rgb[None], replace(summary.dataset.preprocess, crop_fraction=1.0))[0]

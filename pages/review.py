@@ -5,12 +5,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from galaxy_core.classroom.access import Action, may
-from galaxy_core.classroom.people import User
-from galaxy_core.data import DatasetError
-from galaxy_core.errors import GalaxyLabError
-from galaxy_core.prediction import ModelLoadError
-from galaxy_core.review import (
+from galaxy_core.answers.prediction import ModelLoadError
+from galaxy_core.answers.review import (
     ACTIONS,
     CLASS_MAJORITY,
     Doubt,
@@ -22,6 +18,10 @@ from galaxy_core.review import (
     record_review_decisions,
     review_decisions,
 )
+from galaxy_core.classroom.access import Action, may
+from galaxy_core.classroom.people import User
+from galaxy_core.data import DatasetError
+from galaxy_core.errors import GalaxyLabError
 from pages.ui.display import as_message, enlarge, label_noise_note, plain
 from pages.ui.identity import Viewer
 from pages.ui.navigation import run_router
@@ -40,7 +40,7 @@ DECISION_LABELS = {None: "Undecided", "accepted": "Accept the suggestion", "reje
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _gradcam_overlays(_model, model_file: tuple, image: np.ndarray, classes: tuple) -> list:
-    from galaxy_core.explain import gradcam, overlay
+    from galaxy_core.answers.explain import gradcam, overlay
 
     return [overlay(image, gradcam(_model, image, class_index)[0]) for class_index in classes]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from galaxy_core.uploads import UploadLimits
+from galaxy_core.answers.uploads import UploadLimits
 from tests.uploads import encode, exif_rotated_jpeg, galaxy_photo, mixed_uploads, zip_of
 
 # The limits the corpus is run with: 5 MB a file, 50 MB unpacked and 100 megapixels decoded per request.

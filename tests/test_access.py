@@ -7,11 +7,11 @@ import inspect
 
 import pytest
 
+from galaxy_core.answers.review import class_decisions, load_review, record_review_decisions, review_decisions
 from galaxy_core.classroom.access import Action, NotAllowedError
 from galaxy_core.classroom.names import board_shows_names, show_names_on_board, visible_name
 from galaxy_core.classroom.people import MACHINE_TEACHER, STUDENT, TEACHER, User
 from galaxy_core.classroom.serving import server_settings
-from galaxy_core.review import class_decisions, load_review, record_review_decisions, review_decisions
 from galaxy_core.settings import load_settings
 from galaxy_core.training import RunState
 from galaxy_core.training.client import QueueFullError, ServiceClient, new_run

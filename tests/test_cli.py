@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from galaxy_core.answers.inference import balanced_accuracy_interval_of
 from galaxy_core.cli import build_parser, main
 from galaxy_core.evaluation import LABEL_NOISE_NOTE
-from galaxy_core.inference import balanced_accuracy_interval_of
 from galaxy_core.training import RunStore
 from galaxy_core.training.client import ServiceClient
 from galaxy_core.training.config import PRESETS
@@ -308,7 +308,7 @@ def test_the_command_line_and_the_app_start_without_tensorflow():
     code = (
         "import sys; import galaxy_core.cli as cli; cli.build_parser(); "
         "import pages.ui.state, pages.ui.runs, pages.home; "
-        "import galaxy_core.inference, galaxy_core.uploads, galaxy_core.export; "
+        "import galaxy_core.answers.inference, galaxy_core.answers.uploads, galaxy_core.answers.export; "
         "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=False).returncode == 0

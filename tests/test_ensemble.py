@@ -8,13 +8,13 @@ import zipfile
 import numpy as np
 import pytest
 
+from galaxy_core.answers.export import export_run
+from galaxy_core.answers.members import member_whereabouts, members_view
+from galaxy_core.answers.prediction import load_model_file, predict_probabilities
 from galaxy_core.classroom.people import MACHINE_TEACHER, User
 from galaxy_core.data import create_dataset
 from galaxy_core.errors import InvalidInputError
-from galaxy_core.export import export_run
-from galaxy_core.members import member_whereabouts, members_view
 from galaxy_core.models.ensemble import average_models, ensemble_members
-from galaxy_core.prediction import load_model_file, predict_probabilities
 from galaxy_core.training import RunStore
 from galaxy_core.training.client import ServiceClient, new_run, train_in_this_process
 from galaxy_core.training.kinds import describe_run_model
@@ -214,7 +214,7 @@ def test_the_exported_ensemble_answers_as_the_lab_does(isolated_settings, finish
 
 
 def test_an_ensembles_gradcam_is_its_members_maps_weighted_for_its_own_answer(finished_ensemble):
-    from galaxy_core.explain import gradcam
+    from galaxy_core.answers.explain import gradcam
 
     store = RunStore(finished_ensemble.path.parent)
     members = [load_model_file(store.get(run_id).best_model_path) for run_id in finished_ensemble.config()["members"]]

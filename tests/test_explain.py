@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from galaxy_core.explain import (
+from galaxy_core.answers.explain import (
     colorize,
     default_gradcam_layer,
     embedding,

@@ -29,7 +29,7 @@ def test_gz1_loads_with_the_documented_counts(gz1_path, tmp_path):
 def test_every_test_galaxy_dropped_as_a_file_gives_the_models_dataset_pixels(gz1_path, tmp_path):
     """Classify and `galaxy-lab predict` see what Evaluate sees: each of the 649 test galaxies, read as an upload,
     gives the very pixels the dataset loader gave (so the same answer from any model)."""
-    from galaxy_core.uploads import UploadLimits, read_upload_paths
+    from galaxy_core.answers.uploads import UploadLimits, read_upload_paths
 
     dataset = create_dataset("folder", path=str(gz1_path), image_size=48, crop_fraction=0.4, cache_dir=tmp_path)
     test = dataset.splits["test"]

@@ -9,9 +9,9 @@ import subprocess
 
 import pytest
 
+from galaxy_core.answers.uploads import ImageInput, UploadLimits, read_uploads, without_repeats
 from galaxy_core.cli import main
 from galaxy_core.data import PreprocessOptions
-from galaxy_core.uploads import ImageInput, UploadLimits, read_uploads, without_repeats
 from tests.helpers import open_page
 from tests.hostile import LIMITS, Case, corpus
 

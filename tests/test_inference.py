@@ -6,10 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from galaxy_core.cli import main
-from galaxy_core.data import create_dataset
-from galaxy_core.evaluation import LABEL_NOISE_NOTE, balanced_accuracy_interval
-from galaxy_core.inference import (
+from galaxy_core.answers.inference import (
     NotComparableError,
     comparison_warning,
     default_comparison,
@@ -18,7 +15,7 @@ from galaxy_core.inference import (
     run_answers,
     saved_predictions,
 )
-from galaxy_core.prediction import (
+from galaxy_core.answers.prediction import (
     ModelLoadError,
     align_labels,
     dihedral_views,
@@ -26,6 +23,9 @@ from galaxy_core.prediction import (
     load_model_file,
     predict_probabilities,
 )
+from galaxy_core.cli import main
+from galaxy_core.data import create_dataset
+from galaxy_core.evaluation import LABEL_NOISE_NOTE, balanced_accuracy_interval
 from galaxy_core.training import Run
 from tests.helpers import write_image_folder
 

@@ -10,10 +10,10 @@ was 1.00, 0.93, 0.98 and 0.97, and 0.25, 0.50, 0.42 and 0.50 with the training l
 import numpy as np
 import pytest
 
+from galaxy_core.answers.prediction import load_model_file, predict_probabilities
 from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.data import DatasetSpec, create_dataset
 from galaxy_core.evaluation import balanced_accuracy, confusion_matrix
-from galaxy_core.prediction import load_model_file, predict_probabilities
 from galaxy_core.training import RunStore, TrainConfig
 from galaxy_core.training.client import new_run, train_in_this_process
 

@@ -204,8 +204,8 @@ def test_a_transfer_run_classifies_uploads_and_exports_its_whole_network(finishe
     at.button(key="classify_prepare").click().run()
     assert not at.exception
     assert any(b.proto.label.startswith("Download") for b in at.get("download_button"))
-    from galaxy_core.export import export_run
-    from galaxy_core.prediction import load_model_file
+    from galaxy_core.answers.export import export_run
+    from galaxy_core.answers.prediction import load_model_file
 
     model = load_model_file(export_run(finished_transfer, "keras", isolated_settings["cache"] / "export"))
     names = [layer.name for layer in model.layers]
@@ -226,8 +226,8 @@ def test_an_ensemble_classifies_with_its_members_averaged(finished_ensemble):
     table = at.dataframe[0].value
     assert len(table) == 4
     # Worked out apart from the page: each image's answer from each member's own model file, averaged.
+    from galaxy_core.answers.prediction import load_model_file, predict_probabilities
     from galaxy_core.data import create_dataset
-    from galaxy_core.prediction import load_model_file, predict_probabilities
 
     store = RunStore(finished_ensemble.path.parent)
     members = [load_model_file(store.get(run_id).best_model_path) for run_id in finished_ensemble.config()["members"]]

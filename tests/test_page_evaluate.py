@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from galaxy_core.answers.inference import saved_predictions
 from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.evaluation import LABEL_NOISE_NOTE, balanced_accuracy_interval
-from galaxy_core.inference import saved_predictions
 from galaxy_core.training import RunStore, TrainConfig
 from galaxy_core.training.client import new_run
 from galaxy_core.training.records import short_run_id
@@ -258,10 +258,10 @@ def test_the_train_page_lists_an_ensemble_as_what_it_is(finished_ensemble):
 
 
 def test_a_seed_ensemble_shows_its_curves_and_each_network_by_its_seed(isolated_settings):
+    from galaxy_core.answers.prediction import load_model_file, predict_probabilities
     from galaxy_core.data import create_dataset
     from galaxy_core.evaluation import balanced_accuracy, confusion_matrix
     from galaxy_core.models.ensemble import ensemble_members
-    from galaxy_core.prediction import load_model_file, predict_probabilities
     from galaxy_core.training.client import train_in_this_process
     from tests.helpers import tiny_config
 

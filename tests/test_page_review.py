@@ -4,9 +4,9 @@ import json
 
 import pytest
 
+from galaxy_core.answers.review import load_review, record_review_decisions, review_decisions
 from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.data import DatasetSpec
-from galaxy_core.review import load_review, record_review_decisions, review_decisions
 from pages.review import PER_PAGE
 from tests.conftest import REVIEW_RUN_CONFIG
 from tests.helpers import open_page, unescaped

@@ -6,9 +6,9 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from galaxy_core.answers.inference import balanced_accuracy_interval_of
 from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.data import DatasetSpec, spec_to_link
-from galaxy_core.inference import balanced_accuracy_interval_of
 from galaxy_core.training import RunStore
 from galaxy_core.training.client import new_run
 from pages.ui.display import plain

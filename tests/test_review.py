@@ -6,10 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from galaxy_core.classroom.people import MACHINE_TEACHER
-from galaxy_core.data import create_dataset
-from galaxy_core.prediction import ModelLoadError
-from galaxy_core.review import (
+from galaxy_core.answers.prediction import ModelLoadError
+from galaxy_core.answers.review import (
     ReviewError,
     has_review,
     label_changes_from_csv,
@@ -17,6 +15,8 @@ from galaxy_core.review import (
     record_review_decisions,
     review_decisions,
 )
+from galaxy_core.classroom.people import MACHINE_TEACHER
+from galaxy_core.data import create_dataset
 from galaxy_core.training import RunState, RunStore
 from galaxy_core.training.client import new_run, train_in_this_process
 from galaxy_core.training.kinds import describe_run_model
@@ -197,8 +197,8 @@ def test_a_remote_review_lands_in_the_run_folder(isolated_settings):
 
 
 def test_each_reviewer_keeps_their_own_decisions_and_the_class_has_a_majority(finished_review):
+    from galaxy_core.answers.review import CLASS_MAJORITY, class_decisions
     from galaxy_core.classroom.people import STUDENT, User
-    from galaxy_core.review import CLASS_MAJORITY, class_decisions
 
     ada, bob, cy = (User(name.lower(), name, STUDENT) for name in ("Ada", "Bob", "Cy"))
     doubts = load_review(finished_review.summary(), MACHINE_TEACHER).doubts

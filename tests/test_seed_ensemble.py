@@ -4,13 +4,13 @@ stop keeps the networks that finished an epoch; sizes out of range are refused b
 import numpy as np
 import pytest
 
+from galaxy_core.answers.members import members_view
+from galaxy_core.answers.prediction import load_model_file, predict_probabilities
 from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.data import create_dataset
 from galaxy_core.errors import InvalidInputError
 from galaxy_core.evaluation import balanced_accuracy, confusion_matrix
-from galaxy_core.members import members_view
 from galaxy_core.models.ensemble import ensemble_members
-from galaxy_core.prediction import load_model_file, predict_probabilities
 from galaxy_core.training import RunState, RunStore
 from galaxy_core.training.client import new_run, train_in_this_process
 from galaxy_core.training.kinds import describe_run_model

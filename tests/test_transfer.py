@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
+from galaxy_core.answers.prediction import load_model_file, predict_probabilities
 from galaxy_core.classroom.people import MACHINE_TEACHER, User
 from galaxy_core.data import DatasetSpec, create_dataset
 from galaxy_core.errors import InvalidInputError
-from galaxy_core.prediction import load_model_file, predict_probabilities
 from galaxy_core.training import RunStore, TrainConfig
 from galaxy_core.training.client import ServiceClient, new_run, train_in_this_process
 from galaxy_core.training.features import base_features, model_digest, prune

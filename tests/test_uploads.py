@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
+from galaxy_core.answers.export import export_run
+from galaxy_core.answers.inference import load_run_model
+from galaxy_core.answers.uploads import ImageInput, RejectedFile, UploadLimits, read_uploads, without_repeats
 from galaxy_core.cli import main
 from galaxy_core.data import PreprocessOptions
 from galaxy_core.data.images import open_image, preprocess_pil
-from galaxy_core.export import export_run
-from galaxy_core.inference import load_run_model
-from galaxy_core.uploads import ImageInput, RejectedFile, UploadLimits, read_uploads, without_repeats
 from tests.uploads import encode, exif_rotated_jpeg, galaxy_photo, mixed_uploads, zip_of
 
 OPTIONS = PreprocessOptions(image_size=32)

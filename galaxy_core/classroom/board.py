@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from galaxy_core.answers.inference import balanced_accuracy_interval_of
 from galaxy_core.classroom.names import visible_name
 from galaxy_core.classroom.people import User
-from galaxy_core.inference import balanced_accuracy_interval_of
 from galaxy_core.training import RunState, RunSummary
 from galaxy_core.training.fair_share import owner_of
 

@@ -6,13 +6,13 @@ import json
 import sys
 from pathlib import Path
 
+from galaxy_core.answers.export import EXPORT_FORMATS, export_run
+from galaxy_core.answers.inference import load_run_model, run_class_names, run_dataset_spec
+from galaxy_core.answers.prediction import EVALUATION_SPLITS, evaluate_model
+from galaxy_core.answers.uploads import ImageInput, UploadLimits, predict_images, prediction_rows, read_upload_paths
 from galaxy_core.cli.common import WHICH_MODEL, WITH_TTA, interval_words, store_for, terminal_progress
 from galaxy_core.data import create_dataset, dataset_names_help, spec_from_name
 from galaxy_core.evaluation import LABEL_NOISE_NOTE, balanced_accuracy_interval
-from galaxy_core.export import EXPORT_FORMATS, export_run
-from galaxy_core.inference import load_run_model, run_class_names, run_dataset_spec
-from galaxy_core.prediction import EVALUATION_SPLITS, evaluate_model
-from galaxy_core.uploads import ImageInput, UploadLimits, predict_images, prediction_rows, read_upload_paths
 
 
 def evaluate_command(commands) -> None:

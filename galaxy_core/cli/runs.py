@@ -6,11 +6,11 @@ import json
 import subprocess
 import sys
 
+from galaxy_core.answers.review import CLASS_MAJORITY, load_review, record_review_decisions
 from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.cli.common import ONE_RUN, RUNS_DIR, client_for, store_for, wait_passing_signals_on
 from galaxy_core.errors import GalaxyLabError
 from galaxy_core.evaluation import LABEL_NOISE_NOTE
-from galaxy_core.review import CLASS_MAJORITY, load_review, record_review_decisions
 from galaxy_core.training import RunState, RunSummary
 from galaxy_core.training.kinds import describe_run_model
 

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from galaxy_core.answers.inference import balanced_accuracy_interval_of
+from galaxy_core.answers.review import ACTIONS, ReviewError, label_changes_from_csv
 from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.cli.common import (
     RUNS_DIR,
@@ -20,8 +22,6 @@ from galaxy_core.data import PreprocessOptions
 from galaxy_core.data.augment import AugmentOptions
 from galaxy_core.errors import InvalidInputError
 from galaxy_core.evaluation import LABEL_NOISE_NOTE
-from galaxy_core.inference import balanced_accuracy_interval_of
-from galaxy_core.review import ACTIONS, ReviewError, label_changes_from_csv
 from galaxy_core.training import RunState
 from galaxy_core.training.config import (
     DEFAULT_PRESET,

@@ -83,7 +83,7 @@ def _read(path: Path, dataset: Dataset) -> BaseFeatures | None:
 def base_features(feature_model, base_digest: str, cut: str, dataset: Dataset, cache_dir: Path | None) -> BaseFeatures:
     """Every split's images, and the test images' 8 views, through `feature_model` once; with `cache_dir`, the
     result is kept for the next run with the same base, cut and data."""
-    from galaxy_core.prediction import predict_in_batches, predict_views
+    from galaxy_core.answers.prediction import predict_in_batches, predict_views
 
     path = None
     if cache_dir is not None:

@@ -13,7 +13,7 @@
         best.keras, final.keras, fold-N.keras   models (each replaced atomically)
         base.keras         the model a run starts from (a transfer run's base), copied in when it is queued
         evaluation.json, predictions.npz        the test evaluation
-        review.npz, review-decisions.json       a label review's (galaxy_core.review says what they hold)
+        review.npz, review-decisions.json       a label review's (galaxy_core.answers.review says what they hold)
         tensorboard/       TensorBoard event files
         worker.out         what the worker process printed (local executor)
         .reserve           disk space kept so that the final status can be written on a full disk
@@ -45,9 +45,9 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from galaxy_core.answers.prediction import ModelLoadError
 from galaxy_core.errors import GalaxyLabError, InvalidInputError
 from galaxy_core.files import replaced_atomically, write_bytes_atomically, write_json_atomically
-from galaxy_core.prediction import ModelLoadError
 from galaxy_core.training.lifecycle import Outcome, RunState, check_transition
 from galaxy_core.training.records import RunSummary, merged_status, state_of
 

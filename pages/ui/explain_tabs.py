@@ -5,12 +5,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from galaxy_core.answers.inference import RunAnswers
 from galaxy_core.errors import GalaxyLabError
 from galaxy_core.evaluation import (
     cell_members,
     confident_mistakes,
 )
-from galaxy_core.inference import RunAnswers
 from pages.ui.display import (
     as_message,
     enlarge,
@@ -33,7 +33,7 @@ AGREEING_MAPS = 0.5  # the correlation above which Grad-CAM and occlusion are sa
 
 @st.cache_data(max_entries=8, show_spinner="Reading the network's features of every test image…")
 def _features_2d(_model, model_file: tuple, _images: np.ndarray, images_key: tuple):
-    from galaxy_core.explain import embedding, project_2d
+    from galaxy_core.answers.explain import embedding, project_2d
 
     return project_2d(embedding(_model, _images))
 
@@ -52,7 +52,7 @@ def image_picker(data: RunAnswers) -> int:
 
 
 def gradcam_tab(data: RunAnswers, whole_ensemble: bool = False) -> None:
-    from galaxy_core.explain import default_gradcam_layer, gradcam, overlay, spatial_layer_names
+    from galaxy_core.answers.explain import default_gradcam_layer, gradcam, overlay, spatial_layer_names
 
     left, right = st.columns(2)
     with left:
@@ -93,7 +93,7 @@ def gradcam_tab(data: RunAnswers, whole_ensemble: bool = False) -> None:
 def explained_image(data: RunAnswers, index: int, classes: list, layer: str | None = None) -> None:
     """One test image with, for each chosen class, its Grad-CAM map above its occlusion map, and whether they
     agree."""
-    from galaxy_core.explain import gradcam, map_agreement, occlusion, overlay
+    from galaxy_core.answers.explain import gradcam, map_agreement, occlusion, overlay
 
     image = data.images[index]
     width = max(4, 1 + len(classes))
@@ -191,7 +191,7 @@ def feature_map_tab(data: RunAnswers, model_file: tuple) -> None:
 
 
 def inside_tab(data: RunAnswers) -> None:
-    from galaxy_core.explain import feature_maps, first_conv_filters, spatial_layer_names
+    from galaxy_core.answers.explain import feature_maps, first_conv_filters, spatial_layer_names
 
     layers = spatial_layer_names(data.model)
     if not layers:  # an ensemble: its layers are its members'

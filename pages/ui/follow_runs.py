@@ -10,9 +10,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from galaxy_core.answers.review import has_review
 from galaxy_core.classroom.access import Action, may
 from galaxy_core.data import describe_spec
-from galaxy_core.review import has_review
 from galaxy_core.training import Run, RunState, RunSummary
 from galaxy_core.training.client import ServiceClient
 from galaxy_core.training.fair_share import queue_positions

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from galaxy_core.answers.inference import RunAnswers
+from galaxy_core.answers.members import MembersView, member_whereabouts, members_view
 from galaxy_core.classroom.people import User
 from galaxy_core.errors import GalaxyLabError
 from galaxy_core.evaluation import balanced_accuracy_interval
-from galaxy_core.inference import RunAnswers
-from galaxy_core.members import MembersView, member_whereabouts, members_view
 from galaxy_core.training import RunStore
 from galaxy_core.training.client import ServiceClient
 from galaxy_core.training.kinds.ensemble import ensemble_config

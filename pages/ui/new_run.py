@@ -6,13 +6,20 @@ from dataclasses import replace
 
 import streamlit as st
 
+from galaxy_core.answers.review import (
+    ACTIONS,
+    CLASS_MAJORITY,
+    class_decisions,
+    has_review,
+    load_review,
+    review_decisions,
+)
 from galaxy_core.classroom.access import Action, may
 from galaxy_core.classroom.people import User
 from galaxy_core.data import DatasetSpec
 from galaxy_core.data.augment import AugmentOptions
 from galaxy_core.errors import GalaxyLabError
 from galaxy_core.models import list_models, model_info
-from galaxy_core.review import ACTIONS, CLASS_MAJORITY, class_decisions, has_review, load_review, review_decisions
 from galaxy_core.training import RunSummary, TrainConfig
 from galaxy_core.training.client import ServiceClient
 from galaxy_core.training.config import (

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from galaxy_core.answers.inference import balanced_accuracy_interval_of
 from galaxy_core.data import describe_spec
-from galaxy_core.inference import balanced_accuracy_interval_of
 from galaxy_core.training import Run, RunState, RunStore, RunSummary
 from pages.ui.display import as_message
 from pages.ui.identity import Viewer
@@ -34,7 +34,7 @@ def model_label(name: str) -> str:
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
 def _cached_model(path: str, modified: float):
     """A loaded model, shared by every session; `modified` makes a rewritten file load afresh."""
-    from galaxy_core.prediction import load_model_file
+    from galaxy_core.answers.prediction import load_model_file
 
     return load_model_file(Path(path))
 

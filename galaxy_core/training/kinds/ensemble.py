@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from galaxy_core.answers.prediction import ModelLoadError
 from galaxy_core.data import Dataset
 from galaxy_core.errors import InvalidInputError
-from galaxy_core.prediction import ModelLoadError
 from galaxy_core.training.config import TrainConfig
 from galaxy_core.training.kinds.registry import register_kind, used_run_summary
 from galaxy_core.training.kinds.train import evaluate_test_split
@@ -131,7 +131,7 @@ def describe(config: dict) -> str:
 )
 def make_ensemble(run, config: TrainConfig, dataset: Dataset, observers: Sequence = ()) -> Outcome:
     """Load the members, keep the model that averages them, test it and keep each member's answers."""
-    from galaxy_core.prediction import load_model_file
+    from galaxy_core.answers.prediction import load_model_file
 
     run.report_progress(
         message=f"loading its {len(config.members)} members",
@@ -153,8 +153,8 @@ def make_ensemble(run, config: TrainConfig, dataset: Dataset, observers: Sequenc
 def answer_as_one(run, members: list, weights: list[float], dataset: Dataset) -> dict:
     """Keep the model averaging `members` as the run's best model, and its test answers (and each member's);
     returns the run's test figures ({} without a test split). A label review's fold models end this way too."""
+    from galaxy_core.answers.prediction import predict_views
     from galaxy_core.models.ensemble import average_models, normalised_weights
-    from galaxy_core.prediction import predict_views
 
     ensemble = average_models(members, weights)
     run.report_progress(parameters=ensemble.count_params())

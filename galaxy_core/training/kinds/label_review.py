@@ -5,9 +5,9 @@ The training split is cut into k stratified folds; k models of one recipe each t
 the recipe's number of epochs (no validation split, no early stopping: every fold gets the same training) and
 predict the fold they did not see. `galaxy_core.evaluation.label_issues` then ranks the images whose label those
 predictions doubt. A review run keeps the probabilities and the ranking (its "review" arrays, read by
-galaxy_core.review) and the k fold models (for Grad-CAM), which then answer as one: their ensemble is the run's best
-model, tested like any run's (galaxy_core.training.kinds.ensemble). Importing this module does not import
-TensorFlow: pages check a number of folds with it.
+galaxy_core.answers.review) and the k fold models (for Grad-CAM), which then answer as one: their ensemble is the
+run's best model, tested like any run's (galaxy_core.training.kinds.ensemble). Importing this module does not
+import TensorFlow: pages check a number of folds with it.
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ def out_of_fold_probabilities(
     filled stay zero)."""
     import keras
 
+    from galaxy_core.answers.prediction import predict_probabilities
     from galaxy_core.models import create_model
-    from galaxy_core.prediction import predict_probabilities
 
     check_folds(dataset, config.folds)
     train = dataset.splits["train"]

@@ -11,8 +11,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from galaxy_core.answers.prediction import VIEW_COUNT
 from galaxy_core.errors import InvalidInputError
-from galaxy_core.prediction import VIEW_COUNT
 from galaxy_core.training.records import RunSummary
 from galaxy_core.training.store import RunNotFoundError, RunStore
 

@@ -36,7 +36,7 @@ class TrainingCallbacks:
     def for_run(cls, run, config: TrainConfig, dataset: Dataset, planned: int) -> TrainingCallbacks:
         import keras
 
-        from galaxy_core.prediction import VIEW_COUNT
+        from galaxy_core.answers.prediction import VIEW_COUNT
         from galaxy_core.training.callbacks import ProgressReport, StopOnRequest, ValidationMetrics
 
         stop = StopOnRequest(run)
@@ -135,8 +135,8 @@ def evaluate_test_split(model, run, dataset: Dataset, views=None) -> dict:
     """Test-split predictions and metrics, plain and averaged over the 8 flips and rotations (TTA), saved for the
     evaluation pages; returns the run's test figures ({} without a test split). `views`: the model's probabilities
     of the 8 views, (8, N, classes), when the caller has them (a transfer run's head, from cached features)."""
+    from galaxy_core.answers.prediction import predict_views
     from galaxy_core.evaluation import summarize
-    from galaxy_core.prediction import predict_views
 
     test = dataset.splits["test"]
     if not len(test):

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from galaxy_core.answers.prediction import ModelLoadError
 from galaxy_core.data import Dataset, DatasetSpec
 from galaxy_core.data.augment import AugmentOptions
 from galaxy_core.errors import InvalidInputError
-from galaxy_core.prediction import ModelLoadError
 from galaxy_core.training.config import TrainConfig
 from galaxy_core.training.kinds.registry import register_kind, used_run_summary
 from galaxy_core.training.kinds.train import TrainingCallbacks, evaluate_test_split
@@ -285,7 +285,7 @@ def _fine_tune(run, config: TrainConfig, dataset: Dataset, network, head_watcher
 )
 def transfer(run, config: TrainConfig, dataset: Dataset, observers: Sequence = ()) -> Outcome:
     """A new head on a trained base, then (optionally) the top of the base fine-tuned."""
-    from galaxy_core.prediction import load_model_file
+    from galaxy_core.answers.prediction import load_model_file
     from galaxy_core.settings import load_settings
     from galaxy_core.training.features import base_features, model_digest
 
@@ -334,7 +334,7 @@ def transfer(run, config: TrainConfig, dataset: Dataset, observers: Sequence = (
 
 
 def _head_views(head, test_views: np.ndarray) -> np.ndarray:
-    from galaxy_core.prediction import predict_in_batches
+    from galaxy_core.answers.prediction import predict_in_batches
 
     count = test_views.shape[1]
     flat = test_views.reshape(8 * count, *test_views.shape[2:])
@@ -357,7 +357,7 @@ def _check_feature_memory(extractor, dataset: Dataset, cut: str) -> None:
 
 
 def _outcome(run, dataset: Dataset, done: int, stopped: bool, planned: int, views=None) -> Outcome:
-    from galaxy_core.prediction import load_model_file
+    from galaxy_core.answers.prediction import load_model_file
 
     run.report_progress(message="evaluating on the test split")
     model = None if views is not None else load_model_file(run.best_model_path)

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from galaxy_core.answers.prediction import predict_in_batches
 from galaxy_core.convolution import same_padding
 from galaxy_core.errors import InvalidInputError
-from galaxy_core.prediction import predict_in_batches
 
 LOGITS_LAYER = "logits"
 GRADCAM_BATCH = 32

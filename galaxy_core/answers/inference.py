@@ -1,5 +1,5 @@
 """Answers from a trained run: its model, its saved test predictions, its view of a test set, and whether runs
-can be compared. Pure prediction (no runs) is galaxy_core.prediction; the files are the run store's."""
+can be compared. Pure prediction (no runs) is galaxy_core.answers.prediction; the files are the run store's."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from galaxy_core.answers.prediction import align_labels, load_model_file, predict_probabilities
 from galaxy_core.data import Dataset, DatasetError, DatasetSpec
 from galaxy_core.errors import InvalidInputError
 from galaxy_core.evaluation import balanced_accuracy_interval
-from galaxy_core.prediction import align_labels, load_model_file, predict_probabilities
 from galaxy_core.training.records import short_run_id
 from galaxy_core.training.store import Run, RunSummary
 

@@ -275,7 +275,7 @@ def prediction_rows(uploads: list[Upload], predictions: list[Prediction], class_
 
 def predict_images(model, images: list[ImageInput], *, tta: bool = False) -> list[Prediction]:
     """Class probabilities per image; with `tta`, the mean over the 8 flips and rotations and its spread."""
-    from galaxy_core.prediction import predict_probabilities, predict_views
+    from galaxy_core.answers.prediction import predict_probabilities, predict_views
 
     if not images:
         return []

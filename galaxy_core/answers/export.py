@@ -12,8 +12,8 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from galaxy_core.answers.inference import load_run_model, run_class_names
 from galaxy_core.errors import InvalidInputError
-from galaxy_core.inference import load_run_model, run_class_names
 from galaxy_core.training.kinds import describe_run_model
 from galaxy_core.training.store import Run
 
