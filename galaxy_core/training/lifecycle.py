@@ -4,10 +4,20 @@ end that the run itself could not record (a signal, a full disk, a lost node).
     queued ──> running ──> finished | stopped | failed | interrupted
        └─────> stopped | failed            (stopped before it started; could not start)
 
-The code that trains a run never moves it between states: it reports progress and returns an `Outcome`. The
-training service (galaxy_core.training.supervisor, or `train_in_this_process` for a run trained in the caller's
-own process) alone moves a run, through the run store's `Run.move_to`, which checks the move against
-`TRANSITIONS`: an illegal move is a bug, and raises.
+The code that trains a run never moves it between states: it reports progress and returns an `Outcome`. Every
+move goes through the run store's `Run.move_to`, which checks it against `TRANSITIONS` (an illegal move is a bug,
+and raises), and is made by one of two, under the runs folder's scheduler lock (galaxy_core.training.service):
+
+- the training service (galaxy_core.training.supervisor): queued -> running when it starts a run, and a running
+  run's end (the outcome its worker wrote, or interrupted when the worker is gone); `train_in_this_process` is
+  the service of a run trained in the caller's own process;
+- the person who asks (galaxy_core.training.client.ServiceClient, in a page's or the CLI's process): queued ->
+  stopped on Stop or Delete, and a running run restored from the trash -> interrupted (its worker went with its
+  folder). A running run asked to stop is not moved by the asker: its training sees the request and ends with
+  its outcome.
+
+What a person sees of a run's state is read in one place, `RunSummary.read` (galaxy_core.training.records), which
+merges the status with what the training reports while it trains.
 """
 
 from __future__ import annotations

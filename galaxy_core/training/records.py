@@ -5,13 +5,25 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
 from galaxy_core.data import DatasetSpec, check_spec
 from galaxy_core.training.lifecycle import RunState
 
-if TYPE_CHECKING:
-    from galaxy_core.training.store import Run
+
+class RunFolder(Protocol):
+    """What a summary needs of its run's folder (galaxy_core.training.store.Run, which the store hands in: the
+    records sit below the store, and never import it)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def best_model_path(self) -> Path: ...
+
+    @property
+    def final_model_path(self) -> Path: ...
 
 DEFAULT_MESSAGES = {
     RunState.QUEUED: "waiting for a training slot",
@@ -105,7 +117,7 @@ def merged_status(status: dict, progress: dict) -> dict:
 class RunSummary:
     """What pages, the CLI and benchmarks know of a run: its config, status and progress, typed and checked."""
 
-    run: Run
+    run: RunFolder  # a galaxy_core.training.store.Run
     config: dict
     dataset: DatasetSpec  # the config's, parsed and checked once
     state: RunState
@@ -139,7 +151,7 @@ class RunSummary:
     train_images: int | None  # the images it trained on (after any review's or few labels' cut), once loaded
 
     @classmethod
-    def read(cls, run: Run, config: dict, status: dict, title: str = "") -> RunSummary:
+    def read(cls, run: RunFolder, config: dict, status: dict, title: str = "") -> RunSummary:
         """The summary of a run's config, (merged) status and title."""
         dataset, state = checked_config(config), state_of(status)
         names = status.get("class_names")

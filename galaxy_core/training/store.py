@@ -2,8 +2,8 @@
 
     <runs root>/<run id>/
         config.json        what was asked (written once)
-        status.json        the run's state and what the training service recorded (rewritten atomically; only
-                           the service writes it, through `Run.move_to`, which checks the move)
+        status.json        the run's state and what was recorded with it (rewritten atomically, through
+                           `Run.move_to`, which checks the move; who moves a run: galaxy_core.training.lifecycle)
         progress.json      what the training reported while it trained (rewritten atomically; only the training)
         outcome.json       how the training says the run ended, for the service to record
         metrics.jsonl      one JSON object per line, append-only, flushed at once
@@ -359,9 +359,9 @@ class Run:
     # Writing. The training service moves the run between states; the training reports progress and its outcome.
 
     def move_to(self, state: RunState | str, **fields) -> dict:
-        """The training service's one way to change a run's state (IllegalTransitionError for a move its life does
-        not allow), recording `fields` with it. A final state can be written on a full disk: the space it needs is
-        kept in reserve from the run's creation."""
+        """The one way to change a run's state (IllegalTransitionError for a move its life does not allow; the
+        training service's moves and an asker's, galaxy_core.training.lifecycle), recording `fields` with it. A
+        final state can be written on a full disk: the space it needs is kept in reserve from the run's creation."""
         state = RunState(state)
         previous = self.status()
         check_transition(state_of(previous), state)
