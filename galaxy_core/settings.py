@@ -67,7 +67,7 @@ LIMITS = {
 EXECUTORS = ("local", "ray")
 # Where runs train and what each asks of a Ray cluster (galaxy_core.training.supervisor).
 SERVICE_KEYS = ("executor", "ray_address", "run_num_cpus", "run_num_gpus")
-# Who is who (README, "Serving a class"): no sign-in, the school's OpenID Connect provider, or the lab's roster.
+# Who is who (docs/admin.md, "Serving a class"): no sign-in, the school's OpenID Connect provider, or the lab's roster.
 AUTH_MODES = ("none", "oidc", "roster")
 CLASS_KEYS = ("auth", "teachers", "sign_in_domains", "trust_unverified_email", "trusted_proxies")
 # What a [dataset_defaults."<folder>"] table may set: the preprocessing every source shares and the folder source's
@@ -298,7 +298,7 @@ def _texts(key: str, value: object, where: str) -> tuple[str, ...]:
 
 
 def _class_settings(file: SettingsFile | None, environ: Mapping[str, str]) -> dict:
-    """Who is who (README, "Serving a class") from the file, then the variables."""
+    """Who is who (docs/admin.md, "Serving a class") from the file, then the variables."""
     chosen = _chosen(CLASS_KEYS, file, environ)
     result: dict = {}
     auth, where = chosen.get("auth", ("none", "the built-in default"))

@@ -30,7 +30,7 @@ def exposure_warnings(settings, address: str | None) -> list[str]:
     if settings.auth == "none" and not is_loopback(address):
         warnings.append(
             'Sign-in is off (auth = "none") and the lab is served beyond this machine: anyone who can open it is the '
-            'teacher. Serve it on 127.0.0.1, or set auth = "roster" or "oidc" (README, Serving a class).'
+            'teacher. Serve it on 127.0.0.1, or set auth = "roster" or "oidc" (docs/admin.md, "Serving a class").'
         )
     if settings.auth == "oidc" and settings.trust_unverified_email:
         warnings.append(

@@ -66,7 +66,8 @@ def _with_base(constructor, file_name, *, input_shape, mode, weights, base_train
         if layer.name != "preprocess" and not isinstance(layer, keras.layers.InputLayer):
             layer.trainable = base_trainable
         if isinstance(layer, keras.layers.BatchNormalization):
-            # MobileNetV2's 0.999 kept validation at chance for 4+ epochs from scratch on gz1-3class (README).
+            # MobileNetV2's 0.999 kept validation at chance for 4+ epochs from scratch on gz1-3class
+            # (docs/contributing.md, "Decisions worth knowing").
             layer.momentum = BATCH_NORM_MOMENTUM
     return inputs, base.output, source
 

@@ -166,8 +166,8 @@ class Preset:
     settings: dict  # TrainConfig fields (model_options included)
 
 
-# Chosen on gz1-3class validation figures within a CPU budget (benchmarks/bench_time_to_accuracy.py; README, "The
-# default model"); the test figures only check the goals.
+# Chosen on gz1-3class validation figures within a CPU budget (benchmarks/bench_time_to_accuracy.py;
+# docs/teacher.md, "The default model"); the test figures only check the goals.
 # Every preset: Adam with cosine decay over the run, batch 64, balanced class weights, the best checkpoint (and early
 # stopping, where on) by validation balanced accuracy. The recommended one validates and keeps its weights averaged
 # over the steps (momentum 0.98: about the last 50 steps); the quick one's 8 epochs are too few for the average to

@@ -75,7 +75,7 @@ def _sign_in_screen(settings: Settings, refusal: str) -> None:
         if not _provider_configured():
             st.error(
                 'This lab signs in with the school\'s OpenID Connect provider (auth = "oidc"), and its settings are '
-                "missing: an [auth] section in .streamlit/secrets.toml (README, Serving a class)."
+                "missing: an [auth] section in .streamlit/secrets.toml (docs/admin.md, 'Serving a class')."
             )
         elif refusal:
             st.button("Sign out", on_click=st.logout)
