@@ -43,7 +43,8 @@ from galaxy_core.evaluation import balanced_accuracy, balanced_accuracy_interval
 from galaxy_core.settings import load_settings
 from galaxy_core.training import RunStore
 from galaxy_core.training.client import new_run, train_in_this_process
-from galaxy_core.training.config import TrainConfig, label_review_config, preset_config
+from galaxy_core.training.config import TrainConfig, preset_config
+from galaxy_core.training.kinds.label_review import label_review_config
 
 GZ1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "gz1-3class"
 RUNS = Path(__file__).resolve().parent / ".runs" / "ensemble"

@@ -35,7 +35,8 @@ from galaxy_core.evaluation import label_issues
 from galaxy_core.settings import load_settings
 from galaxy_core.training import RunStore, estimate
 from galaxy_core.training.client import new_run, train_in_this_process
-from galaxy_core.training.config import label_review_config, preset_config
+from galaxy_core.training.config import preset_config
+from galaxy_core.training.kinds.label_review import label_review_config
 
 GZ1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "gz1-3class"
 

@@ -165,3 +165,48 @@ def long_functions(paths) -> list[str]:
 def test_no_function_is_over_60_lines_outside_the_tests():
     paths = [*LIBRARY.rglob("*.py"), *(ROOT / "pages").rglob("*.py"), ROOT / "app.py", *ROOT.glob("benchmarks/*.py")]
     assert not long_functions(paths), long_functions(paths)
+
+
+def kind_references(tree: ast.AST, kinds: set[str]) -> list[int]:
+    """The lines where code names a run kind: compares something with a kind's name, or sets a config's kind."""
+
+    def names_a_kind(node) -> bool:
+        if isinstance(node, ast.Constant):
+            return node.value in kinds
+        return isinstance(node, ast.Tuple | ast.List | ast.Set) and any(names_a_kind(item) for item in node.elts)
+
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and any(names_a_kind(part) for part in [node.left, *node.comparators]):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.keyword) and node.arg == "kind" and names_a_kind(node.value):
+            lines.append(node.value.lineno)
+        elif isinstance(node, ast.Dict):
+            pairs = zip(node.keys, node.values, strict=True)
+            lines += [
+                value.lineno
+                for key, value in pairs
+                if isinstance(key, ast.Constant) and key.value == "kind" and names_a_kind(value)
+            ]
+    return lines
+
+
+def test_a_run_kind_is_named_only_in_its_own_module():
+    """What a kind is and does lives in training/kinds/ (its traits tell readers what they need); no page, board,
+    CLI or reader compares a run with a kind's name or makes a config of a kind by name. (The default kind, "train",
+    is also a split's name, and the configs' default: it is left out.)"""
+    from galaxy_core.training.config import DEFAULT_KIND
+    from galaxy_core.training.kinds import RUN_KINDS
+
+    kinds = set(RUN_KINDS) - {DEFAULT_KIND}
+    outside = [
+        path
+        for path in [*LIBRARY.rglob("*.py"), *(ROOT / "pages").rglob("*.py"), ROOT / "app.py"]
+        if "kinds" not in path.relative_to(ROOT).parts
+    ]
+    found = {
+        str(path.relative_to(ROOT)): lines
+        for path in outside
+        if (lines := kind_references(ast.parse(path.read_text()), kinds))
+    }
+    assert not found, f"kinds named outside galaxy_core/training/kinds: {found}"

@@ -89,11 +89,9 @@ def members_view(summary: RunSummary) -> MembersView | None:
     if saved is None or predictions is None or not needed <= saved.keys():
         return None
     probabilities = saved["probabilities"]
-    if summary.is_label_review:
-        names = [f"fold {number}" for number in range(1, len(probabilities) + 1)]
-    elif summary.kind == "seed_ensemble":
-        first = summary.config.get("seed", 0)  # a stopped run kept its first networks
-        names = [f"seed {first + number}" for number in range(len(probabilities))]
+    named = summary.traits.member_names
+    if named is not None:
+        names = named(summary.config, len(probabilities))
     else:
         names = [f"run {short_run_id(run_id)}" for run_id in summary.config.get("members") or ()]
     if len(names) != len(probabilities) or not np.array_equal(saved["source_ids"], predictions["source_ids"]):

@@ -16,10 +16,6 @@ from galaxy_core.classroom.people import User
 from galaxy_core.training import RunState, RunSummary
 from galaxy_core.training.fair_share import owner_of
 
-# Runs that are not one person's network: a label review's folds, and ensembles (of anyone's runs), which have a
-# section of their own.
-NOT_ONES_OWN = ("label_review", "ensemble")
-
 
 @dataclass(frozen=True)
 class BoardRow:
@@ -39,7 +35,8 @@ def class_board(summaries: list[RunSummary], viewer: User, show_names: bool) -> 
     """One row per person who trained, the best first; names as `viewer` may see them."""
     people: dict[str, list[RunSummary]] = {}
     for summary in summaries:
-        if summary.state is not RunState.QUEUED and summary.kind not in NOT_ONES_OWN:
+        # Not on it: a label review's folds, and ensembles of anyone's runs (the board has a section for those).
+        if summary.state is not RunState.QUEUED and summary.traits.ones_own:
             people.setdefault(owner_of(summary), []).append(summary)
     rows = []
     for owner, runs in people.items():
@@ -73,5 +70,5 @@ def class_ensemble_members(rows: list[BoardRow]) -> list[RunSummary]:
 
 def class_ensembles(summaries: list[RunSummary]) -> list[RunSummary]:
     """The ensembles with test results, the best first."""
-    made = [summary for summary in summaries if summary.kind == "ensemble" and summary.has_test_results]
+    made = [s for s in summaries if s.is_ensemble and not s.traits.ones_own and s.has_test_results]
     return sorted(made, key=lambda summary: -summary.test_balanced_accuracy)

@@ -31,13 +31,12 @@ from galaxy_core.training.config import (
     REVIEW_PRESET,
     SCHEDULES,
     VALIDATION_SOURCES,
-    label_review_config,
     preset_config,
     recommended_config,
 )
 from galaxy_core.training.kinds.ensemble import WEIGHTINGS, ensemble_config, member_summary
-from galaxy_core.training.kinds.label_review import MAX_FOLDS, MIN_FOLDS
-from galaxy_core.training.kinds.seed_ensemble import MAX_NETWORKS, MIN_NETWORKS
+from galaxy_core.training.kinds.label_review import MAX_FOLDS, MIN_FOLDS, label_review_config
+from galaxy_core.training.kinds.seed_ensemble import MAX_NETWORKS, MIN_NETWORKS, networks_config
 from galaxy_core.training.kinds.transfer import base_summary, transfer_config
 
 
@@ -264,7 +263,7 @@ def _train(args, settings) -> int:
     if args.networks != 1:
         if args.base_run:
             raise InvalidInputError("--networks trains a recipe from scratch: leave out --from RUN")
-        overrides.update(kind="seed_ensemble", ensemble_size=args.networks)
+        overrides.update(networks_config(args.networks))
     if args.base_run:
         return _queue_and_follow(client_for(args, settings), _transfer_config(args, settings, overrides), args.detach)
     if args.cut or args.unfreeze_from:

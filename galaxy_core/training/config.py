@@ -24,6 +24,11 @@ MAX_EPOCHS = 500
 STORE_KEYS = ("created", "owner", "owner_name", "owner_role")
 
 
+# What a run does when its config does not say: train one model (galaxy_core.training.kinds.train). The one kind
+# named outside the kinds, as the configs' default.
+DEFAULT_KIND = "train"
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     dataset: DatasetSpec  # or its dict form, as config.json stores it
@@ -45,7 +50,7 @@ class TrainConfig:
     validation: str = "val_split"
     validation_fraction: float = 0.1  # with validation="from_train"
     seed: int = 0
-    kind: str = "train"  # what the run does with this recipe: an entry of galaxy_core.training.kinds
+    kind: str = DEFAULT_KIND  # what the run does with this recipe: an entry of galaxy_core.training.kinds
     folds: int = 5  # with kind="label_review": models trained, each predicting the fold it did not see
     # The training split's labels changed by a review: {source id: new class name, or None to leave the image out}
     label_changes: dict = field(default_factory=dict)
@@ -242,9 +247,3 @@ def recommended_config(dataset: DatasetSpec, model: str | None = None, **overrid
 
 
 REVIEW_PRESET = "quick"
-
-
-def label_review_config(dataset: DatasetSpec, folds: int = 5, **overrides) -> TrainConfig:
-    """A label review of `dataset`'s training split: `folds` models of the quick recipe, each predicting the
-    images it did not train on."""
-    return preset_config(dataset, REVIEW_PRESET, kind="label_review", folds=folds, **overrides)

@@ -130,7 +130,7 @@ def pace_of_runs(config: TrainConfig, summaries) -> Throughput | None:
     its median training and validation images per second."""
     key = probe_key(config)
     for summary in summaries:
-        if summary.epochs_done < 2 or summary.config.get("kind", "train") != "train" or summary.executor == "ray":
+        if summary.epochs_done < 2 or not summary.traits.paces_its_recipe or summary.executor == "ray":
             continue
         try:
             if probe_key(TrainConfig.from_dict(summary.config)) != key:

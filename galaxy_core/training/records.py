@@ -4,12 +4,33 @@ checked field by field. A field of the wrong type reads as missing, never as a c
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from galaxy_core.data import DatasetSpec, check_spec
+from galaxy_core.training.config import DEFAULT_KIND
 from galaxy_core.training.lifecycle import RunState
+
+
+@dataclass(frozen=True)
+class KindTraits:
+    """What readers of a run need to know of its kind: each kind declares its own when it registers
+    (galaxy_core.training.kinds), so that no page, board or menu names a kind."""
+
+    answers_as_one: bool = False  # its model averages several networks' answers (an ensemble)
+    reviews_labels: bool = False  # a label review: its results are doubted labels; its fold models are for those
+    starts_from: str | None = None  # the config field naming the run its network starts from, if any
+    ones_own: bool = True  # one person's network, on the class board
+    paces_its_recipe: bool = False  # its epochs' pace is its recipe's (what a duration estimate may use)
+    # (config, number of members) -> what each of its members is called, when its members are not runs
+    member_names: Callable[[dict, int], list[str]] | None = None
+
+
+# The traits of each registered kind, by name (filled as the kinds register; an unknown kind has the defaults).
+KIND_TRAITS: dict[str, KindTraits] = {}
+PLAIN_TRAITS = KindTraits()
 
 
 class RunFolder(Protocol):
@@ -24,6 +45,7 @@ class RunFolder(Protocol):
 
     @property
     def final_model_path(self) -> Path: ...
+
 
 DEFAULT_MESSAGES = {
     RunState.QUEUED: "waiting for a training slot",
@@ -212,21 +234,26 @@ class RunSummary:
 
     @property
     def kind(self) -> str:
-        return self.config.get("kind", "train")
+        return self.config.get("kind", DEFAULT_KIND)
+
+    @property
+    def traits(self) -> KindTraits:
+        return KIND_TRAITS.get(self.kind, PLAIN_TRAITS)
 
     @property
     def base_run(self) -> str | None:
-        """The id of the run a transfer run started from; None for any other run."""
-        return text(self.config.get("base_run")) if self.kind == "transfer" else None
+        """The id of the run this one's network started from; None for a run that started from scratch."""
+        field = self.traits.starts_from
+        return text(self.config.get(field)) if field else None
 
     @property
     def is_label_review(self) -> bool:
-        return self.kind == "label_review"
+        return self.traits.reviews_labels
 
     @property
     def is_ensemble(self) -> bool:
         """Chosen runs answering as one, or a run that trained several networks of one recipe, answering as one."""
-        return self.kind in ("ensemble", "seed_ensemble")
+        return self.traits.answers_as_one
 
     @property
     def has_test_results(self) -> bool:

@@ -48,8 +48,9 @@ import numpy as np
 from galaxy_core.answers.prediction import ModelLoadError
 from galaxy_core.errors import GalaxyLabError, InvalidInputError
 from galaxy_core.files import replaced_atomically, write_bytes_atomically, write_json_atomically
+from galaxy_core.training.config import DEFAULT_KIND
 from galaxy_core.training.lifecycle import Outcome, RunState, check_transition
-from galaxy_core.training.records import RunSummary, merged_status, state_of
+from galaxy_core.training.records import KIND_TRAITS, PLAIN_TRAITS, RunSummary, merged_status, state_of
 
 logger = logging.getLogger(__name__)
 
@@ -180,8 +181,8 @@ class Run:
 
     def _is_label_review(self) -> bool:
         try:
-            return self.config().get("kind") == "label_review"
-        except (OSError, ValueError):
+            return KIND_TRAITS.get(self.config().get("kind", DEFAULT_KIND), PLAIN_TRAITS).reviews_labels
+        except (OSError, ValueError, AttributeError):
             return False
 
     @property

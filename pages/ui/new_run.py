@@ -31,12 +31,11 @@ from galaxy_core.training.config import (
     REVIEW_PRESET,
     SCHEDULES,
     VALIDATION_SOURCES,
-    label_review_config,
     preset_config,
     recommended_config,
 )
-from galaxy_core.training.kinds.label_review import MAX_FOLDS, MIN_FOLDS, check_folds
-from galaxy_core.training.kinds.seed_ensemble import MAX_NETWORKS
+from galaxy_core.training.kinds.label_review import MAX_FOLDS, MIN_FOLDS, check_folds, label_review_config
+from galaxy_core.training.kinds.seed_ensemble import MAX_NETWORKS, networks_config
 from pages.ui.display import as_message
 from pages.ui.duration import expected_duration_ui
 from pages.ui.identity import Viewer
@@ -130,7 +129,7 @@ def networks_ui(key: str) -> dict:
         "seed (initial weights, batch order, augmentation), and its model averages their answers: an ensemble, "
         "with the Members tab on the Evaluate page. Each network takes a run's time.",
     )
-    return {"kind": "seed_ensemble", "ensemble_size": int(count)} if count > 1 else {}
+    return networks_config(int(count))
 
 
 def label_review_ui(dataset: DatasetSpec) -> TrainConfig | None:

@@ -27,7 +27,7 @@ from galaxy_core.training.config import TrainConfig
 from galaxy_core.training.kinds.registry import register_kind, used_run_summary
 from galaxy_core.training.kinds.train import evaluate_test_split
 from galaxy_core.training.lifecycle import Outcome, RunState, StoppedBeforeTrainingError
-from galaxy_core.training.records import RunSummary
+from galaxy_core.training.records import KindTraits, RunSummary
 from galaxy_core.training.store import RunStore, member_model_name
 
 WEIGHTINGS = ("equal", "validation")
@@ -127,7 +127,12 @@ def describe(config: dict) -> str:
 
 
 @register_kind(
-    "ensemble", title=describe, planned_epochs=planned_epochs, check=config_problems, input_models=member_model_files
+    "ensemble",
+    title=describe,
+    planned_epochs=planned_epochs,
+    check=config_problems,
+    input_models=member_model_files,
+    traits=KindTraits(answers_as_one=True, ones_own=False),  # chosen runs, anyone's: not one person's network
 )
 def make_ensemble(run, config: TrainConfig, dataset: Dataset, observers: Sequence = ()) -> Outcome:
     """Load the members, keep the model that averages them, test it and keep each member's answers."""

@@ -16,13 +16,14 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from galaxy_core.data import Dataset
+from galaxy_core.data import Dataset, DatasetSpec
 from galaxy_core.errors import InvalidInputError
-from galaxy_core.training.config import TrainConfig
+from galaxy_core.training.config import REVIEW_PRESET, TrainConfig, preset_config
 from galaxy_core.training.kinds.ensemble import answer_as_one
 from galaxy_core.training.kinds.registry import Workload, register_kind
 from galaxy_core.training.lifecycle import Outcome, RunState, StoppedBeforeTrainingError
 from galaxy_core.training.recipe import fit_phase
+from galaxy_core.training.records import KindTraits
 
 MIN_FOLDS, MAX_FOLDS = 2, 10
 REVIEW_ARRAYS = "review"  # the run's review.npz: probabilities, labels, source_ids, folds, doubted
@@ -112,12 +113,23 @@ def workload(config: TrainConfig, split_sizes: dict[str, int]) -> Workload:
     return Workload(train * (config.folds - 1) / config.folds, 0, train)
 
 
+def label_review_config(dataset: DatasetSpec, folds: int = 5, **overrides) -> TrainConfig:
+    """A label review of `dataset`'s training split: `folds` models of the quick recipe, each predicting the
+    images it did not train on."""
+    return preset_config(dataset, REVIEW_PRESET, kind="label_review", folds=folds, **overrides)
+
+
 @register_kind(
     "label_review",
     title="label review: {folds} x {model}",
     planned_epochs=planned_epochs,
     check=lambda config: fold_count_problems(config.folds),
     workload=workload,
+    traits=KindTraits(
+        reviews_labels=True,
+        ones_own=False,  # its folds' models answer for its review, not as one person's network
+        member_names=lambda config, count: [f"fold {number}" for number in range(1, count + 1)],
+    ),
 )
 def review_labels(run, config: TrainConfig, dataset: Dataset, observers: Sequence = ()) -> Outcome:
     """Review `dataset`'s training split for `run`. A stop before the last fold has predicted leaves no review:

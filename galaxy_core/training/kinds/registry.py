@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from galaxy_core.answers.prediction import VIEW_COUNT
 from galaxy_core.errors import InvalidInputError
-from galaxy_core.training.records import RunSummary
+from galaxy_core.training.config import DEFAULT_KIND
+from galaxy_core.training.records import KIND_TRAITS, PLAIN_TRAITS, KindTraits, RunSummary
 from galaxy_core.training.store import RunNotFoundError, RunStore
 
 RUN_KINDS: dict[str, RunKind] = {}
@@ -60,14 +61,17 @@ class RunKind:
             return str(config.get("model"))
 
 
-def register_kind(name: str, *, title: str | Callable, planned_epochs: Callable, **hooks: Callable) -> Callable:
-    """Register a kind's training function under `name`; `hooks`: its `check`, `input_models` and `workload`, if
-    any."""
+def register_kind(
+    name: str, *, title: str | Callable, planned_epochs: Callable, traits: KindTraits = PLAIN_TRAITS, **hooks: Callable
+) -> Callable:
+    """Register a kind's training function under `name`, with what readers need to know of its runs (`traits`);
+    `hooks`: its `check`, `input_models` and `workload`, if any."""
 
     def decorate(train: Callable) -> Callable:
         if name in RUN_KINDS:
             raise InvalidInputError(f"run kind {name!r} is registered twice")
         RUN_KINDS[name] = RunKind(name, title, train, planned_epochs, **hooks)
+        KIND_TRAITS[name] = traits
         return train
 
     return decorate
@@ -88,7 +92,7 @@ def check_run_config(config) -> None:
 
 def describe_run_model(config: dict) -> str:
     """What a run's config trains, as the runs tables name it; a config of an unknown kind names its model."""
-    kind = RUN_KINDS.get(config.get("kind", "train"))
+    kind = RUN_KINDS.get(config.get("kind", DEFAULT_KIND))
     return kind.describe(config) if kind else str(config.get("model"))
 
 

@@ -21,6 +21,7 @@ from galaxy_core.training.kinds.ensemble import answer_as_one
 from galaxy_core.training.kinds.registry import Workload, register_kind, training_workload
 from galaxy_core.training.lifecycle import Outcome, RunState, StoppedBeforeTrainingError
 from galaxy_core.training.recipe import with_validation_source
+from galaxy_core.training.records import KindTraits
 
 MIN_NETWORKS, MAX_NETWORKS = 2, 10
 
@@ -47,12 +48,25 @@ def workload(config: TrainConfig, split_sizes: dict[str, int]) -> Workload:
     return replace(single, predicted_at_the_end=config.ensemble_size * single.predicted_at_the_end)
 
 
+def seed_names(config: dict, count: int) -> list[str]:
+    """Its networks, by the seed each trained from (a stopped run kept its first networks)."""
+    first = config.get("seed", 0)
+    return [f"seed {first + number}" for number in range(count)]
+
+
+def networks_config(networks: int) -> dict:
+    """What turns a recipe's config into this kind's: `networks` of it, trained one after another, answering as one
+    (the Train page's Networks and `galaxy-lab train --networks`); {} for one network, a plain run."""
+    return {"kind": "seed_ensemble", "ensemble_size": networks} if networks > 1 else {}
+
+
 @register_kind(
     "seed_ensemble",
     title="ensemble: {ensemble_size} x {model}",
     planned_epochs=planned_epochs,
     check=size_problems,
     workload=workload,
+    traits=KindTraits(answers_as_one=True, member_names=seed_names),
 )
 def train_seed_ensemble(run, config: TrainConfig, dataset: Dataset, observers: Sequence = ()) -> Outcome:
     """Train the networks one after another, keep their ensemble after each, then test it and each network."""

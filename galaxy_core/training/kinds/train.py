@@ -11,6 +11,7 @@ from galaxy_core.training.config import MONITOR_MODES, TrainConfig
 from galaxy_core.training.kinds.registry import register_kind
 from galaxy_core.training.lifecycle import Outcome, RunState, StoppedBeforeTrainingError
 from galaxy_core.training.recipe import fit_phase, with_validation_source
+from galaxy_core.training.records import KindTraits
 
 
 def planned_epochs(config: TrainConfig) -> int:
@@ -161,7 +162,7 @@ def evaluate_test_split(model, run, dataset: Dataset, views=None) -> dict:
     }
 
 
-@register_kind("train", title="{model}", planned_epochs=planned_epochs)
+@register_kind("train", title="{model}", planned_epochs=planned_epochs, traits=KindTraits(paces_its_recipe=True))
 def train_model(run, config: TrainConfig, dataset: Dataset, observers: Sequence = ()) -> Outcome:
     """Train, keep the best checkpoint and the final model, evaluate the best on the test split."""
     import keras

@@ -32,7 +32,7 @@ from galaxy_core.training.kinds.registry import register_kind, used_run_summary
 from galaxy_core.training.kinds.train import TrainingCallbacks, evaluate_test_split
 from galaxy_core.training.lifecycle import Outcome, RunState, StoppedBeforeTrainingError
 from galaxy_core.training.recipe import fit_phase, with_validation_source
-from galaxy_core.training.records import RunSummary, short_run_id
+from galaxy_core.training.records import KindTraits, RunSummary, short_run_id
 from galaxy_core.training.store import RunStore
 
 HEAD_DROPOUT = 0.2
@@ -282,6 +282,7 @@ def _fine_tune(run, config: TrainConfig, dataset: Dataset, network, head_watcher
     planned_epochs=planned_epochs,
     check=config_problems,
     input_models=base_model_file,
+    traits=KindTraits(starts_from="base_run"),
 )
 def transfer(run, config: TrainConfig, dataset: Dataset, observers: Sequence = ()) -> Outcome:
     """A new head on a trained base, then (optionally) the top of the base fine-tuned."""
