@@ -197,7 +197,7 @@ def test_a_remote_review_lands_in_the_run_folder(isolated_settings):
 
 
 def test_each_reviewer_keeps_their_own_decisions_and_the_class_has_a_majority(finished_review):
-    from galaxy_core.answers.review import CLASS_MAJORITY, class_decisions
+    from galaxy_core.answers.review import CLASS_MAJORITY, class_decisions, trainable_decision_sets
     from galaxy_core.classroom.people import STUDENT, User
 
     ada, bob, cy = (User(name.lower(), name, STUDENT) for name in ("Ada", "Bob", "Cy"))
@@ -216,6 +216,14 @@ def test_each_reviewer_keeps_their_own_decisions_and_the_class_has_a_majority(fi
         "Ada",
         "Bob",
         "Cy",
+    }
+    # What each may train on: sets that accept a suggestion; a student their own, the teacher every reviewer's too.
+    assert trainable_decision_sets(finished_review, ada) == {"ada": "your decisions"}
+    assert trainable_decision_sets(finished_review, bob) == {}  # Bob accepted nothing
+    assert trainable_decision_sets(finished_review, MACHINE_TEACHER) == {
+        CLASS_MAJORITY: "the class's majority",
+        "ada": "Ada's decisions",
+        "cy": "Cy's decisions",
     }
     seen_by_bob = load_review(finished_review.summary(), bob).doubts[0]
     assert (seen_by_bob.decision, seen_by_bob.accepted_by, seen_by_bob.rejected_by) == ("rejected", 2, 1)

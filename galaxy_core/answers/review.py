@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from galaxy_core.classroom.access import NOBODY, Action, require
+from galaxy_core.classroom.access import NOBODY, Action, may, require
 from galaxy_core.classroom.people import MACHINE_TEACHER, User, printable
 from galaxy_core.errors import GalaxyLabError, InvalidInputError
 from galaxy_core.training import Run, RunState, RunSummary
@@ -146,14 +146,23 @@ def class_decisions(run: Run, user: User) -> dict[str, dict]:
     return _everyones_decisions(run)
 
 
+def _owner_of_set(decision_set: str) -> str | object:
+    """Whose a decision set is: a reviewer's id; the class's majority is nobody's own."""
+    return NOBODY if decision_set == CLASS_MAJORITY else decision_set
+
+
 def review_decisions(run: Run, user: User, decision_set: str | None = None) -> dict[str, str]:
     """{source id: "accepted" or "rejected"}: `user`'s decisions, or those of another `decision_set` (a reviewer's
     id, or CLASS_MAJORITY: what more reviewers accepted than rejected) if `user` may train on them."""
-    people = _everyones_decisions(run)
+    return _decisions_in(_everyones_decisions(run), user, decision_set)
+
+
+def _decisions_in(people: dict[str, dict], user: User, decision_set: str | None) -> dict[str, str]:
+    """review_decisions, of the decisions already read (`people`)."""
     if decision_set not in (None, user.id):
         named = "the class's majority" if decision_set == CLASS_MAJORITY else people.get(decision_set, {}).get("name")
-        owner = NOBODY if decision_set == CLASS_MAJORITY else decision_set
-        require(user, Action.TRAIN_ON_DECISIONS, owner, named or "a reviewer", f"{named or 'a reviewer'}'s decisions")
+        shown = named or "a reviewer"
+        require(user, Action.TRAIN_ON_DECISIONS, _owner_of_set(decision_set), shown, f"{shown}'s decisions")
     if decision_set == CLASS_MAJORITY:
         tally: dict[str, int] = {}
         for entry in people.values():
@@ -161,6 +170,23 @@ def review_decisions(run: Run, user: User, decision_set: str | None = None) -> d
                 tally[image] = tally.get(image, 0) + (1 if decision == "accepted" else -1)
         return {image: "accepted" if score > 0 else "rejected" for image, score in tally.items() if score}
     return people.get(decision_set or user.id, {}).get("decisions", {})
+
+
+def trainable_decision_sets(run: Run, user: User) -> dict[str, str]:
+    """{decision set: its name} of a review that `user` may train on and that accept a suggestion (the others change
+    nothing): their own decisions; for whoever may see each reviewer's (a teacher), also the class's majority and
+    each reviewer's. The decisions file is read once."""
+    people = _everyones_decisions(run)
+    sets = {user.id: "your decisions"}
+    if may(user, Action.SEE_REVIEWERS):
+        sets[CLASS_MAJORITY] = "the class's majority"
+        sets.update({person: f"{entry['name']}'s decisions" for person, entry in people.items() if person != user.id})
+    return {
+        key: name
+        for key, name in sets.items()
+        if (key == user.id or may(user, Action.TRAIN_ON_DECISIONS, _owner_of_set(key)))
+        and "accepted" in _decisions_in(people, user, key).values()
+    }
 
 
 def record_review_decisions(run: Run, decisions: dict[str, str | None], user: User) -> dict[str, str]:
@@ -196,8 +222,8 @@ def load_review(summary: RunSummary, user: User, decision_set: str | None = None
     if saved is None:
         raise ReviewError(f"label review {summary.id} finished but its results cannot be read")
     try:
-        decisions = review_decisions(summary.run, user, decision_set)
-        return _review_from(summary, saved, decisions, _everyones_decisions(summary.run))
+        people = _everyones_decisions(summary.run)
+        return _review_from(summary, saved, _decisions_in(people, user, decision_set), people)
     except (KeyError, IndexError, ValueError) as error:
         raise ReviewError(f"label review {summary.id}'s results are damaged: {error}") from None
 

@@ -6,21 +6,12 @@ from dataclasses import replace
 
 import streamlit as st
 
-from galaxy_core.answers.review import (
-    ACTIONS,
-    CLASS_MAJORITY,
-    class_decisions,
-    has_review,
-    load_review,
-    review_decisions,
-)
-from galaxy_core.classroom.access import Action, may
-from galaxy_core.classroom.people import User
+from galaxy_core.answers.review import ACTIONS, has_review, load_review, trainable_decision_sets
 from galaxy_core.data import DatasetSpec
 from galaxy_core.data.augment import AugmentOptions
 from galaxy_core.errors import GalaxyLabError
 from galaxy_core.models import list_models, model_info
-from galaxy_core.training import RunSummary, TrainConfig
+from galaxy_core.training import TrainConfig
 from galaxy_core.training.client import ServiceClient
 from galaxy_core.training.config import (
     DEFAULT_MODEL,
@@ -157,18 +148,6 @@ def label_review_ui(dataset: DatasetSpec) -> TrainConfig | None:
     return config if st.button("Review the labels", type="primary", key="train_review") else None
 
 
-def decision_sets(summary: RunSummary, user: User) -> dict[str, str]:
-    """{decision set: its name} of a review that `user` may train on: their own decisions; a teacher's also the
-    class's majority and each reviewer's. Only sets that accept a suggestion (the others change nothing)."""
-    sets = {user.id: "your decisions"}
-    if may(user, Action.SEE_REVIEWERS):
-        sets[CLASS_MAJORITY] = "the class's majority"
-        people = class_decisions(summary.run, user).items()
-        sets.update({person: f"{entry['name']}'s decisions" for person, entry in people if person != user.id})
-    sets = {key: name for key, name in sets.items() if key == user.id or may(user, Action.TRAIN_ON_DECISIONS, key)}
-    return {key: name for key, name in sets.items() if "accepted" in review_decisions(summary.run, user, key).values()}
-
-
 def training_labels_ui(dataset: DatasetSpec, viewer: Viewer) -> dict:
     """The training labels to train on: as given, or changed by a finished label review of the same images (the
     suggestions a decision set accepts, relabelled or left out); returns the config fields that say so."""
@@ -177,7 +156,7 @@ def training_labels_ui(dataset: DatasetSpec, viewer: Viewer) -> dict:
     choices = {
         (summary.id, key): f"reviewed by {summary.id}: {name}"
         for summary in reviews
-        for key, name in decision_sets(summary, user).items()
+        for key, name in trainable_decision_sets(summary.run, user).items()
     }
     if not choices:
         return {}
