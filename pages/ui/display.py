@@ -47,8 +47,7 @@ def plot_text(text: object) -> str:
 
 def as_message(error: object) -> str:
     """A message of the library's (an error, a warning, a description) as a page shows it: as text inside Markdown,
-    and without the server's folders (a path keeps
-    its last part: "gz1-3class", not where it lies)."""
+    and without the server's folders (a path keeps its last part: "gz1-3class", not where it lies)."""
     return plain(SERVER_FOLDERS.sub("", str(error)))
 
 
