@@ -121,9 +121,15 @@ def test_students_and_a_teacher_sign_in_with_the_roster_each_with_their_rights(r
         teacher.get_by_text("Title, disk, delete").click()
         # A click that lands while the page's fragment redraws can be lost: click once the app is idle.
         expect(teacher.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
-        teacher.get_by_role("button", name="Move to the trash").click()
+        delete = teacher.get_by_role("button", name="Move to the trash")
+        delete.click()
+        gone = lambda: not (base / "runs" / runs["bob"]).exists()  # noqa: E731
+        try:
+            wait_for(gone, timeout=20)
+        except AssertionError:  # a press the page lost (seen once in CI on a loaded machine): a person presses again
+            delete.click()
+            wait_for(gone, timeout=20)
         expect(teacher.get_by_text("Trash: 1 run(s)")).to_be_visible()
-        wait_for(lambda: not (base / "runs" / runs["bob"]).exists(), timeout=10)
 
         bob.goto(f"{url}/train?runs_scope=mine")  # Bob's own run went to the trash: he may restore it
         bob.get_by_text("Trash: 1 run(s)").click()
