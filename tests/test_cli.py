@@ -96,6 +96,19 @@ def test_help_documents_every_subcommand(capsys):
         assert capsys.readouterr().out.startswith(f"usage: galaxy-lab {command} ")
 
 
+@pytest.mark.parametrize("module", ["galaxy_core.training.supervisor", "galaxy_core.training.worker"])
+def test_the_services_own_processes_answer_help_and_start_nothing(module, tmp_path, capsys, monkeypatch):
+    """`--help` once became a runs folder of that name, with a service serving it."""
+    from importlib import import_module
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_status:
+        import_module(module).main(["--help"])
+    assert exit_status.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: python -m {module}")
+    assert list(tmp_path.iterdir()) == []
+
+
 TINY_TRAIN = [
     "train",
     "--dataset",

@@ -20,6 +20,7 @@ started again by the next page or command that looks at the runs, and adopts the
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import os
@@ -256,11 +257,13 @@ class Supervisor:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m galaxy_core.training.supervisor RUNS_ROOT", file=sys.stderr)
-        return 2
-    store = RunStore(args[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m galaxy_core.training.supervisor",
+        description="The training service of a runs folder. The lab starts it when runs are queued; "
+        "people use `galaxy-lab train` and the Train page.",
+    )
+    parser.add_argument("runs_root", help="the runs folder it serves")
+    store = RunStore(parser.parse_args(argv).runs_root)
     lock = ServiceFiles(store.root).acquire_service_lock()
     if lock is None:
         return 0  # another supervisor serves this runs folder

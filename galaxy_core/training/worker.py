@@ -12,6 +12,7 @@ may not be able to (galaxy_core.training.lifecycle: a full disk, a deleted folde
 
 from __future__ import annotations
 
+import argparse
 import errno
 import os
 import signal
@@ -67,11 +68,16 @@ def _wait_for_a_run() -> Path | None:
 def main(argv: list[str] | None = None) -> int:
     from galaxy_core.training.procedure import train_run
 
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m galaxy_core.training.worker RUN_DIR | --standby", file=sys.stderr)
-        return 2
-    folder = _wait_for_a_run() if args[0] == "--standby" else Path(args[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m galaxy_core.training.worker",
+        description="Train one queued run. The training service starts it; people use `galaxy-lab train`.",
+    )
+    parser.add_argument("run_dir", nargs="?", type=Path, help="the run's folder")
+    parser.add_argument("--standby", action="store_true", help="import TensorFlow, then read the run's folder")
+    args = parser.parse_args(argv)
+    if args.standby == (args.run_dir is not None):
+        parser.error("give a run folder or --standby")
+    folder = _wait_for_a_run() if args.standby else args.run_dir
     if folder is None:
         return EXIT_RECORDED  # no run came: nothing to record
     run = Run(folder)
