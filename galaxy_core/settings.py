@@ -9,7 +9,7 @@
 | upload_unpacked_mb | GALAXY_LAB_UPLOAD_UNPACKED_MB  | 200 (unpacked from archives, per request) |
 | upload_megapixels  | GALAXY_LAB_UPLOAD_MEGAPIXELS   | 200 (decoded, per request)      |
 | max_concurrent_runs| GALAXY_LAB_MAX_CONCURRENT_RUNS | 1 (training runs at once)       |
-| max_queued_runs    | GALAXY_LAB_MAX_QUEUED_RUNS     | 20 (waiting runs; more are refused) |
+| max_queued_runs    | GALAXY_LAB_MAX_QUEUED_RUNS     | 100 (waiting runs; more are refused) |
 | max_epochs         | GALAXY_LAB_MAX_EPOCHS          | 200 (all a run trains, from the app or the CLI) |
 | dataset_memory_mb  | GALAXY_LAB_DATASET_MEMORY_MB   | 2048 (a dataset's decoded arrays; larger ones are refused) |
 | default_dataset    | GALAXY_LAB_DEFAULT_DATASET     | synthetic (what a new session starts on) |
@@ -56,7 +56,9 @@ LIMITS = {
     "upload_unpacked_mb": 200,
     "upload_megapixels": 200,
     "max_concurrent_runs": 1,
-    "max_queued_runs": 20,
+    # A class of 40 with max_waiting_per_student each (80), and the teacher's: a queued run is a folder, not a
+    # process, so the global limit guards the disk and the per-student ones guard fairness.
+    "max_queued_runs": 100,
     "max_epochs": 200,
     "dataset_memory_mb": 2048,
     "stop_grace_seconds": 30,

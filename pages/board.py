@@ -6,7 +6,8 @@ import streamlit as st
 
 from galaxy_core.answers.members import members_view
 from galaxy_core.classroom.access import Action, may
-from galaxy_core.classroom.board import class_board, class_ensemble_members, class_ensembles
+from galaxy_core.classroom.board import class_board, class_ensemble_members, class_ensembles, started_from
+from galaxy_core.classroom.lesson import lesson_base
 from galaxy_core.classroom.names import show_names_on_board
 from galaxy_core.training import RunStore
 from pages.ui.display import label_noise_note, plain
@@ -51,12 +52,13 @@ def render(viewer: Viewer) -> None:
     if not tested:
         st.info("No run with test results yet: the board fills in as the class's runs finish.")
         st.stop()
-    best = tested[0]
-    st.metric(
+    best, columns = tested[0], st.columns(2)
+    columns[0].metric(
         f"The class's best: {plain(best.name)}, {best.best.model}",
         f"{best.best.test_balanced_accuracy:.1%}",
         help="Test balanced accuracy of the best run of the class so far.",
     )
+    lesson_ui(columns[1], summaries, viewer)
     st.dataframe(
         board_table(rows),
         hide_index=True,
@@ -73,6 +75,21 @@ def render(viewer: Viewer) -> None:
     )
     label_noise_note()
     together_ui(rows, summaries, user)
+
+
+def lesson_ui(place, summaries, viewer: Viewer) -> None:
+    """The run the class started from, beside the class's results: its figure, and how many runs started from it
+    beat it."""
+    base = lesson_base(RunStore(get_settings().runs_dir))
+    if base is None or not base.has_test_results:
+        return
+    runs, above = started_from(summaries, base)
+    place.metric(
+        f"The class started from {plain(viewer.owner_label(base))}'s run {plain(base.name)}",
+        f"{base.test_balanced_accuracy:.1%}",
+        help="Test balanced accuracy of the run the teacher chose as the lesson's starting point.",
+    )
+    place.caption(f"{above} of the {runs} tested run(s) started from it score above it.")
 
 
 def together_ui(rows, summaries, user) -> None:

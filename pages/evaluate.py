@@ -102,7 +102,8 @@ def matrix_tab(data: RunAnswers) -> None:
         data.labels, data.probabilities, data.class_names.index(true_name), data.class_names.index(predicted_name)
     )
     st.markdown(
-        f"**{len(members)}** test images are **{plain(true_name)}** and were predicted **{plain(predicted_name)}**."
+        f"**{len(members)}** test {'image is' if len(members) == 1 else 'images are'} **{plain(true_name)}** and "
+        f"{'was' if len(members) == 1 else 'were'} predicted **{plain(predicted_name)}**."
     )
     shown = members
     if len(members) > GALLERY_PAGE:

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from galaxy_core.classroom.access import owns
 from galaxy_core.data import describe_spec
 from galaxy_core.training.client import ServiceClient
 from pages.ui.display import plain
@@ -12,6 +13,7 @@ from pages.ui.new_run import new_run_form
 from pages.ui.state import REFRESH_SECONDS, active_dataset_spec, get_settings
 
 NEW_RUN_KEY = "train_new_run"
+OPENED_AT_FIRST_KEY = "train_new_run_opened_at_first"
 
 
 def render(viewer: Viewer) -> None:
@@ -24,8 +26,12 @@ def render(viewer: Viewer) -> None:
         f"On the active dataset: **{plain(describe_spec(dataset))}** (change it on the Dataset page). Runs train in "
         "background processes: leave this page or close the browser, they go on."
     )
-    # Open at first when there are no runs yet; then as the person leaves it (queueing a run does not fold it away).
-    opened_at_first = st.session_state.setdefault("train_new_run_opened_at_first", not client.store.run_ids())
+    # Open at first while the person has no run of their own yet; then as they leave it (queueing a run does not
+    # fold it away).
+    if OPENED_AT_FIRST_KEY not in st.session_state:
+        mine = (summary for summary in client.store.runs() if owns(viewer.user, summary.owner_id))
+        st.session_state[OPENED_AT_FIRST_KEY] = next(mine, None) is None
+    opened_at_first = st.session_state[OPENED_AT_FIRST_KEY]
     new_run = st.expander("New run", expanded=opened_at_first, key=NEW_RUN_KEY, on_change="rerun")
     if new_run.open:  # drawn only when open: a visit to watch runs measures and loads nothing for a new one
         with new_run:

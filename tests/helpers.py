@@ -111,14 +111,17 @@ def page_script(name: str) -> str:
     )
 
 
-def open_page(name: str, *, signed_in_as: dict | None = None, **state):
+def open_page(name: str, *, signed_in_as: dict | None = None, link: dict | None = None, **state):
     """The page pages/<name>.py drawn once under Streamlit's AppTest (without the router's sidebar), with these
-    session-state values (None: unset); `signed_in_as`: who st.user says is signed in (auth = "oidc")."""
+    session-state values (None: unset); `signed_in_as`: who st.user says is signed in (auth = "oidc"); `link`: the
+    URL's query parameters."""
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_string(page_script(name), default_timeout=PAGE_TIMEOUT)
     if signed_in_as is not None:
         at.user = {"is_logged_in": True, **signed_in_as}
+    for key, value in (link or {}).items():
+        at.query_params[key] = value
     for key, value in state.items():
         if value is not None:
             at.session_state[key] = value

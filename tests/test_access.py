@@ -8,7 +8,9 @@ import inspect
 import pytest
 
 from galaxy_core.answers.review import class_decisions, load_review, record_review_decisions, review_decisions
+from galaxy_core.classroom import class_folder
 from galaxy_core.classroom.access import Action, NotAllowedError
+from galaxy_core.classroom.lesson import set_lesson_base
 from galaxy_core.classroom.names import board_shows_names, show_names_on_board, visible_name
 from galaxy_core.classroom.people import MACHINE_TEACHER, STUDENT, TEACHER, User
 from galaxy_core.classroom.serving import server_settings
@@ -24,7 +26,14 @@ LEE = User("lee", "Ms Lee", TEACHER)
 # and decides on doubted labels (each person's decisions kept apart); the rest is the teacher's.
 STUDENT_ON_THEIR_OWN = {"STOP", "RENAME", "DELETE", "RESTORE", "SEE_IN_TRASH", "TRAIN_ON_DECISIONS", "SEE_NAME"}
 EVERYONE = {"QUEUE", "DECIDE_LABELS"}
-TEACHER_ONLY = {"EXCEED_STUDENT_LIMITS", "EMPTY_TRASH", "SEE_REVIEWERS", "SHOW_NAMES", "SEE_SERVER_SETTINGS"}
+TEACHER_ONLY = {
+    "EXCEED_STUDENT_LIMITS",
+    "EMPTY_TRASH",
+    "SEE_REVIEWERS",
+    "SHOW_NAMES",
+    "SEE_SERVER_SETTINGS",
+    "SET_LESSON",
+}
 TARGETS = ("own", "a classmate's", "a teacher's")
 
 
@@ -120,6 +129,10 @@ class Lab:
         shown = board_shows_names(self.runs)
         show_names_on_board(self.runs, False, MACHINE_TEACHER)
         return shown
+
+    def set_lesson(self, actor, owner):
+        set_lesson_base(self.client.store, None, actor)  # no starting run: the right is the same as for one
+        return (class_folder(self.runs) / "lesson.json").is_file()
 
     def see_server_settings(self, actor, owner):
         return f"Runs: {self.runs.resolve()}" in server_settings(load_settings(), actor)

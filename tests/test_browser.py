@@ -221,11 +221,16 @@ def table_and_panel_agree(page, samples: int = 4) -> None:
         cells, progress, script_state = reads[0]
         settled = all(read == reads[0] for read in reads)
         in_table = next((c for c in cells if re.fullmatch(r"\d+/150(, batch \d+/\d+)?", c)), None)
-        in_panel = re.search(r"epoch (\d+) of at most 150(, batch \d+/\d+)?", progress)
+        # "epoch 3 of at most 150, batch 4/7" while an epoch trains, "2 of at most 150 epochs trained" between them
+        panel = r"epoch (\d+) of at most 150(, batch \d+/\d+)|(\d+) of at most 150 epochs trained"
+        in_panel = re.search(panel, progress)
         if settled and script_state == "notRunning" and in_table and in_panel:  # not in the middle of a redraw
             done, _, batch = in_table.partition(",")
-            assert int(in_panel.group(1)) == int(done.split("/")[0]) + 1, (in_table, progress)
-            assert (in_panel.group(2) or "") == ("," + batch if batch else ""), (in_table, progress)
+            done = int(done.split("/")[0])
+            if in_panel.group(1):
+                assert (int(in_panel.group(1)), in_panel.group(2)) == (done + 1, "," + batch), (in_table, progress)
+            else:
+                assert (int(in_panel.group(3)), batch) == (done, ""), (in_table, progress)
             agreed += 1
             if agreed == samples:
                 return

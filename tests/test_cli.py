@@ -10,12 +10,14 @@ import pytest
 from PIL import Image
 
 from galaxy_core.answers.inference import balanced_accuracy_interval_of
+from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.cli import build_parser, main
 from galaxy_core.evaluation import LABEL_NOISE_NOTE
-from galaxy_core.training import RunStore
-from galaxy_core.training.client import ServiceClient
+from galaxy_core.training import RunState, RunStore
+from galaxy_core.training.client import ServiceClient, new_run
 from galaxy_core.training.config import PRESETS
-from tests.helpers import saved_balanced_accuracy, stop_training_service, wait_for, write_image_folder
+from galaxy_core.training.service import ServiceFiles
+from tests.helpers import saved_balanced_accuracy, stop_training_service, tiny_config, wait_for, write_image_folder
 
 
 def test_data_info_prints_counts_as_json(capsys):
@@ -344,8 +346,57 @@ def test_a_programming_error_keeps_its_traceback(monkeypatch):
         main(["datasets"])
 
 
-def test_serve_runs_from_an_installed_copy_and_a_sigterm_leaves_nothing_behind(tmp_path):
-    """Installed with pip (no checkout on the path), `galaxy-lab serve` finds its app; SIGTERM ends Streamlit too."""
+def _processes() -> dict[int, tuple[int, str]]:
+    """{pid: (parent pid, state letter)} of every process, read from /proc."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            found[int(stat.parent.name)] = (int(fields[1]), fields[0])
+    return found
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    """{pid: state} of the processes under `pid` (children, their children, ...)."""
+    processes, found, parents = _processes(), {}, [pid]
+    while parents:
+        parent = parents.pop()
+        for child, (its_parent, state) in processes.items():
+            if its_parent == parent and child not in found:
+                found[child] = state
+                parents.append(child)
+    return found
+
+
+def _lab_processes(runs: Path) -> set[int]:
+    """The processes whose environment names this runs folder: serve and all it started, however far down."""
+    mark = f"GALAXY_LAB_RUNS_DIR={runs}\0".encode()
+    found = set()
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):
+            if mark in environ.read_bytes():
+                found.add(int(environ.parent.name))
+    return found
+
+
+def _warm_up_gone(pid: int) -> bool:
+    """No warm-up process under `pid`, running or a zombie (whose command line reads empty)."""
+    under = _descendants(pid)
+    running = [child for child in under if b"galaxy_core.warm_up" in _command_line(child)]
+    return not running and "Z" not in under.values()
+
+
+def _command_line(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def test_serve_runs_from_an_installed_copy_and_a_sigterm_leaves_nothing_behind(tmp_path, isolated_settings):
+    """Installed with pip (no checkout on the path), `galaxy-lab serve` finds its app, resumes the queue, and reaps
+    its warm-up; SIGTERM ends Streamlit, stops the run that trains and ends the training service and its standby
+    worker: no process it started is left."""
     import shutil
     import signal
     import socket
@@ -371,6 +422,8 @@ def test_serve_runs_from_an_installed_copy_and_a_sigterm_leaves_nothing_behind(t
         port = probe.getsockname()[1]
     work = tmp_path / "elsewhere"
     work.mkdir()
+    store = RunStore(isolated_settings["runs"])
+    run = new_run(store, tiny_config(epochs=100), MACHINE_TEACHER)  # queued before serve: serve resumes the queue
     server = subprocess.Popen(
         [sys.executable, "-m", "galaxy_core.cli", "serve", "--headless", "--port", str(port)],
         cwd=work,
@@ -402,10 +455,18 @@ def test_serve_runs_from_an_installed_copy_and_a_sigterm_leaves_nothing_behind(t
         said = (tmp_path / "serve.out").read_text()
         assert f"galaxy-lab: serving on 127.0.0.1:{port}" in said and "whoever opens the lab is the teacher" in said
         assert "WARNING" not in said
+        # The warm-up ends and is reaped: no zombie is left under serve (it was one for the server's whole life).
+        wait_for(lambda: _warm_up_gone(server.pid), timeout=120, interval=0.5)
+        wait_for(lambda: run.summary().state is RunState.RUNNING and run.summary().epochs_done >= 1, timeout=90)
+        started = _lab_processes(store.root)
+        assert len(started) >= 4  # serve, Streamlit, the service, the run's worker (and the warm-up of its dataset)
         server.send_signal(signal.SIGTERM)
         # 241: uvicorn (under an st.App) exits with -SIGTERM as a byte
-        assert server.wait(timeout=30) in (0, -signal.SIGTERM, 143, 256 - signal.SIGTERM)
+        assert server.wait(timeout=90) in (0, -signal.SIGTERM, 143, 256 - signal.SIGTERM)
         assert subprocess.run(["pgrep", "-g", str(server.pid)], capture_output=True).stdout == b""
+        wait_for(lambda: not _lab_processes(store.root), timeout=10)  # the service and any standby worker too
+        assert "stopping 1 queued or training run(s)" in (tmp_path / "serve.out").read_text()
+        assert run.summary().state is RunState.STOPPED and not ServiceFiles(store.root).running()
         with socket.socket() as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT, not past a listener
             probe.bind(("127.0.0.1", port))  # nothing listens on the port any more

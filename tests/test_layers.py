@@ -24,7 +24,7 @@ LAYERS = [
         "galaxy_core.answers.prediction",
         "galaxy_core.answers.explain",
         "galaxy_core.convolution",
-        # The class's room, but its board (which reads runs' answers, below).
+        # The class's room, but its board and lesson (which read runs and their answers, below).
         "galaxy_core.classroom",
     ),
     # The training package, bottom up: a run's life, its config and records, the run store, what every kind
@@ -51,6 +51,7 @@ LAYERS = [
         "galaxy_core.answers.export",
         "galaxy_core.answers.review",
         "galaxy_core.classroom.board",
+        "galaxy_core.classroom.lesson",
         "galaxy_core.warm_up",
     ),
     ("galaxy_core.cli",),

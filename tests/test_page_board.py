@@ -8,7 +8,7 @@ import pytest
 from galaxy_core.classroom.access import NotAllowedError
 from galaxy_core.classroom.people import STUDENT, TEACHER
 from galaxy_core.training import Run
-from galaxy_core.training.client import ServiceClient
+from galaxy_core.training.client import ServiceClient, new_run
 from tests.helpers import (
     account_user,
     give_run,
@@ -16,6 +16,7 @@ from tests.helpers import (
     rewrite_status,
     saved_balanced_accuracy,
     school_account,
+    tiny_config,
     wait_for,
 )
 
@@ -50,12 +51,22 @@ def test_the_board_names_only_oneself_until_the_teacher_shows_every_name(a_class
     at = open_page("board", signed_in_as=ADA)
     assert not at.exception
     # By hand: Bob's best 0.80, Ada's best of two 0.70, the teacher's 0.50.
-    assert board(at) == [("classmate 1", 0.8, 1), ("Ada", 0.7, 2), ("classmate 3", 0.5, 1)]
+    assert board(at) == [("classmate 1", 0.8, 1), ("Ada", 0.7, 2), ("the teacher", 0.5, 1)]
     assert "board_show_names" not in [toggle.key for toggle in at.toggle]  # a student cannot choose
     teacher = open_page("board", signed_in_as=LEE)
     assert board(teacher)[0][0] == "Bob" and teacher.metric[0].value == "80.0%"
     teacher.toggle(key="board_show_names").set_value(True).run()
     assert [row[0] for row in board(open_page("board", signed_in_as=ADA))] == ["Bob", "Ada", "Ms Lee"]
+
+
+def test_a_run_stopped_before_it_started_is_not_counted_as_trained(a_class):
+    client = ServiceClient(a_class["bob"].path.parent)
+    bob = account_user(BOB, STUDENT)
+    for _ in range(2):  # queued, then stopped (or failed) before its training began
+        run = new_run(client.store, tiny_config(), bob)
+        client.stop(run.id, bob)
+    rewrite_status(run, "failed", error="its dataset could not be read")
+    assert board(open_page("board", signed_in_as=ADA))[0] == ("classmate 1", 0.8, 1)
 
 
 def test_someone_without_a_tested_run_is_on_the_board_with_why_and_compare_points_to_the_class(a_class):
@@ -115,7 +126,7 @@ def test_one_button_makes_the_class_ensemble_of_each_persons_best_run(a_class):
     finished = wait_for(lambda: store.get(ensemble.id).summary().has_test_results and store.get(ensemble.id).summary())
     at = open_page("board", signed_in_as=ADA)
     assert not at.exception
-    assert board(at) == [("classmate 1", 0.8, 1), ("Ada", 0.7, 2), ("classmate 3", 0.5, 1)]  # not one's own run
+    assert board(at) == [("classmate 1", 0.8, 1), ("Ada", 0.7, 2), ("the teacher", 0.5, 1)]  # not one's own run
     together = at.dataframe[1].value
     same_answers = saved_balanced_accuracy(a_class["bob"])  # every member is a copy of one run's answers
     assert together["ensemble"].iloc[0] == pytest.approx(saved_balanced_accuracy(finished.run))

@@ -41,7 +41,8 @@ def test_choosing_a_confusion_matrix_cell_shows_its_images(finished_run):
             at.selectbox(key="evaluate_cell_true").select(true_name)
             at.selectbox(key="evaluate_cell_predicted").select(predicted_name).run()
             count = int(np.sum((saved.labels == true_index) & (predicted == predicted_index)))
-            assert f"**{count}** test images are **{true_name}**" in at.markdown[-1].value
+            said = f"**{count}** test image is" if count == 1 else f"**{count}** test images are"
+            assert f"{said} **{true_name}**" in at.markdown[-1].value
             assert len(at.get("image")) == min(count, 24)
 
 

@@ -475,7 +475,7 @@ def test_train_page_starts_a_run_from_a_finished_one(finished_run, isolated_sett
     at.number_input(key="transfer_n").set_value(5).run()
     at.button(key="train_from_run").click().run()
     assert not at.exception and at.success[0].value.startswith("Queued run ")
-    run_id = at.success[0].value.removeprefix("Queued run ").rstrip(".")
+    run_id = at.success[0].value.removeprefix("Queued run ").split(" ")[0]
     config = json.loads((isolated_settings["runs"] / run_id / "config.json").read_text())
     assert (config["kind"], config["base_run"], config["unfreeze_from"], config["train_per_class"]) == (
         "transfer",

@@ -148,6 +148,24 @@ def test_a_student_may_keep_only_so_many_runs_waiting(isolated_settings, queue_t
     assert Counter(s.owner_name for s in client.store.runs()) == {"Ada": 2, "Bob": 1, "Ms Lee": 3}
 
 
+def test_a_class_of_31_pressing_train_at_once_under_the_default_limits_is_never_refused(
+    isolated_settings, queue_that_never_starts
+):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from galaxy_core.settings import load_settings
+
+    client = ServiceClient.from_settings(load_settings())  # the shipped defaults
+    students = [User(f"student-{number}", f"Student {number}", STUDENT) for number in range(31)]
+    with ThreadPoolExecutor(8) as pool:
+        runs = list(pool.map(lambda student: client.submit(tiny_config(), student), students))
+    assert len({run.id for run in runs}) == 31
+    assert Counter(s.owner_name for s in client.store.runs()) == {student.name: 1 for student in students}
+    for student in students[:9]:  # each a second run, as the per-student limit allows: still room
+        client.submit(tiny_config(), student)
+    assert len(client.store.runs()) == 40
+
+
 def test_a_student_may_keep_only_so_much_on_disk(isolated_settings, finished_run, queue_that_never_starts):
     folder_bytes = sum(path.stat().st_size for path in finished_run.path.rglob("*") if path.is_file())  # du, by hand
     copies = 2**20 // folder_bytes + 1  # just over 1 MB together; one fewer, under it

@@ -55,7 +55,7 @@ def test_a_stop_keeps_the_networks_that_finished_an_epoch(isolated_settings):
 
     run = new_run(
         RunStore(isolated_settings["runs"]),
-        tiny_config(kind="seed_ensemble", ensemble_size=3, epochs=1),
+        tiny_config(kind="seed_ensemble", ensemble_size=3, epochs=1, seed=0),
         MACHINE_TEACHER,
     )
 

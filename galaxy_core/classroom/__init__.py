@@ -1,5 +1,6 @@
 """The class: who is who (people, the roster, sessions, OpenID Connect identities), who may do what (access), the
-sign-in routes and their throttling, and the class board. Its files live in the runs folder's .class/ folder."""
+sign-in routes and their throttling, the class board and the lesson's starting run. Its files live in the runs
+folder's .class/ folder."""
 
 from pathlib import Path
 

@@ -43,6 +43,7 @@ class Action(StrEnum):
     SHOW_NAMES = "choose whether the board shows names"
     SEE_NAME = "see whose is"
     SEE_SERVER_SETTINGS = "see the server's settings and folders"
+    SET_LESSON = "choose the run the class starts from"
 
 
 NO, OWN, ANY = Scope.NOBODYS, Scope.OWN, Scope.ANYONES
@@ -62,6 +63,7 @@ RIGHTS: dict[Action, tuple[Scope, Scope]] = {
     Action.SHOW_NAMES: (NO, ANY),
     Action.SEE_NAME: (OWN, ANY),  # unless the teacher shows every name on the board
     Action.SEE_SERVER_SETTINGS: (NO, ANY),
+    Action.SET_LESSON: (NO, ANY),
 }
 ROLE_COLUMN = {STUDENT: 0, TEACHER: 1}
 NOBODY = object()  # the owner of a class-wide action: only ANYONE'S reaches it

@@ -10,6 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.classroom.serving import sign_in_summary
 from galaxy_core.cli.common import client_for, wait_passing_signals_on
 from galaxy_core.errors import GalaxyLabError
@@ -33,6 +34,12 @@ def serve_command(commands) -> None:
         '127.0.0.1 for this machine only (the default with auth = "none", where whoever opens the lab is the teacher)',
     )
     parser.add_argument("--headless", action="store_true", help="do not open a browser")
+    parser.add_argument(
+        "--keep-training",
+        action="store_true",
+        help="when serve stops, leave queued and training runs to the training service (a restart); by default "
+        "they are stopped, each keeping what it learned, and the service ends with serve",
+    )
     parser.set_defaults(run=_serve)
 
 
@@ -79,8 +86,29 @@ def _serve(args, settings) -> int:
     proxies = {"FORWARDED_ALLOW_IPS": ",".join(settings.trusted_proxies)}  # uvicorn's own variable
     server = subprocess.Popen(command, env={**os.environ, **quiet, **proxies})
     warm_up = subprocess.Popen([sys.executable, "-m", "galaxy_core.warm_up"], env={**os.environ, **quiet})
+    threading.Thread(target=warm_up.wait, daemon=True, name="warm-up-reaper").start()  # no zombie once it is done
     threading.Thread(target=_run_the_app_once, args=(args.port,), daemon=True, name="first-run").start()
     status = wait_passing_signals_on(server)
     warm_up.terminate()  # done long since, unless the server was stopped at once
     warm_up.wait()
+    _end_training(client, settings, args.keep_training)
     return status
+
+
+def _end_training(client, settings, keep_training: bool) -> None:
+    """What serve started for training ends with it: the runs still queued or training are stopped (or left, with
+    --keep-training), then the training service and its standby worker."""
+    active = client.store.runs(active_only=True)
+    if active and not keep_training:
+        print(
+            f"galaxy-lab: stopping {len(active)} queued or training run(s), each keeping what it learned "
+            "(serve --keep-training leaves them to the training service)",
+            flush=True,
+        )
+    left = client.shut_down(MACHINE_TEACHER, keep_training=keep_training, timeout=settings.stop_grace_seconds + 30)
+    if left:
+        print(
+            f"galaxy-lab: {len(left)} run(s) go on in the training service, which ends by itself once the queue is "
+            "empty: galaxy-lab runs shows them",
+            flush=True,
+        )

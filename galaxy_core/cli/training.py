@@ -110,7 +110,12 @@ def _add_recipe_arguments(parser) -> None:
         help="the dataset's val split (default), or a share held out of the training split",
     )
     parser.add_argument("--validation-fraction", type=float, help="share of train held out (default 0.1)")
-    parser.add_argument("--seed", type=int, help="training seed: same seed and config, same curve (default 0)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="training seed: the same seed and config train the same network (default: each run draws its "
+        "own, printed when it is queued)",
+    )
 
 
 def _add_label_arguments(parser) -> None:
@@ -296,7 +301,7 @@ def _queue_and_follow(client, config, detach: bool, title: str = "") -> int:
     run = client.submit(config, MACHINE_TEACHER)
     if title:
         client.rename(run.id, title, MACHINE_TEACHER)
-    print(f"run {run.id} queued in {run.path.parent}", file=sys.stderr)
+    print(f"run {run.id} queued in {run.path.parent}, seed {run.config()['seed']}", file=sys.stderr)
     if detach:
         print(run.id)
         return 0

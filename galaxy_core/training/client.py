@@ -24,7 +24,7 @@ from galaxy_core.training.kinds import check_run_config, run_kind
 from galaxy_core.training.lifecycle import RunState
 from galaxy_core.training.procedure import train_run
 from galaxy_core.training.records import RunSummary
-from galaxy_core.training.service import ServiceFiles, ensure_supervisor
+from galaxy_core.training.service import ServiceFiles, end_supervisor, ensure_supervisor
 from galaxy_core.training.store import Run, RunStore
 
 FOLLOW_SERVICE_CHECK_SECONDS = 5.0
@@ -56,7 +56,9 @@ class ServiceStatus:
 
 def new_run(store: RunStore, config: TrainConfig, owner: User) -> Run:
     """A run folder for `config`, queued, `owner`'s, with the epochs its kind plans and a copy of the models it
-    starts from (InvalidInputError for a config its kind cannot run, or a model it cannot start from)."""
+    starts from (InvalidInputError for a config its kind cannot run, or a model it cannot start from). A config
+    without a seed gets one of its own here."""
+    config = config.seeded()
     check_run_config(config)
     kind = run_kind(config.kind)
     inputs = kind.input_models(store, config)
@@ -244,6 +246,21 @@ class ServiceClient:
         status = self.files.status() or {}
         problem = status.get("problem") if running else None
         return ServiceStatus(running, status.get("executor"), problem if isinstance(problem, str) else None)
+
+    def shut_down(self, user: User, *, keep_training: bool, timeout: float) -> list[RunSummary]:
+        """End what the lab runs for this runs folder: unless `keep_training`, stop every queued or training run
+        (each keeps what it learned) and wait up to `timeout` seconds for them to end; then, once none is left, the
+        training service and its standby worker. Returns the runs still queued or training (they go on)."""
+        active = self.store.runs(active_only=True)
+        if not keep_training:
+            for summary in active:
+                self.stop(summary.id, user)
+            deadline = time.monotonic() + timeout
+            while (active := self.store.runs(active_only=True)) and time.monotonic() < deadline:
+                time.sleep(0.5)
+        if not active:
+            end_supervisor(self.store.root)
+        return active
 
     def ensure_service(self, summaries: list[RunSummary]) -> None:
         """Start the training service if some of these runs are queued or running and it is not running (after a

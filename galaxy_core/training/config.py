@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import secrets
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from galaxy_core.data import DatasetSpec, check_spec
 from galaxy_core.data.augment import AugmentOptions
@@ -20,6 +21,7 @@ MONITORS = ("val_loss", "val_balanced_accuracy", "val_accuracy")
 # Where validation images come from: the dataset's own val split, or a stratified share held out of train.
 VALIDATION_SOURCES = ("val_split", "from_train")
 MAX_EPOCHS = 500
+MAX_SEED = 2**31 - 1  # a drawn seed is below it: short to read aloud, and every seeded library takes it
 # What the run store adds to a run's config.json: when it was queued, and by whom (its owner, for good).
 STORE_KEYS = ("created", "owner", "owner_name", "owner_role")
 
@@ -49,7 +51,9 @@ class TrainConfig:
     class_weighting: bool = True
     validation: str = "val_split"
     validation_fraction: float = 0.1  # with validation="from_train"
-    seed: int = 0
+    # Weights, shuffling, augmentation and any share it draws follow it: the same config and seed train the same
+    # network. None: each run draws its own when it is queued (`seeded`), and its config.json keeps it.
+    seed: int | None = None
     kind: str = DEFAULT_KIND  # what the run does with this recipe: an entry of galaxy_core.training.kinds
     folds: int = 5  # with kind="label_review": models trained, each predicting the fold it did not see
     # The training split's labels changed by a review: {source id: new class name, or None to leave the image out}
@@ -112,6 +116,8 @@ class TrainConfig:
             problems.append(f"validation must be one of {VALIDATION_SOURCES}, got {self.validation!r}")
         if not 0.0 < self.validation_fraction < 0.5:
             problems.append(f"validation_fraction must be between 0 and 0.5, got {self.validation_fraction}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
+            problems.append(f"seed must be a whole number >= 0 (or none: drawn for the run), got {self.seed!r}")
         if not isinstance(self.kind, str):
             problems.append(f"kind must be the name of a run kind, got {self.kind!r}")
         if not isinstance(self.label_changes, dict) or not all(
@@ -136,6 +142,10 @@ class TrainConfig:
         if self.train_fraction < 1 and self.train_per_class:
             problems.append("choose train_fraction or train_per_class, not both")
         return problems
+
+    def seeded(self) -> TrainConfig:
+        """This config with its seed, drawn now if it has none (what a run is queued with)."""
+        return self if self.seed is not None else replace(self, seed=secrets.randbelow(MAX_SEED + 1))
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -197,8 +207,8 @@ PRESETS = {
     ),
     "quick": Preset(
         title="Quick",
-        description="A run to watch during a lesson: about 2 minutes on 2 idle cores, a point or so below the "
-        "recommended one on validation.",
+        description="A run to watch during a lesson: the shortest preset, a point or so below the recommended one "
+        "on validation.",
         model="inception_small",
         image_size=40,
         settings={**_SHARED_SETTINGS, "epochs": 8, "early_stopping": False},

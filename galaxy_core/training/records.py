@@ -233,6 +233,11 @@ class RunSummary:
         return self.config["model"]
 
     @property
+    def seed(self) -> int | None:
+        """The seed it trained with (drawn when it was queued, unless given)."""
+        return whole(self.config.get("seed"))
+
+    @property
     def kind(self) -> str:
         return self.config.get("kind", DEFAULT_KIND)
 
@@ -269,6 +274,15 @@ class RunSummary:
         if self.state is RunState.RUNNING and self.batches_done and self.steps_per_epoch:
             return f", batch {self.batches_done}/{self.steps_per_epoch}"
         return ""
+
+    def epoch_line(self) -> str:
+        """Where its training is, never past its plan: "epoch 4 of at most 8, batch 12/40" while an epoch trains,
+        else "3 of at most 8 epochs trained" (between epochs, and after the last while it is tested)."""
+        planned = self.epochs_planned if self.epochs_planned is not None else "?"
+        batch = self.batch_progress()
+        if batch and (self.epochs_planned is None or self.epochs_done < self.epochs_planned):
+            return f"epoch {self.epochs_done + 1} of at most {planned}{batch}"
+        return f"{self.epochs_done} of at most {planned} epochs trained"
 
     def epochs_text(self) -> str:
         """ "3/8" epochs, with the batches of the epoch under way: "3/8, batch 12/40"."""

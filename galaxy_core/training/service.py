@@ -7,16 +7,22 @@
 
 The supervisor itself is galaxy_core.training.supervisor, started as a process of its own (`ensure_supervisor`)
 by whoever queues or stops a run or looks at the runs: a page, the CLI, `galaxy-lab serve`. Never by a worker: a
-child does not restart its parent.
+child does not restart its parent. It leaves by itself once idle, or when `galaxy-lab serve` ends
+(`end_supervisor`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -125,6 +131,26 @@ def ensure_supervisor(runs_root: str | Path) -> bool:
         logger.warning("cannot start the training service for %s: %s", runs_root, error)
         return False
     return True
+
+
+def end_supervisor(runs_root: str | Path, timeout: float = 30.0) -> bool:
+    """Ask the training service of `runs_root`, if one runs on this machine, to end (SIGTERM: it closes its standby
+    worker and leaves; a run still training goes on in its own process, for the next service to adopt). Whether no
+    service serves the folder afterwards."""
+    files = ServiceFiles(runs_root)
+    status = files.status() or {}
+    pid = status.get("pid")
+    if files.running() and isinstance(pid, int) and pid > 0 and status.get("host") == socket.gethostname():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while files.running() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for process in list(_spawned):  # one this process started: reaped, not left a zombie
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(max(0.1, deadline - time.monotonic()))
+            _spawned.remove(process)
+    return not files.running()
 
 
 def spawned_services() -> list[subprocess.Popen]:

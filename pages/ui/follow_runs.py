@@ -13,7 +13,7 @@ import streamlit as st
 from galaxy_core.answers.review import has_review
 from galaxy_core.classroom.access import Action, may
 from galaxy_core.data import describe_spec
-from galaxy_core.training import Run, RunState, RunSummary
+from galaxy_core.training import Run, RunState, RunSummary, TrainConfig
 from galaxy_core.training.client import ServiceClient
 from galaxy_core.training.fair_share import queue_positions
 from galaxy_core.training.kinds import describe_run_model
@@ -21,11 +21,12 @@ from galaxy_core.training.records import epoch_records
 from pages.ui.curves import run_curves_figure
 from pages.ui.display import as_message, interval_note, label_noise_note, plain
 from pages.ui.identity import Viewer
-from pages.ui.manage_runs import manage_ui, trash_ui
+from pages.ui.manage_runs import lesson_ui, manage_ui, trash_ui
 from pages.ui.navigation import LAB_PAGES
 from pages.ui.runs import (
     VIEWED_RUN_KEY,
     ordinal,
+    queue_pressed,
     run_interval,
     run_metrics,
     run_row,
@@ -36,6 +37,10 @@ REVIEW_PAGE = next(page for page in LAB_PAGES if page.url_path == "review")
 
 
 SELECTED_RUN_KEY = "train_selected_run"
+AGAIN_HELP = (
+    "A new run of yours with this run's recipe, dataset and seed: the same network again (on this machine's "
+    "software). A new seed instead: the recipe on New run above, where each run draws its own."
+)
 
 
 def runs_table_ui(summaries: list[RunSummary], positions: dict[str, int], viewer: Viewer) -> RunSummary | None:
@@ -53,7 +58,9 @@ def runs_table_ui(summaries: list[RunSummary], positions: dict[str, int], viewer
         selection_mode="single-row",
         key="runs_table",
         column_config={
-            # wide enough for "3/8, batch 12/70" from the start: a grid sizes its columns to their first values
+            # wide enough for "3/8, batch 12/70" and a title from the start: a grid sizes its columns to their first
+            # values, and cuts what is longer
+            "title": st.column_config.TextColumn(width="medium"),
             "epochs": st.column_config.TextColumn(width="medium"),
             "val balanced acc": st.column_config.NumberColumn(format="%.3f"),
             "test balanced acc": st.column_config.NumberColumn(format="%.3f"),
@@ -115,6 +122,7 @@ def run_view(client: ServiceClient, summary: RunSummary, viewer: Viewer, queue_p
         + (f" · {plain(summary.title)}" if summary.title else "")
         + owner
         + f": {state.value} · {describe_run_model(summary.config)} on {plain(describe_spec(summary.dataset))}"
+        + (f" · seed {summary.seed}" if summary.seed is not None else "")
         + (f" · {summary.device}" if summary.device else "")
         + (f" · on {summary.node}" if summary.node else "")
     )
@@ -123,9 +131,14 @@ def run_view(client: ServiceClient, summary: RunSummary, viewer: Viewer, queue_p
     if state.active and may_stop and head[1].button("Stop", key=f"stop_{run.id}", icon=":material/stop_circle:"):
         client.stop(run.id, user)
         st.toast("Stop requested: the run ends after its current batch and keeps what it learned.")
+    if not state.active and summary.seed is not None and head[1].button(
+        "Train again", key=f"again_{run.id}", icon=":material/replay:", help=AGAIN_HELP
+    ):
+        queue_pressed(client, TrainConfig.from_dict(summary.config), user)
     metrics = run_metrics(run)
     run_state_ui(summary, epoch_records(metrics), queue_position)
     run_results_ui(summary, metrics)
+    lesson_ui(client, summary, user)
     if may(user, Action.RENAME, summary.owner_id) or may(user, Action.DELETE, summary.owner_id):
         manage_ui(client, summary, user)
     with st.expander("Log"):
@@ -145,8 +158,7 @@ def run_state_ui(summary: RunSummary, epochs: list[dict], queue_position: int | 
         text = f"{summary.message}"
         if summary.run.stop_requested():
             text = f"stopping ({text})"
-        text += f" · epoch {summary.epochs_done + 1} of at most {summary.epochs_planned or '?'}"
-        text += summary.batch_progress()
+        text += f" · {summary.epoch_line()}"
         if epochs:
             text += f" · {epochs[-1]['images_per_second']:.0f} images/s"
         if summary.eta_seconds is not None:

@@ -24,10 +24,12 @@ from galaxy_core.classroom.people import MACHINE_TEACHER, User
 from galaxy_core.classroom.sessions import Sessions
 from galaxy_core.classroom.sign_in import COOKIE, SIGN_IN_PATH
 from galaxy_core.settings import Settings
+from galaxy_core.training import RunStore
 from pages.ui.display import plain
 from pages.ui.state import get_settings
 
 SCOPE_KEY = "runs_scope"
+FOLLOWED_LINKS_KEY = "followed_run_links"
 MINE, CLASS = "mine", "class"
 
 
@@ -94,18 +96,54 @@ def user_sidebar(user: User) -> None:
         return
     if SCOPE_KEY not in st.session_state and st.query_params.get(SCOPE_KEY) in (MINE, CLASS):
         st.session_state[SCOPE_KEY] = st.query_params[SCOPE_KEY]  # a link's choice
+    classmates_run = _new_link_to_a_classmates_run(user, settings)
+    if classmates_run is not None and st.session_state.get(SCOPE_KEY, _default_scope(user)) == MINE:
+        st.session_state[SCOPE_KEY] = CLASS
+        st.info(
+            f"This link opens run {plain(classmates_run)}, which is not yours: the menus now list the class's runs "
+            "(the sidebar switches back to yours)."
+        )
     with st.sidebar:
         st.caption("Signed in as")
         st.text(user.describe())  # typed by someone: shown as text, never as Markdown or HTML
         st.radio(
             "Runs in menus and tables",
             [MINE, CLASS],
-            index=0 if not user.is_teacher else 1,
+            index=[MINE, CLASS].index(_default_scope(user)),
             format_func={MINE: "My runs", CLASS: "The class's runs"}.get,
             key=SCOPE_KEY,
             horizontal=True,
         )
         st.button("Sign out", on_click=st.logout if settings.auth == "oidc" else _end_session, key="sign_out")
+
+
+def _default_scope(user: User) -> str:
+    return CLASS if user.is_teacher else MINE
+
+
+def _new_link_to_a_classmates_run(user: User, settings: Settings) -> str | None:
+    """The id of a run not `user`'s that the URL names (a page's `..._run` or `..._runs` parameter) and this
+    session has not followed yet; None if there is none. Followed once: a person who then chooses "My runs" keeps
+    it."""
+    named = [
+        run_id
+        for key in st.query_params
+        if key.endswith(("_run", "_runs"))
+        for run_id in st.query_params.get_all(key)
+    ]
+    followed = st.session_state.setdefault(FOLLOWED_LINKS_KEY, set())
+    store = RunStore(settings.runs_dir)
+    for run_id in named:
+        if run_id in followed:
+            continue
+        followed.add(run_id)
+        try:
+            owner = store.get(run_id).summary().owner_id
+        except (LookupError, OSError, ValueError):
+            continue  # no such run: the page says so
+        if not owns(user, owner):
+            return run_id
+    return None
 
 
 def _end_session() -> None:
@@ -126,7 +164,8 @@ class Viewer:
 
     def owner_label(self, summary) -> str:
         """A run's owner as this viewer may see them: on the class board and in every menu and table alike."""
-        return visible_name(summary.owner_id, summary.owner_name, self.user, self.names_shown, "a classmate")
+        unnamed = "the teacher" if summary.owner_is_teacher else "a classmate"
+        return visible_name(summary.owner_id, summary.owner_name, self.user, self.names_shown, unnamed)
 
     def lists(self, summary) -> bool:
         """Whether the viewer's menus and tables list this run."""

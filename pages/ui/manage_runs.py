@@ -1,17 +1,19 @@
-"""Manage runs (the Train page): a run's title and its move to the trash, the trash, and emptying it."""
+"""Manage runs (the Train page): a run's title and its move to the trash, the trash, and emptying it; the teacher's
+choice of the run the class starts from."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from galaxy_core.classroom.access import Action, may
+from galaxy_core.classroom.lesson import lesson_base_id, set_lesson_base
 from galaxy_core.classroom.people import User
+from galaxy_core.errors import GalaxyLabError
 from galaxy_core.training import RunSummary
 from galaxy_core.training.client import ServiceClient
 from galaxy_core.training.store import MAX_TITLE
-from pages.ui.runs import (
-    VIEWED_RUN_KEY,
-)
+from pages.ui.display import as_message
+from pages.ui.runs import VIEWED_RUN_KEY
 
 
 def manage_ui(client: ServiceClient, summary: RunSummary, user: User) -> None:
@@ -27,6 +29,31 @@ def manage_ui(client: ServiceClient, summary: RunSummary, user: User) -> None:
             client.delete(summary.id, user)
             st.session_state.pop(VIEWED_RUN_KEY, None)
             st.rerun(scope="app")
+
+
+def lesson_ui(client: ServiceClient, summary: RunSummary, user: User) -> None:
+    """For a teacher, on a run that kept a model: make it the run the class starts from, or stop."""
+    if not (may(user, Action.SET_LESSON) and summary.has_model) or summary.is_label_review or summary.is_ensemble:
+        return
+    if lesson_base_id(client.store.root) == summary.id:
+        st.caption("The class starts from this run: each student's Train page opens on a new head for it.")
+        if st.button("Stop starting the class from it", key=f"lesson_clear_{summary.id}"):
+            set_lesson_base(client.store, None, user)
+            st.rerun(scope="app")
+    elif st.button(
+        "Start the class from this run",
+        key=f"lesson_{summary.id}",
+        icon=":material/school:",
+        help="Every student's Train page then opens on *Start from a run* with this run chosen: a new head on its "
+        "network in seconds (the cut, few labels and fine-tuning are theirs to choose), and the class board shows "
+        "it beside their results.",
+    ):
+        try:
+            set_lesson_base(client.store, summary.id, user)
+        except GalaxyLabError as error:
+            st.error(f"The class cannot start from this run: {as_message(error)}.")
+            return
+        st.rerun(scope="app")
 
 
 def trash_ui(client: ServiceClient, user: User) -> None:

@@ -7,6 +7,7 @@ from dataclasses import replace
 import streamlit as st
 
 from galaxy_core.answers.review import ACTIONS, has_review, load_review, trainable_decision_sets
+from galaxy_core.classroom.lesson import lesson_base
 from galaxy_core.data import DatasetSpec
 from galaxy_core.data.augment import AugmentOptions
 from galaxy_core.errors import GalaxyLabError
@@ -16,6 +17,7 @@ from galaxy_core.training.client import ServiceClient
 from galaxy_core.training.config import (
     DEFAULT_MODEL,
     DEFAULT_PRESET,
+    MAX_SEED,
     MONITORS,
     OPTIMIZERS,
     PRESETS,
@@ -25,14 +27,15 @@ from galaxy_core.training.config import (
     preset_config,
     recommended_config,
 )
+from galaxy_core.training.kinds import describe_run_model
 from galaxy_core.training.kinds.label_review import MAX_FOLDS, MIN_FOLDS, check_folds, label_review_config
 from galaxy_core.training.kinds.seed_ensemble import MAX_NETWORKS, networks_config
-from pages.ui.display import as_message
+from pages.ui.display import as_message, plain
 from pages.ui.duration import expected_duration_ui
 from pages.ui.identity import Viewer
 from pages.ui.runs import (
     model_label,
-    queue_once,
+    queue_pressed,
     runs_that,
 )
 from pages.ui.start_from_run import few_labels_ui, transfer_ui
@@ -83,10 +86,17 @@ def preset_ui(dataset: DatasetSpec, preset: str, max_epochs: int, overrides: dic
 
 def new_run_ui(dataset: DatasetSpec, max_epochs: int, viewer: Viewer) -> TrainConfig | None:
     """The recipe choice, then a preset's button or the training form; returns a config when Train is pressed."""
+    recipes = [*PRESETS, OWN_RECIPE, TRANSFER_RECIPE, REVIEW_RECIPE]
+    lesson = lesson_base(ServiceClient.from_settings(get_settings()).store)
+    if lesson is not None:
+        st.info(
+            f"The class starts from {plain(viewer.owner_label(lesson))}'s run {plain(lesson.name)} "
+            f"({plain(describe_run_model(lesson.config))}): *Start from a run* trains a new head on its network."
+        )
     recipe = st.radio(
         "Recipe",
-        [*PRESETS, OWN_RECIPE, TRANSFER_RECIPE, REVIEW_RECIPE],
-        index=list(PRESETS).index(DEFAULT_PRESET),
+        recipes,
+        index=recipes.index(TRANSFER_RECIPE) if lesson is not None else recipes.index(DEFAULT_PRESET),
         format_func=recipe_label,
         key="train_recipe",
         bind="query-params",
@@ -274,8 +284,15 @@ def data_settings_ui(defaults: TrainConfig) -> dict:
         VALIDATION_SOURCES,
         format_func={"val_split": "the dataset's val split", "from_train": "10% held out of train"}.get,
     )
-    seed = seed_col.number_input("Seed", 0, 10**6, 0, help="The same seed and settings reproduce the same curve.")
-    return {"augment": augment, "class_weighting": class_weighting, "validation": validation, "seed": int(seed)}
+    seed = seed_col.number_input(
+        "Seed",
+        0,
+        MAX_SEED,
+        None,
+        placeholder="drawn for the run",
+        help="Each run draws its own unless you give one; the same seed and settings train the same network.",
+    )
+    return {"augment": augment, "class_weighting": class_weighting, "validation": validation, "seed": seed}
 
 
 def new_run_form(client: ServiceClient, dataset: DatasetSpec, max_epochs: int, viewer: Viewer) -> bool:
@@ -285,12 +302,4 @@ def new_run_form(client: ServiceClient, dataset: DatasetSpec, max_epochs: int, v
     except ValueError as error:
         st.error(f"These settings cannot train: {as_message(error)}")
         return False
-    if config is None:
-        return False
-    try:
-        run, queued_now = queue_once(client, config, viewer.user)
-    except GalaxyLabError as error:  # a full queue, a base that cannot be one, a runs folder that cannot be written
-        st.error(f"The run was not queued: {as_message(error)}.")
-        return False
-    st.success(f"Queued run {run.id}." if queued_now else f"Run {run.id} was queued by this press already.")
-    return queued_now
+    return config is not None and queue_pressed(client, config, viewer.user)

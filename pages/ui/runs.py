@@ -11,8 +11,9 @@ import streamlit as st
 
 from galaxy_core.answers.inference import balanced_accuracy_interval_of
 from galaxy_core.data import describe_spec
+from galaxy_core.errors import GalaxyLabError
 from galaxy_core.training import Run, RunState, RunStore, RunSummary
-from pages.ui.display import as_message
+from pages.ui.display import as_message, plain
 from pages.ui.identity import Viewer
 from pages.ui.state import get_settings
 
@@ -140,7 +141,10 @@ def choose_run(summaries: list, viewer: Viewer, key: str, label: str = "Run"):
     # Not bind="query-params": that leaves a default value out of the URL, and the default (the newest run)
     # changes as runs are added, so a link would move on to another run.
     if key not in st.session_state:
-        for wanted in (st.query_params.get(key), viewed):
+        linked = st.query_params.get(key)
+        if linked and linked not in by_id:
+            _say_why_the_link_is_not_shown(linked, viewer)
+        for wanted in (linked, viewed):
             if wanted in by_id:
                 st.session_state[key] = wanted
                 break
@@ -156,6 +160,20 @@ def choose_run(summaries: list, viewer: Viewer, key: str, label: str = "Run"):
     if viewed is None or viewed in by_id:
         st.session_state[VIEWED_RUN_KEY] = chosen
     return by_id[chosen]
+
+
+def _say_why_the_link_is_not_shown(run_id: str, viewer: Viewer) -> None:
+    """A link's run that the page's menu does not offer: why, instead of showing another run without a word."""
+    try:
+        summary = RunStore(get_settings().runs_dir).get(run_id).summary()
+    except (LookupError, OSError, ValueError):
+        st.warning(f"The link names run {plain(run_id)}, which is not in the lab (deleted, or in the trash).")
+        return
+    if not viewer.lists(summary):
+        why = "the menus list only your runs: choose the class's runs in the sidebar to see it"
+    else:
+        why = f"it {as_message(summary.message)}"
+    st.warning(f"The link's run {plain(summary.name)} cannot be shown on this page: {why}.")
 
 
 def _remember_choice(key: str) -> None:
@@ -176,6 +194,21 @@ def queue_once(client, config, user):
         st.session_state[LAST_QUEUED_KEY] = {"config": settings, "at": time.monotonic(), "run": run.id}
     st.session_state[VIEWED_RUN_KEY] = run.id
     return run, True
+
+
+def queue_pressed(client, config, user) -> bool:
+    """Queue `config` for a press of Train (once per press: `queue_once`) and say where it went or why it was
+    refused; whether a run was queued by this press."""
+    try:
+        run, queued_now = queue_once(client, config, user)
+    except GalaxyLabError as error:  # a full queue, a base that cannot be one, a runs folder that cannot be written
+        st.error(f"The run was not queued: {as_message(error)}.")
+        return False
+    seed = run.config().get("seed")
+    st.success(
+        f"Queued run {run.id} (seed {seed})." if queued_now else f"Run {run.id} was queued by this press already."
+    )
+    return queued_now
 
 
 def runs_apart(others: list, cannot: str) -> None:

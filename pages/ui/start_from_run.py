@@ -8,6 +8,7 @@ from collections.abc import Collection
 import pandas as pd
 import streamlit as st
 
+from galaxy_core.classroom.lesson import lesson_base
 from galaxy_core.data import DatasetSpec, describe_spec
 from galaxy_core.errors import GalaxyLabError
 from galaxy_core.training import RunStore, RunSummary, TrainConfig
@@ -29,6 +30,7 @@ SIMULATION_TO_REAL = (
     "features are the simulation's. A base trained on other real galaxies lifted 106 labelled galaxies from 0.43 to "
     "0.82 balanced accuracy."
 )
+LESSON_MARK = "The class's starting run: "
 ROLE_COLOURS = {"frozen": "#9ecae1", "fine-tuned": "#fdae6b", "cut off": "#d9d9d9", "new": "#a1d99b"}
 
 
@@ -54,10 +56,13 @@ def few_labels_ui(key: str) -> dict:
     return {}
 
 
-def _bases(viewer: Viewer) -> list[RunSummary]:
-    """The runs a new run can start from: ended training runs that kept a model."""
+def _bases(viewer: Viewer, lesson: RunSummary | None) -> list[RunSummary]:
+    """The runs a new run can start from: ended training runs that kept a model, the lesson's first (whoever's runs
+    the menus list)."""
     runs, _ = runs_that(viewer, lambda summary: summary.has_model and not summary.is_label_review)
-    return runs
+    if lesson is None:
+        return runs
+    return [lesson, *(summary for summary in runs if summary.id != lesson.id)]
 
 
 def transfer_ui(dataset: DatasetSpec, max_epochs: int, viewer: Viewer) -> TrainConfig | None:
@@ -92,8 +97,10 @@ def transfer_ui(dataset: DatasetSpec, max_epochs: int, viewer: Viewer) -> TrainC
 
 
 def _base_ui(viewer: Viewer) -> RunSummary | None:
-    """The run to start from, chosen among those that can be one (the run looked at last first)."""
-    bases = _bases(viewer)
+    """The run to start from, chosen among those that can be one: the class's starting run if the teacher marked
+    one, else the run looked at last, first."""
+    lesson = lesson_base(RunStore(get_settings().runs_dir))
+    bases = _bases(viewer, lesson)
     if not bases:
         st.info(
             "No run has kept a model yet: train one first (the Quick recipe takes a few minutes), then start "
@@ -102,11 +109,13 @@ def _base_ui(viewer: Viewer) -> RunSummary | None:
         return None
     by_id = {summary.id: summary for summary in bases}
     viewed = st.session_state.get(VIEWED_RUN_KEY)
+    first = lesson.id if lesson is not None else viewed
     chosen = st.selectbox(
         "Start from",
         list(by_id),
-        index=list(by_id).index(viewed) if viewed in by_id else 0,
-        format_func=lambda run_id: run_label(by_id[run_id], viewer),
+        index=list(by_id).index(first) if first in by_id else 0,
+        format_func=lambda run_id: LESSON_MARK * (lesson is not None and run_id == lesson.id)
+        + run_label(by_id[run_id], viewer),
         key="train_base_run",
         help="Its network up to the cut is copied into the new run, frozen; a new head learns this dataset's "
         "classes on the base's features (computed once, then cached): seconds, not minutes.",
