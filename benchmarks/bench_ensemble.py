@@ -45,6 +45,7 @@ from galaxy_core.training import RunStore
 from galaxy_core.training.client import new_run, train_in_this_process
 from galaxy_core.training.config import TrainConfig, preset_config
 from galaxy_core.training.kinds.label_review import label_review_config
+from galaxy_core.training.kinds.seed_ensemble import networks_config
 
 GZ1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "gz1-3class"
 RUNS = Path(__file__).resolve().parent / ".runs" / "ensemble"
@@ -181,7 +182,7 @@ def main() -> None:
     )
     report(f"{args.members} Recommended runs and their ensemble", [equal, weighted], members)
     report("A label review's fold models as an ensemble vs one Recommended run", [review], members[:1])
-    seeds = preset_config(spec, kind="seed_ensemble", ensemble_size=args.members)
+    seeds = preset_config(spec, **networks_config(args.members))
     one_run = finished_run(store, f"Recommended x {args.members} seeds as one run", seeds)
     one_request(one_run, members, equal)
     varied = members[:1] + [

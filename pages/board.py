@@ -129,7 +129,7 @@ def together_table(ensembles) -> pd.DataFrame:
                 "ensemble": summary.test_balanced_accuracy,
                 "its best member": max(scores, default=None),
                 "members' mean": sum(scores) / len(scores) if scores else None,
-                "members": len(summary.config.get("members") or ()),
+                "members": len(summary.options.get("members") or ()),
                 "run": summary.name,
             }
         )

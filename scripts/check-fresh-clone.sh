@@ -8,7 +8,10 @@ work=$(mktemp -d)
 port=${PORT:-8765}
 server=""
 cleanup() {
-    if [ -n "$server" ]; then kill -- "-$server" 2>/dev/null || true; fi
+    if [ -n "$server" ]; then
+        kill -- "-$server" 2>/dev/null || true
+        wait "$server" 2>/dev/null || true  # serve ends what it started, in the work folder, before it goes
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT

@@ -203,7 +203,7 @@ def tiny_config(**overrides) -> TrainConfig:
         "batch_size": 16,
         "early_stopping": False,
     }
-    return TrainConfig(**{**values, **overrides})
+    return TrainConfig.from_dict({**values, **overrides})  # a kind's options may be given beside the recipe
 
 
 def write_galaxy10(path, count=40, size=69, labels=None, keys=("images", "ans")):

@@ -71,6 +71,7 @@ COMMANDS = (
     "restore",
     "empty-trash",
     "tensorboard",
+    "lesson",
     "roster",
     "review-labels",
     "reviewed-labels",
@@ -202,7 +203,7 @@ def test_a_label_review_from_the_terminal_exports_its_csv_and_a_run_trains_on_it
     assert main(["review-labels", *tiny, "--folds", "3", "--epochs", "2", "--detach"]) == 0
     queued_id = capsys.readouterr().out.strip()
     queued = json.loads((isolated_settings["runs"] / queued_id / "config.json").read_text())
-    assert (queued["kind"], queued["folds"], queued["epochs"]) == ("label_review", 3, 2)
+    assert (queued["kind"], queued["options"]["folds"], queued["epochs"]) == ("label_review", 3, 2)
     _print_record({"kind": "review_epoch", "epoch": 2, "loss": 0.5}, live=False)
     assert capsys.readouterr().err == "epoch 2: loss 0.5000\n"
     assert main(["reviewed-labels", finished_review.id, "--accept-above", "0.01"]) == 0  # every suggestion accepted
@@ -245,7 +246,7 @@ def test_an_ensemble_of_two_runs_is_queued_evaluated_and_answers_like_a_run(
     run_id = capsys.readouterr().out.strip().splitlines()[-1]
     summary = RunStore(isolated_settings["runs"]).get(run_id).summary()
     assert (summary.state.value, summary.kind, summary.title) == ("finished", "ensemble", "the two of us")
-    assert summary.config["members"] == [finished_run.id, finished_transfer.id]
+    assert summary.options["members"] == [finished_run.id, finished_transfer.id]
     assert main(["evaluate", run_id]) == 0
     assert f"balanced accuracy  {saved_balanced_accuracy(summary.run):.4f}" in capsys.readouterr().out
     image = tmp_path / "galaxy.png"
@@ -264,7 +265,7 @@ def test_train_networks_queues_one_run_of_several_seeds_and_refuses_what_cannot_
     assert main([*TINY_TRAIN, "--networks", "3", "--seed", "4", "--detach"]) == 0
     run_id = capsys.readouterr().out.strip()
     summary = RunStore(isolated_settings["runs"]).get(run_id).summary()
-    assert (summary.kind, summary.config["ensemble_size"], summary.config["seed"]) == ("seed_ensemble", 3, 4)
+    assert (summary.kind, summary.options["ensemble_size"], summary.config["seed"]) == ("seed_ensemble", 3, 4)
     assert summary.epochs_planned == 3 * 2
     for flags, message in [
         (["--networks", "11"], "ensemble_size must be a whole number from 2 to 10, got 11"),
@@ -544,6 +545,19 @@ def test_tensorboard_shows_a_runs_event_files(finished_run, isolated_settings):
 def test_tensorboard_without_event_files_says_so(isolated_settings, capsys):
     assert main(["tensorboard"]) == 2
     assert "no run has TensorBoard event files yet" in capsys.readouterr().err
+
+
+def test_the_lesson_from_the_terminal(finished_run, finished_review, isolated_settings, capsys):
+    from galaxy_core.classroom.lesson import lesson_base_id
+
+    assert main(["lesson"]) == 0 and capsys.readouterr().out == "the class starts from no run\n"
+    assert main(["lesson", finished_run.id]) == 0
+    assert capsys.readouterr().out == f"the class starts from run {finished_run.summary().name} ({finished_run.id})\n"
+    assert lesson_base_id(isolated_settings["runs"]) == finished_run.id  # what the Train page opens on
+    assert main(["lesson", finished_review.id]) == 2
+    assert "is a label review" in capsys.readouterr().err
+    assert lesson_base_id(isolated_settings["runs"]) == finished_run.id  # a refusal changes nothing
+    assert main(["lesson", "--clear"]) == 0 and lesson_base_id(isolated_settings["runs"]) is None
 
 
 def test_the_roster_from_the_terminal(isolated_settings, capsys):

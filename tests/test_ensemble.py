@@ -101,10 +101,10 @@ def test_members_weighted_by_validation_take_their_figures_as_weights(
 ):
     members = [finished_run.summary(), finished_transfer.summary()]
     config = ensemble_config(members, weighting="validation")
-    assert config.member_weights == tuple(member.best_val_balanced_accuracy for member in members)
+    assert config.options.member_weights == tuple(member.best_val_balanced_accuracy for member in members)
     run = new_run(RunStore(isolated_settings["runs"]), config, MACHINE_TEACHER)
     assert train_in_this_process(run) == "finished", run.status().get("traceback")
-    figures = np.array(config.member_weights)
+    figures = np.array(config.options.member_weights)
     own = [member.run.predictions()["probabilities"] for member in members]
     expected = (figures[0] * own[0] + figures[1] * own[1]) / figures.sum()
     np.testing.assert_allclose(run.predictions()["probabilities"], expected, atol=1e-5)
@@ -210,14 +210,16 @@ def test_the_exported_ensemble_answers_as_the_lab_does(isolated_settings, finish
     answer = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     np.testing.assert_allclose(answer[0], run.predictions()["probabilities"][0], atol=1e-5)
     card = json.loads(export_run(run, "json", tmp_path).read_text())
-    assert card["model"] == "ensemble of 2 runs" and card["members"] == [finished_run.id, finished_transfer.id]
+    assert card["model"] == "ensemble of 2 runs" and card["kind"] == "ensemble"
+    assert card["options"]["members"] == [finished_run.id, finished_transfer.id]
 
 
 def test_an_ensembles_gradcam_is_its_members_maps_weighted_for_its_own_answer(finished_ensemble):
     from galaxy_core.answers.explain import gradcam
 
     store = RunStore(finished_ensemble.path.parent)
-    members = [load_model_file(store.get(run_id).best_model_path) for run_id in finished_ensemble.config()["members"]]
+    ids = finished_ensemble.summary().options["members"]
+    members = [load_model_file(store.get(run_id).best_model_path) for run_id in ids]
     ensemble = load_model_file(finished_ensemble.best_model_path)
     images = create_dataset(finished_ensemble.summary().dataset).splits["test"].images[:4]
     answers = predict_probabilities(ensemble, images).argmax(axis=1)

@@ -121,7 +121,7 @@ def test_one_button_makes_the_class_ensemble_of_each_persons_best_run(a_class):
     store = ServiceClient(a_class["bob"].path.parent).store
     ensemble = next(summary for summary in store.runs() if summary.kind == "ensemble")
     # By hand: Bob's best (his only run), Ada's best of two, the teacher's; the ensemble is Ada's run.
-    assert ensemble.config["members"] == [a_class["bob"].id, a_class["ada2"].id, a_class["lee"].id]
+    assert ensemble.options["members"] == [a_class["bob"].id, a_class["ada2"].id, a_class["lee"].id]
     assert ensemble.owner_id == account_user(ADA, STUDENT).id
     finished = wait_for(lambda: store.get(ensemble.id).summary().has_test_results and store.get(ensemble.id).summary())
     at = open_page("board", signed_in_as=ADA)

@@ -184,7 +184,7 @@ def test_compare_labels_draws_a_line_per_way_of_starting(finished_run, second_ru
     at = open_page("compare", compare_tabs="Labels")
     assert not at.exception and "needs runs on the same images trained on different numbers" in at.info[0].value
     config = json.loads((second_run.path / "config.json").read_text())
-    config.update(kind="transfer", base_run=finished_run.id, train_per_class=5)
+    config.update(kind="transfer", options={"base_run": finished_run.id}, train_per_class=5)
     (second_run.path / "config.json").write_text(json.dumps(config))
     rewrite_status(second_run, "finished", dataset_sizes={"train": 15, "val": 9, "test": 9})
     at = open_page("compare", compare_tabs="Labels")
@@ -217,7 +217,7 @@ def test_compare_makes_an_ensemble_of_the_chosen_runs(finished_run, second_run, 
     at.button(key="compare_make_ensemble").click().run()
     assert not at.exception and "Queued the ensemble of 2 runs" in at.success[0].value
     queued = [s for s in RunStore(isolated_settings["runs"]).runs() if s.kind == "ensemble"]
-    assert [summary.config["members"] for summary in queued] == [[finished_run.id, second_run.id]]
+    assert [summary.options["members"] for summary in queued] == [[finished_run.id, second_run.id]]
 
 
 def test_an_ensemble_classifies_with_its_members_averaged(finished_ensemble):
@@ -230,7 +230,8 @@ def test_an_ensemble_classifies_with_its_members_averaged(finished_ensemble):
     from galaxy_core.data import create_dataset
 
     store = RunStore(finished_ensemble.path.parent)
-    members = [load_model_file(store.get(run_id).best_model_path) for run_id in finished_ensemble.config()["members"]]
+    ids = finished_ensemble.summary().options["members"]
+    members = [load_model_file(store.get(run_id).best_model_path) for run_id in ids]
     dataset = create_dataset(finished_ensemble.summary().dataset)
     images = {
         str(source): image

@@ -200,7 +200,8 @@ def test_a_transfer_run_is_evaluated_and_explained_as_any_other_and_links_to_its
 
 
 def test_an_ensemble_is_evaluated_whole_or_member_by_member_and_says_what_each_member_adds(finished_ensemble):
-    members = [RunStore(finished_ensemble.path.parent).get(run_id) for run_id in finished_ensemble.config()["members"]]
+    store = RunStore(finished_ensemble.path.parent)
+    members = [store.get(run_id) for run_id in finished_ensemble.summary().options["members"]]
     for tab in ("Metrics", "Grad-CAM", "Inside the network", "Feature map", "Members"):
         at = open_page("evaluate", evaluate_run=finished_ensemble.id, evaluate_tabs=tab)
         assert not at.exception and not at.error, tab

@@ -91,7 +91,7 @@ def test_train_page_queues_a_label_review(isolated_settings, nowhere_to_train):
     at.button(key="train_review").click().run()
     assert not at.exception and at.success[0].value.startswith("Queued run ")
     config = queued_config(isolated_settings["runs"])
-    assert (config["kind"], config["folds"], config["epochs"]) == ("label_review", 3, 8)
+    assert (config["kind"], config["options"]["folds"], config["epochs"]) == ("label_review", 3, 8)
 
 
 def test_train_page_refuses_more_folds_than_a_class_has_images(isolated_settings):

@@ -455,7 +455,7 @@ def test_train_page_offers_presets_with_their_expected_duration(isolated_setting
         quick.epochs,
         PRESETS["quick"].image_size,
     )
-    assert (config["kind"], config["ensemble_size"]) == ("seed_ensemble", 3)
+    assert (config["kind"], config["options"]["ensemble_size"]) == ("seed_ensemble", 3)
 
 
 def test_train_page_starts_a_run_from_a_finished_one(finished_run, isolated_settings, monkeypatch):
@@ -477,7 +477,8 @@ def test_train_page_starts_a_run_from_a_finished_one(finished_run, isolated_sett
     assert not at.exception and at.success[0].value.startswith("Queued run ")
     run_id = at.success[0].value.removeprefix("Queued run ").split(" ")[0]
     config = json.loads((isolated_settings["runs"] / run_id / "config.json").read_text())
-    assert (config["kind"], config["base_run"], config["unfreeze_from"], config["train_per_class"]) == (
+    options = config["options"]
+    assert (config["kind"], options["base_run"], options["unfreeze_from"], config["train_per_class"]) == (
         "transfer",
         finished_run.id,
         "block2_conv1",

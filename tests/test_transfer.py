@@ -258,3 +258,23 @@ def test_the_feature_cache_keeps_to_its_size_dropping_the_least_recently_used(tm
     assert sorted(path.name for path in tmp_path.iterdir()) == ["new.npz", "used.npz"]
     (tmp_path / "huge.npz").write_bytes(bytes(2000))
     assert sorted(path.name for path in prune(tmp_path, 900)) == ["new.npz", "used.npz"]  # the newest stays
+
+
+def test_a_run_queued_before_kinds_had_options_reads_as_it_did(finished_transfer):
+    """Such a run's config.json kept every kind's options beside the recipe, the other kinds' at their defaults."""
+    path = finished_transfer.path / "config.json"
+    nested = json.loads(path.read_text())
+    own = nested.pop("options")
+    others = {"folds": 5, "members": [], "weighting": "equal", "member_weights": [], "ensemble_size": 5}
+    legacy = {**nested, **own, **others}
+    path.write_text(json.dumps(legacy))
+    summary = finished_transfer.summary()
+    assert summary.options == own and summary.base_run == own["base_run"]
+    assert describe_run_model(legacy) == describe_run_model({**nested, "options": own}) == describe_run_model(
+        summary.config
+    )
+    config = TrainConfig.from_dict(legacy)
+    assert (config.options.base_run, config.options.unfreeze_from) == (own["base_run"], own["unfreeze_from"])
+    assert TrainConfig.from_dict(config.to_dict()) == config  # and it is written nested from then on
+    with pytest.raises(InvalidInputError, match=r"unknown transfer options \['base'\]"):
+        TrainConfig.from_dict({**nested, "options": {"base": own["base_run"]}})

@@ -48,9 +48,8 @@ def model_card(run: Run, checkpoint: str = "best") -> dict:
         "output": "class probabilities (softmax), in the order of class_names",
         "dataset": summary.dataset.to_dict(),
     }
-    if config.get("members"):
-        card["members"] = list(config["members"])
-        card["member_weights"] = list(config.get("member_weights") or ())
+    if summary.options:  # what its kind was asked to do: an ensemble's members and weights, a transfer's base, ...
+        card["kind"], card["options"] = summary.kind, summary.options
     for key in ("test_accuracy", "test_balanced_accuracy", "test_balanced_accuracy_tta"):
         if getattr(summary, key) is not None:
             card[key] = getattr(summary, key)

@@ -93,7 +93,7 @@ def members_view(summary: RunSummary) -> MembersView | None:
     if named is not None:
         names = named(summary.config, len(probabilities))
     else:
-        names = [f"run {short_run_id(run_id)}" for run_id in summary.config.get("members") or ()]
+        names = [f"run {short_run_id(run_id)}" for run_id in summary.options.get("members") or ()]
     if len(names) != len(probabilities) or not np.array_equal(saved["source_ids"], predictions["source_ids"]):
         raise InvalidInputError(f"run {summary.name}'s members file does not match its predictions: it is damaged")
     return MembersView(
@@ -106,7 +106,7 @@ def member_whereabouts(store: RunStore, summary: RunSummary) -> list[str]:
     ensemble keeps its own copy of each member's model either way)."""
     trashed = set(store.trashed().run_ids())
     where = []
-    for run_id in summary.config.get("members") or ():
+    for run_id in summary.options.get("members") or ():
         try:
             store.get(run_id)
             where.append("")

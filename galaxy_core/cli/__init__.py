@@ -13,6 +13,7 @@ galaxy-lab rename RUN TITLE       give a run a title
 galaxy-lab delete RUN             move a run to the trash; restore RUN brings it back; empty-trash deletes for good
 galaxy-lab restore RUN            bring a run back from the trash
 galaxy-lab empty-trash            delete the runs in the trash for good
+galaxy-lab lesson [RUN]           the run the class starts from: show it, set it, or --clear it
 galaxy-lab roster ACTION [NAME]   the class's roster for auth = roster: list, add, new-code, remove, teacher
 galaxy-lab tensorboard [RUN...]   show runs' event files in TensorBoard
 galaxy-lab review-labels          queue a label review of a dataset's training split and follow it here
@@ -34,6 +35,7 @@ from galaxy_core.cli.roster import roster_command
 from galaxy_core.cli.runs import (
     delete_command,
     empty_trash_command,
+    lesson_command,
     rename_command,
     restore_command,
     reviewed_labels_command,
@@ -60,6 +62,7 @@ COMMANDS = (
     restore_command,
     empty_trash_command,
     tensorboard_command,
+    lesson_command,
     roster_command,
     review_labels_command,
     reviewed_labels_command,

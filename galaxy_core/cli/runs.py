@@ -1,4 +1,5 @@
-"""The runs from a terminal: `runs`, `stop` and a label review's `reviewed-labels`."""
+"""The runs from a terminal: `runs`, `stop`, renaming, the trash, a label review's `reviewed-labels`, TensorBoard,
+and the run the class starts from (`lesson`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import subprocess
 import sys
 
 from galaxy_core.answers.review import CLASS_MAJORITY, load_review, record_review_decisions
+from galaxy_core.classroom.lesson import lesson_base, set_lesson_base
 from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.cli.common import ONE_RUN, RUNS_DIR, client_for, store_for, wait_passing_signals_on
 from galaxy_core.errors import GalaxyLabError
@@ -43,6 +45,7 @@ def run_json(summary: RunSummary) -> dict:
         "kind": summary.kind,
         "model": summary.model,
         "base_run": summary.base_run,
+        "seed": summary.seed,
         "dataset": summary.dataset.path or summary.dataset.source,
         "executor": summary.executor,
         "node": summary.node,
@@ -216,4 +219,28 @@ def _empty_trash(args, settings) -> int:
     client = client_for(args, settings)
     megabytes = sum(summary.run.disk_bytes() for summary in client.trashed(MACHINE_TEACHER)) / 1e6
     print(f"{client.empty_trash(MACHINE_TEACHER)} run(s) deleted for good, {megabytes:.1f} MB freed")
+    return 0
+
+
+def lesson_command(commands) -> None:
+    parser = commands.add_parser(
+        "lesson",
+        parents=[RUNS_DIR],
+        help="the run the class starts from: show it, set it (RUN) or clear it (--clear)",
+        description="Every student's Train page opens on a new head for the class's starting run, and the class "
+        "board shows it beside the class's results.",
+    )
+    parser.add_argument("run_id", nargs="?", metavar="RUN", help="the run to start the class from")
+    parser.add_argument("--clear", action="store_true", help="start the class from no run")
+    parser.set_defaults(run=_lesson)
+
+
+def _lesson(args, settings) -> int:
+    store = store_for(args, settings)
+    if args.clear and args.run_id:
+        raise GalaxyLabError("give a run to start the class from, or --clear, not both")
+    if args.clear or args.run_id:
+        set_lesson_base(store, args.run_id, MACHINE_TEACHER)
+    base = lesson_base(store)
+    print(f"the class starts from run {base.name} ({base.id})" if base else "the class starts from no run")
     return 0

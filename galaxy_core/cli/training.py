@@ -271,8 +271,10 @@ def _train(args, settings) -> int:
         overrides.update(networks_config(args.networks))
     if args.base_run:
         return _queue_and_follow(client_for(args, settings), _transfer_config(args, settings, overrides), args.detach)
-    if args.cut or args.unfreeze_from:
-        raise InvalidInputError("--cut and --unfreeze-from go with --from RUN (the run to start from)")
+    if args.cut or args.unfreeze_from or args.fine_tune_epochs or args.fine_tune_learning_rate:
+        raise InvalidInputError(
+            "--cut, --unfreeze-from and the --fine-tune options go with --from RUN (the run to start from)"
+        )
     dataset = dataset_spec_from_args(args, settings)
     if args.model and args.model != PRESETS[args.preset].model:
         config = recommended_config(dataset, args.model, **overrides)

@@ -31,6 +31,23 @@ STORE_KEYS = ("created", "owner", "owner_name", "owner_role")
 DEFAULT_KIND = "train"
 
 
+# Each kind's options dataclass (None: a kind without options), registered with the kind
+# (galaxy_core.training.kinds.registry.register_kind).
+KIND_OPTIONS: dict[str, type | None] = {}
+
+
+def nested_options(values: dict) -> dict:
+    """A config's dict with its kind's options under "options". A run queued before kinds had options kept every
+    kind's beside the recipe ("base_run", "members", ...: the other kinds' at their defaults, left out here)."""
+    if "options" in values:
+        return values
+    every = {option.name for kind in KIND_OPTIONS.values() if kind is not None for option in fields(kind)}
+    own = KIND_OPTIONS.get(values.get("kind", DEFAULT_KIND))
+    names = {option.name for option in fields(own)} if own is not None else set()
+    recipe = {key: value for key, value in values.items() if key not in every}
+    return {**recipe, "options": {key: value for key, value in values.items() if key in names} if own else None}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     dataset: DatasetSpec  # or its dict form, as config.json stores it
@@ -55,7 +72,9 @@ class TrainConfig:
     # network. None: each run draws its own when it is queued (`seeded`), and its config.json keeps it.
     seed: int | None = None
     kind: str = DEFAULT_KIND  # what the run does with this recipe: an entry of galaxy_core.training.kinds
-    folds: int = 5  # with kind="label_review": models trained, each predicting the fold it did not see
+    # The kind's own options: a dataclass of the kind's module (a transfer run's base run and cut, an ensemble's
+    # members, ...), or its dict form as config.json keeps it; None for a kind without options.
+    options: object = None
     # The training split's labels changed by a review: {source id: new class name, or None to leave the image out}
     label_changes: dict = field(default_factory=dict)
     label_changes_from: str = ""  # where they came from, in words ("review <run id>, relabelled")
@@ -63,31 +82,12 @@ class TrainConfig:
     # stratified with the run's seed; the validation and test images stay whole.
     train_fraction: float = 1.0
     train_per_class: int = 0
-    # With kind="transfer": the finished run whose network it starts from; the layer whose output feeds the new
-    # head ("": what fed the base's own classifier); the first layer of the base to fine-tune once the head has
-    # trained ("": none, the base stays frozen), for fine_tune_epochs at fine_tune_learning_rate.
-    base_run: str = ""
-    base_cut: str = ""
-    unfreeze_from: str = ""
-    fine_tune_epochs: int = 5
-    fine_tune_learning_rate: float = 1e-4
-    # With kind="ensemble": the runs whose best models answer as one, how they were weighted ("equal",
-    # "validation") and the weights that came of it, one per member.
-    members: tuple = ()
-    weighting: str = "equal"
-    member_weights: tuple = ()
-    # With kind="seed_ensemble": networks of this recipe trained one after another (seeds seed, seed + 1, ...) in
-    # one run, which then answer as one.
-    ensemble_size: int = 5
 
     def __post_init__(self) -> None:
         if isinstance(self.dataset, dict):
             object.__setattr__(self, "dataset", DatasetSpec.from_dict(self.dataset))
-        for name in ("members", "member_weights"):  # lists, as config.json keeps them
-            if isinstance(getattr(self, name), list):
-                object.__setattr__(self, name, tuple(getattr(self, name)))
         check_spec(self.dataset)
-        problems = []
+        problems = self._options_problems()
         from galaxy_core.models import model_info  # deferred: the model zoo imports Keras
 
         info = model_info(self.model)  # raises for an unknown model, naming the known ones
@@ -118,18 +118,41 @@ class TrainConfig:
             problems.append(f"validation_fraction must be between 0 and 0.5, got {self.validation_fraction}")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
             problems.append(f"seed must be a whole number >= 0 (or none: drawn for the run), got {self.seed!r}")
-        if not isinstance(self.kind, str):
-            problems.append(f"kind must be the name of a run kind, got {self.kind!r}")
         if not isinstance(self.label_changes, dict) or not all(
             isinstance(key, str) and (value is None or isinstance(value, str))
             for key, value in self.label_changes.items()
         ):
             problems.append("label_changes must map image ids to a class name or None (left out)")
-        if not isinstance(self.members, tuple) or not all(isinstance(run_id, str) for run_id in self.members):
-            problems.append("members must be a list of run ids")
         problems += self._few_labels_problems()
         if problems:
             raise InvalidInputError("; ".join(problems))
+
+    def _options_problems(self) -> list[str]:
+        """The kind's options as its dataclass (from their dict form, or its defaults); what is wrong with them."""
+        if not isinstance(self.kind, str) or self.kind not in KIND_OPTIONS:
+            return [f"unknown run kind {self.kind!r}; the kinds are {', '.join(sorted(KIND_OPTIONS))}"]
+        options_type = KIND_OPTIONS[self.kind]
+        given = self.options
+        if options_type is None:
+            if given not in (None, {}):
+                return [f"a {self.kind} run takes no options, got {given!r}"]
+            object.__setattr__(self, "options", None)
+            return []
+        if isinstance(given, options_type):
+            return []
+        if given is None:
+            given = {}
+        if not isinstance(given, dict):
+            return [f"the options of a {self.kind} run are a table of settings, got {given!r}"]
+        known = {option.name for option in fields(options_type)}
+        unknown = sorted(set(given) - known)
+        if unknown:
+            return [f"unknown {self.kind} options {unknown}; known: {sorted(known)}"]
+        try:
+            object.__setattr__(self, "options", options_type(**given))
+        except (TypeError, ValueError) as error:
+            return [f"the {self.kind} options cannot be read: {error}"]
+        return []
 
     def _few_labels_problems(self) -> list[str]:
         problems = []
@@ -157,9 +180,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
-        """The config of a dict (as `to_dict` or a run's config.json has it: the run store's own keys are left
-        out); InvalidInputError names any unknown setting."""
-        values = {key: value for key, value in values.items() if key not in STORE_KEYS}
+        """The config of a dict (as `to_dict` or a run's config.json has it, options nested or, as runs kept them
+        before options were, beside the recipe: the run store's own keys are left out); InvalidInputError names
+        any unknown setting."""
+        values = {key: value for key, value in nested_options(values).items() if key not in STORE_KEYS}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

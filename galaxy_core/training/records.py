@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Protocol
 
 from galaxy_core.data import DatasetSpec, check_spec
-from galaxy_core.training.config import DEFAULT_KIND
+from galaxy_core.training.config import DEFAULT_KIND, nested_options
 from galaxy_core.training.lifecycle import RunState
 
 
@@ -21,7 +21,7 @@ class KindTraits:
 
     answers_as_one: bool = False  # its model averages several networks' answers (an ensemble)
     reviews_labels: bool = False  # a label review: its results are doubted labels; its fold models are for those
-    starts_from: str | None = None  # the config field naming the run its network starts from, if any
+    starts_from: str | None = None  # the option naming the run its network starts from, if any
     ones_own: bool = True  # one person's network, on the class board
     paces_its_recipe: bool = False  # its epochs' pace is its recipe's (what a duration estimate may use)
     # (config, number of members) -> what each of its members is called, when its members are not runs
@@ -174,7 +174,9 @@ class RunSummary:
 
     @classmethod
     def read(cls, run: RunFolder, config: dict, status: dict, title: str = "") -> RunSummary:
-        """The summary of a run's config, (merged) status and title."""
+        """The summary of a run's config (its kind's options nested, whenever it was queued), (merged) status and
+        title."""
+        config = nested_options(config)
         dataset, state = checked_config(config), state_of(status)
         names = status.get("class_names")
         error = text(status.get("error"))
@@ -233,6 +235,12 @@ class RunSummary:
         return self.config["model"]
 
     @property
+    def options(self) -> dict:
+        """Its kind's options as its config keeps them ({} for a kind without)."""
+        options = self.config.get("options")
+        return options if isinstance(options, dict) else {}
+
+    @property
     def seed(self) -> int | None:
         """The seed it trained with (drawn when it was queued, unless given)."""
         return whole(self.config.get("seed"))
@@ -249,7 +257,7 @@ class RunSummary:
     def base_run(self) -> str | None:
         """The id of the run this one's network started from; None for a run that started from scratch."""
         field = self.traits.starts_from
-        return text(self.config.get(field)) if field else None
+        return text(self.options.get(field)) if field else None
 
     @property
     def is_label_review(self) -> bool:

@@ -138,6 +138,8 @@ def end_supervisor(runs_root: str | Path, timeout: float = 30.0) -> bool:
     worker and leaves; a run still training goes on in its own process, for the next service to adopt). Whether no
     service serves the folder afterwards."""
     files = ServiceFiles(runs_root)
+    if not files.root.is_dir():
+        return True  # no runs folder (deleted, say): nothing serves it, and asking must not make one
     status = files.status() or {}
     pid = status.get("pid")
     if files.running() and isinstance(pid, int) and pid > 0 and status.get("host") == socket.gethostname():

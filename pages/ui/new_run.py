@@ -150,9 +150,9 @@ def label_review_ui(dataset: DatasetSpec) -> TrainConfig | None:
     )
     config = label_review_config(dataset, int(folds))
     try:
-        check_folds(load_dataset(dataset, get_settings()), config.folds)
+        check_folds(load_dataset(dataset, get_settings()), config.options.folds)
     except (GalaxyLabError, ValueError) as error:
-        st.warning(f"This dataset cannot be reviewed in {config.folds} folds: {as_message(error)}.")
+        st.warning(f"This dataset cannot be reviewed in {config.options.folds} folds: {as_message(error)}.")
         return None
     expected_duration_ui(config)
     return config if st.button("Review the labels", type="primary", key="train_review") else None

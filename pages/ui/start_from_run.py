@@ -167,7 +167,7 @@ def base_run_note(summary: RunSummary, run_picker_key: str | None = None, pickab
             "network."
         )
         return
-    cut, unfreeze = summary.config.get("base_cut"), summary.config.get("unfreeze_from")
+    cut, unfreeze = summary.options.get("base_cut"), summary.options.get("unfreeze_from")
     how = f"cut after {cut}" if cut else "cut where its classifier was"
     how += f", fine-tuned from {unfreeze}" if unfreeze else ", frozen"
     label = f"Started from run {plain(base.name)} ({base.model} on {plain(describe_spec(base.dataset))}; {how})"

@@ -16,6 +16,7 @@ weights each member by its best validation balanced accuracy, for members that r
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,21 @@ from galaxy_core.training.store import RunStore, member_model_name
 
 WEIGHTINGS = ("equal", "validation")
 MAX_MEMBERS = 20
+
+
+@dataclass(frozen=True)
+class EnsembleOptions:
+    """The runs whose best models answer as one, how they were weighted ("equal", "validation") and the weights
+    that came of it, one per member."""
+
+    members: tuple = ()
+    weighting: str = "equal"
+    member_weights: tuple = ()
+
+    def __post_init__(self) -> None:
+        for name in ("members", "member_weights"):  # lists, as config.json keeps them
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
 
 
 def member_weights(members: list[RunSummary], weighting: str) -> list[float]:
@@ -52,18 +68,15 @@ def ensemble_config(members: list[RunSummary], weighting: str = "equal") -> Trai
     if not members:
         raise InvalidInputError("an ensemble needs at least one member")
     first = members[0]
-    return TrainConfig(
-        dataset=first.dataset,
-        model=first.model,
-        kind="ensemble",
-        members=tuple(member.id for member in members),
-        weighting=weighting,
-        member_weights=tuple(member_weights(members, weighting)),
-    )
+    weights = tuple(member_weights(members, weighting))
+    options = EnsembleOptions(tuple(member.id for member in members), weighting, weights)
+    return TrainConfig(dataset=first.dataset, model=first.model, kind="ensemble", options=options)
 
 
 def config_problems(config: TrainConfig) -> list[str]:
-    members, weights = list(config.members), list(config.member_weights)
+    members, weights = list(config.options.members), list(config.options.member_weights)
+    if not all(isinstance(run_id, str) for run_id in members):
+        return ["members must be a list of run ids"]
     if not 1 <= len(members) <= MAX_MEMBERS:
         return [f"an ensemble has 1-{MAX_MEMBERS} members, got {len(members)}"]
     problems = [] if len(set(members)) == len(members) else ["a run is a member of the ensemble once"]
@@ -94,7 +107,7 @@ def member_summary(store: RunStore, run_id: str) -> RunSummary:
 def member_model_files(store: RunStore, config: TrainConfig) -> dict[str, Path]:
     """{"member-1": the first member's best model file, ...} for the members that can answer together
     (InvalidInputError saying which cannot and why)."""
-    members = [member_summary(store, run_id) for run_id in config.members]
+    members = [member_summary(store, run_id) for run_id in config.options.members]
     first = members[0]
     files = {}
     for number, member in enumerate(members, start=1):
@@ -122,14 +135,14 @@ def planned_epochs(config: TrainConfig) -> int:
 
 
 def describe(config: dict) -> str:
-    members = config.get("members") or ()
-    return f"ensemble of {len(members)} runs"
+    return f"ensemble of {len(config['options']['members'])} runs"
 
 
 @register_kind(
     "ensemble",
     title=describe,
     planned_epochs=planned_epochs,
+    options=EnsembleOptions,
     check=config_problems,
     input_models=member_model_files,
     traits=KindTraits(answers_as_one=True, ones_own=False),  # chosen runs, anyone's: not one person's network
@@ -139,16 +152,16 @@ def make_ensemble(run, config: TrainConfig, dataset: Dataset, observers: Sequenc
     from galaxy_core.answers.prediction import load_model_file
 
     run.report_progress(
-        message=f"loading its {len(config.members)} members",
+        message=f"loading its {len(config.options.members)} members",
         class_names=list(dataset.class_names),
         dataset_sizes={name: len(split) for name, split in dataset.splits.items()},
     )
     members = []
-    for number in range(1, len(config.members) + 1):
+    for number in range(1, len(config.options.members) + 1):
         if run.stop_requested():
             raise StoppedBeforeTrainingError("stopped while it loaded its members: no ensemble")
         members.append(load_model_file(run.input_model_path(member_model_name(number))))
-    figures = answer_as_one(run, members, list(config.member_weights), dataset)
+    figures = answer_as_one(run, members, list(config.options.member_weights), dataset)
     evaluated = "evaluated" if figures else "no test split to evaluate"
     message = f"finished: {len(members)} members answering as one, {evaluated}"
     run.log(message)

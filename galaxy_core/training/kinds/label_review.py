@@ -13,6 +13,7 @@ import TensorFlow: pages check a number of folds with it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,6 +27,13 @@ from galaxy_core.training.recipe import fit_phase
 from galaxy_core.training.records import KindTraits
 
 MIN_FOLDS, MAX_FOLDS = 2, 10
+
+
+@dataclass(frozen=True)
+class ReviewOptions:
+    folds: int = 5  # models trained, each predicting the fold it did not see
+
+
 REVIEW_ARRAYS = "review"  # the run's review.npz: probabilities, labels, source_ids, folds, doubted
 
 
@@ -76,11 +84,11 @@ def out_of_fold_probabilities(
     from galaxy_core.answers.prediction import predict_probabilities
     from galaxy_core.models import create_model
 
-    check_folds(dataset, config.folds)
+    check_folds(dataset, config.options.folds)
     train = dataset.splits["train"]
-    assignment = stratified_folds(train.labels, config.folds, config.seed)
+    assignment = stratified_folds(train.labels, config.options.folds, config.seed)
     probabilities = np.zeros((len(train), dataset.num_classes), dtype=np.float32)
-    for fold in range(config.folds):
+    for fold in range(config.options.folds):
         held_out, kept = np.flatnonzero(assignment == fold), np.flatnonzero(assignment != fold)
         keras.utils.set_random_seed(config.seed + fold)
         model = create_model(config.model, train.images.shape[1:], dataset.num_classes, **config.model_options)
@@ -104,26 +112,27 @@ def out_of_fold_probabilities(
 
 def planned_epochs(config: TrainConfig) -> int:
     """Its epochs once per fold."""
-    return config.epochs * config.folds
+    return config.epochs * config.options.folds
 
 
 def workload(config: TrainConfig, split_sizes: dict[str, int]) -> Workload:
     """Each fold's network trains on the other folds, validates on nothing, and predicts its own fold once."""
     train = split_sizes.get("train", 0)
-    return Workload(train * (config.folds - 1) / config.folds, 0, train)
+    return Workload(train * (config.options.folds - 1) / config.options.folds, 0, train)
 
 
 def label_review_config(dataset: DatasetSpec, folds: int = 5, **overrides) -> TrainConfig:
     """A label review of `dataset`'s training split: `folds` models of the quick recipe, each predicting the
     images it did not train on."""
-    return preset_config(dataset, REVIEW_PRESET, kind="label_review", folds=folds, **overrides)
+    return preset_config(dataset, REVIEW_PRESET, kind="label_review", options=ReviewOptions(folds), **overrides)
 
 
 @register_kind(
     "label_review",
     title="label review: {folds} x {model}",
     planned_epochs=planned_epochs,
-    check=lambda config: fold_count_problems(config.folds),
+    options=ReviewOptions,
+    check=lambda config: fold_count_problems(config.options.folds),
     workload=workload,
     traits=KindTraits(
         reviews_labels=True,
@@ -139,18 +148,18 @@ def review_labels(run, config: TrainConfig, dataset: Dataset, observers: Sequenc
 
     train = dataset.splits["train"]
     run.report_progress(
-        message=f"training fold 1 of {config.folds}",
+        message=f"training fold 1 of {config.options.folds}",
         class_names=list(dataset.class_names),
         dataset_sizes={name: len(split) for name, split in dataset.splits.items()},
         epochs_done=0,
     )
-    stop, progress = StopOnRequest(run), FoldProgress(run, config.epochs, config.folds)
+    stop, progress = StopOnRequest(run), FoldProgress(run, config.epochs, config.options.folds)
     fold_models = []
 
     def fold_done(fold: int, model, images: int) -> None:
         run.save_model(model, f"fold-{fold + 1}")
         fold_models.append(model)
-        run.log(f"fold {fold + 1} of {config.folds} predicted its {images} images")
+        run.log(f"fold {fold + 1} of {config.options.folds} predicted its {images} images")
 
     probabilities, assignment = out_of_fold_probabilities(
         config, dataset, on_fold=fold_done, observers=[stop, progress, *observers]
@@ -173,7 +182,7 @@ def review_labels(run, config: TrainConfig, dataset: Dataset, observers: Sequenc
     figures = answer_as_one(run, fold_models, [1.0] * len(fold_models), dataset)
     message = (
         f"finished: {len(doubted)} of {len(train)} training labels doubted ({len(doubted) / len(train):.1%}), "
-        f"{config.folds} folds, their models an ensemble"
+        f"{config.options.folds} folds, their models an ensemble"
     )
     run.log(message)
     return Outcome(RunState.FINISHED, message, {"doubted": len(doubted), **figures})

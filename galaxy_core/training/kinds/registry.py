@@ -2,7 +2,8 @@
 
 A kind is one module with a function decorated by `register_kind`: it takes the run (a writer: progress, metrics,
 files), its config, its dataset and any extra Keras callbacks, trains, and returns the run's `Outcome`; it never
-moves the run between states. Adding a kind is that module plus one import line in `kinds/__init__.py`.
+moves the run between states. Its options are a dataclass of the module (`config.options`), checked by its `check`
+hook. Adding a kind is that module plus one import line in `kinds/__init__.py`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 
 from galaxy_core.answers.prediction import VIEW_COUNT
 from galaxy_core.errors import InvalidInputError
-from galaxy_core.training.config import DEFAULT_KIND
+from galaxy_core.training.config import DEFAULT_KIND, KIND_OPTIONS, nested_options
 from galaxy_core.training.records import KIND_TRAITS, PLAIN_TRAITS, KindTraits, RunSummary
 from galaxy_core.training.store import RunNotFoundError, RunStore
 
@@ -56,21 +57,30 @@ class RunKind:
     def describe(self, config: dict) -> str:
         """The run's model as the runs table names it ("inception_small", "label review: 5 x inception_small")."""
         try:
-            return self.title(config) if callable(self.title) else self.title.format(**config)
-        except (KeyError, IndexError, ValueError, TypeError):
+            options = config.get("options") or {}
+            return self.title(config) if callable(self.title) else self.title.format(**config, **options)
+        except (KeyError, IndexError, ValueError, TypeError, AttributeError):
             return str(config.get("model"))
 
 
 def register_kind(
-    name: str, *, title: str | Callable, planned_epochs: Callable, traits: KindTraits = PLAIN_TRAITS, **hooks: Callable
+    name: str,
+    *,
+    title: str | Callable,
+    planned_epochs: Callable,
+    options: type | None = None,
+    traits: KindTraits = PLAIN_TRAITS,
+    **hooks: Callable,
 ) -> Callable:
-    """Register a kind's training function under `name`, with what readers need to know of its runs (`traits`);
-    `hooks`: its `check`, `input_models` and `workload`, if any."""
+    """Register a kind's training function under `name`, with its options dataclass (what a config of this kind
+    carries as `options`, None: none), what readers need to know of its runs (`traits`), and `hooks`: its `check`,
+    `input_models` and `workload`, if any."""
 
     def decorate(train: Callable) -> Callable:
         if name in RUN_KINDS:
             raise InvalidInputError(f"run kind {name!r} is registered twice")
         RUN_KINDS[name] = RunKind(name, title, train, planned_epochs, **hooks)
+        KIND_OPTIONS[name] = options
         KIND_TRAITS[name] = traits
         return train
 
@@ -93,7 +103,7 @@ def check_run_config(config) -> None:
 def describe_run_model(config: dict) -> str:
     """What a run's config trains, as the runs tables name it; a config of an unknown kind names its model."""
     kind = RUN_KINDS.get(config.get("kind", DEFAULT_KIND))
-    return kind.describe(config) if kind else str(config.get("model"))
+    return kind.describe(nested_options(config)) if kind else str(config.get("model"))
 
 
 def used_run_summary(store: RunStore, run_id: str, use: str) -> RunSummary:

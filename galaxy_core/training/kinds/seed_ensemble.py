@@ -12,7 +12,7 @@ differ by their seed alone (galaxy_core.training.kinds.ensemble says why equal i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from galaxy_core.data import Dataset
 from galaxy_core.training.config import TrainConfig
@@ -26,8 +26,13 @@ from galaxy_core.training.records import KindTraits
 MIN_NETWORKS, MAX_NETWORKS = 2, 10
 
 
+@dataclass(frozen=True)
+class NetworksOptions:
+    ensemble_size: int = 5  # networks of the recipe, trained one after another (seeds seed, seed + 1, ...)
+
+
 def size_problems(config: TrainConfig) -> list[str]:
-    size = config.ensemble_size
+    size = config.options.ensemble_size
     if isinstance(size, bool) or not isinstance(size, int) or not MIN_NETWORKS <= size <= MAX_NETWORKS:
         return [f"ensemble_size must be a whole number from {MIN_NETWORKS} to {MAX_NETWORKS}, got {size!r}"]
     return []
@@ -35,17 +40,17 @@ def size_problems(config: TrainConfig) -> list[str]:
 
 def planned_epochs(config: TrainConfig) -> int:
     """A training run's epochs, once per network."""
-    return config.ensemble_size * train.planned_epochs(config)
+    return config.options.ensemble_size * train.planned_epochs(config)
 
 
 def network_seeds(config: TrainConfig) -> list[int]:
-    return [config.seed + number for number in range(config.ensemble_size)]
+    return [config.seed + number for number in range(config.options.ensemble_size)]
 
 
 def workload(config: TrainConfig, split_sizes: dict[str, int]) -> Workload:
     """A training run's epochs, and a final test evaluation by each network."""
     single = training_workload(config, split_sizes)
-    return replace(single, predicted_at_the_end=config.ensemble_size * single.predicted_at_the_end)
+    return replace(single, predicted_at_the_end=config.options.ensemble_size * single.predicted_at_the_end)
 
 
 def seed_names(config: dict, count: int) -> list[str]:
@@ -57,13 +62,14 @@ def seed_names(config: dict, count: int) -> list[str]:
 def networks_config(networks: int) -> dict:
     """What turns a recipe's config into this kind's: `networks` of it, trained one after another, answering as one
     (the Train page's Networks and `galaxy-lab train --networks`); {} for one network, a plain run."""
-    return {"kind": "seed_ensemble", "ensemble_size": networks} if networks > 1 else {}
+    return {"kind": "seed_ensemble", "options": NetworksOptions(networks)} if networks > 1 else {}
 
 
 @register_kind(
     "seed_ensemble",
     title="ensemble: {ensemble_size} x {model}",
     planned_epochs=planned_epochs,
+    options=NetworksOptions,
     check=size_problems,
     workload=workload,
     traits=KindTraits(answers_as_one=True, member_names=seed_names),
@@ -76,12 +82,13 @@ def train_seed_ensemble(run, config: TrainConfig, dataset: Dataset, observers: S
     watchers = train.TrainingCallbacks.for_run(run, config, dataset, planned_epochs(config))
     networks = []
     for number, seed in enumerate(network_seeds(config), start=1):
-        watchers.progress.message = f"training network {number} of {config.ensemble_size} (seed {seed})"
+        watchers.progress.message = f"training network {number} of {config.options.ensemble_size} (seed {seed})"
         network = _train_network(run, replace(config, seed=seed), dataset, watchers, observers)
         if network is not None:
             networks.append(network)
             run.save_model(average_models(networks), "best")
-            run.log(f"network {number} of {config.ensemble_size} (seed {seed}) kept; the best model is their ensemble")
+            size = config.options.ensemble_size
+            run.log(f"network {number} of {size} (seed {seed}) kept; the best model is their ensemble")
         if watchers.stop.requested:
             break
     done, planned = watchers.progress.epochs_done, planned_epochs(config)
@@ -90,7 +97,7 @@ def train_seed_ensemble(run, config: TrainConfig, dataset: Dataset, observers: S
     run.report_progress(message=f"testing the ensemble of {len(networks)} networks and each network")
     figures = answer_as_one(run, networks, [1.0] * len(networks), dataset)
     evaluated = "evaluated" if figures else "no test split to evaluate"
-    kept = f"{len(networks)} of {config.ensemble_size} networks answering as one"
+    kept = f"{len(networks)} of {config.options.ensemble_size} networks answering as one"
     if watchers.stop.requested:
         outcome = Outcome(RunState.STOPPED, f"stopped after {done} of {planned} epochs: {kept}, {evaluated}", figures)
     else:

@@ -18,7 +18,7 @@ import json
 import time
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -49,22 +49,29 @@ TRANSFER_SETTINGS = {
     "monitor": "val_balanced_accuracy",
     "patience": 8,
     "class_weighting": True,
-    "fine_tune_epochs": 5,
-    "fine_tune_learning_rate": 1e-4,
 }
+
+
+@dataclass(frozen=True)
+class TransferOptions:
+    base_run: str = ""  # the finished run whose network it starts from
+    base_cut: str = ""  # the layer whose output feeds the new head ("": what fed the base's own classifier)
+    unfreeze_from: str = ""  # the first layer of the base to fine-tune once the head has trained ("": none)
+    fine_tune_epochs: int = 5
+    fine_tune_learning_rate: float = 1e-4
 
 
 def planned_epochs(config: TrainConfig) -> int:
     """The head's epochs, then the fine-tuning's, if any."""
-    return config.epochs + (config.fine_tune_epochs if config.unfreeze_from else 0)
+    return config.epochs + (config.options.fine_tune_epochs if config.options.unfreeze_from else 0)
 
 
 def config_problems(config: TrainConfig) -> list[str]:
-    problems = [] if config.base_run else ["a transfer run needs a base run (base_run)"]
-    if config.unfreeze_from and not 1 <= config.fine_tune_epochs <= 200:
-        problems.append(f"fine_tune_epochs must be 1-200, got {config.fine_tune_epochs!r}")
-    if not 0 < config.fine_tune_learning_rate <= 1:
-        problems.append(f"fine_tune_learning_rate must be in (0, 1], got {config.fine_tune_learning_rate!r}")
+    problems = [] if config.options.base_run else ["a transfer run needs a base run (base_run)"]
+    if config.options.unfreeze_from and not 1 <= config.options.fine_tune_epochs <= 200:
+        problems.append(f"fine_tune_epochs must be 1-200, got {config.options.fine_tune_epochs!r}")
+    if not 0 < config.options.fine_tune_learning_rate <= 1:
+        problems.append(f"fine_tune_learning_rate must be in (0, 1], got {config.options.fine_tune_learning_rate!r}")
     return problems
 
 
@@ -73,8 +80,11 @@ def transfer_config(base: RunSummary, dataset: DatasetSpec | None = None, **over
     size and channels: the lab's transfer settings, changed by `overrides` (base_cut, unfreeze_from, ...)."""
     preprocess = base.dataset.preprocess
     spec = (dataset or base.dataset).with_preprocess(image_size=preprocess.image_size, channels=preprocess.channels)
-    settings = {**TRANSFER_SETTINGS, "model_options": base.config.get("model_options") or {}, **overrides}
-    return TrainConfig(dataset=spec, model=base.model, kind="transfer", base_run=base.id, **settings)
+    names = {option.name for option in fields(TransferOptions)}
+    options = TransferOptions(base_run=base.id, **{key: value for key, value in overrides.items() if key in names})
+    recipe = {key: value for key, value in overrides.items() if key not in names}
+    settings = {**TRANSFER_SETTINGS, "model_options": base.config.get("model_options") or {}, **recipe}
+    return TrainConfig(dataset=spec, model=base.model, kind="transfer", options=options, **settings)
 
 
 def base_summary(store: RunStore, run_id: str) -> RunSummary:
@@ -85,7 +95,7 @@ def base_summary(store: RunStore, run_id: str) -> RunSummary:
 def base_model_file(store: RunStore, config: TrainConfig) -> dict[str, Path]:
     """{"base": the file of the network the run starts from}: the best model of the finished run `base_run`, if
     it can be a base for this config (InvalidInputError saying why not)."""
-    summary = base_summary(store, config.base_run)
+    summary = base_summary(store, config.options.base_run)
     base = summary.run
     if summary.is_label_review:
         raise InvalidInputError(
@@ -105,7 +115,8 @@ def base_model_file(store: RunStore, config: TrainConfig) -> dict[str, Path]:
     layers = base_layers(path)
     if not layers:
         raise InvalidInputError(f"run {summary.name}'s model file {path.name} is damaged: start from another run")
-    transfer_plan(layers, config.base_cut, config.unfreeze_from)  # refuses a layer the base does not have
+    options = config.options
+    transfer_plan(layers, options.base_cut, options.unfreeze_from)  # refuses a layer the base does not have
     wanted = (summary.dataset.preprocess.image_size, summary.dataset.preprocess.channels)
     given = (config.dataset.preprocess.image_size, config.dataset.preprocess.channels)
     if wanted != given:
@@ -255,11 +266,11 @@ def _fine_tune(run, config: TrainConfig, dataset: Dataset, network, head_watcher
     import keras
 
     names = [layer.name for layer in network.layers]
-    if config.unfreeze_from not in names:
-        raise InvalidInputError(f"the network has no layer {config.unfreeze_from!r} to unfreeze from")
-    for layer in network.layers[names.index(config.unfreeze_from) :]:
+    if config.options.unfreeze_from not in names:
+        raise InvalidInputError(f"the network has no layer {config.options.unfreeze_from!r} to unfreeze from")
+    for layer in network.layers[names.index(config.options.unfreeze_from) :]:
         layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
-    run.log(f"fine-tuning from {config.unfreeze_from} at {config.fine_tune_learning_rate:g}")
+    run.log(f"fine-tuning from {config.options.unfreeze_from} at {config.options.fine_tune_learning_rate:g}")
     watchers = TrainingCallbacks.for_run(run, config, dataset, planned_epochs(config))
     watchers.progress, watchers.checkpoint.monitor = head_watchers.progress, head_watchers.checkpoint.monitor
     done = watchers.progress.epochs_done
@@ -269,20 +280,21 @@ def _fine_tune(run, config: TrainConfig, dataset: Dataset, network, head_watcher
         dataset.splits["train"],
         dataset.num_classes,
         watchers.in_order(observers),
-        epochs=done + config.fine_tune_epochs,
+        epochs=done + config.options.fine_tune_epochs,
         initial_epoch=done,
-        learning_rate=config.fine_tune_learning_rate,
+        learning_rate=config.options.fine_tune_learning_rate,
     )
     return watchers
 
 
 @register_kind(
     "transfer",
-    title=lambda config: f"{config['model']} from run {short_run_id(config['base_run'])}",
+    title=lambda config: f"{config['model']} from run {short_run_id(config['options']['base_run'])}",
     planned_epochs=planned_epochs,
+    options=TransferOptions,
     check=config_problems,
     input_models=base_model_file,
-    traits=KindTraits(starts_from="base_run"),
+    traits=KindTraits(starts_from="base_run"),  # the option naming the run it starts from
 )
 def transfer(run, config: TrainConfig, dataset: Dataset, observers: Sequence = ()) -> Outcome:
     """A new head on a trained base, then (optionally) the top of the base fine-tuned."""
@@ -295,17 +307,16 @@ def transfer(run, config: TrainConfig, dataset: Dataset, observers: Sequence = (
     base = load_model_file(run.input_model_path("base"))
     _check_input(base, dataset)
     run.log(
-        f"starting from run {config.base_run} ({base.count_params():,} parameters), cut "
-        + (f"after {config.base_cut}" if config.base_cut else "where its classifier was")
-        + (f", fine-tuned from {config.unfreeze_from}" if config.unfreeze_from else ", frozen")
+        f"starting from run {config.options.base_run} ({base.count_params():,} parameters), cut "
+        + (f"after {config.options.base_cut}" if config.options.base_cut else "where its classifier was")
+        + (f", fine-tuned from {config.options.unfreeze_from}" if config.options.unfreeze_from else ", frozen")
     )
     started = time.perf_counter()
     run.report_progress(message="computing the base's features of the images (once per base and dataset)")
-    extractor = feature_model(base, config.base_cut)
-    _check_feature_memory(extractor, dataset, config.base_cut)
-    features = base_features(
-        extractor, model_digest(run.input_model_path("base")), config.base_cut, dataset, load_settings().cache_dir
-    )
+    extractor = feature_model(base, config.options.base_cut)
+    _check_feature_memory(extractor, dataset, config.options.base_cut)
+    digest = model_digest(run.input_model_path("base"))
+    features = base_features(extractor, digest, config.options.base_cut, dataset, load_settings().cache_dir)
     taken = f"{'from the cache' if features.cached else 'computed'} in {time.perf_counter() - started:.1f} s"
     run.log(f"base features {tuple(extractor.output.shape[1:])} of each image {taken}")
     if run.stop_requested():
@@ -320,11 +331,11 @@ def transfer(run, config: TrainConfig, dataset: Dataset, observers: Sequence = (
     done = watchers.progress.epochs_done
     if done == 0:
         raise StoppedBeforeTrainingError("stopped during its head's first epoch: no model")
-    network = _whole_network(base, config.base_cut, head, dataset.num_classes, config.seed)
+    network = _whole_network(base, config.options.base_cut, head, dataset.num_classes, config.seed)
     run.report_progress(parameters=network.count_params())
     run.save_model(network, "best")
     stopped = watchers.stop.requested
-    if config.unfreeze_from and not stopped:
+    if config.options.unfreeze_from and not stopped:
         tuned = _fine_tune(run, config, dataset, network, watchers, observers)
         done, stopped = tuned.progress.epochs_done, tuned.stop.requested
         run.save_model(network, "final")
