@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import urllib.request
@@ -135,6 +136,17 @@ def test_students_and_a_teacher_sign_in_with_the_roster_each_with_their_rights(r
         bob.get_by_text("Trash: 1 run(s)").click()
         bob.get_by_role("button", name="Restore").click()
         wait_for(lambda: (base / "runs" / runs["bob"]).exists(), timeout=10)
+
+        # The teacher starts the class from Bob's run: Ada's New run opens on a new head for it, though her menus
+        # list only her own runs.
+        open_run(teacher, url, runs["bob"])
+        teacher.get_by_role("button", name="Start the class from this run").click()
+        expect(teacher.get_by_text("The class starts from this run")).to_be_visible()
+        ada.goto(f"{url}/train?runs_scope=mine")
+        ada.get_by_text("New run", exact=True).click()
+        expect(ada.get_by_text("The class starts from a classmate's run")).to_be_visible()
+        chosen = ada.get_by_role("combobox", name="Start from", exact=True)
+        expect(chosen).to_have_value(re.compile(f"^The class's starting run: {runs['bob']} · "))
 
         assert not any(codes["Ada"] in seen or codes["Ada"].replace("-", "") in seen for seen in seen_urls)
 
