@@ -91,7 +91,10 @@ def _serve(args, settings) -> int:
     status = wait_passing_signals_on(server)
     warm_up.terminate()  # done long since, unless the server was stopped at once
     warm_up.wait()
-    _end_training(client, settings, args.keep_training)
+    try:
+        _end_training(client, settings, args.keep_training)
+    except (GalaxyLabError, OSError) as error:  # a runs folder gone or unreadable: the server has stopped anyway
+        print(f"galaxy-lab: the training service was left as it was: {error}", file=sys.stderr, flush=True)
     return status
 
 

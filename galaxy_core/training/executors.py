@@ -98,9 +98,9 @@ class _Worker:
 class LocalExecutor:
     """Each run in a worker process of its own on this machine (`python -m galaxy_core.training.worker`).
 
-    While a slot is free, one worker waits on standby (`--standby`) with TensorFlow already imported (its start-up's
-    longest part): the next run is handed to it on its standard input, and starts several seconds sooner. A
-    standby worker leaves when the service does."""
+    While a slot is free or runs wait for one, one worker waits on standby (`--standby`) with TensorFlow already
+    imported (its start-up's longest part): the next run is handed to it on its standard input, and starts several
+    seconds sooner. A standby worker leaves when the service does."""
 
     name = "local"
     STANDBY_RETRY_SECONDS = 60.0  # after a standby worker ended without a run (a broken install, say)

@@ -95,15 +95,17 @@ class Supervisor:
             running = [summary for summary in summaries if summary.state is RunState.RUNNING]
             live = [summary for summary in running if self._watch(summary)]
             queued = [summary for summary in summaries if summary.state is RunState.QUEUED]
-            free = self.max_concurrent - len(live)
+            free, waiting = self.max_concurrent - len(live), len(queued)
             if queued and free > 0 and self._executor_ready():
                 recent = recent_starts(self.starts, time.time())
                 for summary in next_to_start(queued, live, recent, free, self.max_training_per_student):
                     if self._start(summary.run):
                         self.starts.append((owner_of(summary), time.time()))
-                        free -= 1
-            if free > 0:
-                self.executor.prepare()  # a worker waits for the next run with TensorFlow imported
+                        free, waiting = free - 1, waiting - 1
+            if free > 0 or waiting > 0:
+                # A worker waits for the next run with TensorFlow imported: while a slot is free, and while runs
+                # wait for one (a lesson's queue of short runs then hands each to a worker ready at once).
+                self.executor.prepare()
             return len(live) + len(queued)
 
     def _watch(self, summary: RunSummary) -> int:

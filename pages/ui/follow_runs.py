@@ -30,6 +30,7 @@ from pages.ui.runs import (
     run_interval,
     run_metrics,
     run_row,
+    train_button,
 )
 from pages.ui.start_from_run import base_run_note
 
@@ -131,9 +132,7 @@ def run_view(client: ServiceClient, summary: RunSummary, viewer: Viewer, queue_p
     if state.active and may_stop and head[1].button("Stop", key=f"stop_{run.id}", icon=":material/stop_circle:"):
         client.stop(run.id, user)
         st.toast("Stop requested: the run ends after its current batch and keeps what it learned.")
-    if not state.active and summary.seed is not None and head[1].button(
-        "Train again", key=f"again_{run.id}", icon=":material/replay:", help=AGAIN_HELP
-    ):
+    if not state.active and summary.seed is not None and train_again_button(head[1], run.id):
         queue_pressed(client, TrainConfig.from_dict(summary.config), user)
     metrics = run_metrics(run)
     run_state_ui(summary, epoch_records(metrics), queue_position)
@@ -146,6 +145,11 @@ def run_view(client: ServiceClient, summary: RunSummary, viewer: Viewer, queue_p
         if summary.traceback:
             st.code(summary.traceback, language="python")
         st.caption(f"Its TensorBoard event files, on the server's machine: `galaxy-lab tensorboard {run.id}`")
+
+
+def train_again_button(place, run_id: str) -> bool:
+    with place:
+        return train_button("Train again", key=f"again_{run_id}", icon=":material/replay:", help=AGAIN_HELP)
 
 
 def run_state_ui(summary: RunSummary, epochs: list[dict], queue_position: int | None) -> None:

@@ -15,7 +15,7 @@ from galaxy_core.training import RunStore
 from galaxy_core.training.client import ServiceClient
 from galaxy_core.training.kinds.ensemble import ensemble_config
 from pages.ui.display import as_message, image_grid, interval_note, label_noise_note
-from pages.ui.runs import queue_once, run_model
+from pages.ui.runs import queue_once, run_model, train_button
 from pages.ui.state import get_settings
 
 WHOLE = "the ensemble"
@@ -122,7 +122,7 @@ def agreement_ui(view: MembersView, data: RunAnswers) -> None:
 def make_ensemble_ui(members: list, user: User, key: str, label: str = "Make an ensemble of these runs") -> None:
     """A button that queues the ensemble of `members` (`user`'s run, once per press), and says where it went or why
     it was refused."""
-    if not st.button(label, key=key, icon=":material/join:", help=ENSEMBLE_HELP):
+    if not train_button(label, key=key, icon=":material/join:", help=ENSEMBLE_HELP):
         return
     try:
         run, _ = queue_once(ServiceClient.from_settings(get_settings()), ensemble_config(members), user)

@@ -37,6 +37,7 @@ from pages.ui.runs import (
     model_label,
     queue_pressed,
     runs_that,
+    train_button,
 )
 from pages.ui.start_from_run import few_labels_ui, transfer_ui
 from pages.ui.state import get_settings, load_dataset
@@ -81,7 +82,7 @@ def preset_ui(dataset: DatasetSpec, preset: str, max_epochs: int, overrides: dic
             "to your own settings."
         )
     expected_duration_ui(config)
-    return config if st.button("Train", type="primary", key=f"train_{preset}") else None
+    return config if train_button("Train", type="primary", key=f"train_{preset}") else None
 
 
 def new_run_ui(dataset: DatasetSpec, max_epochs: int, viewer: Viewer) -> TrainConfig | None:
@@ -155,7 +156,7 @@ def label_review_ui(dataset: DatasetSpec) -> TrainConfig | None:
         st.warning(f"This dataset cannot be reviewed in {config.options.folds} folds: {as_message(error)}.")
         return None
     expected_duration_ui(config)
-    return config if st.button("Review the labels", type="primary", key="train_review") else None
+    return config if train_button("Review the labels", type="primary", key="train_review") else None
 
 
 def training_labels_ui(dataset: DatasetSpec, viewer: Viewer) -> dict:
@@ -213,7 +214,7 @@ def own_settings_ui(dataset: DatasetSpec, max_epochs: int) -> TrainConfig | None
     with st.form(f"train_form_{model}"):
         settings = optimisation_settings_ui(defaults, max_epochs)
         settings.update(data_settings_ui(defaults))
-        if not st.form_submit_button("Train", type="primary"):
+        if not train_button("Train", in_form=True, type="primary"):
             return None
     return TrainConfig(dataset=dataset, model=model, model_options=defaults.model_options, **settings)
 

@@ -18,9 +18,13 @@ from pages.ui.identity import Viewer
 from pages.ui.state import get_settings
 
 VIEWED_RUN_KEY = "viewed_run"  # the run this session looked at last, on whichever page
-LAST_QUEUED_KEY = "last_queued_run"
+PRESSED_AT_KEY = "train_pressed_at"  # when a button that queues a run was last pressed (time.monotonic)
 DOUBLE_PRESS_SECONDS = 5.0
 _QUEUEING = threading.Lock()  # one press queued at a time on this server: a press checks what the last one did
+# (runs folder, user id) -> the last run that user queued there: its settings, when (time.monotonic), its id. Kept by
+# the server, not in the session's state: a double click's two presses can run in two script threads at once, and
+# the second did not always see what the first wrote to the session (seen under load in the browser test).
+_LAST_QUEUED: dict[tuple[str, str], dict] = {}
 FAMILY_LABELS = {"report": "Report", "modern": "Modern", "custom": "Custom"}
 
 
@@ -180,18 +184,32 @@ def _remember_choice(key: str) -> None:
     st.session_state[VIEWED_RUN_KEY] = st.session_state[key]
 
 
+def train_button(label: str, key: str | None = None, *, in_form: bool = False, **options) -> bool:
+    """A button that queues a run (a form's submit button with `in_form`). Its press is timed as it happens: the
+    callback runs before the page's script, so `queue_once` knows a double click's second press however long a
+    busy server takes to draw the page down to the button."""
+    button = st.form_submit_button if in_form else st.button
+    return button(label, key=key, on_click=_note_the_press, **options)
+
+
+def _note_the_press() -> None:
+    st.session_state[PRESSED_AT_KEY] = time.monotonic()
+
+
 def queue_once(client, config, user):
-    """Queue `config` as `user`'s run, once per press: the same settings pressed again within a few seconds (the
-    second click of a double click, which Streamlit delivers as a second press, even to a second script thread
-    while the first still runs) return the run the first press queued. Returns (the run, whether it was queued
-    now)."""
+    """Queue `config` as `user`'s run, once per press: the same settings pressed again within a few seconds of the
+    first press's queueing (the second click of a double click, which Streamlit delivers as a second press, even to
+    a second script thread while the first still runs) return the run the first press queued. Returns (the run,
+    whether it was queued now)."""
     settings = config.to_dict()
+    pressed = st.session_state.get(PRESSED_AT_KEY, time.monotonic())
+    whose = (str(client.store.root), user.id)
     with _QUEUEING:
-        last = st.session_state.get(LAST_QUEUED_KEY)
-        if last and last["config"] == settings and time.monotonic() - last["at"] < DOUBLE_PRESS_SECONDS:
+        last = _LAST_QUEUED.get(whose)
+        if last and last["config"] == settings and pressed - last["at"] < DOUBLE_PRESS_SECONDS:
             return client.store.get(last["run"]), False
         run = client.submit(config, user)
-        st.session_state[LAST_QUEUED_KEY] = {"config": settings, "at": time.monotonic(), "run": run.id}
+        _LAST_QUEUED[whose] = {"config": settings, "at": time.monotonic(), "run": run.id}
     st.session_state[VIEWED_RUN_KEY] = run.id
     return run, True
 

@@ -17,7 +17,7 @@ from galaxy_core.training.records import short_run_id
 from pages.ui.display import plain
 from pages.ui.identity import Viewer
 from pages.ui.navigation import LAB_PAGES
-from pages.ui.runs import VIEWED_RUN_KEY, run_label, runs_that
+from pages.ui.runs import VIEWED_RUN_KEY, run_label, runs_that, train_button
 from pages.ui.state import get_settings
 
 EVALUATE_PAGE = next(page for page in LAB_PAGES if page.url_path == "evaluate")
@@ -93,7 +93,7 @@ def transfer_ui(dataset: DatasetSpec, max_epochs: int, viewer: Viewer) -> TrainC
         key="train_transfer_epochs",
     )
     config = transfer_config(base, dataset, epochs=int(epochs), base_cut=cut, unfreeze_from=unfreeze, **labels)
-    return config if st.button("Train from this run", type="primary", key="train_from_run") else None
+    return config if train_button("Train from this run", type="primary", key="train_from_run") else None
 
 
 def _base_ui(viewer: Viewer) -> RunSummary | None:
