@@ -24,7 +24,16 @@ LEE = User("lee", "Ms Lee", TEACHER)
 
 # The policy, by hand: a student acts on their own runs and decision sets only; everyone queues runs of their own
 # and decides on doubted labels (each person's decisions kept apart); the rest is the teacher's.
-STUDENT_ON_THEIR_OWN = {"STOP", "RENAME", "DELETE", "RESTORE", "SEE_IN_TRASH", "TRAIN_ON_DECISIONS", "SEE_NAME"}
+STUDENT_ON_THEIR_OWN = {
+    "STOP",
+    "RENAME",
+    "DELETE",
+    "RESTORE",
+    "SEE_IN_TRASH",
+    "TRAIN_ON_DECISIONS",
+    "SEE_NAME",
+    "TRAIN_AGAIN",
+}
 EVERYONE = {"QUEUE", "DECIDE_LABELS"}
 TEACHER_ONLY = {
     "EXCEED_STUDENT_LIMITS",
@@ -129,6 +138,10 @@ class Lab:
         shown = board_shows_names(self.runs)
         show_names_on_board(self.runs, False, MACHINE_TEACHER)
         return shown
+
+    def train_again(self, actor, owner):
+        run = self.run_of(owner)
+        return self.client.config_to_train_again(run.id, actor).seed == run.config()["seed"]
 
     def set_lesson(self, actor, owner):
         set_lesson_base(self.client.store, None, actor)  # no starting run: the right is the same as for one

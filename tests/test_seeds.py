@@ -16,6 +16,7 @@ from tests.helpers import (
     open_page,
     school_account,
     tiny_config,
+    unescaped,
 )
 
 SMALL_SYNTHETIC = DatasetSpec.of("synthetic", num_images=60).with_preprocess(image_size=32)
@@ -98,3 +99,9 @@ def test_two_students_pressing_a_preset_get_two_seeds_and_train_again_keeps_one(
     again = max(store.runs(), key=lambda summary: summary.created)
     original = finished_run.summary()
     assert (again.owner_name, again.seed, again.model) == ("Ada", original.seed, original.model)
+    # Ben may not train Ada's run again: its config may carry her label decisions.
+    ben = open_page(
+        "train", signed_in_as=school_account("ben@school.org", "Ben"), viewed_run=finished_run.id, runs_scope="class"
+    )
+    assert not ben.exception and f"again_{finished_run.id}" not in [button.key for button in ben.button]
+    assert any(finished_run.id in unescaped(text.value) for text in ben.markdown)  # her run is the one shown

@@ -44,6 +44,7 @@ class Action(StrEnum):
     SEE_NAME = "see whose is"
     SEE_SERVER_SETTINGS = "see the server's settings and folders"
     SET_LESSON = "choose the run the class starts from"
+    TRAIN_AGAIN = "train again"  # a run's whole config, seed and any label decisions included
 
 
 NO, OWN, ANY = Scope.NOBODYS, Scope.OWN, Scope.ANYONES
@@ -64,6 +65,7 @@ RIGHTS: dict[Action, tuple[Scope, Scope]] = {
     Action.SEE_NAME: (OWN, ANY),  # unless the teacher shows every name on the board
     Action.SEE_SERVER_SETTINGS: (NO, ANY),
     Action.SET_LESSON: (NO, ANY),
+    Action.TRAIN_AGAIN: (OWN, ANY),  # another's config may carry their label decisions (TRAIN_ON_DECISIONS)
 }
 ROLE_COLUMN = {STUDENT: 0, TEACHER: 1}
 NOBODY = object()  # the owner of a class-wide action: only ANYONE'S reaches it

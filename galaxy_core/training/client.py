@@ -190,6 +190,12 @@ class ServiceClient:
             ensure_supervisor(self.store.root)
             return run.summary()
 
+    def config_to_train_again(self, run_id: str, user: User) -> TrainConfig:
+        """A run's whole config, seed included, to queue again as a new run: the same network (its owner or a
+        teacher only: the config carries any label decisions it trained on)."""
+        _, summary = self._run_of(run_id, user, Action.TRAIN_AGAIN)
+        return TrainConfig.from_dict(summary.config)
+
     def rename(self, run_id: str, title: str, user: User) -> str:
         """Give a run a title ("" removes it); returns the title kept."""
         run, _ = self._run_of(run_id, user, Action.RENAME)

@@ -13,7 +13,7 @@ import streamlit as st
 from galaxy_core.answers.review import has_review
 from galaxy_core.classroom.access import Action, may
 from galaxy_core.data import describe_spec
-from galaxy_core.training import Run, RunState, RunSummary, TrainConfig
+from galaxy_core.training import Run, RunState, RunSummary
 from galaxy_core.training.client import ServiceClient
 from galaxy_core.training.fair_share import queue_positions
 from galaxy_core.training.kinds import describe_run_model
@@ -132,8 +132,9 @@ def run_view(client: ServiceClient, summary: RunSummary, viewer: Viewer, queue_p
     if state.active and may_stop and head[1].button("Stop", key=f"stop_{run.id}", icon=":material/stop_circle:"):
         client.stop(run.id, user)
         st.toast("Stop requested: the run ends after its current batch and keeps what it learned.")
-    if not state.active and summary.seed is not None and train_again_button(head[1], run.id):
-        queue_pressed(client, TrainConfig.from_dict(summary.config), user)
+    may_again = may(user, Action.TRAIN_AGAIN, summary.owner_id) and summary.seed is not None
+    if not state.active and may_again and train_again_button(head[1], run.id):
+        queue_pressed(client, client.config_to_train_again(run.id, user), user)
     metrics = run_metrics(run)
     run_state_ui(summary, epoch_records(metrics), queue_position)
     run_results_ui(summary, metrics)
