@@ -6,6 +6,7 @@ classmate's run (no button, and the library refuses it again); a teacher can.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -207,7 +208,7 @@ def provider_issuer(port: int) -> str | None:
     try:
         discovery = urllib.request.urlopen(f"http://127.0.0.1:{port}/.well-known/openid-configuration", timeout=2)
         return json.loads(discovery.read())["issuer"]
-    except OSError:
+    except (OSError, http.client.HTTPException, ValueError, KeyError):  # not up yet, or another server's port
         return None
 
 
@@ -218,7 +219,6 @@ def oidc_lab(tmp_path_factory, _trained_run_template):
 
     base = tmp_path_factory.mktemp("oidc-lab")
     (base / "runs").mkdir()
-    provider_port = free_port()
     # (subject, e-mail, name, verified): Mallory set the teacher's address on an account of her own.
     people = [
         ("ada@school.org", "ada@school.org", "Ada", True),
@@ -230,13 +230,23 @@ def oidc_lab(tmp_path_factory, _trained_run_template):
         json.dumps({"sub": sub, "email": email, "name": name, "email_verified": verified})
         for sub, email, name, verified in people
     ]
-    provider = subprocess.Popen(
-        [str(Path(sys.executable).parent / "oidc-provider-mock"), "--port", str(provider_port)]
-        + [argument for claim in claims for argument in ("--user-claims", claim)],
-        stdout=(base / "provider.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    issuer = wait_for(lambda: provider_issuer(provider_port), timeout=30)
+    for _ in range(3):  # a free port can be taken by another process (a Ray node beside it) before the provider binds
+        provider_port = free_port()
+        provider = subprocess.Popen(
+            [str(Path(sys.executable).parent / "oidc-provider-mock"), "--port", str(provider_port)]
+            + [argument for claim in claims for argument in ("--user-claims", claim)],
+            stdout=(base / "provider.log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        issuer = wait_for(
+            lambda process=provider, port=provider_port: process.poll() is not None or provider_issuer(port), timeout=30
+        )
+        if issuer is not True and provider.poll() is None:
+            break
+        provider.kill()
+        provider.wait()
+    else:
+        raise AssertionError(f"the OpenID Connect provider did not start: {(base / 'provider.log').read_text()}")
     # Known by the provider's issuer and subject (galaxy_core.classroom.identity).
     ada, lee = User(f"{issuer}#ada@school.org", "Ada", STUDENT), User(f"{issuer}#lee@school.org", "Ms Lee", TEACHER)
     runs = {"ada": give_run(_trained_run_template, base / "runs", ada, "ada")}
