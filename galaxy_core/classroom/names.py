@@ -1,6 +1,5 @@
 """Whose name a person sees beside a run: their own, every name for a teacher, and every name for everyone once the
-teacher shows them (the teacher's choice, kept in the runs folder's .class/board.json); a teacher's, which is no
-secret in a class, for everyone; else "a classmate"."""
+teacher shows them (the teacher's choice, kept in the runs folder's .class/board.json); else "a classmate"."""
 
 from __future__ import annotations
 
@@ -26,10 +25,7 @@ def show_names_on_board(runs_dir, show: bool, user: User) -> None:
     write_json_atomically(class_folder(runs_dir) / "board.json", {"show_names": bool(show), "by": user.id})
 
 
-def visible_name(
-    owner_id: str | None, owner_name: str, viewer: User, show_names: bool, classmate: str, *, teachers: bool = False
-) -> str:
+def visible_name(owner_id: str | None, owner_name: str, viewer: User, show_names: bool, classmate: str) -> str:
     """A run's owner as `viewer` may see them: their own name, every name for a teacher or when the teacher shows
-    names, a teacher's name to everyone (`teachers`: the owner is one), else `classmate` ("a classmate",
-    "classmate 3")."""
-    return owner_name if teachers or show_names or may(viewer, Action.SEE_NAME, owner_id) else classmate
+    names, else `classmate` ("a classmate", "classmate 3")."""
+    return owner_name if show_names or may(viewer, Action.SEE_NAME, owner_id) else classmate

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO
 
 from galaxy_core.files import write_json_atomically
+from galaxy_core.training.records import valid_pid
 
 logger = logging.getLogger(__name__)
 
@@ -141,8 +142,8 @@ def end_supervisor(runs_root: str | Path, timeout: float = 30.0) -> bool:
     if not files.root.is_dir():
         return True  # no runs folder (deleted, say): nothing serves it, and asking must not make one
     status = files.status() or {}
-    pid = status.get("pid")
-    if files.running() and isinstance(pid, int) and pid > 0 and status.get("host") == socket.gethostname():
+    pid = valid_pid(status.get("pid"))
+    if files.running() and pid and status.get("host") == socket.gethostname():
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout

@@ -106,7 +106,7 @@ def new_run_ui(dataset: DatasetSpec, max_epochs: int, viewer: Viewer) -> TrainCo
         return label_review_ui(dataset)
     labels = training_labels_ui(dataset, viewer)
     if recipe == TRANSFER_RECIPE:
-        config = transfer_ui(dataset, max_epochs, viewer)
+        config = transfer_ui(dataset, max_epochs, viewer, lesson)
     else:
         labels.update(few_labels_ui(recipe))
         labels.update(networks_ui(recipe))

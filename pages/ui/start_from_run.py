@@ -8,7 +8,6 @@ from collections.abc import Collection
 import pandas as pd
 import streamlit as st
 
-from galaxy_core.classroom.lesson import lesson_base
 from galaxy_core.data import DatasetSpec, describe_spec
 from galaxy_core.errors import GalaxyLabError
 from galaxy_core.training import RunStore, RunSummary, TrainConfig
@@ -65,9 +64,12 @@ def _bases(viewer: Viewer, lesson: RunSummary | None) -> list[RunSummary]:
     return [lesson, *(summary for summary in runs if summary.id != lesson.id)]
 
 
-def transfer_ui(dataset: DatasetSpec, max_epochs: int, viewer: Viewer) -> TrainConfig | None:
-    """The base run, where to cut it, what to fine-tune, the labels and Train; returns the config when pressed."""
-    base = _base_ui(viewer)
+def transfer_ui(
+    dataset: DatasetSpec, max_epochs: int, viewer: Viewer, lesson: RunSummary | None
+) -> TrainConfig | None:
+    """The base run (the class's starting run, `lesson`, offered first), where to cut it, what to fine-tune, the
+    labels and Train; returns the config when pressed."""
+    base = _base_ui(viewer, lesson)
     if base is None:
         return None
     layers = base_layers(base.run.model_path("best"))
@@ -96,10 +98,9 @@ def transfer_ui(dataset: DatasetSpec, max_epochs: int, viewer: Viewer) -> TrainC
     return config if train_button("Train from this run", type="primary", key="train_from_run") else None
 
 
-def _base_ui(viewer: Viewer) -> RunSummary | None:
-    """The run to start from, chosen among those that can be one: the class's starting run if the teacher marked
-    one, else the run looked at last, first."""
-    lesson = lesson_base(RunStore(get_settings().runs_dir))
+def _base_ui(viewer: Viewer, lesson: RunSummary | None) -> RunSummary | None:
+    """The run to start from, chosen among those that can be one: the class's starting run (`lesson`) if the
+    teacher marked one, else the run looked at last, first."""
     bases = _bases(viewer, lesson)
     if not bases:
         st.info(
