@@ -6,11 +6,15 @@ The service level of issue #36's lesson: the runs go through `ServiceClient.subm
 this run" queues them, without the pages or their sessions in front. Prints the wall clock from the class's clicks
 until every student has a result (goal <= 2 min), each student's click-to-result p50/p95 (goal p95 <= 60 s), and
 where a run's time goes: waiting in the queue (created -> dispatched), its process starting (dispatched -> started:
-the standby worker's hand-over), and its procedure (started -> finished: dataset, features, head, test). Then each
+the standby worker's hand-over), and its procedure (started -> finished: dataset, features, head, test), in a
+worker's first run and in a warm worker that took it after another (the base then loaded already). Then each
 run's test balanced accuracy (their spread: seeds of their own; the labels are noisy, about 9 points of balanced
 accuracy are doubtful labels).
 
-    .venv/bin/python benchmarks/bench_lesson.py [--students 30] [--data PATH] [--base-preset quick]
+    .venv/bin/python benchmarks/bench_lesson.py [--students 30] [--data PATH] [--base-preset quick] [--light-slots 1,2]
+
+The lesson runs once per --light-slots value, one after the other in this one process (this machine's speed varies
+from hour to hour: compare the lessons of one run of the script, not figures of different runs).
 """
 
 from __future__ import annotations
@@ -57,9 +61,10 @@ def base_run(store: RunStore, spec: DatasetSpec, preset: str):
     return run.summary()
 
 
-def lesson(client: ServiceClient, base, students: int) -> list:
-    """Every student queues a transfer run from `base` at once; returns their summaries once all have ended."""
-    people = [User(f"student-{number}", f"Student {number}", STUDENT) for number in range(1, students + 1)]
+def lesson(client: ServiceClient, base, students: int, class_name: str) -> list:
+    """Every student of `class_name` queues a transfer run from `base` at once; returns their summaries once all
+    have ended."""
+    people = [User(f"{class_name}-{n}", f"Student {n}", STUDENT) for n in range(1, students + 1)]
     clicked = time.time()
     runs = [client.submit(transfer_config(base), person) for person in people]
     print(f"{students} runs queued in {time.time() - clicked:.1f} s", flush=True)
@@ -84,6 +89,14 @@ def report(summaries: list) -> None:
     }
     for name, seconds in phases.items():
         print(f"  {name}: median {statistics.median(seconds):.1f} s, max {max(seconds):.1f} s")
+    seen, fresh, warm = set(), [], []  # a worker's first run, and the runs it took warm after it
+    for summary in sorted((s for s in summaries if s.started and s.finished), key=lambda s: s.started):
+        (warm if summary.pid in seen else fresh).append(summary.finished - summary.started)
+        seen.add(summary.pid)
+    print(
+        f"  its procedure in a worker's first run: median {statistics.median(fresh):.1f} s ({len(fresh)} runs); "
+        + (f"in a warm worker: median {statistics.median(warm):.1f} s ({len(warm)} runs)" if warm else "none warm")
+    )
     figures = [summary.test_balanced_accuracy for summary in summaries if summary.test_balanced_accuracy is not None]
     seeds = {summary.seed for summary in summaries}
     print(
@@ -92,11 +105,26 @@ def report(summaries: list) -> None:
     )
 
 
+def teacher_tries_it(store: RunStore, base) -> None:
+    """The teacher's own transfer run before the class's: it computes the base's features, which every student's
+    run then reads from the cache (each lesson below starts with them cached alike)."""
+    run = new_run(store, transfer_config(base), MACHINE_TEACHER)
+    started = time.perf_counter()
+    if train_in_this_process(run) != "finished":
+        raise SystemExit(f"error: the teacher's transfer run ended {run.summary().message}")
+    print(f"the teacher's own transfer run (features computed): {time.perf_counter() - started:.1f} s", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=30)
     parser.add_argument("--data", type=Path, default=GZ1)
     parser.add_argument("--base-preset", default="quick")
+    parser.add_argument(
+        "--light-slots",
+        default="1,2",
+        help="max_light_runs of each lesson, in order (default 1,2: the same lesson with one light slot, then two)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         os.environ.setdefault("GALAXY_LAB_CACHE_DIR", str(Path(folder) / "cache"))
@@ -106,10 +134,19 @@ def main() -> None:
         client = ServiceClient.from_settings(settings)
         print(f"{os.cpu_count()} CPU cores, max_concurrent_runs {settings.max_concurrent_runs}", flush=True)
         base = base_run(client.store, spec, args.base_preset)
-        try:
-            report(lesson(client, base, args.students))
-        finally:
-            end_supervisor(client.store.root)
+        teacher_tries_it(client.store, base)
+        ended = {}
+        for slots in [int(count) for count in args.light_slots.split(",")]:
+            os.environ["GALAXY_LAB_MAX_LIGHT_RUNS"] = str(slots)  # read by the service this lesson starts
+            print(f"\nmax_light_runs {slots}:", flush=True)
+            try:
+                summaries = lesson(client, base, args.students, f"class-{slots}")
+            finally:
+                end_supervisor(client.store.root)
+            report(summaries)
+            ended[slots] = max(summary.finished for summary in summaries) - min(s.created for s in summaries)
+        if len(ended) > 1:
+            print("\nthe whole class's results: " + ", ".join(f"{s} light slot(s) {t:.0f} s" for s, t in ended.items()))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
 | upload_unpacked_mb | GALAXY_LAB_UPLOAD_UNPACKED_MB  | 200 (unpacked from archives, per request) |
 | upload_megapixels  | GALAXY_LAB_UPLOAD_MEGAPIXELS   | 200 (decoded, per request)      |
 | max_concurrent_runs| GALAXY_LAB_MAX_CONCURRENT_RUNS | 1 (training runs at once)       |
+| max_light_runs     | GALAXY_LAB_MAX_LIGHT_RUNS      | 2 (runs of seconds at once, beside those) |
 | max_queued_runs    | GALAXY_LAB_MAX_QUEUED_RUNS     | 100 (waiting runs; more are refused) |
 | max_epochs         | GALAXY_LAB_MAX_EPOCHS          | 200 (all a run trains, from the app or the CLI) |
 | dataset_memory_mb  | GALAXY_LAB_DATASET_MEMORY_MB   | 2048 (a dataset's decoded arrays; larger ones are refused) |
@@ -56,6 +57,9 @@ LIMITS = {
     "upload_unpacked_mb": 200,
     "upload_megapixels": 200,
     "max_concurrent_runs": 1,
+    # Runs of seconds (a new head on a trained run's cached features, an ensemble) train in slots of their own
+    # beside max_concurrent_runs: a lesson's thirty heads need not wait behind one another one slot at a time.
+    "max_light_runs": 2,
     # A class of 40 with max_waiting_per_student each (80), and the teacher's: a queued run is a folder, not a
     # process, so the global limit guards the disk and the per-student ones guard fairness.
     "max_queued_runs": 100,
@@ -103,6 +107,7 @@ class Settings:
     upload_unpacked_mb: int = LIMITS["upload_unpacked_mb"]
     upload_megapixels: int = LIMITS["upload_megapixels"]
     max_concurrent_runs: int = LIMITS["max_concurrent_runs"]
+    max_light_runs: int = LIMITS["max_light_runs"]
     max_queued_runs: int = LIMITS["max_queued_runs"]
     max_epochs: int = LIMITS["max_epochs"]
     # The memory one dataset's decoded arrays may take (its peak while it loads): a link, a knob or a run's config

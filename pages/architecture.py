@@ -14,6 +14,7 @@ from pages.ui.identity import Viewer
 from pages.ui.navigation import run_router
 from pages.ui.runs import model_label
 from pages.ui.state import active_dataset_spec
+from pages.ui.symmetry import symmetry_ui
 
 LARGE_GRAPH = 80
 
@@ -204,6 +205,7 @@ def render(viewer: Viewer) -> None:
             "Diagram": lambda: diagram_ui(report),
             "What the layers do": lambda: explanations_ui(report),
             "Compare": lambda: compare_ui(name, input_shape, classes, report),
+            "Symmetry": lambda: symmetry_ui(viewer),
         },
     )
 

@@ -12,7 +12,7 @@ from galaxy_core.classroom.names import show_names_on_board
 from galaxy_core.training import RunStore
 from pages.ui.display import label_noise_note, plain
 from pages.ui.identity import Viewer
-from pages.ui.members import make_ensemble_ui
+from pages.ui.kinds.ensemble import make_ensemble_ui
 from pages.ui.navigation import run_router
 from pages.ui.state import get_settings
 

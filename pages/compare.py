@@ -28,7 +28,7 @@ from galaxy_core.training.kinds import describe_run_model
 from pages.ui.curves import RUN_COLOURS, SYMBOLS, runs_curves_figure
 from pages.ui.display import as_message, confusion_figure, enlarge, label_noise_note, lazy_tabs, plain, plot_text
 from pages.ui.identity import Viewer
-from pages.ui.members import make_ensemble_ui
+from pages.ui.kinds.ensemble import make_ensemble_ui
 from pages.ui.navigation import run_router
 from pages.ui.runs import run_interval, run_label, run_metrics, run_model, runs_apart, runs_that
 from pages.ui.state import get_settings, load_dataset

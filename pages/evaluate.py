@@ -26,10 +26,10 @@ from pages.ui.display import (
 )
 from pages.ui.explain_tabs import feature_map_tab, gradcam_tab, inside_tab
 from pages.ui.identity import Viewer
-from pages.ui.members import ensemble_view, member_choice_ui, members_tab
+from pages.ui.kinds.ensemble import ensemble_view, member_choice_ui, members_tab
+from pages.ui.kinds.transfer import base_run_note
 from pages.ui.navigation import run_router
 from pages.ui.runs import choose_run, model_key, run_model, runs_apart, runs_that
-from pages.ui.start_from_run import base_run_note
 from pages.ui.state import get_settings, load_dataset, note_run_dataset
 
 GALLERY_PAGE = 24

@@ -203,7 +203,7 @@ def test_a_run_kind_is_named_only_in_its_own_module():
     outside = [
         path
         for path in [*LIBRARY.rglob("*.py"), *(ROOT / "pages").rglob("*.py"), ROOT / "app.py"]
-        if "kinds" not in path.relative_to(ROOT).parts
+        if not path.is_relative_to(LIBRARY / "training" / "kinds")
     ]
     found = {
         str(path.relative_to(ROOT)): lines
@@ -211,3 +211,21 @@ def test_a_run_kind_is_named_only_in_its_own_module():
         if (lines := kind_references(ast.parse(path.read_text()), kinds))
     }
     assert not found, f"kinds named outside galaxy_core/training/kinds: {found}"
+
+
+def test_a_kind_is_reached_through_the_registry_by_the_cli_and_through_its_own_form_by_the_pages():
+    """The CLI adds each kind's flags and commands from the registry (its `CommandLine`) and imports no kind's
+    module; on the pages, only pages/ui/kinds/<kind>.py imports galaxy_core.training.kinds.<kind>."""
+    from galaxy_core.training.kinds import RUN_KINDS
+
+    kind_modules = {f"galaxy_core.training.kinds.{name}": name for name in RUN_KINDS}
+    found = []
+    for path in [*(LIBRARY / "cli").glob("*.py"), *(ROOT / "pages").rglob("*.py"), ROOT / "app.py"]:
+        own = path.stem if path.parent == ROOT / "pages" / "ui" / "kinds" else None
+        found += [
+            f"{path.relative_to(ROOT)} imports {module}"
+            for module in imported_modules(path, hints=True) & set(kind_modules)
+            if kind_modules[module] != own
+        ]
+    assert not found, found
+    assert {path.stem for path in (ROOT / "pages" / "ui" / "kinds").glob("*.py")} >= set(RUN_KINDS)  # a form each

@@ -247,6 +247,23 @@ def test_architecture_compare_two_models():
     assert len(table) == 2 and table["parameters"].iloc[0] == 4_353_475
 
 
+def test_architecture_symmetry_shows_a_p4m_network_answering_alike_at_every_quarter_turn(isolated_settings):
+    """No runs yet: an untrained plain network and an untrained p4m one. The p4m network's answers at 0, 90, 180
+    and 270 degrees are the same (the page's figure, and the chart's points read here); the plain one's are not."""
+    at = open_page("architecture", architecture_tab="Symmetry")
+    assert not at.exception
+    spreads = [float(c.value.rsplit(": ", 1)[1].rstrip(".")) for c in at.caption if "four quarter turns" in c.value]
+    assert len(spreads) == 2 and spreads[1] < 1e-4 < spreads[0], spreads
+    charts = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    p4m_lines = [trace["y"] for trace in charts[1]["data"]]
+    angles = charts[1]["data"][0]["x"]
+    for line in p4m_lines:
+        quarters = [line[angles.index(angle)] for angle in (0, 90, 180, 270)]
+        assert max(quarters) - min(quarters) < 1e-4
+    assert "untrained p4m_cnn" in charts[1]["layout"]["title"]["text"]
+    assert len(at.get("image")) >= 8 + 2  # the filter in 8 orientations, the two rows of feature maps
+
+
 def test_custom_cnn_knobs_and_a_clear_error_for_impossible_settings():
     at = open_page("architecture", architecture_model="custom_cnn")
     assert not at.exception

@@ -335,3 +335,43 @@ def test_a_worker_waits_on_standby_and_takes_the_next_run(isolated_settings):
     start = process_start_time(waiting)
     os.kill(service, signal.SIGKILL)
     wait_for(lambda: not process_alive(waiting, start), timeout=30)  # its standard input closed: it left
+
+
+def test_runs_of_seconds_train_in_light_slots_beside_a_long_run(isolated_settings, finished_run):
+    """One ordinary slot holds a long run; three heads on the finished run's features (runs of seconds) train
+    beside it, two at once (max_light_runs 2), the third when one of them has ended."""
+    from galaxy_core.training.kinds.transfer import transfer_config
+
+    client = ServiceClient(isolated_settings["runs"])
+    long = client.submit(tiny_config(epochs=LONG), MACHINE_TEACHER)
+    wait_for(lambda: has_epoch(long), timeout=120)
+    base = finished_run.summary()
+    heads = [client.submit(transfer_config(base, epochs=2, seed=number), MACHINE_TEACHER) for number in range(3)]
+    assert all(head.summary().is_light for head in heads)
+    wait_for(lambda: all(state_of(head) is RunState.FINISHED for head in heads), timeout=240)
+    assert state_of(long) is RunState.RUNNING  # they did not wait for its slot
+    first, second, third = (head.summary() for head in heads)
+    assert second.started < first.finished and first.started < second.finished  # two at once
+    assert third.dispatched >= min(first.finished, second.finished)  # the third waited for a light slot
+    client.stop(long.id, MACHINE_TEACHER)
+    wait_for(lambda: state_of(long) is RunState.STOPPED, timeout=120)
+
+
+def test_a_worker_stays_warm_after_a_run_of_seconds_and_leaves_after_another(isolated_settings, finished_run):
+    """A head on a frozen base ends, and its standby worker waits for the next run: the next head goes to it (the
+    same pid) and finds the base loaded; a training run handed to it ends it."""
+    from galaxy_core.training.kinds.transfer import transfer_config
+
+    client = ServiceClient(isolated_settings["runs"])
+    base = finished_run.summary()
+    heads = []
+    for seed in range(3):  # the first may start before any worker waits on standby
+        heads.append(client.submit(transfer_config(base, epochs=2, seed=seed), MACHINE_TEACHER))
+        wait_for(lambda: state_of(heads[-1]) is RunState.FINISHED, timeout=120)
+    second, third = heads[1].summary(), heads[2].summary()
+    assert third.pid == second.pid and "already loaded in this worker" in heads[2].log_tail()
+    assert third.has_test_results
+    heavy = client.submit(tiny_config(epochs=1), MACHINE_TEACHER)
+    wait_for(lambda: state_of(heavy) is RunState.FINISHED, timeout=120)
+    assert heavy.summary().pid == third.pid  # the warm worker went first
+    wait_for(lambda: not process_alive(third.pid, third.pid_start), timeout=30)  # and left after it

@@ -18,6 +18,7 @@ from galaxy_core.data import DatasetSpec, DatasetTooLargeError
 from galaxy_core.errors import InvalidInputError
 from galaxy_core.training import RunNotFoundError, RunState, RunStore, TrainConfig
 from galaxy_core.training.client import QueueFullError, ServiceClient, new_run, train_in_this_process
+from galaxy_core.training.kinds.transfer import NO_AUGMENTATION, FeatureSplit
 from galaxy_core.training.procedure import train_run
 from galaxy_core.training.recipe import class_weights
 from tests.helpers import TINY_DATA, saved_balanced_accuracy, tiny_config
@@ -153,6 +154,33 @@ def test_the_first_training_step_is_traced_once_and_learns_the_same(monkeypatch,
     plain_traces, plain = trained(prepare=False)
     assert (prepared_traces, plain_traces) == (1, 2)
     assert len(prepared) == len(plain) and all(np.array_equal(a, b) for a, b in zip(prepared, plain, strict=True))
+
+
+def test_whole_epochs_in_one_call_train_the_same_weights():
+    """A head's epochs run as one TensorFlow call each (recipe.fit_phase's whole_epochs): the same steps on the same
+    batches, so the same weights as one call per step; the callbacks see each epoch's end."""
+    import keras
+
+    from galaxy_core.training import recipe
+
+    rng = np.random.default_rng(1)
+    count = 150  # 3 batches of 64, the last one short
+    train = FeatureSplit(rng.normal(size=(count, 12)).astype("float32"), np.arange(count) % 3)
+    config = tiny_config(batch_size=64, augment=NO_AUGMENTATION)
+
+    def trained(whole_epochs: bool):
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((12,))
+        model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.Dense(8)(inputs)))
+        initial, ends = [variable.numpy() for variable in model.weights], []
+        watcher = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: ends.append(batch))
+        recipe.fit_phase(model, config, train, 3, [watcher], epochs=2, learning_rate=0.05, whole_epochs=whole_epochs)
+        return initial, ends, [variable.numpy() for variable in model.weights]
+
+    (initial, stepwise_ends, stepwise), (_, whole_ends, whole) = trained(False), trained(True)
+    assert stepwise_ends == [0, 1, 2, 0, 1, 2] and whole_ends == [2, 2]
+    assert not np.allclose(initial[0], stepwise[0])  # it trained
+    assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(stepwise, whole, strict=True))
 
 
 def test_class_weights_balance_the_classes():

@@ -49,6 +49,9 @@ def test_a_head_on_a_frozen_base_leaves_every_base_weight_bit_identical(isolated
     assert summary.base_run == finished_run.id and summary.has_test_results
     assert describe_run_model(summary.config) == f"custom_cnn from run {finished_run.summary().short_id}"
     assert (run.path / "base.keras").read_bytes() == finished_run.best_model_path.read_bytes()  # its own copy
+    assert run.final_model_path.read_bytes() == run.best_model_path.read_bytes()  # frozen: saved once, copied
+    assert summary.is_light  # a head on cached features: a light slot's run
+    assert not queue_transfer(isolated_settings["runs"], finished_run, unfreeze_from="block2_conv1").summary().is_light
     # Its test answers (the head's, on cached features of the 8 views) are the saved whole network's.
     saved, test = (
         run.predictions(),
@@ -278,3 +281,23 @@ def test_a_run_queued_before_kinds_had_options_reads_as_it_did(finished_transfer
     assert TrainConfig.from_dict(config.to_dict()) == config  # and it is written nested from then on
     with pytest.raises(InvalidInputError, match=r"unknown transfer options \['base'\]"):
         TrainConfig.from_dict({**nested, "options": {"base": own["base_run"]}})
+
+
+def test_a_warm_workers_next_head_of_the_same_base_finds_it_loaded_and_trains_the_same(
+    isolated_settings, finished_run, monkeypatch
+):
+    """Two heads of one base with the same seed in one process: the second reads no base file (it is loaded), and
+    the two networks answer alike to the bit, as two fresh processes' would."""
+    from galaxy_core.training.kinds import transfer
+
+    monkeypatch.setattr(transfer, "_LOADED_BASE", {})
+    runs = [queue_transfer(isolated_settings["runs"], finished_run, seed=3) for _ in range(2)]
+    for run in runs:
+        assert train_in_this_process(run) == "finished", run.status().get("traceback")
+    assert "already loaded" not in runs[0].log_tail() and "already loaded" in runs[1].log_tail()
+    first, second = (load_model_file(run.best_model_path) for run in runs)
+    assert all(same(first.get_layer(n).get_weights(), w) for n, w in weights_by_layer(second).items())
+    np.testing.assert_array_equal(runs[0].predictions()["probabilities"], runs[1].predictions()["probabilities"])
+    fine_tuned = queue_transfer(isolated_settings["runs"], finished_run, unfreeze_from="block2_conv1")
+    assert train_in_this_process(fine_tuned) == "finished"
+    assert "already loaded" not in fine_tuned.log_tail()  # a base it changes is its own copy

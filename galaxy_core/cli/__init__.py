@@ -44,7 +44,7 @@ from galaxy_core.cli.runs import (
     tensorboard_command,
 )
 from galaxy_core.cli.server import serve_command
-from galaxy_core.cli.training import ensemble_command, review_labels_command, train_command
+from galaxy_core.cli.training import kind_commands, train_command
 from galaxy_core.errors import GalaxyLabError
 from galaxy_core.runtime import import_tensorflow
 from galaxy_core.settings import load_settings
@@ -64,9 +64,8 @@ COMMANDS = (
     tensorboard_command,
     lesson_command,
     roster_command,
-    review_labels_command,
+    kind_commands,
     reviewed_labels_command,
-    ensemble_command,
     evaluate_command,
     predict_command,
     export_command,

@@ -1,5 +1,6 @@
-"""Training from a terminal: `train`, `review-labels` and `ensemble` queue a run in the service's queue and follow
-it here."""
+"""Training from a terminal: `train` and the commands of the run kinds that have one (`review-labels`, `ensemble`)
+queue a run in the service's queue and follow it here. A kind's own flags, and the config they ask for, are its
+module's (galaxy_core.training.kinds, `CommandLine`)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from galaxy_core.cli.common import (
     client_for,
     dataset_spec_from_args,
     interval_words,
-    store_for,
 )
 from galaxy_core.data import PreprocessOptions
 from galaxy_core.data.augment import AugmentOptions
@@ -28,16 +28,13 @@ from galaxy_core.training.config import (
     MONITORS,
     OPTIMIZERS,
     PRESETS,
-    REVIEW_PRESET,
     SCHEDULES,
     VALIDATION_SOURCES,
     preset_config,
     recommended_config,
 )
-from galaxy_core.training.kinds.ensemble import WEIGHTINGS, ensemble_config, member_summary
-from galaxy_core.training.kinds.label_review import MAX_FOLDS, MIN_FOLDS, label_review_config
-from galaxy_core.training.kinds.seed_ensemble import MAX_NETWORKS, MIN_NETWORKS, networks_config
-from galaxy_core.training.kinds.transfer import base_summary, transfer_config
+from galaxy_core.training.kinds import RUN_KINDS
+from galaxy_core.training.kinds.registry import CommandLineRequest
 
 
 def train_command(commands) -> None:
@@ -48,7 +45,8 @@ def train_command(commands) -> None:
         description="Queues a run with a preset recipe (the recommended one unless --preset says otherwise; change "
         "single settings with the options below) and follows it in this terminal: Ctrl-C asks it to stop, and it "
         "keeps what it learned. The run goes through the same queue as the app's, so it counts toward "
-        "max_concurrent_runs. The run id is printed last.",
+        "max_concurrent_runs (a run of seconds, such as a head on a frozen base, toward max_light_runs). The run id "
+        "is printed last.",
     )
     add_dataset_arguments(
         parser, positional=False, image_size_default=f"the preset's; with --model, {PreprocessOptions().image_size}"
@@ -70,18 +68,46 @@ def train_command(commands) -> None:
         "preset's)",
     )
     _add_recipe_arguments(parser)
-    parser.add_argument(
-        "--networks",
-        type=int,
-        default=1,
-        metavar="K",
-        help=f"train K networks of the recipe ({MIN_NETWORKS}-{MAX_NETWORKS}; seeds --seed, --seed + 1, ...) one "
-        "after another as one run, whose model averages their answers: an ensemble (default 1: one network)",
-    )
     _add_label_arguments(parser)
-    _add_transfer_arguments(parser)
-    parser.add_argument("--detach", action="store_true", help="queue the run, print its id and return at once")
+    _add_few_labels_arguments(parser)
+    for kind in _kinds_of_train():
+        line = kind.command_line
+        line.add_arguments(parser.add_argument_group(f"{line.help or kind.name} ({line.flag})"))
+    _add_queue_arguments(parser)
     parser.set_defaults(run=_train, needs_tensorflow=True)  # a recipe's model is checked with Keras
+
+
+def _kinds_of_train() -> list:
+    """The kinds whose flags join `galaxy-lab train`'s."""
+    return [kind for kind in RUN_KINDS.values() if kind.command_line and not kind.command_line.command]
+
+
+def kind_commands(commands) -> None:
+    """A command for each kind that has one of its own (`review-labels`, `ensemble`)."""
+    for kind in RUN_KINDS.values():
+        line = kind.command_line
+        if line is None or not line.command:
+            continue
+        parser = commands.add_parser(line.command, parents=[RUNS_DIR], help=line.help, description=line.description)
+        if line.dataset_size_note is not None:
+            add_dataset_arguments(parser, positional=False, image_size_default=line.dataset_size_note)
+        line.add_arguments(parser)
+        _add_queue_arguments(parser)
+        parser.set_defaults(run=_kind_command(line), needs_tensorflow=True)
+
+
+def _kind_command(line):
+    def run(args, settings) -> int:
+        client = client_for(args, settings)
+        request = CommandLineRequest(client.store, lambda: dataset_spec_from_args(args, settings))
+        return _queue_and_follow(client, line.config(args, request), args.detach, title=args.title)
+
+    return run
+
+
+def _add_queue_arguments(parser) -> None:
+    parser.add_argument("--title", default="", help="a title for the run, shown beside its id")
+    parser.add_argument("--detach", action="store_true", help="queue the run, print its id and return at once")
 
 
 def _add_recipe_arguments(parser) -> None:
@@ -135,32 +161,8 @@ def _add_label_arguments(parser) -> None:
     )
 
 
-def _add_transfer_arguments(parser) -> None:
-    """The options that start a run from a trained one, or train it on few labels."""
-    parser.add_argument(
-        "--from",
-        dest="base_run",
-        metavar="RUN",
-        help="start from this finished run's network (transfer): its layers up to --cut, frozen, and a new "
-        "classifier head for the dataset's classes, trained on the base's features (cached: seconds). The "
-        "dataset is the base's unless --dataset names another, read at the base's input size; the model is the "
-        "base's. Its own settings: 30 epochs at 1e-3 with early stopping, unless the options say otherwise",
-    )
-    parser.add_argument(
-        "--cut",
-        metavar="LAYER",
-        default="",
-        help="with --from: the base's layer whose output feeds the new head (default: what fed its classifier)",
-    )
-    parser.add_argument(
-        "--unfreeze-from",
-        metavar="LAYER",
-        default="",
-        help="with --from: then fine-tune the base from this layer on (batch normalisation stays frozen), on "
-        "augmented images at --fine-tune-learning-rate for --fine-tune-epochs",
-    )
-    parser.add_argument("--fine-tune-epochs", type=int, help="with --unfreeze-from (default 5)")
-    parser.add_argument("--fine-tune-learning-rate", type=float, help="with --unfreeze-from (default 1e-4)")
+def _add_few_labels_arguments(parser) -> None:
+    """The options that train on few labels."""
     parser.add_argument(
         "--train-fraction",
         type=float,
@@ -242,7 +244,8 @@ def _label_changes(args) -> dict:
     }
 
 
-def _train(args, settings) -> int:
+def _recipe_overrides(args) -> dict:
+    """The recipe settings the arguments give (None left out)."""
     overrides = {
         "epochs": args.epochs,
         "batch_size": args.batch_size,
@@ -260,42 +263,29 @@ def _train(args, settings) -> int:
         "augment": AugmentOptions(flip=False, rotate=False, zoom=0.0, brightness=0.0) if args.no_augment else None,
         "train_fraction": args.train_fraction,
         "train_per_class": args.train_per_class,
-        "fine_tune_epochs": args.fine_tune_epochs,
-        "fine_tune_learning_rate": args.fine_tune_learning_rate,
     }
     overrides["model_options"] = json.loads(args.model_options) if args.model_options else None
-    overrides = {key: value for key, value in overrides.items() if value is not None} | _label_changes(args)
-    if args.networks != 1:
-        if args.base_run:
-            raise InvalidInputError("--networks trains a recipe from scratch: leave out --from RUN")
-        overrides.update(networks_config(args.networks))
-    if args.base_run:
-        return _queue_and_follow(client_for(args, settings), _transfer_config(args, settings, overrides), args.detach)
-    if args.cut or args.unfreeze_from or args.fine_tune_epochs or args.fine_tune_learning_rate:
-        raise InvalidInputError(
-            "--cut, --unfreeze-from and the --fine-tune options go with --from RUN (the run to start from)"
-        )
-    dataset = dataset_spec_from_args(args, settings)
-    if args.model and args.model != PRESETS[args.preset].model:
-        config = recommended_config(dataset, args.model, **overrides)
-    else:
-        config = preset_config(dataset, args.preset, image_size=args.image_size, **overrides)
-    return _queue_and_follow(client_for(args, settings), config, args.detach)
+    return {key: value for key, value in overrides.items() if value is not None} | _label_changes(args)
 
 
-def _transfer_config(args, settings, overrides: dict):
-    """The config of `train --from RUN`: the base's dataset unless --dataset names one, at the base's input size."""
-    if args.model or args.model_options:
-        raise InvalidInputError("a run started --from another has the base's model: leave out --model and its options")
-    base = base_summary(store_for(args, settings), args.base_run)
-    dataset = dataset_spec_from_args(args, settings) if args.dataset else None
-    size = base.dataset.preprocess
-    if (args.image_size or size.image_size) != size.image_size or args.grayscale != (size.channels == 1):
-        raise InvalidInputError(
-            f"run {base.name} takes {size.image_size} px images with {size.channels} channel(s): leave out "
-            "--image-size and --grayscale, or give the base's"
-        )
-    return transfer_config(base, dataset, base_cut=args.cut, unfreeze_from=args.unfreeze_from, **overrides)
+def _train(args, settings) -> int:
+    """The preset's (or --model's) recipe, or the kind the flags ask for (--from RUN, --networks K)."""
+    recipe = _recipe_overrides(args)
+
+    def recipe_config(**more):
+        dataset = dataset_spec_from_args(args, settings)
+        if args.model and args.model != PRESETS[args.preset].model:
+            return recommended_config(dataset, args.model, **recipe, **more)
+        return preset_config(dataset, args.preset, image_size=args.image_size, **recipe, **more)
+
+    client = client_for(args, settings)
+    named = lambda: dataset_spec_from_args(args, settings) if args.dataset else None  # noqa: E731
+    request = CommandLineRequest(client.store, named, recipe, recipe_config)
+    asked = [kind.command_line for kind in _kinds_of_train() if kind.command_line.asked(args)]
+    if len(asked) > 1:
+        raise InvalidInputError(f"{' and '.join(line.flag for line in asked)} ask for different runs: give one")
+    config = asked[0].config(args, request) if asked else recipe_config()
+    return _queue_and_follow(client, config, args.detach, title=args.title)
 
 
 def _queue_and_follow(client, config, detach: bool, title: str = "") -> int:
@@ -333,59 +323,3 @@ def _queue_and_follow(client, config, detach: bool, title: str = "") -> int:
         print(summary.message, file=sys.stderr)
     print(run.id)
     return 0 if summary.state in (RunState.FINISHED, RunState.STOPPED) else 1
-
-
-def review_labels_command(commands) -> None:
-    parser = commands.add_parser(
-        "review-labels",
-        parents=[RUNS_DIR],
-        help="queue a label review of a dataset's training split and follow it here",
-        description=f"Trains --folds models of the {REVIEW_PRESET} preset, each on all but one fold of the training "
-        "split, lets each predict the fold it did not see, and ranks the labels those predictions doubt "
-        "(confident learning). Decide on them on the Label review page, or export them with galaxy-lab "
-        "reviewed-labels. The run id is printed last.",
-    )
-    add_dataset_arguments(parser, positional=False, image_size_default=f"the {REVIEW_PRESET} preset's")
-    parser.add_argument("--folds", type=int, default=5, help=f"models trained, {MIN_FOLDS}-{MAX_FOLDS} (default 5)")
-    parser.add_argument(
-        "--epochs", type=int, help=f"epochs of each fold's model (default: the {REVIEW_PRESET} preset's)"
-    )
-    parser.add_argument("--detach", action="store_true", help="queue the review, print its id and return at once")
-    parser.set_defaults(run=_review_labels, needs_tensorflow=True)
-
-
-def _review_labels(args, settings) -> int:
-    epochs = {"epochs": args.epochs} if args.epochs else {}
-    config = label_review_config(
-        dataset_spec_from_args(args, settings), args.folds, image_size=args.image_size, **epochs
-    )
-    return _queue_and_follow(client_for(args, settings), config, args.detach)
-
-
-def ensemble_command(commands) -> None:
-    parser = commands.add_parser(
-        "ensemble",
-        parents=[RUNS_DIR],
-        help="queue an ensemble of finished runs (their answers averaged) and follow it here",
-        description="Makes one model of the runs' best models, whose answer is the mean of theirs, and tests it on "
-        "the first run's test split; it trains nothing, so it takes seconds. The runs answer with the same classes "
-        "and take the same images. Evaluate, predict and export take its id like any run's. The run id is printed "
-        "last.",
-    )
-    parser.add_argument("members", nargs="+", metavar="RUN", help="the runs that answer together")
-    parser.add_argument(
-        "--weighting",
-        choices=WEIGHTINGS,
-        default="equal",
-        help="equal (the default) or each run weighted by its best validation balanced accuracy",
-    )
-    parser.add_argument("--title", default="", help="a title for the ensemble, shown beside its id")
-    parser.add_argument("--detach", action="store_true", help="queue the ensemble, print its id and return at once")
-    parser.set_defaults(run=_ensemble, needs_tensorflow=True)
-
-
-def _ensemble(args, settings) -> int:
-    client = client_for(args, settings)
-    members = [member_summary(client.store, run_id) for run_id in args.members]
-    config = ensemble_config(members, weighting=args.weighting)
-    return _queue_and_follow(client, config, args.detach, title=args.title)

@@ -6,7 +6,7 @@ Adding one: a module with a builder decorated by `register_model`, and its impor
 
 # Registration order is the order menus list the models in, hence no sorting here.
 # isort: off
-from galaxy_core.models import report, compact, applications, custom, ensemble  # noqa: F401  (registers the builders)
+from galaxy_core.models import report, compact, p4m, applications, custom, ensemble  # noqa: F401  (registers the builders)
 
 # isort: on
 from galaxy_core.models.registry import ModelInfo, Recipe, create_model, list_models, model_info

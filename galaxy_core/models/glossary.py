@@ -69,6 +69,25 @@ LAYER_EXPLANATIONS = {
     ),
     "Multiply": "Multiplies feature maps element by element: here, channel weights from squeeze-and-excitation.",
     "Reshape": "Changes the shape of a tensor without changing its values.",
+    "P4MLifting": (
+        "A convolution with symmetry built in (p4m): each filter is applied in all 8 orientations of a square (four "
+        "quarter turns, each with and without a mirror flip), giving 8 feature maps per filter. Turn the image and "
+        "the maps turn and swap places, so what the network finds does not depend on which way the galaxy lies. "
+        "Parameters: kernel height x width x input channels x filters (shared by the 8 orientations)."
+    ),
+    "P4MConv": (
+        "A group convolution (p4m): like a convolution, but its input and output have 8 orientations per filter, "
+        "and each output orientation uses the filter turned the same way, reading the input's orientations in the "
+        "matching order. Each parameter is used 8 times: few parameters, 8 times the multiply-adds."
+    ),
+    "P4MBatchNormalization": (
+        "Batch normalisation for p4m feature maps: one mean, variance, scale and shift per filter, shared by its 8 "
+        "orientations, so that a turned galaxy is normalised exactly as the galaxy is."
+    ),
+    "OrientationPooling": (
+        "Keeps the strongest of each filter's 8 orientations: after it, the features no longer depend on how the "
+        "galaxy was turned or flipped, only on what it looks like."
+    ),
     "Identity": "Passes its input through unchanged; it marks a named point in the network (here, for Grad-CAM).",
 }
 

@@ -30,11 +30,13 @@ def _spatial_positions(layer) -> int:
 def layer_multiply_adds(layer) -> int:
     """Multiply-adds per image of a layer with kernels (convolutions of every kind, dense); 0 for the rest.
 
-    A kernel is applied once per output position, and each application costs one multiply-add per kernel entry
-    (for a depthwise convolution the kernel has one slice per input channel, so the same rule holds).
+    A kernel is applied once per output position (a p4m convolution's, in each of its 8 orientations), and each
+    application costs one multiply-add per kernel entry (for a depthwise convolution the kernel has one slice per
+    input channel, so the same rule holds).
     """
     kernels = [w for w in layer.weights if "kernel" in w.path.rsplit("/", 1)[-1]]
-    return _weight_count(kernels) * _spatial_positions(layer) if kernels else 0
+    uses = getattr(layer, "kernel_uses_per_position", 1)  # a p4m convolution applies its kernel in 8 orientations
+    return _weight_count(kernels) * _spatial_positions(layer) * uses if kernels else 0
 
 
 def layer_table(model) -> list[LayerRow]:

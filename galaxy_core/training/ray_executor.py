@@ -333,7 +333,7 @@ class RayExecutor:
     def active(self) -> set[str]:
         return set(self._drivers)
 
-    def prepare(self) -> None:
+    def prepare(self, count: int) -> None:
         """Nothing: a node's actor starts with the run."""
 
     def kill(self, run_id: str, outcome: Outcome) -> None:

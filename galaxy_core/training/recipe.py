@@ -131,10 +131,13 @@ def fit_phase(
     learning_rate: float,
     initial_epoch: int = 0,
     seed: int | None = None,
+    whole_epochs: bool = False,
 ) -> None:
     """Compile the model for the recipe at `learning_rate` (decayed over this phase's steps) and fit it on the
     training split from `initial_epoch` to `epochs`, watched by `callbacks` (after the weight averaging's swap, so
-    that they see the averaged weights)."""
+    that they see the averaged weights). `whole_epochs`: each epoch's steps run as one TensorFlow call and the
+    callbacks see its end only (the same steps and weights; for a small network, whose steps cost less than Keras'
+    work between them)."""
     from galaxy_core.training.callbacks import AveragedWeights
 
     steps = math.ceil(len(train) / config.batch_size)
@@ -142,6 +145,7 @@ def fit_phase(
         optimizer=make_optimizer(config, learning_rate, steps * (epochs - initial_epoch)),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        steps_per_execution=steps if whole_epochs else 1,
     )
     batches, weights = training_inputs(config, train, num_classes, seed)
     create_training_state(model, batches)

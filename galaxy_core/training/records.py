@@ -26,6 +26,9 @@ class KindTraits:
     paces_its_recipe: bool = False  # its epochs' pace is its recipe's (what a duration estimate may use)
     # (config, number of members) -> what each of its members is called, when its members are not runs
     member_names: Callable[[dict, int], list[str]] | None = None
+    # (its options) -> whether a run of it takes seconds and little memory (a head on cached features, an
+    # ensemble): it trains in a light slot (max_light_runs) beside the ordinary ones
+    light: Callable[[dict], bool] | None = None
 
 
 # The traits of each registered kind, by name (filled as the kinds register; an unknown kind has the defaults).
@@ -262,6 +265,11 @@ class RunSummary:
     @property
     def is_label_review(self) -> bool:
         return self.traits.reviews_labels
+
+    @property
+    def is_light(self) -> bool:
+        """A run of seconds, which trains in a light slot (KindTraits.light)."""
+        return self.traits.light is not None and bool(self.traits.light(self.options))
 
     @property
     def is_ensemble(self) -> bool:

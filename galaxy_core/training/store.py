@@ -403,11 +403,15 @@ class Run:
             file.write(f"{stamp} {message}\n")
             file.flush()
 
-    def save_model(self, model, which: str) -> None:
+    def save_model(self, model, which: str, *also: str) -> None:
         """Save a Keras model as the run's best checkpoint, final model or a label review's fold model, replacing
-        the previous one atomically."""
-        with replaced_atomically(self.path / model_file_name(which)) as temporary:
+        the previous one atomically; `also`: the same model under other names too (saved once, then copied)."""
+        path = self.path / model_file_name(which)
+        with replaced_atomically(path) as temporary:
             model.save(temporary)
+        for other in also:
+            with replaced_atomically(self.path / model_file_name(other)) as temporary:
+                shutil.copyfile(path, temporary)
 
     def put_model_file(self, which: str, data: bytes) -> None:
         """A model file saved elsewhere (a remote worker), as `save_model` would have written it."""

@@ -12,7 +12,11 @@ running run between states (galaxy_core.training.lifecycle). Every POLL_SECONDS 
 - kills a run that was asked to stop and has given no sign of life for `stop_grace_seconds` since;
 - kills the worker of a run whose folder was deleted;
 - starts queued runs while fewer than `max_concurrent_runs` train, in fair-share order
-  (galaxy_core.training.fair_share: a teacher's first, then the student who has started the fewest runs lately).
+  (galaxy_core.training.fair_share: a teacher's first, then the student who has started the fewest runs lately),
+  and runs of seconds (`RunSummary.is_light`: a head on a trained run's cached features, an ensemble) in light slots
+  of their own beside those, `max_light_runs` at once: a lesson's heads do not queue behind one another one slot at
+  a time, nor behind a long run;
+- keeps workers on standby (TensorFlow imported) for the runs that wait.
 
 With nothing queued or running for IDLE_EXIT_SECONDS it exits; the next queued run starts it again. Killed, it is
 started again by the next page or command that looks at the runs, and adopts the workers still training.
@@ -72,9 +76,10 @@ class Supervisor:
         max_concurrent: int,
         stop_grace: float,
         max_training_per_student: int = 1,
+        max_light: int = 0,
     ):
         self.store, self.files, self.executor = store, ServiceFiles(store.root), executor
-        self.max_concurrent, self.stop_grace = max_concurrent, stop_grace
+        self.max_concurrent, self.stop_grace, self.max_light = max_concurrent, stop_grace, max_light
         self.max_training_per_student = max_training_per_student
         # Who had runs started when, for the fair share: read once, then kept up as this service starts runs.
         self.starts = starts_of(store.runs())
@@ -95,18 +100,34 @@ class Supervisor:
             running = [summary for summary in summaries if summary.state is RunState.RUNNING]
             live = [summary for summary in running if self._watch(summary)]
             queued = [summary for summary in summaries if summary.state is RunState.QUEUED]
-            free, waiting = self.max_concurrent - len(live), len(queued)
-            if queued and free > 0 and self._executor_ready():
-                recent = recent_starts(self.starts, time.time())
-                for summary in next_to_start(queued, live, recent, free, self.max_training_per_student):
-                    if self._start(summary.run):
-                        self.starts.append((owner_of(summary), time.time()))
-                        free, waiting = free - 1, waiting - 1
-            if free > 0 or waiting > 0:
-                # A worker waits for the next run with TensorFlow imported: while a slot is free, and while runs
-                # wait for one (a lesson's queue of short runs then hands each to a worker ready at once).
-                self.executor.prepare()
+            # Runs of seconds take light slots while there are any (the first: they free theirs soonest)
+            slots = {True: self.max_light, False: self.max_concurrent}
+            waiting = {light: [s for s in queued if self._light(s) == light] for light in slots}
+            for light, count in slots.items():
+                free = count - sum(1 for summary in live if self._light(summary) == light)
+                if waiting[light] and free > 0 and self._executor_ready():
+                    waiting[light] = self._start_next(waiting[light], live, free)
+            # Workers wait with TensorFlow imported: one while an ordinary slot is free or a run waits for one, and
+            # one per light slot while runs of seconds wait (each then starts at once when a slot frees).
+            ordinary_free = self.max_concurrent > sum(1 for summary in live if not self._light(summary))
+            wanted = 1 if ordinary_free or waiting[False] else 0
+            self.executor.prepare(max(wanted, min(len(waiting[True]), self.max_light)))
             return len(live) + len(queued)
+
+    def _light(self, summary: RunSummary) -> bool:
+        """Whether the run takes a light slot (none without light slots: then every run takes an ordinary one)."""
+        return bool(self.max_light) and summary.is_light
+
+    def _start_next(self, queued: list[RunSummary], live: list[RunSummary], free: int) -> list[RunSummary]:
+        """Start up to `free` of `queued` in fair-share order; returns those still waiting. A started run counts as
+        live from then on."""
+        recent = recent_starts(self.starts, time.time())
+        for summary in next_to_start(queued, live, recent, free, self.max_training_per_student):
+            if self._start(summary.run):
+                self.starts.append((owner_of(summary), time.time()))
+                live.append(summary)
+                queued = [waiting for waiting in queued if waiting.id != summary.id]
+        return queued
 
     def _watch(self, summary: RunSummary) -> int:
         """1 if the running run still has a live worker (after enforcing a stop that went unanswered), else 0."""
@@ -218,6 +239,7 @@ class Supervisor:
                     "host": socket.gethostname(),
                     "executor": self.executor.name,
                     "max_concurrent_runs": self.max_concurrent,
+                    "max_light_runs": self.max_light,
                     "problem": self.problem,
                     "since": time.time(),
                 }
@@ -276,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         max_concurrent=settings.max_concurrent_runs,
         stop_grace=settings.stop_grace_seconds,
         max_training_per_student=settings.max_training_per_student,
+        max_light=settings.max_light_runs,
     )
 
     def stop(*_):

@@ -21,6 +21,7 @@ from galaxy_core.training.records import epoch_records
 from pages.ui.curves import run_curves_figure
 from pages.ui.display import as_message, interval_note, label_noise_note, plain
 from pages.ui.identity import Viewer
+from pages.ui.kinds.transfer import base_run_note
 from pages.ui.manage_runs import lesson_ui, manage_ui, trash_ui
 from pages.ui.navigation import LAB_PAGES
 from pages.ui.runs import (
@@ -32,7 +33,6 @@ from pages.ui.runs import (
     run_row,
     train_button,
 )
-from pages.ui.start_from_run import base_run_note
 
 REVIEW_PAGE = next(page for page in LAB_PAGES if page.url_path == "review")
 

@@ -126,10 +126,7 @@ def _new_link_to_a_classmates_run(user: User, settings: Settings) -> str | None:
     session has not followed yet; None if there is none. Followed once: a person who then chooses "My runs" keeps
     it."""
     named = [
-        run_id
-        for key in st.query_params
-        if key.endswith(("_run", "_runs"))
-        for run_id in st.query_params.get_all(key)
+        run_id for key in st.query_params if key.endswith(("_run", "_runs")) for run_id in st.query_params.get_all(key)
     ]
     followed = st.session_state.setdefault(FOLLOWED_LINKS_KEY, set())
     store = RunStore(settings.runs_dir)

@@ -10,7 +10,6 @@ from galaxy_core.answers.review import ACTIONS, has_review, load_review, trainab
 from galaxy_core.classroom.lesson import lesson_base
 from galaxy_core.data import DatasetSpec
 from galaxy_core.data.augment import AugmentOptions
-from galaxy_core.errors import GalaxyLabError
 from galaxy_core.models import list_models, model_info
 from galaxy_core.training import TrainConfig
 from galaxy_core.training.client import ServiceClient
@@ -21,26 +20,26 @@ from galaxy_core.training.config import (
     MONITORS,
     OPTIMIZERS,
     PRESETS,
-    REVIEW_PRESET,
     SCHEDULES,
     VALIDATION_SOURCES,
     preset_config,
     recommended_config,
 )
 from galaxy_core.training.kinds import describe_run_model
-from galaxy_core.training.kinds.label_review import MAX_FOLDS, MIN_FOLDS, check_folds, label_review_config
-from galaxy_core.training.kinds.seed_ensemble import MAX_NETWORKS, networks_config
 from pages.ui.display import as_message, plain
 from pages.ui.duration import expected_duration_ui
 from pages.ui.identity import Viewer
+from pages.ui.kinds.label_review import label_review_ui
+from pages.ui.kinds.seed_ensemble import networks_ui
+from pages.ui.kinds.train import few_labels_ui
+from pages.ui.kinds.transfer import transfer_ui
 from pages.ui.runs import (
     model_label,
     queue_pressed,
     runs_that,
     train_button,
 )
-from pages.ui.start_from_run import few_labels_ui, transfer_ui
-from pages.ui.state import get_settings, load_dataset
+from pages.ui.state import get_settings
 
 OWN_RECIPE = "own"
 
@@ -116,47 +115,6 @@ def new_run_ui(dataset: DatasetSpec, max_epochs: int, viewer: Viewer) -> TrainCo
             else own_settings_ui(dataset, max_epochs)
         )
     return replace(config, **labels) if config is not None and labels else config
-
-
-def networks_ui(key: str) -> dict:
-    """How many networks the run trains: one, or several of other seeds answering as one; returns the config
-    fields that say so."""
-    count = st.number_input(
-        "Networks",
-        1,
-        MAX_NETWORKS,
-        1,
-        key=f"{key}_networks",
-        help="More than one: one run trains that many networks of this recipe one after another, each from its own "
-        "seed (initial weights, batch order, augmentation), and its model averages their answers: an ensemble, "
-        "with the Members tab on the Evaluate page. Each network takes a run's time.",
-    )
-    return networks_config(int(count))
-
-
-def label_review_ui(dataset: DatasetSpec) -> TrainConfig | None:
-    """A label review run's settings (its number of folds), its expected duration and its button."""
-    st.markdown(
-        f"Trains k models of the {PRESETS[REVIEW_PRESET].title.lower()} recipe, each on all but one k-th of the "
-        "training split, and lets each predict the galaxies it did not see; confident learning (cleanlab) then "
-        "ranks the labels those predictions doubt. Review them on the Label review page."
-    )
-    folds = st.number_input(
-        "Folds (k)",
-        MIN_FOLDS,
-        MAX_FOLDS,
-        5,
-        key="train_review_folds",
-        help="More folds: each model trains on more images, and the review takes longer.",
-    )
-    config = label_review_config(dataset, int(folds))
-    try:
-        check_folds(load_dataset(dataset, get_settings()), config.options.folds)
-    except (GalaxyLabError, ValueError) as error:
-        st.warning(f"This dataset cannot be reviewed in {config.options.folds} folds: {as_message(error)}.")
-        return None
-    expected_duration_ui(config)
-    return config if train_button("Review the labels", type="primary", key="train_review") else None
 
 
 def training_labels_ui(dataset: DatasetSpec, viewer: Viewer) -> dict:

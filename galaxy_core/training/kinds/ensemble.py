@@ -25,7 +25,7 @@ from galaxy_core.answers.prediction import ModelLoadError
 from galaxy_core.data import Dataset
 from galaxy_core.errors import InvalidInputError
 from galaxy_core.training.config import TrainConfig
-from galaxy_core.training.kinds.registry import register_kind, used_run_summary
+from galaxy_core.training.kinds.registry import CommandLine, register_kind, used_run_summary
 from galaxy_core.training.kinds.train import evaluate_test_split
 from galaxy_core.training.lifecycle import Outcome, RunState, StoppedBeforeTrainingError
 from galaxy_core.training.records import KindTraits, RunSummary
@@ -138,6 +138,33 @@ def describe(config: dict) -> str:
     return f"ensemble of {len(config['options']['members'])} runs"
 
 
+def add_arguments(parser) -> None:
+    """`galaxy-lab ensemble RUN RUN...`'s own arguments."""
+    parser.add_argument("members", nargs="+", metavar="RUN", help="the runs that answer together")
+    parser.add_argument(
+        "--weighting",
+        choices=WEIGHTINGS,
+        default="equal",
+        help="equal (the default) or each run weighted by its best validation balanced accuracy",
+    )
+
+
+def config_from_arguments(args, request) -> TrainConfig:
+    members = [member_summary(request.store, run_id) for run_id in args.members]
+    return ensemble_config(members, weighting=args.weighting)
+
+
+COMMAND_LINE = CommandLine(
+    add_arguments,
+    config_from_arguments,
+    command="ensemble",
+    help="queue an ensemble of finished runs (their answers averaged) and follow it here",
+    description="Makes one model of the runs' best models, whose answer is the mean of theirs, and tests it on the "
+    "first run's test split; it trains nothing, so it takes seconds. The runs answer with the same classes and "
+    "take the same images. Evaluate, predict and export take its id like any run's. The run id is printed last.",
+)
+
+
 @register_kind(
     "ensemble",
     title=describe,
@@ -145,7 +172,9 @@ def describe(config: dict) -> str:
     options=EnsembleOptions,
     check=config_problems,
     input_models=member_model_files,
-    traits=KindTraits(answers_as_one=True, ones_own=False),  # chosen runs, anyone's: not one person's network
+    # Chosen runs, anyone's: not one person's network; it trains nothing (a run of seconds)
+    traits=KindTraits(answers_as_one=True, ones_own=False, light=lambda options: True),
+    command_line=COMMAND_LINE,
 )
 def make_ensemble(run, config: TrainConfig, dataset: Dataset, observers: Sequence = ()) -> Outcome:
     """Load the members, keep the model that averages them, test it and keep each member's answers."""

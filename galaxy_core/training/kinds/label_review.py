@@ -21,7 +21,7 @@ from galaxy_core.data import Dataset, DatasetSpec
 from galaxy_core.errors import InvalidInputError
 from galaxy_core.training.config import REVIEW_PRESET, TrainConfig, preset_config
 from galaxy_core.training.kinds.ensemble import answer_as_one
-from galaxy_core.training.kinds.registry import Workload, register_kind
+from galaxy_core.training.kinds.registry import CommandLine, Workload, register_kind
 from galaxy_core.training.lifecycle import Outcome, RunState, StoppedBeforeTrainingError
 from galaxy_core.training.recipe import fit_phase
 from galaxy_core.training.records import KindTraits
@@ -127,6 +127,32 @@ def label_review_config(dataset: DatasetSpec, folds: int = 5, **overrides) -> Tr
     return preset_config(dataset, REVIEW_PRESET, kind="label_review", options=ReviewOptions(folds), **overrides)
 
 
+def add_arguments(parser) -> None:
+    """`galaxy-lab review-labels`'s own flags (the dataset's are the command line's)."""
+    parser.add_argument("--folds", type=int, default=5, help=f"models trained, {MIN_FOLDS}-{MAX_FOLDS} (default 5)")
+    parser.add_argument(
+        "--epochs", type=int, help=f"epochs of each fold's model (default: the {REVIEW_PRESET} preset's)"
+    )
+
+
+def config_from_arguments(args, request) -> TrainConfig:
+    epochs = {"epochs": args.epochs} if args.epochs else {}
+    return label_review_config(request.dataset(), args.folds, image_size=args.image_size, **epochs)
+
+
+COMMAND_LINE = CommandLine(
+    add_arguments,
+    config_from_arguments,
+    command="review-labels",
+    help="queue a label review of a dataset's training split and follow it here",
+    description=f"Trains --folds models of the {REVIEW_PRESET} preset, each on all but one fold of the training "
+    "split, lets each predict the fold it did not see, and ranks the labels those predictions doubt (confident "
+    "learning). Decide on them on the Label review page, or export them with galaxy-lab reviewed-labels. The run "
+    "id is printed last.",
+    dataset_size_note=f"the {REVIEW_PRESET} preset's",
+)
+
+
 @register_kind(
     "label_review",
     title="label review: {folds} x {model}",
@@ -139,6 +165,7 @@ def label_review_config(dataset: DatasetSpec, folds: int = 5, **overrides) -> Tr
         ones_own=False,  # its folds' models answer for its review, not as one person's network
         member_names=lambda config, count: [f"fold {number}" for number in range(1, count + 1)],
     ),
+    command_line=COMMAND_LINE,
 )
 def review_labels(run, config: TrainConfig, dataset: Dataset, observers: Sequence = ()) -> Outcome:
     """Review `dataset`'s training split for `run`. A stop before the last fold has predicted leaves no review:

@@ -3,7 +3,8 @@
 A kind is one module with a function decorated by `register_kind`: it takes the run (a writer: progress, metrics,
 files), its config, its dataset and any extra Keras callbacks, trains, and returns the run's `Outcome`; it never
 moves the run between states. Its options are a dataclass of the module (`config.options`), checked by its `check`
-hook. Adding a kind is that module plus one import line in `kinds/__init__.py`.
+hook, and its flags in `galaxy-lab` by its `CommandLine`. Adding a kind is that module plus one import line in
+`kinds/__init__.py`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from galaxy_core.answers.prediction import VIEW_COUNT
+from galaxy_core.data import DatasetSpec
 from galaxy_core.errors import InvalidInputError
-from galaxy_core.training.config import DEFAULT_KIND, KIND_OPTIONS, nested_options
+from galaxy_core.training.config import DEFAULT_KIND, KIND_OPTIONS, TrainConfig, nested_options
 from galaxy_core.training.records import KIND_TRAITS, PLAIN_TRAITS, KindTraits, RunSummary
 from galaxy_core.training.store import RunNotFoundError, RunStore
 
@@ -41,6 +43,32 @@ def training_workload(config, split_sizes: dict[str, int]) -> Workload:
 
 
 @dataclass(frozen=True)
+class CommandLineRequest:
+    """What a kind's part of `galaxy-lab` builds its config from, besides its own flags."""
+
+    store: RunStore
+    dataset: Callable[[], DatasetSpec | None] = field(repr=False)  # the dataset the arguments name; None: none named
+    recipe: dict = field(default_factory=dict)  # the recipe settings the arguments give (epochs, seed, ...)
+    preset_config: Callable[..., TrainConfig] | None = field(default=None, repr=False)  # (**more) -> the recipe's
+
+
+@dataclass(frozen=True)
+class CommandLine:
+    """A kind's part of `galaxy-lab`: its flags, which join `galaxy-lab train`'s (`flag` names the one that asks for
+    the kind there) or make a command of its own (`command`), and the config they ask for."""
+
+    add_arguments: Callable = field(repr=False)  # (argparse parser) -> None
+    config: Callable = field(repr=False)  # (parsed arguments, CommandLineRequest) -> TrainConfig
+    asked: Callable = field(repr=False, default=lambda args: True)  # (arguments) -> whether they ask for the kind
+    flag: str = ""  # on `train`: the flag that asks for the kind ("--from RUN")
+    command: str = ""  # a command of its own ("review-labels"): its name
+    help: str = ""  # the command's line in `galaxy-lab --help`, and its description
+    description: str = ""
+    # Where its input size comes from, said by the dataset arguments' help; None: the command takes no dataset
+    dataset_size_note: str | None = None
+
+
+@dataclass(frozen=True)
 class RunKind:
     name: str
     # What the runs table says of the run's model: a format of the config's fields ("{model}"), or a function of
@@ -53,6 +81,7 @@ class RunKind:
     # InvalidInputError when one cannot be used
     input_models: Callable = field(repr=False, default=lambda store, config: {})
     workload: Callable = field(repr=False, default=training_workload)  # (config, split sizes) -> Workload
+    command_line: CommandLine | None = None  # its flags in `galaxy-lab`, if any
 
     def describe(self, config: dict) -> str:
         """The run's model as the runs table names it ("inception_small", "label review: 5 x inception_small")."""
@@ -70,16 +99,17 @@ def register_kind(
     planned_epochs: Callable,
     options: type | None = None,
     traits: KindTraits = PLAIN_TRAITS,
+    command_line: CommandLine | None = None,
     **hooks: Callable,
 ) -> Callable:
     """Register a kind's training function under `name`, with its options dataclass (what a config of this kind
-    carries as `options`, None: none), what readers need to know of its runs (`traits`), and `hooks`: its `check`,
-    `input_models` and `workload`, if any."""
+    carries as `options`, None: none), what readers need to know of its runs (`traits`), its flags in `galaxy-lab`
+    (`command_line`), and `hooks`: its `check`, `input_models` and `workload`, if any."""
 
     def decorate(train: Callable) -> Callable:
         if name in RUN_KINDS:
             raise InvalidInputError(f"run kind {name!r} is registered twice")
-        RUN_KINDS[name] = RunKind(name, title, train, planned_epochs, **hooks)
+        RUN_KINDS[name] = RunKind(name, title, train, planned_epochs, command_line=command_line, **hooks)
         KIND_OPTIONS[name] = options
         KIND_TRAITS[name] = traits
         return train

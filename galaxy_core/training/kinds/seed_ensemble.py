@@ -18,7 +18,7 @@ from galaxy_core.data import Dataset
 from galaxy_core.training.config import TrainConfig
 from galaxy_core.training.kinds import train
 from galaxy_core.training.kinds.ensemble import answer_as_one
-from galaxy_core.training.kinds.registry import Workload, register_kind, training_workload
+from galaxy_core.training.kinds.registry import CommandLine, Workload, register_kind, training_workload
 from galaxy_core.training.lifecycle import Outcome, RunState, StoppedBeforeTrainingError
 from galaxy_core.training.recipe import with_validation_source
 from galaxy_core.training.records import KindTraits
@@ -65,6 +65,23 @@ def networks_config(networks: int) -> dict:
     return {"kind": "seed_ensemble", "options": NetworksOptions(networks)} if networks > 1 else {}
 
 
+def add_arguments(parser) -> None:
+    """`galaxy-lab train --networks K`."""
+    parser.add_argument(
+        "--networks",
+        type=int,
+        default=1,
+        metavar="K",
+        help=f"train K networks of the recipe ({MIN_NETWORKS}-{MAX_NETWORKS}; seeds --seed, --seed + 1, ...) one "
+        "after another as one run, whose model averages their answers: an ensemble (default 1: one network)",
+    )
+
+
+def config_from_arguments(args, request) -> TrainConfig:
+    """The chosen recipe, trained --networks times as one run."""
+    return request.preset_config(kind="seed_ensemble", options=NetworksOptions(args.networks))
+
+
 @register_kind(
     "seed_ensemble",
     title="ensemble: {ensemble_size} x {model}",
@@ -73,6 +90,13 @@ def networks_config(networks: int) -> dict:
     check=size_problems,
     workload=workload,
     traits=KindTraits(answers_as_one=True, member_names=seed_names),
+    command_line=CommandLine(
+        add_arguments,
+        config_from_arguments,
+        asked=lambda args: args.networks != 1,
+        flag="--networks K",
+        help="several networks answering as one",
+    ),
 )
 def train_seed_ensemble(run, config: TrainConfig, dataset: Dataset, observers: Sequence = ()) -> Outcome:
     """Train the networks one after another, keep their ensemble after each, then test it and each network."""

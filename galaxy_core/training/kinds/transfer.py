@@ -28,7 +28,7 @@ from galaxy_core.data import Dataset, DatasetSpec
 from galaxy_core.data.augment import AugmentOptions
 from galaxy_core.errors import InvalidInputError
 from galaxy_core.training.config import TrainConfig
-from galaxy_core.training.kinds.registry import register_kind, used_run_summary
+from galaxy_core.training.kinds.registry import CommandLine, register_kind, used_run_summary
 from galaxy_core.training.kinds.train import TrainingCallbacks, evaluate_test_split
 from galaxy_core.training.lifecycle import Outcome, RunState, StoppedBeforeTrainingError
 from galaxy_core.training.recipe import fit_phase, with_validation_source
@@ -238,6 +238,7 @@ def _train_head(run, config: TrainConfig, dataset: Dataset, features: dict, obse
         watchers.in_order(observers),
         epochs=config.epochs,
         learning_rate=config.learning_rate,
+        whole_epochs=True,  # a head's step costs less than Keras' work between steps
     )
     if "weights" in best:
         head.set_weights(best["weights"])
@@ -287,6 +288,70 @@ def _fine_tune(run, config: TrainConfig, dataset: Dataset, network, head_watcher
     return watchers
 
 
+def add_arguments(parser) -> None:
+    """`galaxy-lab train --from RUN` and the options that go with it."""
+    parser.add_argument(
+        "--from",
+        dest="base_run",
+        metavar="RUN",
+        help="start from this finished run's network (transfer): its layers up to --cut, frozen, and a new "
+        "classifier head for the dataset's classes, trained on the base's features (cached: seconds). The "
+        "dataset is the base's unless --dataset names another, read at the base's input size; the model is the "
+        f"base's. Its own settings: {TRANSFER_SETTINGS['epochs']} epochs at {TRANSFER_SETTINGS['learning_rate']:g} "
+        "with early stopping, unless the options say otherwise",
+    )
+    parser.add_argument(
+        "--cut",
+        metavar="LAYER",
+        default="",
+        help="with --from: the base's layer whose output feeds the new head (default: what fed its classifier)",
+    )
+    parser.add_argument(
+        "--unfreeze-from",
+        metavar="LAYER",
+        default="",
+        help="with --from: then fine-tune the base from this layer on (batch normalisation stays frozen), on "
+        "augmented images at --fine-tune-learning-rate for --fine-tune-epochs",
+    )
+    defaults = TransferOptions()
+    parser.add_argument(
+        "--fine-tune-epochs", type=int, help=f"with --unfreeze-from (default {defaults.fine_tune_epochs})"
+    )
+    parser.add_argument(
+        "--fine-tune-learning-rate",
+        type=float,
+        help=f"with --unfreeze-from (default {defaults.fine_tune_learning_rate:g})",
+    )
+
+
+def _asked(args) -> bool:
+    return bool(
+        args.base_run or args.cut or args.unfreeze_from or args.fine_tune_epochs or args.fine_tune_learning_rate
+    )
+
+
+def config_from_arguments(args, request) -> TrainConfig:
+    """The config of `train --from RUN`: the base's dataset unless --dataset names one, at the base's input size."""
+    if not args.base_run:
+        raise InvalidInputError(
+            "--cut, --unfreeze-from and the --fine-tune options go with --from RUN (the run to start from)"
+        )
+    if args.model or args.model_options:
+        raise InvalidInputError("a run started --from another has the base's model: leave out --model and its options")
+    base = base_summary(request.store, args.base_run)
+    size = base.dataset.preprocess
+    if (args.image_size or size.image_size) != size.image_size or args.grayscale != (size.channels == 1):
+        raise InvalidInputError(
+            f"run {base.name} takes {size.image_size} px images with {size.channels} channel(s): leave out "
+            "--image-size and --grayscale, or give the base's"
+        )
+    tuning = {"fine_tune_epochs": args.fine_tune_epochs, "fine_tune_learning_rate": args.fine_tune_learning_rate}
+    given = {key: value for key, value in tuning.items() if value is not None}
+    return transfer_config(
+        base, request.dataset(), base_cut=args.cut, unfreeze_from=args.unfreeze_from, **given, **request.recipe
+    )
+
+
 @register_kind(
     "transfer",
     title=lambda config: f"{config['model']} from run {short_run_id(config['options']['base_run'])}",
@@ -294,17 +359,21 @@ def _fine_tune(run, config: TrainConfig, dataset: Dataset, network, head_watcher
     options=TransferOptions,
     check=config_problems,
     input_models=base_model_file,
-    traits=KindTraits(starts_from="base_run"),  # the option naming the run it starts from
+    # The option naming the run it starts from; a frozen base: a head on cached features, a run of seconds
+    traits=KindTraits(starts_from="base_run", light=lambda options: not options.get("unfreeze_from")),
+    command_line=CommandLine(
+        add_arguments, config_from_arguments, _asked, flag="--from RUN", help="start from a trained run"
+    ),
 )
 def transfer(run, config: TrainConfig, dataset: Dataset, observers: Sequence = ()) -> Outcome:
     """A new head on a trained base, then (optionally) the top of the base fine-tuned."""
-    from galaxy_core.answers.prediction import load_model_file
     from galaxy_core.settings import load_settings
     from galaxy_core.training.features import base_features, model_digest
 
     dataset = with_validation_source(dataset, config)
     run.report_progress(message="loading its base network")
-    base = load_model_file(run.input_model_path("base"))
+    digest = model_digest(run.input_model_path("base"))
+    base = _base_network(run, digest, frozen=not config.options.unfreeze_from)
     _check_input(base, dataset)
     run.log(
         f"starting from run {config.options.base_run} ({base.count_params():,} parameters), cut "
@@ -315,7 +384,6 @@ def transfer(run, config: TrainConfig, dataset: Dataset, observers: Sequence = (
     run.report_progress(message="computing the base's features of the images (once per base and dataset)")
     extractor = feature_model(base, config.options.base_cut)
     _check_feature_memory(extractor, dataset, config.options.base_cut)
-    digest = model_digest(run.input_model_path("base"))
     features = base_features(extractor, digest, config.options.base_cut, dataset, load_settings().cache_dir)
     taken = f"{'from the cache' if features.cached else 'computed'} in {time.perf_counter() - started:.1f} s"
     run.log(f"base features {tuple(extractor.output.shape[1:])} of each image {taken}")
@@ -333,16 +401,34 @@ def transfer(run, config: TrainConfig, dataset: Dataset, observers: Sequence = (
         raise StoppedBeforeTrainingError("stopped during its head's first epoch: no model")
     network = _whole_network(base, config.options.base_cut, head, dataset.num_classes, config.seed)
     run.report_progress(parameters=network.count_params())
-    run.save_model(network, "best")
     stopped = watchers.stop.requested
     if config.options.unfreeze_from and not stopped:
+        run.save_model(network, "best")
         tuned = _fine_tune(run, config, dataset, network, watchers, observers)
         done, stopped = tuned.progress.epochs_done, tuned.stop.requested
         run.save_model(network, "final")
         return _outcome(run, dataset, done, stopped, planned_epochs(config))
-    run.save_model(network, "final")
+    run.save_model(network, "best", "final")  # frozen: its best is its final network
     views = _head_views(head, features.test_views)  # the frozen network's answers: the head's on cached features
     return _outcome(run, dataset, done, stopped, planned_epochs(config), views)
+
+
+# The frozen base this process loaded last, by its file's digest: a warm worker's next head of the same base (a
+# lesson's) finds it loaded. Frozen, it is only read from; a base that is fine-tuned is loaded afresh.
+_LOADED_BASE: dict[str, object] = {}
+
+
+def _base_network(run, digest: str, frozen: bool):
+    from galaxy_core.answers.prediction import load_model_file
+
+    if frozen and digest in _LOADED_BASE:
+        run.log("its base network: already loaded in this worker")
+        return _LOADED_BASE[digest]
+    base = load_model_file(run.input_model_path("base"))
+    if frozen:
+        _LOADED_BASE.clear()
+        _LOADED_BASE[digest] = base
+    return base
 
 
 def _head_views(head, test_views: np.ndarray) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""Starting from a trained run (the Train page's transfer recipe), training on few labels, and a transfer run's
-link to its base wherever the run is shown."""
+"""The transfer kind on the pages: starting from a trained run (the Train page's form), and a transfer run's link to
+its base wherever the run is shown."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from galaxy_core.training.kinds.transfer import TRANSFER_SETTINGS, base_layers, 
 from galaxy_core.training.records import short_run_id
 from pages.ui.display import plain
 from pages.ui.identity import Viewer
+from pages.ui.kinds.train import few_labels_ui
 from pages.ui.navigation import LAB_PAGES
 from pages.ui.runs import VIEWED_RUN_KEY, run_label, runs_that, train_button
 from pages.ui.state import get_settings
 
 EVALUATE_PAGE = next(page for page in LAB_PAGES if page.url_path == "evaluate")
-ALL_LABELS, SHARE, PER_CLASS = "all", "share", "per class"
 FROZEN = "nothing: the base stays frozen"
 # benchmarks/bench_transfer.py on gz1-3class (docs/benchmarks.md, "Transfer from a trained run")
 SIMULATION_TO_REAL = (
@@ -33,28 +33,6 @@ LESSON_MARK = "The class's starting run: "
 ROLE_COLOURS = {"frozen": "#9ecae1", "fine-tuned": "#fdae6b", "cut off": "#d9d9d9", "new": "#a1d99b"}
 
 
-def few_labels_ui(key: str) -> dict:
-    """How many training images to use: all, a share of each class, or a number of each class (drawn with the
-    run's seed); returns the config fields that say so."""
-    left, right = st.columns([2, 1])
-    choice = left.radio(
-        "Training images",
-        [ALL_LABELS, SHARE, PER_CLASS],
-        format_func={ALL_LABELS: "all", SHARE: "a share of each class", PER_CLASS: "a number of each class"}.get,
-        horizontal=True,
-        key=f"{key}_few_labels",
-        help="Few labels: how much does a run learn from 5% of the labels? Validation and test images stay whole.",
-    )
-    if choice == SHARE:
-        percent = right.select_slider(
-            "Share", [1, 2, 5, 10, 20, 50, 100], 20, format_func=lambda v: f"{v}%", key=f"{key}_share"
-        )
-        return {"train_fraction": percent / 100} if percent < 100 else {}
-    if choice == PER_CLASS:
-        return {"train_per_class": int(right.number_input("Images of each class", 1, 100_000, 20, key=f"{key}_n"))}
-    return {}
-
-
 def _bases(viewer: Viewer, lesson: RunSummary | None) -> list[RunSummary]:
     """The runs a new run can start from: ended training runs that kept a model, the lesson's first (whoever's runs
     the menus list)."""
@@ -64,9 +42,7 @@ def _bases(viewer: Viewer, lesson: RunSummary | None) -> list[RunSummary]:
     return [lesson, *(summary for summary in runs if summary.id != lesson.id)]
 
 
-def transfer_ui(
-    dataset: DatasetSpec, max_epochs: int, viewer: Viewer, lesson: RunSummary | None
-) -> TrainConfig | None:
+def transfer_ui(dataset: DatasetSpec, max_epochs: int, viewer: Viewer, lesson: RunSummary | None) -> TrainConfig | None:
     """The base run (the class's starting run, `lesson`, offered first), where to cut it, what to fine-tune, the
     labels and Train; returns the config when pressed."""
     base = _base_ui(viewer, lesson)
@@ -115,8 +91,9 @@ def _base_ui(viewer: Viewer, lesson: RunSummary | None) -> RunSummary | None:
         "Start from",
         list(by_id),
         index=list(by_id).index(first) if first in by_id else 0,
-        format_func=lambda run_id: LESSON_MARK * (lesson is not None and run_id == lesson.id)
-        + run_label(by_id[run_id], viewer),
+        format_func=lambda run_id: (
+            LESSON_MARK * (lesson is not None and run_id == lesson.id) + run_label(by_id[run_id], viewer)
+        ),
         key="train_base_run",
         help="Its network up to the cut is copied into the new run, frozen; a new head learns this dataset's "
         "classes on the base's features (computed once, then cached): seconds, not minutes.",
