@@ -87,10 +87,12 @@ class RemoteRun:
     def log(self, message: str) -> None:
         self._emit("log", message)
 
-    def save_model(self, model, which: str) -> None:
+    def save_model(self, model, which: str, *also: str) -> None:
         path = self.folder / model_file_name(which)
         model.save(path)
-        self._emit("put_model_file", which, path.read_bytes())
+        data = path.read_bytes()
+        for name in (which, *also):  # the same model under each name, as Run.save_model keeps it
+            self._emit("put_model_file", name, data)
 
     def save_evaluation(self, summary: dict) -> None:
         self._emit("save_evaluation", summary)
