@@ -126,8 +126,9 @@ def test_mixed_precision_keeps_the_symmetry_and_float32_answers():
 
 
 def test_a_p4m_run_learns_and_its_exports_answer_as_it_does(isolated_settings, tmp_path):
-    """Through the lab's own training, on the easy synthetic galaxies of the other models' learning test (bar 0.9),
-    at 32 px; its .keras file loads in safe mode, and its SavedModel and TFLite exports answer as the run did."""
+    """Through the lab's own training, on the easy synthetic galaxies of the other models' learning test (bar 0.9;
+    this recipe, a narrow p4m network for 8 epochs, measured 0.983 at seeds 0 and 1), at 32 px; its .keras file
+    loads in safe mode, and its SavedModel and TFLite exports answer as the run did."""
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
 
@@ -141,7 +142,14 @@ def test_a_p4m_run_learns_and_its_exports_answer_as_it_does(isolated_settings, t
 
     easy = {"name": "synthetic", "num_images": 600, "image_size": 32, "difficulty": "easy"}
     config = TrainConfig(
-        dataset=easy, model="p4m_cnn", epochs=10, batch_size=16, learning_rate=3e-3, early_stopping=False, seed=0
+        dataset=easy,
+        model="p4m_cnn",
+        model_options={"width": 4},
+        epochs=8,
+        batch_size=16,
+        learning_rate=3e-3,
+        early_stopping=False,
+        seed=0,
     )
     run = new_run(RunStore(isolated_settings["runs"]), config, MACHINE_TEACHER)
     assert train_in_this_process(run) == "finished", run.status().get("traceback")
