@@ -16,14 +16,24 @@ from galaxy_core.errors import InvalidInputError
 from galaxy_core.models.p4m import ORIENTATIONS, P4MLifting, transform
 
 
+def _picture(image: np.ndarray) -> Image.Image:
+    """An (H, W, C) array of 0-255 values as a PIL image (mode L for one channel)."""
+    pixels = np.clip(np.rint(np.asarray(image, dtype=np.float32)), 0, 255).astype(np.uint8)
+    return Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+
+
+def _scaled_together(arrays: np.ndarray) -> np.ndarray:
+    """`arrays` scaled by one minimum and maximum to [0, 1] (zeros when they are all equal)."""
+    low, high = arrays.min(), arrays.max()
+    return (arrays - low) / (high - low) if high > low else np.zeros_like(arrays)
+
+
 def turned_images(image: np.ndarray, angles) -> np.ndarray:
     """`image` (H, W, C) of 0-255 values turned counter-clockwise about its centre by each of `angles` (degrees):
     (len(angles), H, W, C) uint8."""
-    pixels = np.clip(np.rint(np.asarray(image, dtype=np.float32)), 0, 255).astype(np.uint8)
-    channels = pixels.shape[-1]
-    picture = Image.fromarray(pixels[..., 0] if channels == 1 else pixels)
+    picture = _picture(image)
     turned = [
-        np.asarray(picture.rotate(float(angle), resample=Image.Resampling.BILINEAR)).reshape(pixels.shape)
+        np.asarray(picture.rotate(float(angle), resample=Image.Resampling.BILINEAR)).reshape(np.shape(image))
         for angle in angles
     ]
     return np.stack(turned)
@@ -32,9 +42,8 @@ def turned_images(image: np.ndarray, angles) -> np.ndarray:
 def fit_to_input(image: np.ndarray, model) -> np.ndarray:
     """`image` (H, W, C) of 0-255 values resized (bilinear) and its channels matched to the model's input."""
     height, width, channels = model.input.shape[1:]
-    pixels = np.clip(np.rint(np.asarray(image, dtype=np.float32)), 0, 255).astype(np.uint8)
-    picture = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
-    picture = picture.convert("L" if channels == 1 else "RGB").resize((width, height), Image.Resampling.BILINEAR)
+    picture = _picture(image).convert("L" if channels == 1 else "RGB")
+    picture = picture.resize((width, height), Image.Resampling.BILINEAR)
     return np.asarray(picture).reshape(height, width, channels)
 
 
@@ -58,9 +67,7 @@ def filter_orientations(model, filter_index: int = 0) -> np.ndarray:
     if not 0 <= filter_index < kernel.shape[-1]:
         raise InvalidInputError(f"the lifting convolution has filters 0-{kernel.shape[-1] - 1}, not {filter_index}")
     one = kernel[:, :, :, 0, filter_index].mean(axis=-1)
-    turned = np.stack([transform(one, g) for g in range(ORIENTATIONS)])
-    low, high = turned.min(), turned.max()
-    return (turned - low) / (high - low) if high > low else np.zeros_like(turned)
+    return _scaled_together(np.stack([transform(one, g) for g in range(ORIENTATIONS)]))
 
 
 def orientation_maps(model, image: np.ndarray, filter_index: int = 0) -> np.ndarray:
@@ -74,6 +81,5 @@ def orientation_maps(model, image: np.ndarray, filter_index: int = 0) -> np.ndar
     filters = maps.shape[-1] // ORIENTATIONS
     if not 0 <= filter_index < filters:
         raise InvalidInputError(f"the lifting convolution has filters 0-{filters - 1}, not {filter_index}")
-    one = np.moveaxis(maps.reshape(*maps.shape[:2], filters, ORIENTATIONS)[:, :, filter_index], -1, 0)
-    low, high = one.min(), one.max()
-    return (one - low) / (high - low) if high > low else np.zeros_like(one)
+    one = maps.reshape(*maps.shape[:2], filters, ORIENTATIONS)[:, :, filter_index]
+    return _scaled_together(np.moveaxis(one, -1, 0))
