@@ -21,9 +21,10 @@ import h5py
 import numpy as np
 from PIL import Image
 
+from galaxy_core.classroom.challenge import scoring_root
 from galaxy_core.classroom.people import MACHINE_TEACHER, User
-from galaxy_core.training import TrainConfig
-from galaxy_core.training.client import new_run
+from galaxy_core.training import Run, RunStore, TrainConfig
+from galaxy_core.training.client import new_run, train_in_this_process
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PAGE_TIMEOUT = 120  # seconds: a first page run may import TensorFlow and decode a dataset
@@ -337,3 +338,46 @@ def browser_tabs(request, count: int = 1, viewport=(1400, 1000)):
                 screenshots()
         finally:
             browser.close()
+
+
+CLASSES = ("edge", "smooth", "spiral")  # the synthetic galaxies' and gz1-3class's
+PRIVATE_COUNTS = (5, 7, 6)
+
+
+def write_private_folder(root: Path) -> Path:
+    """A challenge's private images at the runs' own size (32 px), so that reading them changes no pixel."""
+    rng = np.random.default_rng(7)
+    for label, (name, count) in enumerate(zip(CLASSES, PRIVATE_COUNTS, strict=True)):
+        (root / name).mkdir(parents=True)
+        for index in range(count):
+            Image.fromarray(galaxy_like_image(rng, label, size=32)).save(root / name / f"{index}.png")
+    return root
+
+
+def score_queued(settings) -> None:
+    """Score every queued challenge scoring run here, as the scoring store's service would."""
+    for summary in RunStore(scoring_root(settings.runs_dir)).runs():
+        if summary.state.active:
+            assert train_in_this_process(summary.run) == "finished", summary.run.status().get("traceback")
+
+
+def copy_of_run(run, owner: User, suffix: str, **status) -> Run:
+    """A copy of `run` beside it, made `owner`'s, finished with these status fields (a test balanced accuracy)."""
+    copy = Run(run.path.with_name(f"{run.id}-{suffix}"))
+    shutil.copytree(run.path, copy.path)
+    give_run(copy, owner)
+    if status:
+        rewrite_status(copy, "finished", **status)
+    return copy
+
+
+def challenge_on(run, private: Path, title: str = "Spring"):
+    """A challenge the machine's teacher sets up on `run`'s dataset, with the private folder `private`."""
+    from galaxy_core.classroom.challenge import ChallengeRules, set_up_challenge
+    from galaxy_core.settings import load_settings
+
+    settings = load_settings()
+    dataset = run.summary().dataset
+    return set_up_challenge(
+        settings.runs_dir, title, dataset, str(private), ChallengeRules(), MACHINE_TEACHER, settings
+    )

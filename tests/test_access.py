@@ -4,20 +4,23 @@ pages (which buttons each sees). The expected matrix is written here by hand fro
 table; a new action without a line here fails the test. And no ServiceClient method runs without saying who asks."""
 
 import inspect
+import secrets
 
 import pytest
 
 from galaxy_core.answers.review import class_decisions, load_review, record_review_decisions, review_decisions
 from galaxy_core.classroom import class_folder
 from galaxy_core.classroom.access import Action, NotAllowedError
+from galaxy_core.classroom.challenge import ChallengeRules, list_challenges, set_up_challenge
 from galaxy_core.classroom.lesson import set_lesson_base
 from galaxy_core.classroom.names import board_shows_names, show_names_on_board, visible_name
 from galaxy_core.classroom.people import MACHINE_TEACHER, STUDENT, TEACHER, User
 from galaxy_core.classroom.serving import server_settings
+from galaxy_core.classroom.submissions import grade_book_csv, submit_run
 from galaxy_core.settings import load_settings
 from galaxy_core.training import RunState
 from galaxy_core.training.client import QueueFullError, ServiceClient, new_run
-from tests.helpers import account_user, open_page, school_account, tiny_config
+from tests.helpers import account_user, copy_of_run, open_page, school_account, tiny_config, write_private_folder
 
 ADA, BOB = User("ada", "Ada", STUDENT), User("bob", "Bob", STUDENT)
 LEE = User("lee", "Ms Lee", TEACHER)
@@ -33,6 +36,7 @@ STUDENT_ON_THEIR_OWN = {
     "TRAIN_ON_DECISIONS",
     "SEE_NAME",
     "TRAIN_AGAIN",
+    "SUBMIT",
 }
 EVERYONE = {"QUEUE", "DECIDE_LABELS"}
 TEACHER_ONLY = {
@@ -42,6 +46,8 @@ TEACHER_ONLY = {
     "SHOW_NAMES",
     "SEE_SERVER_SETTINGS",
     "SET_LESSON",
+    "SET_UP_CHALLENGE",
+    "SEE_PRIVATE_FIGURES",
 }
 TARGETS = ("own", "a classmate's", "a teacher's")
 
@@ -61,12 +67,16 @@ def expected(actor: User, action: str, target: str) -> bool:
 
 
 class Lab:
-    """A runs folder with a finished label review, where each action is tried for real."""
+    """A runs folder with a finished label review, a finished run and a challenge on its dataset, where each action
+    is tried for real."""
 
-    def __init__(self, runs, review):
+    def __init__(self, runs, review, finished):
         self.client = ServiceClient(runs)
-        self.runs, self.review = runs, review
+        self.runs, self.review, self.finished = runs, review, finished
         self.image = load_review(review.summary(), MACHINE_TEACHER).doubts[0].image
+        self.settings = load_settings()
+        self.private = write_private_folder(runs.parent / "private")
+        self.challenge = self.challenge_of(MACHINE_TEACHER)
 
     def run_of(self, owner: User, trashed: bool = False):
         run = new_run(self.client.store, tiny_config(), owner)
@@ -150,6 +160,21 @@ class Lab:
     def see_server_settings(self, actor, owner):
         return f"Runs: {self.runs.resolve()}" in server_settings(load_settings(), actor)
 
+    def challenge_of(self, actor):
+        dataset, rules = self.finished.summary().dataset, ChallengeRules()
+        return set_up_challenge(self.runs, "Spring", dataset, str(self.private), rules, actor, self.settings)
+
+    def set_up_challenge(self, actor, owner):
+        return self.challenge_of(actor).id in [challenge.id for challenge in list_challenges(self.runs)]
+
+    def submit(self, actor, owner):
+        run = copy_of_run(self.finished, owner, secrets.token_hex(3))
+        submission = submit_run(self.settings, self.challenge.id, run.id, actor)
+        return submission.student_id == owner.id  # it counts for the run's owner
+
+    def see_private_figures(self, actor, owner):
+        return "private balanced accuracy" in grade_book_csv(self.settings, self.challenge, actor)
+
     def see_name(self, actor, owner):
         return visible_name(owner.id, owner.name, actor, board_shows_names(self.runs), "a classmate") == owner.name
 
@@ -161,9 +186,9 @@ def test_every_action_of_the_table_has_its_line_here():
 
 @pytest.mark.parametrize("actor", [ADA, LEE], ids=["a student", "a teacher"])
 def test_the_authorization_matrix_through_the_library(
-    actor, finished_review, isolated_settings, queue_that_never_starts
+    actor, finished_review, finished_run, isolated_settings, queue_that_never_starts
 ):
-    lab = Lab(isolated_settings["runs"], finished_review)
+    lab = Lab(isolated_settings["runs"], finished_review, finished_run)
     got, wanted = {}, {}
     for action in Action.__members__:
         for target in TARGETS:

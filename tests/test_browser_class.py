@@ -13,15 +13,31 @@ import re
 import shutil
 import sys
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
-from galaxy_core.classroom.people import STUDENT, TEACHER, User
+from galaxy_core.classroom.challenge import ChallengeRules, load_challenge, set_up_challenge
+from galaxy_core.classroom.people import MACHINE_TEACHER, STUDENT, TEACHER, User
 from galaxy_core.classroom.roster import Roster
 from galaxy_core.classroom.sign_in import COOKIE, SIGN_IN_PATH
+from galaxy_core.classroom.submissions import my_submissions
 from galaxy_core.classroom.throttle import FREE_PER_NAME, SignInThrottle
-from tests.helpers import browser_tabs, free_port, start_server, stop_server, stop_training_service, wait_for
+from galaxy_core.data import spec_to_link
+from galaxy_core.settings import load_settings
+from galaxy_core.training import RunStore
+from tests.helpers import (
+    PRIVATE_COUNTS,
+    browser_tabs,
+    free_port,
+    start_server,
+    stop_server,
+    stop_training_service,
+    wait_for,
+    write_private_folder,
+)
 
 pytestmark = pytest.mark.browser
 ADA, BOB = User("ada", "Ada", STUDENT), User("bob", "Bob", STUDENT)
@@ -171,6 +187,41 @@ def test_sign_out_ends_the_session_on_the_server_and_a_link_cannot(roster_lab, r
         copy.reload()  # ...and no longer after it: the session ended on the server
         expect(copy.get_by_text("Sign in with your name and the code your teacher gave you")).to_be_visible()
         expect(copy.get_by_role("link", name="Train")).to_have_count(0)
+
+
+def test_a_challenge_shows_a_student_nothing_private_until_the_teacher_reveals_it(roster_lab, request, tmp_path):
+    from playwright.sync_api import expect
+
+    url, codes, runs, base = roster_lab
+    settings = replace(load_settings(), runs_dir=base / "runs")
+    private = write_private_folder(tmp_path / "hidden-galaxies")
+    dataset = RunStore(base / "runs").get(runs["ada"]).summary().dataset
+    made = set_up_challenge(
+        settings.runs_dir, "Spring", dataset, str(private), ChallengeRules(), MACHINE_TEACHER, settings
+    )
+    with browser_tabs(request, 2) as (ada, teacher):
+        sign_in_with_the_roster(ada, url, "Ada", codes["Ada"])
+        ada.goto(f"{url}/challenge")
+        expect(ada.get_by_role("combobox", name="Your run")).to_have_value(re.compile(runs["ada"]))
+        ada.get_by_role("button", name="Submit", exact=True).click()
+        expect(ada.get_by_text("Submission 1 is in")).to_be_visible()
+        wait_for(lambda: my_submissions(settings.runs_dir, made, ADA)[0].state == "scored", timeout=180)
+        ada.reload()
+        expect(ada.get_by_text("The private figures are hidden until the teacher reveals them.")).to_be_visible()
+        assert "hidden-galaxies" not in ada.content() and f"{sum(PRIVATE_COUNTS)} private" not in ada.content()
+        # A link naming the private folder opens nothing of it (the refusal repeats only the link's own words)
+        ada.goto(f"{url}/dataset?dataset=" + quote(spec_to_link(made.private_spec(dataset))))
+        expect(ada.get_by_text("outside the data roots").first).to_be_visible()
+        expect(ada.get_by_text("hidden-galaxies (folder)")).to_have_count(0)  # not the active dataset
+
+        sign_in_with_the_roster(teacher, url, "teacher", codes["teacher"])
+        teacher.goto(f"{url}/challenge")
+        expect(teacher.get_by_text(f"{sum(PRIVATE_COUNTS)} private images in")).to_be_visible()
+        teacher.get_by_role("button", name="Reveal the private figures").click()
+        wait_for(lambda: load_challenge(settings.runs_dir, made.id).revealed, timeout=20)
+        ada.goto(f"{url}/challenge")
+        expect(ada.get_by_role("heading", name="Board", exact=True)).to_be_visible()
+        expect(ada.get_by_text("The private figures are hidden")).to_have_count(0)
 
 
 def post_sign_in(url: str, name: str, code: str, source: str) -> int:

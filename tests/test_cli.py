@@ -73,6 +73,7 @@ COMMANDS = (
     "tensorboard",
     "lesson",
     "roster",
+    "challenge",
     "review-labels",
     "reviewed-labels",
     "ensemble",

@@ -52,6 +52,7 @@ LAYERS = [
         "galaxy_core.answers.review",
         "galaxy_core.classroom.board",
         "galaxy_core.classroom.lesson",
+        "galaxy_core.classroom.submissions",
         "galaxy_core.warm_up",
     ),
     ("galaxy_core.cli",),

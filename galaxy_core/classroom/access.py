@@ -45,6 +45,9 @@ class Action(StrEnum):
     SEE_SERVER_SETTINGS = "see the server's settings and folders"
     SET_LESSON = "choose the run the class starts from"
     TRAIN_AGAIN = "train again"  # a run's whole config, seed and any label decisions included
+    SET_UP_CHALLENGE = "set up, close, reopen or reveal a challenge"
+    SUBMIT = "submit to a challenge"
+    SEE_PRIVATE_FIGURES = "see a challenge's private figures before they are revealed"
 
 
 NO, OWN, ANY = Scope.NOBODYS, Scope.OWN, Scope.ANYONES
@@ -66,6 +69,9 @@ RIGHTS: dict[Action, tuple[Scope, Scope]] = {
     Action.SEE_SERVER_SETTINGS: (NO, ANY),
     Action.SET_LESSON: (NO, ANY),
     Action.TRAIN_AGAIN: (OWN, ANY),  # another's config may carry their label decisions (TRAIN_ON_DECISIONS)
+    Action.SET_UP_CHALLENGE: (NO, ANY),
+    Action.SUBMIT: (OWN, ANY),  # a run is submitted for its owner (by a teacher, for an absent student, say)
+    Action.SEE_PRIVATE_FIGURES: (NO, ANY),  # the private test set's figures, per-image answers, size
 }
 ROLE_COLUMN = {STUDENT: 0, TEACHER: 1}
 NOBODY = object()  # the owner of a class-wide action: only ANYONE'S reaches it

@@ -15,6 +15,7 @@ galaxy-lab restore RUN            bring a run back from the trash
 galaxy-lab empty-trash            delete the runs in the trash for good
 galaxy-lab lesson [RUN]           the run the class starts from: show it, set it, or --clear it
 galaxy-lab roster ACTION [NAME]   the class's roster for auth = roster: list, add, new-code, remove, teacher
+galaxy-lab challenge ACTION       a class challenge on a private test set: new, list, board, reveal, grades, ...
 galaxy-lab tensorboard [RUN...]   show runs' event files in TensorBoard
 galaxy-lab review-labels          queue a label review of a dataset's training split and follow it here
 galaxy-lab ensemble RUN RUN...    queue an ensemble of finished runs (their answers averaged) and follow it here
@@ -30,6 +31,7 @@ import argparse
 import sys
 
 from galaxy_core.cli.answers import evaluate_command, export_command, predict_command
+from galaxy_core.cli.challenge import challenge_command
 from galaxy_core.cli.data import data_info_command, datasets_command, download_command
 from galaxy_core.cli.roster import roster_command
 from galaxy_core.cli.runs import (
@@ -64,6 +66,7 @@ COMMANDS = (
     tensorboard_command,
     lesson_command,
     roster_command,
+    challenge_command,
     kind_commands,
     reviewed_labels_command,
     evaluate_command,

@@ -10,10 +10,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+from galaxy_core.classroom.challenge import scoring_root
 from galaxy_core.classroom.people import MACHINE_TEACHER
 from galaxy_core.classroom.serving import sign_in_summary
 from galaxy_core.cli.common import client_for, wait_passing_signals_on
 from galaxy_core.errors import GalaxyLabError
+from galaxy_core.training.client import ServiceClient
 
 
 def server_file() -> Path:
@@ -115,3 +117,7 @@ def _end_training(client, settings, keep_training: bool) -> None:
             "empty: galaxy-lab runs shows them",
             flush=True,
         )
+    # A challenge's scoring runs take seconds: any still queued finish, then their service leaves by itself
+    ServiceClient.from_settings(settings, scoring_root(settings.runs_dir)).shut_down(
+        MACHINE_TEACHER, keep_training=True, timeout=0
+    )

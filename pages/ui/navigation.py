@@ -45,6 +45,7 @@ LAB_PAGES = (
     LabPage("classify", "Classify", ":material/image_search:", "Classify your own galaxy pictures"),
     LabPage("compare", "Compare", ":material/compare:", "Compare models side by side"),
     LabPage("board", "Class board", ":material/leaderboard:", "See each classmate's best run"),
+    LabPage("challenge", "Challenge", ":material/emoji_events:", "Submit a run to be scored on a private test set"),
 )
 
 
