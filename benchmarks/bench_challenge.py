@@ -95,8 +95,13 @@ class PeakMemory(threading.Thread):
 
 
 def class_runs(settings, spec: DatasetSpec, preset: str, students: int):
-    """The teacher's base and each student's transfer run from it, trained here."""
+    """The teacher's base and each student's transfer run from it, trained here (those of an earlier run of the
+    script in the same --work folder are taken as they are)."""
     store = RunStore(settings.runs_dir)
+    earlier = {s.owner_id: s.run for s in store.runs() if (s.owner_id or "").startswith("student-") and s.has_model}
+    if len(earlier) >= students:
+        print(f"the {students} students' runs of an earlier run of the script", flush=True)
+        return {User(i, f"Student {i.split('-')[1]}", STUDENT): earlier[i] for i in sorted(earlier)[:students]}
     started = time.perf_counter()
     base = new_run(store, preset_config(spec, preset, seed=0), MACHINE_TEACHER)
     assert train_in_this_process(base) == "finished", base.summary().message
@@ -123,9 +128,9 @@ def submit_all(settings, challenge, runs: dict) -> None:
         time.sleep(0.5)
     memory.done.set()
     scoring = [
-        s.summary()
-        for s in RunStore(scoring_root(settings.runs_dir)).runs()
-        if s.config.get("options", {}).get("challenge") == challenge.id
+        summary
+        for summary in RunStore(scoring_root(settings.runs_dir)).runs()
+        if summary.options.get("challenge") == challenge.id
     ]
     failed = [s for s in scoring if s.state is not RunState.FINISHED]
     waits = [s.finished - s.created for s in scoring if s.finished and s.created]
@@ -160,12 +165,14 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=30)
     parser.add_argument("--data", type=Path, default=GZ1)
     parser.add_argument("--base-preset", default="quick")
+    parser.add_argument("--work", type=Path, help="a folder of an earlier run of the script: its carve and runs")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench-challenge-"))
-    (work / "data").mkdir()
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-challenge-"))
     public, private = work / "data" / "gz1-public", work / "private"
-    kept = carve_private_share(args.data, 0.5, public, private)
-    print(f"carved: {kept[0]} public images, {kept[1]} private", flush=True)
+    if not public.exists():
+        (work / "data").mkdir(parents=True)
+        kept = carve_private_share(args.data, 0.5, public, private)
+        print(f"carved in {work}: {kept[0]} public images, {kept[1]} private", flush=True)
     os.environ.update(GALAXY_LAB_RUNS_DIR=str(work / "runs"), GALAXY_LAB_DATA_ROOTS=str(work / "data"))
     settings = load_settings()
     spec = DatasetSpec.of("folder", path=str(public)).with_preprocess(crop_fraction=0.4)

@@ -108,7 +108,8 @@ def set_up_ui(settings, user) -> None:
         parameters or None, epochs or None, minutes or None, per_day, in_all, deadline, at_deadline and has_deadline
     )
     try:
-        made = set_up_challenge(settings.runs_dir, title, spec, folder, rules, user, settings)
+        with st.spinner("Reading the dataset's classes and the private images"):
+            made = set_up_challenge(settings.runs_dir, title, spec, folder, rules, user, settings)
     except GalaxyLabError as error:
         st.error(as_message(error))
         return
