@@ -205,7 +205,12 @@ def test_a_challenge_shows_a_student_nothing_private_until_the_teacher_reveals_i
         expect(ada.get_by_role("combobox", name="Your run")).to_have_value(re.compile(runs["ada"]))
         ada.get_by_role("button", name="Submit", exact=True).click()
         expect(ada.get_by_text("Submission 1 is in")).to_be_visible()
+        # Scored by the server's own scoring service, in a store of its own: not among the class's runs
         wait_for(lambda: my_submissions(settings.runs_dir, made, ADA)[0].state == "scored", timeout=180)
+        assert (
+            my_submissions(settings.runs_dir, made, ADA)[0].submission.scoring_run
+            not in RunStore(base / "runs").run_ids()
+        )
         ada.reload()
         expect(ada.get_by_text("The private figures are hidden until the teacher reveals them.")).to_be_visible()
         assert "hidden-galaxies" not in ada.content() and f"{sum(PRIVATE_COUNTS)} private" not in ada.content()

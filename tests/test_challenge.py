@@ -36,14 +36,13 @@ from galaxy_core.data import DatasetSpec, spec_from_link, spec_to_link
 from galaxy_core.data.dataset import DatasetError
 from galaxy_core.errors import InvalidInputError
 from galaxy_core.settings import load_settings
-from galaxy_core.training import Run, RunStore
+from galaxy_core.training import Run
 from tests.helpers import (
     CLASSES,
     PRIVATE_COUNTS,
     challenge_on,
     copy_of_run,
     score_queued,
-    wait_for,
     write_image_folder,
     write_private_folder,
 )
@@ -254,25 +253,6 @@ def test_a_copy_for_next_year_has_the_rules_and_no_submissions(challenge):
     copy = copy_challenge(settings.runs_dir, made.id, "Spring galaxies 2027", MACHINE_TEACHER)
     assert copy.id != made.id and copy.private_folder == made.private_folder and copy.rules.deadline is None
     assert submissions_of(settings.runs_dir, copy.id) == []
-
-
-def test_the_training_service_scores_a_submission_apart_from_the_class_runs(finished_run, tmp_path):
-    settings = load_settings()
-    private = write_private_folder(tmp_path / "private")
-    made = set_up_challenge(
-        settings.runs_dir,
-        "Baseline",
-        finished_run.summary().dataset,
-        str(private),
-        ChallengeRules(),
-        MACHINE_TEACHER,
-        settings,
-    )
-    submission = submit_run(settings, made.id, finished_run.id, MACHINE_TEACHER)  # the teacher's baseline
-    wait_for(lambda: my_submissions(settings.runs_dir, made, MACHINE_TEACHER)[0].state in ("scored", "failed"), 300)
-    [view] = my_submissions(settings.runs_dir, made, MACHINE_TEACHER)
-    assert view.private == pytest.approx(private_figure_by_hand(finished_run, private), abs=1e-6), view.why
-    assert submission.scoring_run not in RunStore(settings.runs_dir).run_ids()  # no page lists it
 
 
 def test_a_challenge_from_the_terminal(finished_run, tmp_path, capsys, monkeypatch):

@@ -5,13 +5,15 @@ import re
 import pytest
 
 from galaxy_core.classroom.people import MACHINE_TEACHER
+from galaxy_core.data import DatasetSpec
 from galaxy_core.training import RunStore
 from galaxy_core.training.client import new_run, train_in_this_process
 from galaxy_core.training.kinds import RUN_KINDS
+from galaxy_core.training.kinds.challenge_score import score_config
 from galaxy_core.training.kinds.ensemble import ensemble_config
 from galaxy_core.training.kinds.transfer import transfer_config
 from galaxy_core.training.store import Run
-from tests.helpers import tiny_config
+from tests.helpers import tiny_config, write_private_folder
 
 # One tiny run of each kind, every phase it has (a transfer run fine-tunes after its head, and stops early).
 KIND_CONFIGS = {
@@ -22,6 +24,15 @@ KIND_CONFIGS = {
         base, epochs=4, unfreeze_from="block2_conv1", fine_tune_epochs=2, early_stopping=True, patience=1
     ),
     "ensemble": lambda base, other: ensemble_config([base, other]),
+    "challenge_score": lambda base, other: score_config(
+        DatasetSpec.of(
+            "folder", base.dataset.preprocess, path=str(write_private_folder(base.run.path.parent.parent / "private"))
+        ),
+        base.model,
+        "spring",
+        1,
+        base.run.model_path("best"),
+    ),
 }
 
 

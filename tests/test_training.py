@@ -448,7 +448,7 @@ def test_the_server_limits_refuse_runs_clearly(isolated_settings, monkeypatch):
     # A bound on what a run trains in all: 5 folds of 3 epochs are 15.
     with pytest.raises(QueueFullError, match=r"at most 10 epochs per run, not 15 \(3 asked for, over all its"):
         client.submit(tiny_config(epochs=3, kind="label_review", folds=5), MACHINE_TEACHER)
-    kinds = "ensemble, label_review, seed_ensemble, train, transfer"
+    kinds = "challenge_score, ensemble, label_review, seed_ensemble, train, transfer"
     with pytest.raises(InvalidInputError, match=f"unknown run kind 'dance'; the kinds are {kinds}"):
         client.submit(tiny_config(kind="dance"), MACHINE_TEACHER)
     with pytest.raises(InvalidInputError, match="folds must be a whole number from 2 to 10, got 11"):
