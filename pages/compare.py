@@ -49,7 +49,6 @@ def metrics_tab(entries: list) -> None:
     rows = []
     for summary in entries:
         evaluation = summary.run.evaluation() or {}
-        minutes = (summary.finished - summary.started) / 60 if summary.finished and summary.started else None
         interval = run_interval(summary.run)
         row = {  # the figures first; the run's short name first, its whole id last
             "name": summary.name,
@@ -63,7 +62,7 @@ def metrics_tab(entries: list) -> None:
             "dataset": describe_spec(summary.dataset),
             "parameters": summary.parameters,
             "epochs": summary.epochs_done,
-            "training min": minutes,
+            "training min": summary.training_minutes,
             "run": summary.id,
         }
         rows.append(row)

@@ -28,8 +28,7 @@ class BoardRow:
 
     @property
     def minutes(self) -> float | None:
-        best = self.best
-        return (best.finished - best.started) / 60 if best and best.finished and best.started else None
+        return self.best.training_minutes if self.best else None
 
 
 def class_board(summaries: list[RunSummary], viewer: User, show_names: bool) -> list[BoardRow]:

@@ -259,9 +259,8 @@ def set_up_challenge(
             f"the private test folder's classes ({', '.join(private.class_names)}) are not the dataset's "
             f"({', '.join(public_classes)}): a run answers with the dataset's, in that order"
         )
-    slug = re.sub(r"[^a-z0-9]+", "-", title.casefold()).strip("-")[:40] or "challenge"
     challenge = Challenge(
-        id=f"{slug}-{secrets.token_hex(3)}",
+        id=_new_id(title),
         title=title,
         dataset=dataset.to_dict(),
         private_folder=str(folder),
@@ -273,6 +272,12 @@ def set_up_challenge(
     )
     save_challenge(runs_dir, challenge)
     return challenge
+
+
+def _new_id(title: str) -> str:
+    """A challenge's id: its title in lower-case letters and digits, and a random tag."""
+    slug = re.sub(r"[^a-z0-9]+", "-", title.casefold()).strip("-")[:40] or "challenge"
+    return f"{slug}-{secrets.token_hex(3)}"
 
 
 def change_challenge(runs_dir, challenge_id: str, user: User, **changes) -> Challenge:
@@ -294,9 +299,8 @@ def copy_challenge(runs_dir, challenge_id: str, title: str, user: User, deadline
     old = load_challenge(runs_dir, challenge_id)
     title = printable(title, MAX_TITLE) or f"{old.title} (copy)"
     rules = replace(old.rules, deadline=deadline, reveal_at_deadline=old.rules.reveal_at_deadline and bool(deadline))
-    slug = re.sub(r"[^a-z0-9]+", "-", title.casefold()).strip("-")[:40] or "challenge"
     new = replace(
-        old, id=f"{slug}-{secrets.token_hex(3)}", title=title, rules=rules, created=time.time(), by=user.id,
+        old, id=_new_id(title), title=title, rules=rules, created=time.time(), by=user.id,
         closed=False, revealed=False,
     )  # fmt: skip
     save_challenge(runs_dir, new)

@@ -57,7 +57,7 @@ def rule_problems(challenge: Challenge, summary: RunSummary) -> list[str]:
         problems.append(f"its network has {summary.parameters:,} parameters, the rules allow {rules.max_parameters:,}")
     if rules.max_epochs is not None and summary.epochs_done > rules.max_epochs:
         problems.append(f"it trained {summary.epochs_done} epochs, the rules allow {rules.max_epochs}")
-    minutes = (summary.finished - summary.started) / 60 if summary.finished and summary.started else None
+    minutes = summary.training_minutes
     if rules.max_training_minutes is not None and (minutes is None or minutes > rules.max_training_minutes):
         took = "an unknown time" if minutes is None else f"{minutes:.1f} minutes"
         problems.append(f"it trained for {took}, the rules allow {rules.max_training_minutes:g}")
@@ -79,14 +79,15 @@ def submit_run(settings, challenge_id: str, run_id: str, user: User, now: float 
             raise RuleBrokenError(f"the challenge {challenge.title!r} is closed: it takes no more submissions")
         every = submissions_of(settings.runs_dir, challenge_id)
         theirs = [submission for submission in every if submission.student_id == student.id]
-        whose = "your" if student.id == user.id else f"{student.name}'s"
+        mine = student.id == user.id
         again = next((s for s in theirs if s.run_id == run_id), None)
         if again is not None:
+            whose = "your" if mine else f"{student.name}'s"
             raise RuleBrokenError(f"run {summary.name} is already {whose} submission {again.number}")
         left, rule = submissions_left(challenge, theirs, now)
         if left == 0:
-            raise RuleBrokenError(f"{'you have' if whose == 'your' else student.name + ' has'} no submission left: "
-                                  f"the rules allow {rule}")  # fmt: skip
+            who = "you have" if mine else f"{student.name} has"
+            raise RuleBrokenError(f"{who} no submission left: the rules allow {rule}")
         problems = rule_problems(challenge, summary)
         if problems:
             raise RuleBrokenError(f"run {summary.name} cannot be submitted: " + "; ".join(problems))

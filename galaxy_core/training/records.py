@@ -285,6 +285,11 @@ class RunSummary:
         """The run ended and kept a model (a best checkpoint or a final model) to evaluate or classify with."""
         return not self.state.active and (self.run.best_model_path.is_file() or self.run.final_model_path.is_file())
 
+    @property
+    def training_minutes(self) -> float | None:
+        """Minutes from the start of its training procedure to its end; None until it has ended."""
+        return (self.finished - self.started) / 60 if self.finished and self.started else None
+
     def batch_progress(self) -> str:
         """ ", batch 12/40" while an epoch is under way; "" otherwise."""
         if self.state is RunState.RUNNING and self.batches_done and self.steps_per_epoch:
