@@ -16,7 +16,7 @@ import io
 import time
 from dataclasses import dataclass, replace
 
-from galaxy_core.answers.inference import balanced_accuracy_interval_of, saved_predictions
+from galaxy_core.answers.inference import balanced_accuracy_interval_of, paired_predictions
 from galaxy_core.classroom.access import Action, may, owns, require
 from galaxy_core.classroom.challenge import (
     Challenge,
@@ -224,8 +224,9 @@ def _first_against_second(runs_dir, pair: list[Submission]) -> McNemarResult | N
     if len(pair) < 2:
         return None
     store = RunStore(scoring_root(runs_dir))
-    answers = [saved_predictions(store.get(submission.scoring_run)) for submission in pair]
-    if any(answer is None for answer in answers) or len(answers[0].labels) != len(answers[1].labels):
+    try:
+        answers = paired_predictions([store.get(submission.scoring_run) for submission in pair])
+    except InvalidInputError:  # not on the same private images (the folder changed between the two)
         return None
     first, second = (answer.probabilities.argmax(axis=1) == answer.labels for answer in answers)
     return mcnemar(first, second)
