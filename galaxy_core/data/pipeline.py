@@ -31,16 +31,19 @@ def make_tf_dataset(
     dataset = tf.data.Dataset.range(len(images))
     if shuffle:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    # The functions are plain TensorFlow (their branches test Python settings): autograph would parse this file's
+    # source for each lambda, about 1.3 s of a run of seconds.
+    plain = tf.autograph.experimental.do_not_convert
     dataset = dataset.batch(batch_size).map(
-        lambda indices: (tf.gather(all_images, indices), tf.gather(all_labels, indices)),
+        plain(lambda indices: (tf.gather(all_images, indices), tf.gather(all_labels, indices))),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     if augment is not None and augment.enabled:
         batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         dataset = tf.data.Dataset.zip(dataset, batch_seeds).map(
-            lambda batch, batch_seed: (augment_batch(batch[0], augment, batch_seed), batch[1]),
+            plain(lambda batch, batch_seed: (augment_batch(batch[0], augment, batch_seed), batch[1])),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     else:
-        dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(plain(lambda x, y: (tf.cast(x, tf.float32), y)), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
