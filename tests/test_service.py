@@ -3,6 +3,7 @@ its cause, stops are honoured, the service survives its own death, and a termina
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -33,18 +34,55 @@ def state_of(run) -> RunState:
     return run.summary().state
 
 
-def test_the_queue_trains_one_run_at_a_time_and_moves_by_itself(isolated_settings):
+def test_one_slot_trains_each_student_in_turn_on_workers_waiting_on_standby(isolated_settings, capsys):
+    """Real workers, one slot: Ada queued two runs before Bob queued his, and still Bob's starts before Ada's
+    second; each run starts after the one before it ended, the later ones in a worker that was already waiting
+    with TensorFlow imported (its process older than the hand-over); `runs --json` says where and how each ended;
+    a killed service's standby worker leaves."""
+    from galaxy_core.classroom.people import STUDENT, User
+    from galaxy_core.cli import main
+
     client = ServiceClient(isolated_settings["runs"])
-    first, second = client.submit(tiny_config(), MACHINE_TEACHER), client.submit(tiny_config(seed=1), MACHINE_TEACHER)
-    assert state_of(second) is RunState.QUEUED
-    wait_for(lambda: state_of(second) is RunState.FINISHED)
-    one, two = first.summary(), second.summary()
-    assert one.state is RunState.FINISHED and one.message == "finished after 2 of 2 epochs, evaluated"
-    assert two.started > one.finished  # the second worker began after the first ended: one slot
-    assert (one.executor, two.executor) == ("local", "local") and one.node
-    assert second.evaluation() is not None
+    ada, bob = User("ada", "Ada", STUDENT), User("bob", "Bob", STUDENT)
+    owners = [ada, ada, bob]
+    runs = [new_run(client.store, tiny_config(epochs=1, seed=number), owner) for number, owner in enumerate(owners)]
+    client.ensure_service(client.store.runs())  # the service finds all three waiting
+    wait_for(lambda: all(state_of(run) is RunState.FINISHED for run in runs), timeout=240)
+    started = sorted((run.summary() for run in runs), key=lambda summary: summary.dispatched)
+    assert [summary.owner_name for summary in started] == ["Ada", "Bob", "Ada"]
+    assert started[0].id == runs[0].id  # between equals, the oldest first
+    for before, after in itertools.pairwise(started):
+        assert after.started > before.finished  # one slot
+        assert after.pid != before.pid and ticks_since_boot(after.pid_start) < after.dispatched  # on standby
+        assert "model custom_cnn" in after.run.log_tail()
     log = client.files.log_path.read_text()
-    assert f"{first.id}: started on the local executor" in log and f"{second.id}: started" in log
+    assert all(f"{run.id}: started on the local executor" in log for run in runs)
+    assert main(["runs", "--json"]) == 0
+    rows = {row["id"]: row for row in json.loads(capsys.readouterr().out)}
+    for run in runs:
+        row = rows[run.id]
+        assert {key: row[key] for key in ("state", "executor", "epochs_done", "epochs_planned")} == {
+            "state": "finished",
+            "executor": "local",
+            "epochs_done": 1,
+            "epochs_planned": 1,
+        }
+        assert row["node"] and row["message"] == "finished after 1 of 1 epochs, evaluated"
+        assert (row["model"], row["dataset"]) == ("custom_cnn", TINY_DATA["name"])
+    assert run.evaluation() is not None
+    service = client.files.status()["pid"]
+    (waiting,) = wait_for(lambda: standby_workers(service), timeout=30)
+    start = process_start_time(waiting)
+    os.kill(service, signal.SIGKILL)
+    wait_for(lambda: not process_alive(waiting, start), timeout=30)  # its standard input closed: it left
+
+
+def ticks_since_boot(ticks: int) -> float:
+    """A process start time (clock ticks since boot, /proc) as seconds since the epoch, read independently of the
+    lab's code from /proc/stat's boot time."""
+    lines = Path("/proc/stat").read_text().splitlines()
+    boot = next(int(line.split()[1]) for line in lines if line.startswith("btime"))
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def test_stop_and_kill_9_are_recorded_and_the_queue_goes_on(isolated_settings, monkeypatch):
@@ -237,25 +275,6 @@ def test_a_full_disk_fails_runs_with_that_cause_and_the_queue_goes_on(isolated_s
     assert full in messages and all(m == full or m.startswith("finished after") for m in messages), messages
 
 
-def test_runs_json_says_where_and_how_each_run_ended(isolated_settings, capsys):
-    from galaxy_core.cli import main
-
-    client = ServiceClient(isolated_settings["runs"])
-    run = client.submit(tiny_config(), MACHINE_TEACHER)
-    wait_for(lambda: not state_of(run).active)
-    assert main(["runs", "--json"]) == 0
-    (row,) = json.loads(capsys.readouterr().out)
-    assert {key: row[key] for key in ("id", "state", "executor", "epochs_done", "epochs_planned")} == {
-        "id": run.id,
-        "state": "finished",
-        "executor": "local",
-        "epochs_done": 2,
-        "epochs_planned": 2,
-    }
-    assert row["node"] and row["message"] == "finished after 2 of 2 epochs, evaluated" and row["model"] == "custom_cnn"
-    assert TINY_DATA["name"] == row["dataset"]
-
-
 def test_the_ray_executor_without_ray_says_how_to_install_it(monkeypatch, isolated_settings):
     from galaxy_core.training.executors import ExecutorUnavailableError
     from galaxy_core.training.ray_executor import RayExecutor
@@ -296,45 +315,10 @@ def test_a_read_only_runs_folder_is_said_plainly(isolated_settings):
     )
 
 
-def test_the_queue_gives_each_student_a_turn(isolated_settings):
-    """Real workers, one slot: Ada queued two runs before Bob queued his, and still Bob's starts before Ada's
-    second."""
-    from galaxy_core.classroom.people import STUDENT, User
-    from galaxy_core.training.client import new_run
-
-    client = ServiceClient(isolated_settings["runs"])
-    ada, bob = User("ada", "Ada", STUDENT), User("bob", "Bob", STUDENT)
-    owners = [ada, ada, bob]
-    runs = [new_run(client.store, tiny_config(epochs=1, seed=number), owner) for number, owner in enumerate(owners)]
-    client.ensure_service(client.store.runs())  # the service finds all three waiting
-    wait_for(lambda: all(state_of(run) is RunState.FINISHED for run in runs), timeout=240)
-    started = sorted(runs, key=lambda run: run.summary().dispatched)
-    assert [run.summary().owner_name for run in started] == ["Ada", "Bob", "Ada"]
-    assert started[0] == runs[0]  # between equals, the oldest first
-
-
 def standby_workers(supervisor_pid: int) -> list[int]:
     """The standby workers the service started (its children waiting with TensorFlow imported)."""
     children = subprocess.run(["pgrep", "-P", str(supervisor_pid)], capture_output=True, text=True).stdout.split()
     return [int(pid) for pid in children if "--standby" in Path(f"/proc/{pid}/cmdline").read_text()]
-
-
-def test_a_worker_waits_on_standby_and_takes_the_next_run(isolated_settings):
-    """While the slot is free, a worker waits with TensorFlow imported; the next run goes to it (its pid is the
-    standby's), trains to its end, and the service starts another standby; a killed service's standby leaves."""
-    client = ServiceClient(isolated_settings["runs"])
-    first = client.submit(tiny_config(epochs=1), MACHINE_TEACHER)
-    wait_for(lambda: state_of(first) is RunState.FINISHED)
-    service = client.files.status()["pid"]
-    (standby,) = wait_for(lambda: standby_workers(service), timeout=30)
-    second = client.submit(tiny_config(epochs=1, seed=1), MACHINE_TEACHER)
-    wait_for(lambda: state_of(second) is RunState.FINISHED)
-    assert second.summary().pid == standby and second.summary().message == "finished after 1 of 1 epochs, evaluated"
-    assert "model custom_cnn" in second.log_tail()
-    (waiting,) = wait_for(lambda: standby_workers(service), timeout=30)
-    start = process_start_time(waiting)
-    os.kill(service, signal.SIGKILL)
-    wait_for(lambda: not process_alive(waiting, start), timeout=30)  # its standard input closed: it left
 
 
 def test_runs_of_seconds_train_in_light_slots_beside_a_long_run(isolated_settings, finished_run):
