@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -106,28 +107,33 @@ class ServiceFiles:
 
 
 _spawned: list[subprocess.Popen] = []
+_spawned_lock = threading.Lock()  # a server's sessions call ensure_supervisor from their own threads at once
+
+
+def _reap_spawned() -> None:
+    """Forget the services this process started that have exited (reaped: none lingers as a zombie)."""
+    with _spawned_lock:
+        _spawned[:] = [process for process in _spawned if process.poll() is None]
 
 
 def ensure_supervisor(runs_root: str | Path) -> bool:
     """Start the training service of `runs_root` unless it runs already; True when this call started it. Never
     raises: a runs folder that cannot be written is reported where runs are queued."""
-    for process in list(_spawned):  # reap services that have exited, so they do not linger as zombies
-        if process.poll() is not None:
-            _spawned.remove(process)
+    _reap_spawned()
     files = ServiceFiles(runs_root)
     try:
         if files.running():
             return False
         with files.log_path.open("ab") as log:
-            _spawned.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "galaxy_core.training.supervisor", str(files.root)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+            service = subprocess.Popen(
+                [sys.executable, "-m", "galaxy_core.training.supervisor", str(files.root)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
+        with _spawned_lock:
+            _spawned.append(service)
     except OSError as error:
         logger.warning("cannot start the training service for %s: %s", runs_root, error)
         return False
@@ -149,13 +155,14 @@ def end_supervisor(runs_root: str | Path, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while files.running() and time.monotonic() < deadline:
         time.sleep(0.1)
-    for process in list(_spawned):  # one this process started: reaped, not left a zombie
+    for process in spawned_services():  # one this process started: reaped, not left a zombie
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(max(0.1, deadline - time.monotonic()))
-            _spawned.remove(process)
+    _reap_spawned()
     return not files.running()
 
 
 def spawned_services() -> list[subprocess.Popen]:
     """The services this process started (tests end them)."""
-    return list(_spawned)
+    with _spawned_lock:
+        return list(_spawned)
