@@ -250,6 +250,26 @@ def test_runs_queued_in_the_same_second_get_folders_of_their_own(isolated_settin
     assert {**first.config(), "created": 0} == {**second.config(), "created": 0}
 
 
+def test_a_run_being_queued_is_never_listed_half_made(isolated_settings, monkeypatch):
+    """A page listing the runs while one is being queued (a class pressing Train at once) sees it whole or not at
+    all, never as a damaged folder."""
+    import galaxy_core.training.store as store_module
+
+    store, seen = RunStore(isolated_settings["runs"]), []
+    write = store_module.write_json_atomically
+
+    def write_then_look(path, value):
+        write(path, value)
+        seen.append(store.scan())
+
+    monkeypatch.setattr(store_module, "write_json_atomically", write_then_look)
+    run = new_run(store, tiny_config(), MACHINE_TEACHER)
+    monkeypatch.undo()
+    assert seen and all(not damaged and all(s.id == run.id for s in found) for found, damaged in seen), seen
+    assert [summary.id for summary in store.runs()] == [run.id] and run.summary().state is RunState.QUEUED
+    assert sorted(path.name for path in store.root.iterdir()) == [run.id]  # nothing left beside it
+
+
 class _FrozenClock:
     @staticmethod
     def now(tz):

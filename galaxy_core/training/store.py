@@ -483,11 +483,21 @@ class RunStore:
         once, here, for every reader). `owner`: {"owner", "owner_name", "owner_role"}, kept with the config."""
         self.root.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        run = self._new_folder(f"{stamp}-{name}")
-        write_json_atomically(run.path / "config.json", {"created": time.time(), **(owner or {}), **config})
-        (run.path / RESERVE_FILE).write_bytes(bytes(RESERVE_BYTES))
-        status = {"state": RunState.QUEUED.value, "epochs_planned": planned_epochs, "updated": time.time()}
-        write_json_atomically(run.path / "status.json", status)
+        run = self._new_folder(f"{stamp}-{name}")  # its name taken, empty
+        # Filled beside it under a name no reader lists, then renamed over it (rename replaces an empty folder):
+        # a page that lists the runs meanwhile sees no half-made run, which it would call damaged.
+        filling = Run(self.root / f".new-{run.id}")
+        try:
+            filling.path.mkdir()
+            write_json_atomically(filling.path / "config.json", {"created": time.time(), **(owner or {}), **config})
+            (filling.path / RESERVE_FILE).write_bytes(bytes(RESERVE_BYTES))
+            status = {"state": RunState.QUEUED.value, "epochs_planned": planned_epochs, "updated": time.time()}
+            write_json_atomically(filling.path / "status.json", status)
+            filling.path.rename(run.path)
+        except BaseException:
+            shutil.rmtree(filling.path, ignore_errors=True)
+            self.discard(run)
+            raise
         return run
 
     def _new_folder(self, prefix: str) -> Run:
