@@ -28,6 +28,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from page_sessions import percentile
+
 from galaxy_core.classroom.challenge import (
     ChallengeRules,
     carve_private_share,
@@ -46,11 +48,6 @@ from galaxy_core.training.kinds.transfer import transfer_config
 from galaxy_core.training.service import ServiceFiles, end_supervisor
 
 GZ1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "gz1-3class"
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def tree_rss_mb(root_pid: int) -> float:

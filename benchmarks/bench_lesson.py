@@ -12,6 +12,10 @@ run's test balanced accuracy (their spread: seeds of their own; the labels are n
 accuracy are doubtful labels).
 
     .venv/bin/python benchmarks/bench_lesson.py [--students 30] [--data PATH] [--base-preset quick] [--light-slots 1,2]
+    .venv/bin/python benchmarks/bench_lesson.py --pages [--students 30] [--work DIR]
+
+With --pages, the same lesson through the pages of a real `galaxy-lab serve` (lesson_pages.py), then a second one
+with the server restarted in its middle.
 
 The lesson runs once per --light-slots value, one after the other in this one process (this machine's speed varies
 from hour to hour: compare the lessons of one run of the script, not figures of different runs).
@@ -28,6 +32,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from lesson_pages import lesson_through_pages
+from page_sessions import percentile
+
+from galaxy_core.classroom.lesson import lesson_base
 from galaxy_core.classroom.people import MACHINE_TEACHER, STUDENT, User
 from galaxy_core.data import DatasetSpec, create_dataset
 from galaxy_core.settings import load_settings
@@ -38,11 +46,6 @@ from galaxy_core.training.kinds.transfer import transfer_config
 from galaxy_core.training.service import end_supervisor
 
 GZ1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "gz1-3class"
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def base_run(store: RunStore, spec: DatasetSpec, preset: str):
@@ -125,16 +128,24 @@ def main() -> None:
         default="1,2",
         help="max_light_runs of each lesson, in order (default 1,2: the same lesson with one light slot, then two)",
     )
+    parser.add_argument("--pages", action="store_true", help="the lesson through the pages of a real server")
+    parser.add_argument("--work", type=Path, help="a folder to keep (and reuse: the teacher's base) between runs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        os.environ.setdefault("GALAXY_LAB_CACHE_DIR", str(Path(folder) / "cache"))
-        os.environ["GALAXY_LAB_RUNS_DIR"] = str(Path(folder) / "runs")
+        work = args.work or Path(folder)
+        os.environ.setdefault("GALAXY_LAB_CACHE_DIR", str(work / "cache"))
+        os.environ["GALAXY_LAB_RUNS_DIR"] = str(work / "runs")
         settings = load_settings()
-        spec = DatasetSpec.of("folder", path=str(args.data)).with_preprocess(crop_fraction=0.4)
+        spec = DatasetSpec.of("folder", path=str(args.data.resolve())).with_preprocess(crop_fraction=0.4)
         client = ServiceClient.from_settings(settings)
         print(f"{os.cpu_count()} CPU cores, max_concurrent_runs {settings.max_concurrent_runs}", flush=True)
-        base = base_run(client.store, spec, args.base_preset)
-        teacher_tries_it(client.store, base)
+        base = lesson_base(client.store)  # the class's starting run of an earlier --pages run in --work
+        if base is None:
+            base = base_run(client.store, spec, args.base_preset)
+            teacher_tries_it(client.store, base)
+        if args.pages:
+            lesson_through_pages(work, args.students, base, spec, args.data)
+            return
         ended = {}
         for slots in [int(count) for count in args.light_slots.split(",")]:
             os.environ["GALAXY_LAB_MAX_LIGHT_RUNS"] = str(slots)  # read by the service this lesson starts
