@@ -3,6 +3,7 @@ and observers of a run's fit."""
 
 import json
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -136,19 +137,28 @@ def test_no_probe_runs_while_a_run_is_queued_or_training(tmp_path):
 
 
 @pytest.mark.throughput_probe
-def test_an_ended_probe_leaves_no_files_in_the_temporary_folder(tmp_path, monkeypatch):
-    """TensorFlow writes a source file per traced function to the temporary folder and removes them as the process
-    exits; a probe ended (its recipe no longer chosen, a run queued) exits that way too, so a server that ends
-    probes all term does not fill /tmp."""
+def test_a_probe_writes_nothing_to_the_temporary_folder_and_an_ended_one_leaves_nothing(tmp_path, monkeypatch):
+    """A server ends probes all term (a recipe no longer chosen, a run queued): they must not fill /tmp. TensorFlow's
+    autograph writes a source file per function it converts to the temporary folder (removed only as the process
+    exits normally); the probe's functions are not converted, so from its start to its own end it writes none there,
+    and one ended half-way leaves none."""
     temporary = tmp_path / "tmp"
     temporary.mkdir()
-    monkeypatch.setenv("TMPDIR", str(temporary))  # the probe's process makes its files there
-    config, runs = tiny_config(), tmp_path / "runs"
-    assert estimate.measure(config, tmp_path / "cache", runs) is not None
-    wait_for(lambda: list(temporary.iterdir()), timeout=120)  # it is tracing the training step
+    monkeypatch.setenv("TMPDIR", str(temporary))  # the probe's process would make its files there
+    config, cache, runs = tiny_config(), tmp_path / "cache", tmp_path / "runs"
+    assert estimate.measure(config, cache, runs) is not None
+    probe = estimate._probes[(estimate.probe_key(config), str(cache))].process
+    while probe.poll() is None:  # importing TensorFlow, building its input pipeline, tracing and timing its step
+        assert list(temporary.iterdir()) == []
+        time.sleep(0.05)
+    assert estimate.cached_throughput(config, cache) is not None  # it measured to its end
+    other = tiny_config(batch_size=8)
+    assert estimate.measure(other, cache, runs) is not None
+    probe = estimate._probes[(estimate.probe_key(other), str(cache))].process
+    wait_for(lambda: "libtensorflow" in (Path("/proc") / str(probe.pid) / "maps").read_text(), timeout=120)
     new_run(RunStore(runs), tiny_config(), MACHINE_TEACHER)  # a run is queued
-    assert estimate.measure(config, tmp_path / "cache", runs).held  # ended
-    assert not [key for key in estimate._probes if key[1] == str(tmp_path / "cache")]
+    assert estimate.measure(other, cache, runs).held  # ended
+    assert probe.poll() is not None and (estimate.probe_key(other), str(cache)) not in estimate._probes
     assert list(temporary.iterdir()) == []
 
 
