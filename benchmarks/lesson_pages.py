@@ -216,7 +216,6 @@ async def lesson(server: LabServer, codes: dict, secret: str, link: str, store: 
         used += cpu_seconds(streamlit) - cpu
         for student in students:
             await student.session.close()
-        await asyncio.sleep(0)
         before = await asyncio.to_thread(counts, store)
         stopped = time.monotonic()
         await asyncio.to_thread(server.stop)
