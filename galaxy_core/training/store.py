@@ -486,16 +486,16 @@ class RunStore:
         run = self._new_folder(f"{stamp}-{name}")  # its name taken, empty
         # Filled beside it under a name no reader lists, then renamed over it (rename replaces an empty folder):
         # a page that lists the runs meanwhile sees no half-made run, which it would call damaged.
-        filling = Run(self.root / f".new-{run.id}")
+        filling = self.root / f".new-{run.id}"
         try:
-            filling.path.mkdir()
-            write_json_atomically(filling.path / "config.json", {"created": time.time(), **(owner or {}), **config})
-            (filling.path / RESERVE_FILE).write_bytes(bytes(RESERVE_BYTES))
+            filling.mkdir()
+            write_json_atomically(filling / "config.json", {"created": time.time(), **(owner or {}), **config})
+            (filling / RESERVE_FILE).write_bytes(bytes(RESERVE_BYTES))
             status = {"state": RunState.QUEUED.value, "epochs_planned": planned_epochs, "updated": time.time()}
-            write_json_atomically(filling.path / "status.json", status)
-            filling.path.rename(run.path)
+            write_json_atomically(filling / "status.json", status)
+            filling.rename(run.path)
         except BaseException:
-            shutil.rmtree(filling.path, ignore_errors=True)
+            shutil.rmtree(filling, ignore_errors=True)
             self.discard(run)
             raise
         return run
