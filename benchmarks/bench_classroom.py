@@ -30,14 +30,14 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+from page_sessions import cpu_seconds, free_port, server_answers
 
 from galaxy_core.classroom.people import MACHINE_TEACHER, STUDENT, User
 from galaxy_core.training import RunState, RunStore, TrainConfig
@@ -162,11 +162,6 @@ class Watcher:
                         next_rerun[fragment] = at + self.fragments[fragment]
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def steps_per_second(run, since: float, until: float) -> float | None:
     batches = [r for r in run.metrics() if r.get("kind") == "batch" and since <= r["time"] <= until]
     if len(batches) < 2:
@@ -197,19 +192,6 @@ def watched_phase(url: str, server_pid: int, run, watchers: int, seconds: float)
         "steps_per_second": steps_per_second(run, since, until),
         "refreshes": refreshes,
     }
-
-
-def server_answers(port: int) -> bool:
-    try:
-        return urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=5).read() == b"ok"
-    except OSError:
-        return False
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def watching(watcher_counts: list[int], seconds: float, data: Path) -> None:

@@ -11,15 +11,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
-from page_sessions import PageSession, percentile, sign_in
+from page_sessions import PageSession, cpu_seconds, free_port, percentile, server_answers, sign_in
 
 from galaxy_core.classroom.board import class_board
 from galaxy_core.classroom.lesson import set_lesson_base
@@ -36,10 +34,7 @@ class LabServer:
     """`galaxy-lab serve --keep-training` on a port of this machine, in roster mode, started and stopped by pid."""
 
     def __init__(self, work: Path, env: dict) -> None:
-        self.work, self.env, self.process = work, env, None
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.work, self.env, self.process, self.port = work, env, None, free_port()
 
     def start(self) -> float:
         """Start it; returns the seconds until it answered."""
@@ -53,7 +48,7 @@ class LabServer:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        while not self._answers():
+        while not server_answers(self.port):
             if self.process.poll() is not None or time.monotonic() - started > 180:
                 raise SystemExit(f"error: the server did not start: see {self.work / 'server.log'}")
             time.sleep(0.3)
@@ -70,17 +65,6 @@ class LabServer:
     def streamlit_pid(self) -> int:
         children = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
         return next(int(pid) for pid in children.split() if b"streamlit" in Path(f"/proc/{pid}/cmdline").read_bytes())
-
-    def _answers(self) -> bool:
-        try:
-            return urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_stcore/health", timeout=2).read() == b"ok"
-        except OSError:
-            return False
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_memory_mb(pid: int) -> float:

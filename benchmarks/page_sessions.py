@@ -3,23 +3,47 @@ over the server's websocket that opens pages, presses buttons and reruns the liv
 as the browser's Streamlit client would. Each full page's response time (from the message sent until the script
 finished) is kept, and every exception a page shows is counted.
 
-Shared by the benchmarks that drive the pages (bench_lesson.py --pages).
+Shared by the benchmarks that drive a server (bench_lesson.py --pages, bench_classroom.py --watchers), with what
+they measure it by.
 """
 
 from __future__ import annotations
 
 import asyncio
 import http.client
+import os
+import socket
 import time
+import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlencode
 
-SIGN_IN_PATH = "/lab/sign-in"  # galaxy_core.classroom.sign_in.SIGN_IN_PATH, the form's own address
+from galaxy_core.classroom.sign_in import SIGN_IN_PATH
 
 
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def server_answers(port: int) -> bool:
+    try:
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=5).read() == b"ok"
+    except OSError:
+        return False
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time a process has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def sign_in(port: int, name: str, code: str) -> str:
