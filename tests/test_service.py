@@ -69,7 +69,7 @@ def test_one_slot_trains_each_student_in_turn_on_workers_waiting_on_standby(isol
         }
         assert row["node"] and row["message"] == "finished after 1 of 1 epochs, evaluated"
         assert (row["model"], row["dataset"]) == ("custom_cnn", TINY_DATA["name"])
-    assert run.evaluation() is not None
+        assert run.evaluation() is not None
     service = client.files.status()["pid"]
     (waiting,) = wait_for(lambda: standby_workers(service), timeout=30)
     start = process_start_time(waiting)
